@@ -1,0 +1,167 @@
+//===- MoEBase.td - moe dialect, enums and attributes ------*- tablegen -*-===//
+//
+// The moe dialect: Mixture-of-Experts routing, dispatch/combine, grouped
+// expert compute, and the parallelization plan attribute.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOEBASE_TD
+#define MOE_DIALECT_MOE_IR_MOEBASE_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+include "mlir/IR/BuiltinTypes.td"
+
+//===----------------------------------------------------------------------===//
+// Dialect
+//===----------------------------------------------------------------------===//
+
+def MoE_Dialect : Dialect {
+  let name = "moe";
+  let cppNamespace = "::mlir::moe";
+  let summary = "Mixture-of-Experts routing, dispatch, expert compute and plans.";
+  let description = [{
+    The `moe` dialect holds what a Mixture-of-Experts (MoE) model needs and
+    upstream MLIR lacks: token routing (`moe.router`), dispatch into
+    fixed-capacity expert buffers with deterministic drop semantics
+    (`moe.dispatch`), grouped expert feed-forward compute (`moe.experts`),
+    the weighted combine back to token order (`moe.combine`), the composite
+    `moe.layer` that model graphs use, and the `#moe.plan` attribute that
+    records a parallelization plan (data, tensor, expert, expert-tensor and
+    pipeline parallel degrees plus a per-layer dispatch strategy).
+
+    Everything else (matrix products, norms, attention) is expressed with
+    upstream dialects (`linalg`, `tensor`, `arith`, `math`), and sharding with
+    upstream `shard`.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let hasOperationAttrVerify = 1;
+  let extraClassDeclaration = [{
+    /// Name of the discardable attribute that carries a `#moe.plan`.
+    static constexpr ::llvm::StringLiteral getPlanAttrName() {
+      return ::llvm::StringLiteral("moe.plan");
+    }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Enums
+//===----------------------------------------------------------------------===//
+
+def MoE_ScoreFunction : I32EnumAttr<"ScoreFunction",
+    "function turning router logits into expert scores", [
+      I32EnumAttrCase<"softmax", 0>,
+      I32EnumAttrCase<"sigmoid", 1>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+def MoE_ScoreFunctionAttr
+    : EnumAttr<MoE_Dialect, MoE_ScoreFunction, "score_function"> {
+  let assemblyFormat = "$value";
+}
+
+def MoE_Activation : I32EnumAttr<"Activation",
+    "expert feed-forward activation", [
+      I32EnumAttrCase<"silu_glu", 0>,
+      I32EnumAttrCase<"gelu", 1>,
+      I32EnumAttrCase<"relu", 2>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+def MoE_ActivationAttr : EnumAttr<MoE_Dialect, MoE_Activation, "activation"> {
+  let assemblyFormat = "$value";
+}
+
+def MoE_DispatchStrategy : I32EnumAttr<"DispatchStrategy",
+    "how tokens reach the ranks that hold their experts", [
+      I32EnumAttrCase<"a2a", 0>,
+      I32EnumAttrCase<"slice_allreduce", 1>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+def MoE_DispatchStrategyAttr
+    : EnumAttr<MoE_Dialect, MoE_DispatchStrategy, "dispatch_strategy"> {
+  let assemblyFormat = "$value";
+}
+
+//===----------------------------------------------------------------------===//
+// Attributes
+//===----------------------------------------------------------------------===//
+
+class MoE_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<MoE_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+def MoE_PlanAttr : MoE_Attr<"Plan", "plan"> {
+  let summary = "parallelization plan of an MoE model";
+  let description = [{
+    A plan assigns the ranks of a world of `dp * tp * pp` ranks to parallel
+    groups:
+
+    - `dp`: data parallel degree (tokens split over it);
+    - `tp`: tensor parallel degree of the dense backbone (Megatron style);
+    - `pp`: pipeline parallel degree (layers split over it);
+    - `ep`: expert parallel degree, carved out of the `dp * tp` ranks of one
+      pipeline stage, so `ep` must divide `dp * tp`;
+    - `etp`: expert tensor parallel degree (each expert sliced over it),
+      carved out of the tensor parallel group, so `etp` must divide `tp`;
+    - `dispatch`: the dispatch strategy, either one for every MoE layer or a
+      list with one entry per `moe.layer` of the module, in program order.
+
+    Keys may appear in any order; a missing degree is 1 and a missing
+    `dispatch` is `a2a`. An optional `world` states the world size the plan
+    is meant for and must equal `dp * tp * pp`.
+
+    When the attribute is attached to an operation as `moe.plan`, the dialect
+    also checks it against the MoE ops nested in that operation: `ep` must
+    divide the number of experts of every `moe.layer` and `moe.experts`, and a
+    per-layer `dispatch` list must have one entry per `moe.layer`.
+
+    **Constraints:**
+    - every degree is >= 1 (`moe_plan_c1`);
+    - `world`, when given, equals `dp * tp * pp` (`moe_plan_c2`);
+    - `ep` divides `dp * tp` (`moe_plan_c3`);
+    - `etp` divides `tp` (`moe_plan_c4`);
+    - the `dispatch` list is not empty (`moe_plan_c5`);
+    - attached as `moe.plan`: `ep` divides every expert count
+      (`moe_plan_c6`), a per-layer list has one entry per `moe.layer`
+      (`moe_plan_c7`).
+
+    Example:
+
+    ```mlir
+    module attributes {moe.plan = #moe.plan<dp = 2, tp = 2, ep = 4>} {}
+    ```
+  }];
+  let parameters = (ins
+    "int64_t":$dp,
+    "int64_t":$tp,
+    "int64_t":$ep,
+    "int64_t":$etp,
+    "int64_t":$pp,
+    ArrayRefParameter<"::mlir::moe::DispatchStrategy",
+                      "dispatch strategy per layer (one entry: all layers)">:$dispatch
+  );
+  let hasCustomAssemblyFormat = 1;
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Number of ranks the plan spans: dp * tp * pp.
+    int64_t getWorldSize() const { return getDp() * getTp() * getPp(); }
+    /// Dispatch strategy of the `layer`-th moe.layer in program order.
+    ::mlir::moe::DispatchStrategy getDispatchForLayer(unsigned layer) const;
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Op base classes
+//===----------------------------------------------------------------------===//
+
+class MoE_Op<string mnemonic, list<Trait> traits = []>
+    : Op<MoE_Dialect, mnemonic, traits>;
+
+#endif // MOE_DIALECT_MOE_IR_MOEBASE_TD

@@ -1,0 +1,33 @@
+//===- Passes.h - moe dialect transformation passes -------------*- C++ -*-===//
+//
+// Declarations generated from Passes.td, plus pipeline builders.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_TRANSFORMS_PASSES_H
+#define MOE_DIALECT_MOE_TRANSFORMS_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace mlir {
+namespace moe {
+
+#define GEN_PASS_DECL
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+
+/// Registers `moe-example-pipeline`: the passes README command (a) runs on
+/// the examples (for now: decompose, then canonicalize).
+void registerMoEPipelines();
+
+#define GEN_PASS_REGISTRATION
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_H

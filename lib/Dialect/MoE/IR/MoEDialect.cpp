@@ -1,0 +1,237 @@
+//===- MoEDialect.cpp - moe dialect, enums and attributes -----------------===//
+//
+// Registers the moe dialect and implements the #moe.plan attribute: its
+// syntax, its verifier, and its checks against the ops it is attached over.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+#include "moe/Dialect/MoE/IR/MoEOpsDialect.cpp.inc"
+
+#include "moe/Dialect/MoE/IR/MoEEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "moe/Dialect/MoE/IR/MoEAttrs.cpp.inc"
+
+void MoEDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "moe/Dialect/MoE/IR/MoEOps.cpp.inc"
+      >();
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "moe/Dialect/MoE/IR/MoEAttrs.cpp.inc"
+      >();
+}
+
+//===----------------------------------------------------------------------===//
+// PlanAttr
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// The integer keys of #moe.plan, in printing order.
+constexpr llvm::StringLiteral kDegreeKeys[] = {"dp", "tp", "ep", "etp", "pp"};
+} // namespace
+
+Attribute PlanAttr::parse(AsmParser &parser, Type) {
+  MLIRContext *ctx = parser.getContext();
+  SMLoc startLoc = parser.getCurrentLocation();
+  int64_t degrees[5] = {1, 1, 1, 1, 1};
+  std::optional<int64_t> world;
+  SmallVector<DispatchStrategy> dispatch;
+  bool sawDispatch = false;
+  llvm::StringSet<> seen;
+
+  auto parseStrategy = [&]() -> ParseResult {
+    SMLoc loc = parser.getCurrentLocation();
+    StringRef name;
+    if (parser.parseKeyword(&name))
+      return failure();
+    std::optional<DispatchStrategy> strategy = symbolizeDispatchStrategy(name);
+    if (!strategy)
+      return parser.emitError(loc)
+             << "unknown dispatch strategy '" << name
+             << "' in #moe.plan; expected 'a2a' or 'slice_allreduce'";
+    dispatch.push_back(*strategy);
+    return success();
+  };
+
+  auto parseEntry = [&]() -> ParseResult {
+    SMLoc loc = parser.getCurrentLocation();
+    StringRef key;
+    if (parser.parseKeyword(&key) || parser.parseEqual())
+      return failure();
+    if (!seen.insert(key).second)
+      return parser.emitError(loc) << "duplicate key '" << key
+                                   << "' in #moe.plan";
+    for (auto [i, degreeKey] : llvm::enumerate(kDegreeKeys))
+      if (key == degreeKey)
+        return parser.parseInteger(degrees[i]);
+    if (key == "world") {
+      int64_t value;
+      if (parser.parseInteger(value))
+        return failure();
+      world = value;
+      return success();
+    }
+    if (key == "dispatch") {
+      sawDispatch = true;
+      if (succeeded(parser.parseOptionalLSquare())) {
+        if (succeeded(parser.parseOptionalRSquare()))
+          return success();
+        return failure(parser.parseCommaSeparatedList(parseStrategy) ||
+                       parser.parseRSquare());
+      }
+      return parseStrategy();
+    }
+    return parser.emitError(loc)
+           << "unknown key '" << key
+           << "' in #moe.plan; expected one of dp, tp, ep, etp, pp, world, "
+              "dispatch";
+  };
+
+  if (parser.parseLess())
+    return {};
+  if (failed(parser.parseOptionalGreater())) {
+    if (parser.parseCommaSeparatedList(parseEntry) || parser.parseGreater())
+      return {};
+  }
+  if (!sawDispatch)
+    dispatch.push_back(DispatchStrategy::a2a);
+
+  auto emitError = [&] { return parser.emitError(startLoc); };
+  // moe_plan_c2: a stated world size must match the degrees.
+  if (world) {
+    int64_t product = degrees[0] * degrees[1] * degrees[4];
+    if (*world != product) {
+      emitError() << "#moe.plan world = " << *world
+                  << " does not equal dp * tp * pp = " << degrees[0] << " * "
+                  << degrees[1] << " * " << degrees[4] << " = " << product;
+      return {};
+    }
+  }
+  return PlanAttr::getChecked(emitError, ctx, degrees[0], degrees[1],
+                              degrees[2], degrees[3], degrees[4], dispatch);
+}
+
+void PlanAttr::print(AsmPrinter &printer) const {
+  int64_t degrees[5] = {getDp(), getTp(), getEp(), getEtp(), getPp()};
+  SmallVector<std::string> parts;
+  for (auto [key, value] : llvm::zip(kDegreeKeys, degrees))
+    if (value != 1)
+      parts.push_back((Twine(key) + " = " + Twine(value)).str());
+  ArrayRef<DispatchStrategy> dispatch = getDispatch();
+  if (dispatch.size() > 1) {
+    std::string list = "dispatch = [";
+    llvm::raw_string_ostream os(list);
+    llvm::interleaveComma(dispatch, os, [&](DispatchStrategy s) {
+      os << stringifyDispatchStrategy(s);
+    });
+    os << "]";
+    parts.push_back(list);
+  } else if (dispatch.size() == 1 && dispatch[0] != DispatchStrategy::a2a) {
+    parts.push_back(
+        ("dispatch = " + stringifyDispatchStrategy(dispatch[0])).str());
+  }
+  printer << "<";
+  llvm::interleaveComma(parts, printer);
+  printer << ">";
+}
+
+LogicalResult
+PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t dp,
+                 int64_t tp, int64_t ep, int64_t etp, int64_t pp,
+                 ArrayRef<DispatchStrategy> dispatch) {
+  // moe_plan_c1
+  int64_t degrees[5] = {dp, tp, ep, etp, pp};
+  for (auto [key, value] : llvm::zip(kDegreeKeys, degrees))
+    if (value < 1)
+      return emitError() << "#moe.plan degree " << key << " = " << value
+                         << " must be >= 1";
+  // moe_plan_c3
+  if ((dp * tp) % ep != 0)
+    return emitError() << "#moe.plan ep = " << ep
+                       << " must divide dp * tp = " << dp * tp
+                       << " (expert parallel ranks are carved out of the data "
+                          "and tensor parallel ranks)";
+  // moe_plan_c4
+  if (tp % etp != 0)
+    return emitError() << "#moe.plan etp = " << etp
+                       << " must divide tp = " << tp
+                       << " (expert tensor parallel ranks are carved out of the "
+                          "tensor parallel group)";
+  // moe_plan_c5
+  if (dispatch.empty())
+    return emitError() << "#moe.plan dispatch list must not be empty";
+  return success();
+}
+
+DispatchStrategy PlanAttr::getDispatchForLayer(unsigned layer) const {
+  ArrayRef<DispatchStrategy> dispatch = getDispatch();
+  return dispatch.size() == 1 ? dispatch.front() : dispatch[layer];
+}
+
+//===----------------------------------------------------------------------===//
+// Discardable attributes
+//===----------------------------------------------------------------------===//
+
+LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
+                                                   NamedAttribute attr) {
+  if (attr.getName() != getPlanAttrName())
+    return op->emitError() << "unknown moe dialect attribute '"
+                           << attr.getName().getValue() << "'";
+  auto plan = dyn_cast<PlanAttr>(attr.getValue());
+  if (!plan)
+    return op->emitError() << "'" << getPlanAttrName()
+                           << "' must be a #moe.plan attribute, got "
+                           << attr.getValue();
+
+  // moe_plan_c6: every expert set divides evenly over the EP group. The
+  // router sees all experts before and after partitioning, so it is the op
+  // that names the model's expert count.
+  int64_t numLayers = 0;
+  WalkResult walk = op->walk([&](Operation *nested) -> WalkResult {
+    if (!isa<LayerOp, RouterOp>(nested))
+      return WalkResult::advance();
+    if (isa<LayerOp>(nested))
+      ++numLayers;
+    // Both ops take the router weight [E, H] as operand 1. Nested ops may not
+    // be verified yet, so nothing about their types is assumed.
+    auto weightType =
+        nested->getNumOperands() > 1
+            ? dyn_cast<RankedTensorType>(nested->getOperand(1).getType())
+            : RankedTensorType();
+    if (!weightType || weightType.getRank() < 1)
+      return WalkResult::advance();
+    int64_t numExperts = weightType.getDimSize(0);
+    if (!ShapedType::isDynamic(numExperts) && numExperts % plan.getEp() != 0) {
+      InFlightDiagnostic diag =
+          op->emitError() << "#moe.plan ep = " << plan.getEp()
+                          << " does not divide the " << numExperts
+                          << " experts of a '" << nested->getName() << "'";
+      diag.attachNote(nested->getLoc()) << "expert set here";
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+
+  // moe_plan_c7
+  size_t numStrategies = plan.getDispatch().size();
+  if (numStrategies > 1 && numStrategies != static_cast<size_t>(numLayers))
+    return op->emitError() << "#moe.plan lists " << numStrategies
+                           << " dispatch strategies but the operation holds "
+                           << numLayers << " moe.layer ops";
+  return success();
+}

@@ -1,0 +1,192 @@
+//===- Decompose.cpp - Expand moe.layer into its four steps ---------------===//
+//
+// Implements `moe-decompose`: moe.layer -> moe.router, moe.dispatch,
+// moe.experts, moe.combine (+ shared experts and their gate).
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "llvm/Support/Debug.h"
+
+#define DEBUG_TYPE "moe-decompose"
+
+namespace mlir {
+namespace moe {
+#define GEN_PASS_DEF_MOEDECOMPOSEPASS
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace moe
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// [a, b] -> [1, a, b]: views a dense MLP weight (or the tokens) as a stack
+/// of one expert.
+Value expandToOneExpert(OpBuilder &b, Location loc, Value value) {
+  auto type = cast<RankedTensorType>(value.getType());
+  auto expanded = RankedTensorType::get(
+      {1, type.getDimSize(0), type.getDimSize(1)}, type.getElementType());
+  return tensor::ExpandShapeOp::create(b, loc, expanded, value,
+                                       ArrayRef<ReassociationIndices>{{0, 1},
+                                                                      {2}});
+}
+
+/// Empty tensor with the shape of `like` ([T, H]) but `cols` columns.
+Value emptyLike(OpBuilder &b, Location loc, Value like,
+                std::optional<int64_t> cols = std::nullopt) {
+  auto type = cast<RankedTensorType>(like.getType());
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, like);
+  if (cols)
+    sizes[1] = b.getIndexAttr(*cols);
+  return tensor::EmptyOp::create(b, loc, sizes, type.getElementType());
+}
+
+/// gate[t, 0] = sum_h x[t, h] * g[0, h]   (the shared-expert gate logit).
+Value buildGateLogits(OpBuilder &b, Location loc, Value x, Value g) {
+  Type elementType = cast<RankedTensorType>(x.getType()).getElementType();
+  Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(elementType));
+  Value init = linalg::FillOp::create(b, loc, zero, emptyLike(b, loc, x, 1))
+                   .getResult(0);
+  MLIRContext *ctx = b.getContext();
+  AffineExpr t, o, h;
+  bindDims(ctx, t, o, h);
+  SmallVector<AffineMap> maps = {AffineMap::get(3, 0, {t, h}, ctx),
+                                 AffineMap::get(3, 0, {o, h}, ctx),
+                                 AffineMap::get(3, 0, {t, o}, ctx)};
+  SmallVector<utils::IteratorType> iterators = {
+      utils::IteratorType::parallel, utils::IteratorType::parallel,
+      utils::IteratorType::reduction};
+  auto generic = linalg::GenericOp::create(
+      b, loc, init.getType(), ValueRange{x, g}, ValueRange{init}, maps,
+      iterators, [](OpBuilder &nb, Location nloc, ValueRange args) {
+        Value product = arith::MulFOp::create(nb, nloc, args[0], args[1]);
+        Value sum = arith::AddFOp::create(nb, nloc, args[2], product);
+        linalg::YieldOp::create(nb, nloc, sum);
+      });
+  return generic.getResult(0);
+}
+
+/// out[t, h] = routed[t, h] + sigmoid(logit[t, 0]) * shared[t, h].
+Value buildGatedSum(OpBuilder &b, Location loc, Value routed, Value logits,
+                    Value shared) {
+  MLIRContext *ctx = b.getContext();
+  AffineExpr t, h;
+  bindDims(ctx, t, h);
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
+  SmallVector<AffineMap> maps = {identity,
+                                 AffineMap::get(2, 0, {t, getAffineConstantExpr(0, ctx)}, ctx),
+                                 identity, identity};
+  SmallVector<utils::IteratorType> iterators(2, utils::IteratorType::parallel);
+  auto generic = linalg::GenericOp::create(
+      b, loc, routed.getType(), ValueRange{routed, logits, shared},
+      ValueRange{emptyLike(b, loc, routed)}, maps, iterators,
+      [](OpBuilder &nb, Location nloc, ValueRange args) {
+        Type type = args[1].getType();
+        Value one = arith::ConstantOp::create(nb, nloc, nb.getFloatAttr(type, 1.0));
+        Value negated = arith::NegFOp::create(nb, nloc, args[1]);
+        Value exp = math::ExpOp::create(nb, nloc, negated);
+        Value denom = arith::AddFOp::create(nb, nloc, one, exp);
+        Value sigmoid = arith::DivFOp::create(nb, nloc, one, denom);
+        Value scaled = arith::MulFOp::create(nb, nloc, sigmoid, args[2]);
+        Value sum = arith::AddFOp::create(nb, nloc, args[0], scaled);
+        linalg::YieldOp::create(nb, nloc, sum);
+      });
+  return generic.getResult(0);
+}
+
+struct DecomposeLayer : OpRewritePattern<LayerOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(LayerOp op,
+                                PatternRewriter &rewriter) const override {
+    RankedTensorType tokensType = op.getTokens().getType();
+    int64_t numTokens = tokensType.getDimSize(0);
+    int64_t hidden = tokensType.getDimSize(1);
+    std::optional<int64_t> capacity = op.getCapacity();
+    if (!capacity && ShapedType::isDynamic(numTokens))
+      return rewriter.notifyMatchFailure(op, "dropless needs a static T");
+    int64_t slotsPerExpert = capacity ? *capacity : numTokens;
+
+    Location loc = op.getLoc();
+    Type elementType = tokensType.getElementType();
+    int64_t k = op.getK();
+    auto weightsType = RankedTensorType::get({numTokens, k}, elementType);
+    auto idsType = RankedTensorType::get({numTokens, k}, rewriter.getI32Type());
+    auto bufferType = RankedTensorType::get(
+        {op.getNumExperts(), slotsPerExpert, hidden}, elementType);
+
+    auto router = RouterOp::create(
+        rewriter, loc, weightsType, idsType, op.getTokens(),
+        op.getRouterWeight(), op.getRouterBias(), op.getKAttr(),
+        op.getScoreAttr(), op.getRenormalizeAttr());
+    auto dispatch = DispatchOp::create(
+        rewriter, loc, bufferType, idsType, op.getTokens(), router.getIds(),
+        capacity ? UnitAttr() : rewriter.getUnitAttr());
+    auto experts = ExpertsOp::create(
+        rewriter, loc, bufferType, dispatch.getBuffer(), op.getExpertGate(),
+        op.getExpertUp(), op.getExpertDown(), op.getActivationAttr());
+    Value result = CombineOp::create(rewriter, loc, tokensType,
+                                     experts.getOutput(), dispatch.getSlots(),
+                                     router.getIds(), router.getWeights());
+
+    if (op.hasSharedExperts()) {
+      Value x = expandToOneExpert(rewriter, loc, op.getTokens());
+      auto shared = ExpertsOp::create(
+          rewriter, loc, x.getType(), x,
+          expandToOneExpert(rewriter, loc, op.getSharedGateProj()),
+          expandToOneExpert(rewriter, loc, op.getSharedUpProj()),
+          expandToOneExpert(rewriter, loc, op.getSharedDownProj()),
+          op.getActivationAttr());
+      Value sharedOut = tensor::CollapseShapeOp::create(
+          rewriter, loc, shared.getOutput(),
+          ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+      if (Value gate = op.getSharedGate()) {
+        Value logits = buildGateLogits(rewriter, loc, op.getTokens(), gate);
+        result = buildGatedSum(rewriter, loc, result, logits, sharedOut);
+      } else {
+        result = arith::AddFOp::create(rewriter, loc, result, sharedOut);
+      }
+    }
+    LLVM_DEBUG(llvm::dbgs() << "decomposed " << op << "\n");
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+struct MoEDecomposePass : moe::impl::MoEDecomposePassBase<MoEDecomposePass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    // A dropless layer sizes its buffers by the token count; say so instead
+    // of leaving the layer behind silently.
+    WalkResult walk = getOperation()->walk([](LayerOp op) {
+      if (!op.getCapacity() &&
+          ShapedType::isDynamic(op.getTokens().getType().getDimSize(0))) {
+        op.emitOpError() << "is dropless (no capacity) but its token count is "
+                         << "dynamic; moe-decompose needs a static token "
+                         << "count or an explicit capacity";
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return signalPassFailure();
+
+    RewritePatternSet patterns(&getContext());
+    patterns.add<DecomposeLayer>(&getContext());
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+  }
+};
+
+} // namespace
