@@ -18,6 +18,7 @@ config.test_exec_root = os.path.join(config.moe_obj_root, "test")
 
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%moe_src_root", config.moe_src_root))
+config.substitutions.append(("%moe_obj_root", config.moe_obj_root))
 # lit itself runs on an interpreter that has numpy and torch (Debian's
 # /usr/bin/python3); tests that need them use %python.
 config.substitutions.append(("%python", config.python_executable))

@@ -58,4 +58,4 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
 fi
 
 echo "bootstrap: building ($JOBS jobs)"
-ninja -C "$BUILD_DIR" -j "$JOBS" all
+ninja -C "$BUILD_DIR" -j "$JOBS" all mlir-doc

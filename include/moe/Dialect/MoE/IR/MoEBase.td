@@ -119,8 +119,10 @@ def MoE_PlanAttr : MoE_Attr<"Plan", "plan"> {
 
     When the attribute is attached to an operation as `moe.plan`, the dialect
     also checks it against the MoE ops nested in that operation: `ep` must
-    divide the number of experts of every `moe.layer` and `moe.experts`, and a
-    per-layer `dispatch` list must have one entry per `moe.layer`.
+    divide the number of experts of every `moe.layer` and `moe.router` (the
+    ops that see the model's whole expert set, before and after
+    partitioning), and a per-layer `dispatch` list must have one entry per
+    `moe.layer`.
 
     **Constraints:**
     - every degree is >= 1 (`moe_plan_c1`);
