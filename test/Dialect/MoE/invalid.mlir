@@ -163,7 +163,7 @@ func.func @moe_router_ods_unknown_score(%x: tensor<8x16xf32>, %w: tensor<4x16xf3
 // moe_dispatch_c1_tokens_rank
 func.func @moe_dispatch_c1_tokens_rank(%x: tensor<8xf32>, %ids: tensor<8x2xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects 'tokens' to be a 2-D tensor [T, H], got 'tensor<8xf32>'}}
-  moe.dispatch %x experts %ids : (tensor<8xf32>, tensor<8x2xi32>) -> (tensor<4x4x16xf32>, tensor<8x2xi32>)
+  moe.dispatch %x experts %ids : (tensor<8xf32>, tensor<8x2xi32>) -> (tensor<4x4x16xf32>, tensor<8x2xi32>, tensor<4xi32>)
   return
 }
 
@@ -172,7 +172,7 @@ func.func @moe_dispatch_c1_tokens_rank(%x: tensor<8xf32>, %ids: tensor<8x2xi32>)
 // moe_dispatch_c2_ids_rank
 func.func @moe_dispatch_c2_ids_rank(%x: tensor<8x16xf32>, %ids: tensor<8xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects 'ids' to be a 2-D tensor [T, k], got 'tensor<8xi32>'}}
-  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8xi32>) -> (tensor<4x4x16xf32>, tensor<8xi32>)
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8xi32>) -> (tensor<4x4x16xf32>, tensor<8xi32>, tensor<4xi32>)
   return
 }
 
@@ -181,7 +181,7 @@ func.func @moe_dispatch_c2_ids_rank(%x: tensor<8x16xf32>, %ids: tensor<8xi32>) {
 // moe_dispatch_c2_ids_tokens
 func.func @moe_dispatch_c2_ids_tokens(%x: tensor<8x16xf32>, %ids: tensor<6x2xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects the token count of 'ids' (dim 0) to match 'tokens' (dim 0): 6 vs 8}}
-  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<6x2xi32>) -> (tensor<4x4x16xf32>, tensor<6x2xi32>)
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<6x2xi32>) -> (tensor<4x4x16xf32>, tensor<6x2xi32>, tensor<4xi32>)
   return
 }
 
@@ -190,7 +190,7 @@ func.func @moe_dispatch_c2_ids_tokens(%x: tensor<8x16xf32>, %ids: tensor<6x2xi32
 // moe_dispatch_c2_dynamic_k
 func.func @moe_dispatch_c2_dynamic_k(%x: tensor<8x16xf32>, %ids: tensor<8x?xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects a static k (dim 1 of 'ids'), got 'tensor<8x?xi32>'}}
-  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x?xi32>) -> (tensor<4x4x16xf32>, tensor<8x?xi32>)
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x?xi32>) -> (tensor<4x4x16xf32>, tensor<8x?xi32>, tensor<4xi32>)
   return
 }
 
@@ -199,7 +199,7 @@ func.func @moe_dispatch_c2_dynamic_k(%x: tensor<8x16xf32>, %ids: tensor<8x?xi32>
 // moe_dispatch_c3_buffer_rank
 func.func @moe_dispatch_c3_buffer_rank(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects 'buffer' to be a 3-D tensor [E, C, H], got 'tensor<16x16xf32>'}}
-  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<16x16xf32>, tensor<8x2xi32>)
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<16x16xf32>, tensor<8x2xi32>, tensor<16xi32>)
   return
 }
 
@@ -208,7 +208,7 @@ func.func @moe_dispatch_c3_buffer_rank(%x: tensor<8x16xf32>, %ids: tensor<8x2xi3
 // moe_dispatch_c3_buffer_hidden
 func.func @moe_dispatch_c3_buffer_hidden(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects the hidden size of 'buffer' (dim 2) to match 'tokens' (dim 1): 8 vs 16}}
-  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x4x8xf32>, tensor<8x2xi32>)
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x4x8xf32>, tensor<8x2xi32>, tensor<4xi32>)
   return
 }
 
@@ -217,7 +217,7 @@ func.func @moe_dispatch_c3_buffer_hidden(%x: tensor<8x16xf32>, %ids: tensor<8x2x
 // moe_dispatch_c4_dynamic_capacity
 func.func @moe_dispatch_c4_dynamic_capacity(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects a static number of experts and capacity (dims 0 and 1 of 'buffer'), got 'tensor<4x?x16xf32>'}}
-  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x?x16xf32>, tensor<8x2xi32>)
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x?x16xf32>, tensor<8x2xi32>, tensor<4xi32>)
   return
 }
 
@@ -226,7 +226,7 @@ func.func @moe_dispatch_c4_dynamic_capacity(%x: tensor<8x16xf32>, %ids: tensor<8
 // moe_dispatch_c4_no_experts
 func.func @moe_dispatch_c4_no_experts(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects at least one expert, got E = 0}}
-  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<0x4x16xf32>, tensor<8x2xi32>)
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<0x4x16xf32>, tensor<8x2xi32>, tensor<0xi32>)
   return
 }
 
@@ -235,7 +235,7 @@ func.func @moe_dispatch_c4_no_experts(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32
 // moe_dispatch_c4_capacity_zero
 func.func @moe_dispatch_c4_capacity_zero(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects capacity >= 1, got C = 0}}
-  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x0x16xf32>, tensor<8x2xi32>)
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x0x16xf32>, tensor<8x2xi32>, tensor<4xi32>)
   return
 }
 
@@ -244,7 +244,7 @@ func.func @moe_dispatch_c4_capacity_zero(%x: tensor<8x16xf32>, %ids: tensor<8x2x
 // moe_dispatch_c5_k_above_experts
 func.func @moe_dispatch_c5_k_above_experts(%x: tensor<8x16xf32>, %ids: tensor<8x3xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects k <= the number of experts, got k = 3 vs E = 2}}
-  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x3xi32>) -> (tensor<2x4x16xf32>, tensor<8x3xi32>)
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x3xi32>) -> (tensor<2x4x16xf32>, tensor<8x3xi32>, tensor<2xi32>)
   return
 }
 
@@ -253,7 +253,7 @@ func.func @moe_dispatch_c5_k_above_experts(%x: tensor<8x16xf32>, %ids: tensor<8x
 // moe_dispatch_c6_buffer_dtype
 func.func @moe_dispatch_c6_buffer_dtype(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects 'buffer' to have the element type of 'tokens': 'bf16' vs 'f32'}}
-  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x4x16xbf16>, tensor<8x2xi32>)
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x4x16xbf16>, tensor<8x2xi32>, tensor<4xi32>)
   return
 }
 
@@ -262,7 +262,7 @@ func.func @moe_dispatch_c6_buffer_dtype(%x: tensor<8x16xf32>, %ids: tensor<8x2xi
 // moe_dispatch_c7_slots_type
 func.func @moe_dispatch_c7_slots_type(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects 'slots' to have the type of 'ids': 'tensor<8x2xi64>' vs 'tensor<8x2xi32>'}}
-  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x4x16xf32>, tensor<8x2xi64>)
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x4x16xf32>, tensor<8x2xi64>, tensor<4xi64>)
   return
 }
 
@@ -271,7 +271,7 @@ func.func @moe_dispatch_c7_slots_type(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32
 // moe_dispatch_c8_dropless_dynamic_tokens
 func.func @moe_dispatch_c8_dropless_dynamic_tokens(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects a static token count with 'dropless', got 'tensor<?x16xf32>'}}
-  moe.dispatch %x experts %ids dropless : (tensor<?x16xf32>, tensor<?x2xi32>) -> (tensor<4x8x16xf32>, tensor<?x2xi32>)
+  moe.dispatch %x experts %ids dropless : (tensor<?x16xf32>, tensor<?x2xi32>) -> (tensor<4x8x16xf32>, tensor<?x2xi32>, tensor<4xi32>)
   return
 }
 
@@ -280,7 +280,34 @@ func.func @moe_dispatch_c8_dropless_dynamic_tokens(%x: tensor<?x16xf32>, %ids: t
 // moe_dispatch_c8_dropless_capacity
 func.func @moe_dispatch_c8_dropless_capacity(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) {
   // expected-error @+1 {{'moe.dispatch' op expects capacity >= the token count with 'dropless', got C = 4 vs T = 8}}
-  moe.dispatch %x experts %ids dropless : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x4x16xf32>, tensor<8x2xi32>)
+  moe.dispatch %x experts %ids dropless : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x4x16xf32>, tensor<8x2xi32>, tensor<4xi32>)
+  return
+}
+
+// -----
+
+// moe_dispatch_c9_counts_experts
+func.func @moe_dispatch_c9_counts_experts(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) {
+  // expected-error @+1 {{'moe.dispatch' op expects 'counts' to be a 1-D tensor of 4 elements of type 'i32', got 'tensor<3xi32>'}}
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x4x16xf32>, tensor<8x2xi32>, tensor<3xi32>)
+  return
+}
+
+// -----
+
+// moe_dispatch_c9_counts_dtype
+func.func @moe_dispatch_c9_counts_dtype(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) {
+  // expected-error @+1 {{'moe.dispatch' op expects 'counts' to be a 1-D tensor of 4 elements of type 'i32', got 'tensor<4xi64>'}}
+  moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x4x16xf32>, tensor<8x2xi32>, tensor<4xi64>)
+  return
+}
+
+// -----
+
+// moe_experts_c9_counts
+func.func @moe_experts_c9_counts(%buf: tensor<4x4x16xf32>, %n: tensor<2xi32>, %u: tensor<4x32x16xf32>, %d: tensor<4x16x32xf32>) {
+  // expected-error @+1 {{'moe.experts' op expects 'counts' to be a 1-D tensor of 4 elements (one per expert), got 'tensor<2xi32>'}}
+  moe.experts %buf counts %n up %u down %d activation = relu : (tensor<4x4x16xf32>, tensor<2xi32>, tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<4x4x16xf32>
   return
 }
 

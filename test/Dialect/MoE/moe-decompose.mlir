@@ -6,8 +6,8 @@
 func.func @dropless_silu_glu(%x: tensor<8x16xf32>, %wr: tensor<4x16xf32>, %w3: tensor<4x32x16xf32>, %w2: tensor<4x16x32xf32>, %w1: tensor<4x32x16xf32>) -> tensor<8x16xf32> {
   // CHECK-NOT: moe.layer
   // CHECK:      %[[W:.*]], %[[IDS:.*]] = moe.router %[[X]] weight %[[WR]] k = 2 score = softmax renormalize : (tensor<8x16xf32>, tensor<4x16xf32>) -> (tensor<8x2xf32>, tensor<8x2xi32>)
-  // CHECK-NEXT: %[[BUF:.*]], %[[SLOTS:.*]] = moe.dispatch %[[X]] experts %[[IDS]] dropless : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x8x16xf32>, tensor<8x2xi32>)
-  // CHECK-NEXT: %[[OUT:.*]] = moe.experts %[[BUF]] gate %[[GATE]] up %[[UP]] down %[[DOWN]] activation = silu_glu
+  // CHECK-NEXT: %[[BUF:.*]], %[[SLOTS:.*]], %[[COUNTS:.*]] = moe.dispatch %[[X]] experts %[[IDS]] dropless : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x8x16xf32>, tensor<8x2xi32>, tensor<4xi32>)
+  // CHECK-NEXT: %[[OUT:.*]] = moe.experts %[[BUF]] counts %[[COUNTS]] gate %[[GATE]] up %[[UP]] down %[[DOWN]] activation = silu_glu
   // CHECK-NEXT: %[[Y:.*]] = moe.combine %[[OUT]] slots %[[SLOTS]] experts %[[IDS]] weights %[[W]] : (tensor<4x8x16xf32>, tensor<8x2xi32>, tensor<8x2xi32>, tensor<8x2xf32>) -> tensor<8x16xf32>
   // CHECK-NEXT: return %[[Y]]
   %y = moe.layer %x router %wr experts(up %w3 down %w2 gate %w1) k = 2 score = softmax renormalize activation = silu_glu : (tensor<8x16xf32>, tensor<4x16xf32>, tensor<4x32x16xf32>, tensor<4x16x32xf32>, tensor<4x32x16xf32>) -> tensor<8x16xf32>
@@ -22,8 +22,8 @@ func.func @dropless_silu_glu(%x: tensor<8x16xf32>, %wr: tensor<4x16xf32>, %w3: t
 func.func @capacity_relu_dynamic_tokens(%x: tensor<?x16xf32>, %wr: tensor<4x16xf32>, %b: tensor<4xf32>, %wi: tensor<4x32x16xf32>, %wo: tensor<4x16x32xf32>) -> tensor<?x16xf32> {
   // CHECK: moe.router %{{.*}} weight %{{.*}} bias %{{.*}} k = 1 score = sigmoid : {{.*}} -> (tensor<?x1xf32>, tensor<?x1xi32>)
   // CHECK-NOT: dropless
-  // CHECK: moe.dispatch {{.*}} -> (tensor<4x3x16xf32>, tensor<?x1xi32>)
-  // CHECK: moe.experts %{{.*}} up %{{.*}} down %{{.*}} activation = relu
+  // CHECK: moe.dispatch {{.*}} -> (tensor<4x3x16xf32>, tensor<?x1xi32>, tensor<4xi32>)
+  // CHECK: moe.experts %{{.*}} counts %{{.*}} up %{{.*}} down %{{.*}} activation = relu
   // CHECK: moe.combine {{.*}} -> tensor<?x16xf32>
   %y = moe.layer %x router %wr bias %b experts(up %wi down %wo) k = 1 score = sigmoid activation = relu capacity = 3 : (tensor<?x16xf32>, tensor<4x16xf32>, tensor<4xf32>, tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>
@@ -42,6 +42,7 @@ func.func @shared_experts_with_gate(%x: tensor<8x16xf32>, %wr: tensor<4x16xf32>,
   // CHECK-DAG: %[[SG3:.*]] = tensor.expand_shape %[[SG]] {{.*}} into tensor<1x24x16xf32>
   // CHECK-DAG: %[[SU3:.*]] = tensor.expand_shape %[[SU]] {{.*}} into tensor<1x24x16xf32>
   // CHECK-DAG: %[[SD3:.*]] = tensor.expand_shape %[[SD]] {{.*}} into tensor<1x16x24xf32>
+  // CHECK-NOT: counts
   // CHECK: %[[SHARED3:.*]] = moe.experts %[[X3]] gate %[[SG3]] up %[[SU3]] down %[[SD3]] activation = silu_glu
   // CHECK: %[[SHARED:.*]] = tensor.collapse_shape %[[SHARED3]]
   // CHECK: %[[LOGITS:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[X]], %[[G]] : tensor<8x16xf32>, tensor<1x16xf32>)

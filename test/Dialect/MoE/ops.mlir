@@ -25,18 +25,18 @@ func.func @router_sigmoid_bias_dynamic_tokens(%x: tensor<?x16xbf16>, %w: tensor<
 
 // CHECK-LABEL: func @dispatch_with_capacity
 // CHECK-SAME: (%[[X:.*]]: tensor<8x16xf32>, %[[IDS:.*]]: tensor<8x2xi32>)
-func.func @dispatch_with_capacity(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) -> (tensor<4x3x16xf32>, tensor<8x2xi32>) {
+func.func @dispatch_with_capacity(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) -> (tensor<4x3x16xf32>, tensor<8x2xi32>, tensor<4xi32>) {
   // CHECK: moe.dispatch %[[X]] experts %[[IDS]] :
-  // CHECK-SAME: -> (tensor<4x3x16xf32>, tensor<8x2xi32>)
-  %buffer, %slots = moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x3x16xf32>, tensor<8x2xi32>)
-  return %buffer, %slots : tensor<4x3x16xf32>, tensor<8x2xi32>
+  // CHECK-SAME: -> (tensor<4x3x16xf32>, tensor<8x2xi32>, tensor<4xi32>)
+  %buffer, %slots, %counts = moe.dispatch %x experts %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> (tensor<4x3x16xf32>, tensor<8x2xi32>, tensor<4xi32>)
+  return %buffer, %slots, %counts : tensor<4x3x16xf32>, tensor<8x2xi32>, tensor<4xi32>
 }
 
 // CHECK-LABEL: func @dispatch_dropless
-func.func @dispatch_dropless(%x: tensor<8x16xf16>, %ids: tensor<8x1xi64>) -> (tensor<2x8x16xf16>, tensor<8x1xi64>) {
+func.func @dispatch_dropless(%x: tensor<8x16xf16>, %ids: tensor<8x1xi64>) -> (tensor<2x8x16xf16>, tensor<8x1xi64>, tensor<2xi64>) {
   // CHECK: moe.dispatch %{{.*}} experts %{{.*}} dropless :
-  %buffer, %slots = moe.dispatch %x experts %ids dropless : (tensor<8x16xf16>, tensor<8x1xi64>) -> (tensor<2x8x16xf16>, tensor<8x1xi64>)
-  return %buffer, %slots : tensor<2x8x16xf16>, tensor<8x1xi64>
+  %buffer, %slots, %counts = moe.dispatch %x experts %ids dropless : (tensor<8x16xf16>, tensor<8x1xi64>) -> (tensor<2x8x16xf16>, tensor<8x1xi64>, tensor<2xi64>)
+  return %buffer, %slots, %counts : tensor<2x8x16xf16>, tensor<8x1xi64>, tensor<2xi64>
 }
 
 // CHECK-LABEL: func @experts_silu_glu
@@ -44,6 +44,14 @@ func.func @dispatch_dropless(%x: tensor<8x16xf16>, %ids: tensor<8x1xi64>) -> (te
 func.func @experts_silu_glu(%buf: tensor<4x3x16xf32>, %g: tensor<4x32x16xf32>, %u: tensor<4x32x16xf32>, %d: tensor<4x16x32xf32>) -> tensor<4x3x16xf32> {
   // CHECK: moe.experts %[[B]] gate %[[G]] up %[[U]] down %[[D]] activation = silu_glu
   %y = moe.experts %buf gate %g up %u down %d activation = silu_glu : (tensor<4x3x16xf32>, tensor<4x32x16xf32>, tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<4x3x16xf32>
+  return %y : tensor<4x3x16xf32>
+}
+
+// CHECK-LABEL: func @experts_with_counts
+// CHECK-SAME: (%[[B:.*]]: tensor<4x3x16xf32>, %[[N:.*]]: tensor<4xi32>,
+func.func @experts_with_counts(%buf: tensor<4x3x16xf32>, %n: tensor<4xi32>, %g: tensor<4x32x16xf32>, %u: tensor<4x32x16xf32>, %d: tensor<4x16x32xf32>) -> tensor<4x3x16xf32> {
+  // CHECK: moe.experts %[[B]] counts %[[N]] gate %{{.*}} up %{{.*}} down %{{.*}} activation = silu_glu
+  %y = moe.experts %buf counts %n gate %g up %u down %d activation = silu_glu : (tensor<4x3x16xf32>, tensor<4xi32>, tensor<4x32x16xf32>, tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<4x3x16xf32>
   return %y : tensor<4x3x16xf32>
 }
 

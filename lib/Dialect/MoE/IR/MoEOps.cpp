@@ -242,6 +242,13 @@ LogicalResult DispatchOp::verify() {
   if (getSlots().getType() != ids)
     return emitOpError() << "expects 'slots' to have the type of 'ids': "
                          << getSlots().getType() << " vs " << ids;
+  // moe_dispatch_c9
+  RankedTensorType counts = getCounts().getType();
+  if (counts.getRank() != 1 || counts.getDimSize(0) != numExperts ||
+      counts.getElementType() != ids.getElementType())
+    return emitOpError() << "expects 'counts' to be a 1-D tensor of "
+                         << numExperts << " elements of type "
+                         << ids.getElementType() << ", got " << counts;
   // moe_dispatch_c8
   if (getDropless()) {
     int64_t numTokens = tokens.getDimSize(0);
@@ -270,6 +277,15 @@ LogicalResult ExpertsOp::verify() {
                                  gate, getUp().getType(), getDown().getType(),
                                  getActivation())))
     return failure();
+  // moe_experts_c9
+  if (Value counts = getCounts()) {
+    auto type = cast<RankedTensorType>(counts.getType());
+    if (type.getRank() != 1 ||
+        !dimsCompatible(type.getDimSize(0), input.getDimSize(0)))
+      return emitOpError() << "expects 'counts' to be a 1-D tensor of "
+                           << Dim{input.getDimSize(0)}
+                           << " elements (one per expert), got " << type;
+  }
   // moe_experts_c8
   if (getOutput().getType() != input)
     return emitOpError() << "expects the result to have the type of 'input': "

@@ -129,12 +129,15 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
         rewriter, loc, weightsType, idsType, op.getTokens(),
         op.getRouterWeight(), op.getRouterBias(), op.getKAttr(),
         op.getScoreAttr(), op.getRenormalizeAttr());
+    auto countsType =
+        RankedTensorType::get({op.getNumExperts()}, rewriter.getI32Type());
     auto dispatch = DispatchOp::create(
-        rewriter, loc, bufferType, idsType, op.getTokens(), router.getIds(),
-        capacity ? UnitAttr() : rewriter.getUnitAttr());
+        rewriter, loc, bufferType, idsType, countsType, op.getTokens(),
+        router.getIds(), capacity ? UnitAttr() : rewriter.getUnitAttr());
     auto experts = ExpertsOp::create(
-        rewriter, loc, bufferType, dispatch.getBuffer(), op.getExpertGate(),
-        op.getExpertUp(), op.getExpertDown(), op.getActivationAttr());
+        rewriter, loc, bufferType, dispatch.getBuffer(), dispatch.getCounts(),
+        op.getExpertGate(), op.getExpertUp(), op.getExpertDown(),
+        op.getActivationAttr());
     Value result = CombineOp::create(rewriter, loc, tokensType,
                                      experts.getOutput(), dispatch.getSlots(),
                                      router.getIds(), router.getWeights());
@@ -142,7 +145,7 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     if (op.hasSharedExperts()) {
       Value x = expandToOneExpert(rewriter, loc, op.getTokens());
       auto shared = ExpertsOp::create(
-          rewriter, loc, x.getType(), x,
+          rewriter, loc, x.getType(), x, /*counts=*/Value(),
           expandToOneExpert(rewriter, loc, op.getSharedGateProj()),
           expandToOneExpert(rewriter, loc, op.getSharedUpProj()),
           expandToOneExpert(rewriter, loc, op.getSharedDownProj()),

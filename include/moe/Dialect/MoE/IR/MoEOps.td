@@ -86,7 +86,8 @@ def MoE_DispatchOp : MoE_Op<"dispatch", [Pure]> {
   let description = [{
     Copies each token into a slot of the buffer of each expert it was routed
     to. The buffer has `E` experts of capacity `C` (both static, taken from
-    the result type); the slot map records where each (token, choice) went.
+    the result type); the slot map records where each (token, choice) went,
+    and `counts[e]` how many slots of expert `e` are filled (at most `C`).
 
     ```
     tokens [T,H], ids [T,k]
@@ -96,8 +97,12 @@ def MoE_DispatchOp : MoE_Op<"dispatch", [Pure]> {
         |      if s < C: buffer[e,s,:] = tokens[t,:]; slots[t,j] = s
         |      else:     slots[t,j] = -1            (dropped)
         v
-    buffer [E,C,H] (unused slots are zero), slots [T,k]
+    buffer [E,C,H] (unused slots are zero), slots [T,k], counts [E]
     ```
+
+    Filled slots of an expert are contiguous from slot 0, so rows
+    `counts[e] ..< C` of `buffer[e]` are the unused, zero ones; `moe.experts`
+    may skip them.
 
     The drop order is deterministic: choice rank first (every token's first
     choice is placed before any token's second choice, as in GShard), then
@@ -118,14 +123,15 @@ def MoE_DispatchOp : MoE_Op<"dispatch", [Pure]> {
       (`moe_dispatch_c3`, `moe_dispatch_c4`, `moe_dispatch_c5`);
     - `buffer` has the element type of `tokens` (`moe_dispatch_c6`);
     - `slots` has the type of `ids` (`moe_dispatch_c7`);
-    - `dropless` needs a static `T` and `C >= T` (`moe_dispatch_c8`).
+    - `dropless` needs a static `T` and `C >= T` (`moe_dispatch_c8`);
+    - `counts` is `[E]` with the element type of `ids` (`moe_dispatch_c9`).
 
     Example:
 
     ```mlir
-    %buf, %slots = moe.dispatch %x experts %ids
+    %buf, %slots, %counts = moe.dispatch %x experts %ids
         : (tensor<8x16xf32>, tensor<8x2xi32>)
-        -> (tensor<4x4x16xf32>, tensor<8x2xi32>)
+        -> (tensor<4x4x16xf32>, tensor<8x2xi32>, tensor<4xi32>)
     ```
   }];
   let arguments = (ins
@@ -133,7 +139,8 @@ def MoE_DispatchOp : MoE_Op<"dispatch", [Pure]> {
     MoE_IndexTensor:$ids,
     UnitAttr:$dropless
   );
-  let results = (outs MoE_FloatTensor:$buffer, MoE_IndexTensor:$slots);
+  let results = (outs MoE_FloatTensor:$buffer, MoE_IndexTensor:$slots,
+                     MoE_IndexTensor:$counts);
   let assemblyFormat = [{
     $tokens `experts` $ids (`dropless` $dropless^)? attr-dict `:`
     functional-type(operands, results)
@@ -149,7 +156,7 @@ def MoE_DispatchOp : MoE_Op<"dispatch", [Pure]> {
 // ExpertsOp
 //===----------------------------------------------------------------------===//
 
-def MoE_ExpertsOp : MoE_Op<"experts", [Pure]> {
+def MoE_ExpertsOp : MoE_Op<"experts", [Pure, AttrSizedOperandSegments]> {
   let summary = "grouped feed-forward compute of every expert on its buffer";
   let description = [{
     Applies expert `e`'s feed-forward network to each of the `C` rows of
@@ -162,7 +169,10 @@ def MoE_ExpertsOp : MoE_Op<"experts", [Pure]> {
     - `gelu`, `relu` (Switch): `y = down · act(up · x)`; there is no `gate`.
 
     `gelu` is the exact (erf) form. Rows of unused slots are zero in, and
-    since the FFN has no bias, zero out.
+    since the FFN has no bias, zero out. With `counts` (from `moe.dispatch`),
+    only rows `0 ..< counts[e]` of expert `e` are computed and the others are
+    zero in the result, which is the same value for a dispatched buffer and
+    saves the work on padding.
 
     **Constraints:**
     - `input` is `[E, C, H]`, `up` is `[E, F, H]`, `down` is `[E, H, F]`
@@ -171,18 +181,21 @@ def MoE_ExpertsOp : MoE_Op<"experts", [Pure]> {
       is gated (`moe_experts_c4`, `moe_experts_c5`);
     - `E`, `H` and `F` agree across operands (`moe_experts_c6`);
     - all operands share the element type of `input`, and the result has the
-      type of `input` (`moe_experts_c7`, `moe_experts_c8`).
+      type of `input` (`moe_experts_c7`, `moe_experts_c8`);
+    - `counts`, when present, is `[E]` (`moe_experts_c9`).
 
     Example:
 
     ```mlir
-    %y = moe.experts %buf gate %w1 up %w3 down %w2 activation = silu_glu
-        : (tensor<4x4x16xf32>, tensor<4x32x16xf32>, tensor<4x32x16xf32>,
-           tensor<4x16x32xf32>) -> tensor<4x4x16xf32>
+    %y = moe.experts %buf counts %counts gate %w1 up %w3 down %w2
+        activation = silu_glu
+        : (tensor<4x4x16xf32>, tensor<4xi32>, tensor<4x32x16xf32>,
+           tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<4x4x16xf32>
     ```
   }];
   let arguments = (ins
     MoE_FloatTensor:$input,
+    Optional<MoE_IndexTensor>:$counts,
     Optional<MoE_FloatTensor>:$gate,
     MoE_FloatTensor:$up,
     MoE_FloatTensor:$down,
@@ -190,7 +203,8 @@ def MoE_ExpertsOp : MoE_Op<"experts", [Pure]> {
   );
   let results = (outs MoE_FloatTensor:$output);
   let assemblyFormat = [{
-    $input (`gate` $gate^)? `up` $up `down` $down `activation` `=` $activation
+    $input (`counts` $counts^)? (`gate` $gate^)? `up` $up `down` $down
+    `activation` `=` $activation
     attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
@@ -255,8 +269,8 @@ def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments]> {
 
     ```
     %w, %ids      = moe.router %tokens weight %router ...
-    %buf, %slots  = moe.dispatch %tokens experts %ids   (capacity C)
-    %y            = moe.experts %buf ...
+    %buf, %slots, %counts = moe.dispatch %tokens experts %ids  (capacity C)
+    %y            = moe.experts %buf counts %counts ...
     %routed       = moe.combine %y slots %slots experts %ids weights %w
     result        = %routed [+ sigmoid(tokens · shared_gateᵀ) * shared(tokens)]
     ```

@@ -45,12 +45,13 @@ def MoEDecomposePass : Pass<"moe-decompose"> {
     %w, %ids = moe.router %x weight %wr k = 2 score = softmax renormalize
         : (tensor<8x16xf32>, tensor<4x16xf32>)
         -> (tensor<8x2xf32>, tensor<8x2xi32>)
-    %buf, %slots = moe.dispatch %x experts %ids dropless
+    %buf, %slots, %counts = moe.dispatch %x experts %ids dropless
         : (tensor<8x16xf32>, tensor<8x2xi32>)
-        -> (tensor<4x8x16xf32>, tensor<8x2xi32>)
-    %out = moe.experts %buf gate %w1 up %w3 down %w2 activation = silu_glu
-        : (tensor<4x8x16xf32>, tensor<4x32x16xf32>, tensor<4x32x16xf32>,
-           tensor<4x16x32xf32>) -> tensor<4x8x16xf32>
+        -> (tensor<4x8x16xf32>, tensor<8x2xi32>, tensor<4xi32>)
+    %out = moe.experts %buf counts %counts gate %w1 up %w3 down %w2
+        activation = silu_glu
+        : (tensor<4x8x16xf32>, tensor<4xi32>, tensor<4x32x16xf32>,
+           tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<4x8x16xf32>
     %y = moe.combine %out slots %slots experts %ids weights %w
         : (tensor<4x8x16xf32>, tensor<8x2xi32>, tensor<8x2xi32>,
            tensor<8x2xf32>) -> tensor<8x16xf32>
