@@ -12,5 +12,6 @@ BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 ninja -C "$BUILD_DIR" mlir-doc >/dev/null
 mkdir -p "$ROOT/docs/generated"
 cp "$BUILD_DIR/docs/Dialects/MoEOps.md" "$BUILD_DIR/docs/Dialects/MoEAttrs.md" \
-   "$BUILD_DIR/docs/MoEPasses.md" "$ROOT/docs/generated/"
+   "$BUILD_DIR/docs/MoEPasses.md" "$BUILD_DIR/docs/MoEConversionPasses.md" \
+   "$ROOT/docs/generated/"
 echo "gen-docs: refreshed docs/generated/"

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
@@ -19,6 +20,8 @@ int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::moe::registerMoEPasses();
   mlir::moe::registerMoEPipelines();
+  mlir::moe::registerMoEConversionPasses();
+  mlir::moe::registerMoECpuPipeline();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

@@ -799,3 +799,9 @@ module attributes {moe.plan = #moe.plan<tp = 2, ep = 2, dispatch = [a2a, slice_a
     return %y : tensor<8x16xf32>
   }
 }
+
+// -----
+
+// moe_manifest_not_a_string
+// expected-error @+1 {{'moe.manifest' must be a string, got 3 : i64}}
+module attributes {moe.manifest = 3} {}

@@ -187,6 +187,12 @@ DispatchStrategy PlanAttr::getDispatchForLayer(unsigned layer) const {
 
 LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
                                                    NamedAttribute attr) {
+  if (attr.getName() == getManifestAttrName()) {
+    if (!isa<StringAttr>(attr.getValue()))
+      return op->emitError() << "'" << getManifestAttrName()
+                             << "' must be a string, got " << attr.getValue();
+    return success();
+  }
   if (attr.getName() != getPlanAttrName())
     return op->emitError() << "unknown moe dialect attribute '"
                            << attr.getName().getValue() << "'";

@@ -42,6 +42,11 @@ def MoE_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getPlanAttrName() {
       return ::llvm::StringLiteral("moe.plan");
     }
+    /// Name of the discardable string attribute that carries the weight
+    /// manifest of an imported model (docs/Runtime.md).
+    static constexpr ::llvm::StringLiteral getManifestAttrName() {
+      return ::llvm::StringLiteral("moe.manifest");
+    }
   }];
 }
 

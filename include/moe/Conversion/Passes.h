@@ -1,0 +1,43 @@
+//===- Passes.h - moe conversion passes -------------------------*- C++ -*-===//
+//
+// Declarations generated from Passes.td, and the CPU lowering pipeline.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_CONVERSION_PASSES_H
+#define MOE_CONVERSION_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace mlir {
+namespace moe {
+
+#define GEN_PASS_DECL
+#include "moe/Conversion/Passes.h.inc"
+
+/// Name of the runtime's GEMM entry point the BLAS lowering calls.
+constexpr llvm::StringLiteral kSgemmFunctionName = "moert_sgemm";
+
+/// Adds the CPU pipeline: moe-decompose, moe-lower-to-linalg, one-shot
+/// bufferization, moe-linalg-to-blas, buffer deallocation, and the lowering
+/// of everything to the LLVM dialect.
+void buildMoECpuPipeline(OpPassManager &pm);
+
+/// Registers `moe-cpu-pipeline` (buildMoECpuPipeline) with the pass registry.
+void registerMoECpuPipeline();
+
+#define GEN_PASS_REGISTRATION
+#include "moe/Conversion/Passes.h.inc"
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_CONVERSION_PASSES_H

@@ -1,0 +1,120 @@
+//===- Passes.td - moe conversion passes -------------------*- tablegen -*-===//
+//
+// File organization: conversions in pipeline order, each with a before/after
+// example. Defs end in `Pass` and set no constructor.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_CONVERSION_PASSES_TD
+#define MOE_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+//===----------------------------------------------------------------------===//
+// moe -> linalg / tensor / scf (tensor level, before bufferization)
+//===----------------------------------------------------------------------===//
+
+def MoELowerToLinalgPass : Pass<"moe-lower-to-linalg"> {
+  let summary = "Lower moe.router, dispatch, experts and combine to linalg, "
+                "tensor and scf";
+  let description = [{
+    Gives each moe op its reference semantics (docs/Routing.md) in upstream
+    dialects on tensors, ready for one-shot bufferization:
+
+    - `moe.router`: `x · Wᵀ` as a `linalg.generic` contraction; softmax or
+      sigmoid; the top-k as a rank computation (`rank[t,e]` = number of
+      experts with a larger key, or an equal key and a lower id) followed by
+      a selection `ids[t,j] = e` where `rank[t,e] = j` — deterministic, with
+      ties to the lower id, and no data-dependent control flow; optional
+      renormalization.
+    - `moe.dispatch`: an `scf.for` over the (token, choice) pairs in drop
+      order keeping per-expert fill counts, the slot map and the source token
+      of every slot, then one `linalg.generic` gathering the buffer.
+    - `moe.experts`: an `scf.for` over experts computing only the first
+      `counts[e]` rows (all `C` without counts) with three contractions and
+      the activation.
+    - `moe.combine`: one `linalg.generic` over `[T, H]` summing the `k`
+      weighted expert rows of each token, skipping dropped ones.
+
+    Element types other than f32 are rejected with a diagnostic for now (the
+    CPU path computes in f32; the importer converts weights at load time).
+
+    Before:
+
+    ```mlir
+    %y = moe.combine %out slots %s experts %ids weights %w
+        : (tensor<4x4x16xf32>, tensor<8x2xi32>, tensor<8x2xi32>,
+           tensor<8x2xf32>) -> tensor<8x16xf32>
+    ```
+
+    After:
+
+    ```mlir
+    %y = linalg.generic {iterator_types = ["parallel", "parallel"], ...}
+        outs(%init : tensor<8x16xf32>) {
+    ^bb0(%acc: f32):
+      %t = linalg.index 0 : index
+      %e = tensor.extract %ids[%t, %c0] : tensor<8x2xi32>
+      ...  // for each of the k choices: weight * out[e, slot, h] if slot >= 0
+      linalg.yield %sum : f32
+    } -> tensor<8x16xf32>
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+//===----------------------------------------------------------------------===//
+// linalg contractions -> BLAS calls (buffer level, after bufferization)
+//===----------------------------------------------------------------------===//
+
+def MoELinalgToBlasPass : Pass<"moe-linalg-to-blas", "ModuleOp"> {
+  let summary = "Replace f32 matrix-product linalg ops on memrefs by calls to "
+                "the runtime's BLAS entry point";
+  let description = [{
+    Finds every `linalg` op on memrefs that is a plain 2-D contraction
+    (`C[m,n] += A · B` with each operand's dimensions in either order, f32,
+    and a multiply-add body, as `linalg::inferContractionDims` sees it) and
+    replaces it by a call to `moert_sgemm`, which the runtime implements with
+    OpenBLAS's `cblas_sgemm` (beta = 1: the call accumulates into `C`, as the
+    linalg op does). Operands are cast to fully dynamic strided memrefs; the
+    runtime reads leading dimensions from the strides and falls back to a
+    loop when an operand has no unit-stride dimension. Everything else is
+    left for `convert-linalg-to-loops`.
+
+    The callee is declared `func.func private @moert_sgemm(...)` with
+    `llvm.emit_c_interface`, so the runtime receives memref descriptors.
+
+    Before:
+
+    ```mlir
+    linalg.generic {indexing_maps = [affine_map<(m, n, k) -> (m, k)>,
+                                     affine_map<(m, n, k) -> (n, k)>,
+                                     affine_map<(m, n, k) -> (m, n)>],
+                    iterator_types = ["parallel", "parallel", "reduction"]}
+        ins(%a, %w : memref<8x16xf32>, memref<32x16xf32>)
+        outs(%c : memref<8x32xf32>) { ... mulf, addf ... }
+    ```
+
+    After:
+
+    ```mlir
+    %transA = arith.constant 0 : i32
+    %transB = arith.constant 1 : i32
+    call @moert_sgemm(%a_cast, %w_cast, %c_cast, %transA, %transB)
+        : (memref<?x?xf32, strided<[?, ?], offset: ?>>, ..., i32, i32) -> ()
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::memref::MemRefDialect"
+  ];
+}
+
+#endif // MOE_CONVERSION_PASSES_TD

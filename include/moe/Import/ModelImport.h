@@ -1,0 +1,73 @@
+//===- ModelImport.h - Hugging Face-style config -> MLIR --------*- C++ -*-===//
+//
+// Reads a Hugging Face-style `config.json` of an MoE decoder (Mixtral,
+// Qwen2-MoE, or our Switch-style variant) and builds `func.func @forward`:
+// token ids [B, S] and one flat f32 weight buffer in, final-normed hidden
+// states [B, S, H] out. Where each weight lives in that buffer, under its
+// Hugging Face tensor name, is the module's `moe.manifest` string, which the
+// runtime reads to fill the buffer from a safetensors file.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_IMPORT_MODELIMPORT_H
+#define MOE_IMPORT_MODELIMPORT_H
+
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/Support/Error.h"
+
+#include <optional>
+#include <string>
+
+namespace mlir {
+namespace moe {
+
+/// The architectures the importer knows.
+enum class ModelArch { Mixtral, Qwen2Moe, Switch };
+
+/// What the importer needs of a config, validated.
+struct ModelConfig {
+  ModelArch arch;
+  std::string archName;
+  int64_t vocabSize = 0;
+  int64_t hiddenSize = 0;
+  int64_t numLayers = 0;
+  int64_t numHeads = 0;
+  int64_t numKvHeads = 0;
+  int64_t headDim = 0;
+  double rmsNormEps = 1e-6;
+  double ropeTheta = 10000.0;
+  int64_t numExperts = 0;
+  int64_t topK = 0;
+  int64_t expertFfn = 0;         // F of each routed expert
+  int64_t sharedFfn = 0;         // Fs of the shared expert, 0 if none
+  bool sharedExpertGate = false; // Qwen2-MoE's sigmoid shared-expert gate
+  bool renormalize = false;
+  bool qkvBias = false;
+  Activation activation = Activation::silu_glu;
+  std::optional<double> capacityFactor; // Switch; dropless when absent
+};
+
+/// Parses and validates a config; the error names the offending field.
+llvm::Expected<ModelConfig> parseModelConfig(llvm::StringRef json);
+
+/// Builds the forward function for token ids of shape [batch, seqLen]. The
+/// returned module carries `moe.manifest`; `plan`, when given, is attached as
+/// `moe.plan`.
+llvm::Expected<OwningOpRef<ModuleOp>>
+importModel(MLIRContext *context, const ModelConfig &config, int64_t batch,
+            int64_t seqLen);
+
+/// Name of the module attribute that holds the weight manifest.
+constexpr llvm::StringLiteral kManifestAttrName =
+    MoEDialect::getManifestAttrName();
+/// Name of the generated entry point.
+constexpr llvm::StringLiteral kForwardFunctionName = "forward";
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_IMPORT_MODELIMPORT_H

@@ -1,0 +1,660 @@
+//===- ModelImport.cpp - Hugging Face-style config -> MLIR ----------------===//
+//
+// The decoder skeleton shared by the three architectures, prefill only:
+//
+//   x = embed(ids)
+//   per layer:  x = x + o_proj(attention(rope(q), rope(k), v))  over rmsnorm(x)
+//               x = x + moe.layer(rmsnorm(x))
+//   return rmsnorm(x)
+//
+// Weights are slices of one flat f32 buffer (the function's second argument);
+// the manifest records, per Hugging Face tensor name, where each one starts.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Import/ModelImport.h"
+#include "moe/Utils/LinalgBuilders.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+using llvm::json::Object;
+using IT = utils::IteratorType;
+
+//===----------------------------------------------------------------------===//
+// Config parsing
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+llvm::Error configError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                 "config: " + message);
+}
+
+/// Reads positive integer `key`; `fallback` is used when the key is absent.
+llvm::Error readPositive(const Object &obj, llvm::StringRef key, int64_t &out,
+                         std::optional<int64_t> fallback = std::nullopt) {
+  const llvm::json::Value *value = obj.get(key);
+  if (!value || value->kind() == llvm::json::Value::Null) {
+    if (fallback) {
+      out = *fallback;
+      return llvm::Error::success();
+    }
+    return configError("missing key '" + key + "'");
+  }
+  std::optional<int64_t> integer = value->getAsInteger();
+  if (!integer || *integer < 1)
+    return configError("'" + key + "' must be a positive integer, got " +
+                       llvm::formatv("{0}", *value).str());
+  out = *integer;
+  return llvm::Error::success();
+}
+
+llvm::Error readPositiveNumber(const Object &obj, llvm::StringRef key,
+                               double &out) {
+  const llvm::json::Value *value = obj.get(key);
+  if (!value)
+    return configError("missing key '" + key + "'");
+  std::optional<double> number = value->getAsNumber();
+  if (!number || !(*number > 0) || !std::isfinite(*number))
+    return configError("'" + key + "' must be a positive number, got " +
+                       llvm::formatv("{0}", *value).str());
+  out = *number;
+  return llvm::Error::success();
+}
+
+llvm::Error readBool(const Object &obj, llvm::StringRef key, bool &out,
+                     bool fallback) {
+  const llvm::json::Value *value = obj.get(key);
+  if (!value || value->kind() == llvm::json::Value::Null) {
+    out = fallback;
+    return llvm::Error::success();
+  }
+  std::optional<bool> b = value->getAsBoolean();
+  if (!b)
+    return configError("'" + key + "' must be true or false, got " +
+                       llvm::formatv("{0}", *value).str());
+  out = *b;
+  return llvm::Error::success();
+}
+
+/// Keys whose non-default values change the math in ways not implemented.
+llvm::Error rejectUnsupported(const Object &obj, const ModelConfig &config) {
+  if (const llvm::json::Value *v = obj.get("rope_scaling");
+      v && v->kind() != llvm::json::Value::Null)
+    return configError("'rope_scaling' is not supported (got " +
+                       llvm::formatv("{0}", *v).str() + "); expected null");
+  if (const llvm::json::Value *v = obj.get("hidden_act")) {
+    std::optional<llvm::StringRef> act = v->getAsString();
+    llvm::StringRef expected =
+        config.activation == Activation::silu_glu ? "silu"
+        : config.activation == Activation::gelu   ? "gelu"
+                                                  : "relu";
+    if (!act || *act != expected)
+      return configError("'hidden_act' must be \"" + expected + "\" for " +
+                         config.archName + ", got " +
+                         llvm::formatv("{0}", *v).str());
+  }
+  bool attentionBias = false;
+  if (llvm::Error err = readBool(obj, "attention_bias", attentionBias, false))
+    return err;
+  if (attentionBias && config.arch != ModelArch::Qwen2Moe)
+    return configError("'attention_bias' = true is not supported for " +
+                       config.archName);
+  return llvm::Error::success();
+}
+
+} // namespace
+
+llvm::Expected<ModelConfig> mlir::moe::parseModelConfig(llvm::StringRef json) {
+  llvm::Expected<llvm::json::Value> parsed = llvm::json::parse(json);
+  if (!parsed)
+    return configError("not valid JSON: " + llvm::toString(parsed.takeError()));
+  const Object *obj = parsed->getAsObject();
+  if (!obj)
+    return configError("the top level must be a JSON object");
+
+  ModelConfig config;
+  const llvm::json::Array *archs = obj->getArray("architectures");
+  if (!archs || archs->empty() || !(*archs)[0].getAsString())
+    return configError("missing key 'architectures' (a list with the model "
+                       "class name, e.g. [\"MixtralForCausalLM\"])");
+  config.archName = (*archs)[0].getAsString()->str();
+  if (config.archName == "MixtralForCausalLM")
+    config.arch = ModelArch::Mixtral;
+  else if (config.archName == "Qwen2MoeForCausalLM")
+    config.arch = ModelArch::Qwen2Moe;
+  else if (config.archName == "SwitchMoeForCausalLM")
+    config.arch = ModelArch::Switch;
+  else
+    return configError("unknown architecture '" + config.archName +
+                       "' in 'architectures'; expected MixtralForCausalLM, "
+                       "Qwen2MoeForCausalLM or SwitchMoeForCausalLM");
+
+#define READ(expr)                                                             \
+  if (llvm::Error err = (expr))                                                \
+    return std::move(err);
+
+  READ(readPositive(*obj, "vocab_size", config.vocabSize));
+  READ(readPositive(*obj, "hidden_size", config.hiddenSize));
+  READ(readPositive(*obj, "num_hidden_layers", config.numLayers));
+  READ(readPositive(*obj, "num_attention_heads", config.numHeads));
+  READ(readPositive(*obj, "num_key_value_heads", config.numKvHeads,
+                    config.numHeads));
+  READ(readPositiveNumber(*obj, "rms_norm_eps", config.rmsNormEps));
+  READ(readPositiveNumber(*obj, "rope_theta", config.ropeTheta));
+  if (obj->get("head_dim") &&
+      obj->get("head_dim")->kind() != llvm::json::Value::Null) {
+    READ(readPositive(*obj, "head_dim", config.headDim));
+  } else {
+    if (config.hiddenSize % config.numHeads != 0)
+      return configError(llvm::formatv(
+          "'num_attention_heads' = {0} does not divide 'hidden_size' = {1} "
+          "(and no 'head_dim' is given)",
+          config.numHeads, config.hiddenSize));
+    config.headDim = config.hiddenSize / config.numHeads;
+  }
+  if (config.numHeads % config.numKvHeads != 0)
+    return configError(llvm::formatv(
+        "'num_key_value_heads' = {0} does not divide 'num_attention_heads' = "
+        "{1}",
+        config.numKvHeads, config.numHeads));
+  if (config.headDim % 2 != 0)
+    return configError(llvm::formatv(
+        "the head dimension ({0}) must be even for rotary embeddings",
+        config.headDim));
+
+  switch (config.arch) {
+  case ModelArch::Mixtral:
+    READ(readPositive(*obj, "num_local_experts", config.numExperts));
+    READ(readPositive(*obj, "num_experts_per_tok", config.topK));
+    READ(readPositive(*obj, "intermediate_size", config.expertFfn));
+    config.renormalize = true;
+    config.activation = Activation::silu_glu;
+    break;
+  case ModelArch::Qwen2Moe: {
+    READ(readPositive(*obj, "num_experts", config.numExperts));
+    READ(readPositive(*obj, "num_experts_per_tok", config.topK));
+    READ(readPositive(*obj, "moe_intermediate_size", config.expertFfn));
+    READ(readPositive(*obj, "shared_expert_intermediate_size",
+                      config.sharedFfn));
+    READ(readBool(*obj, "norm_topk_prob", config.renormalize, false));
+    int64_t sparseStep = 1;
+    READ(readPositive(*obj, "decoder_sparse_step", sparseStep, 1));
+    if (sparseStep != 1)
+      return configError(llvm::formatv(
+          "'decoder_sparse_step' = {0} is not supported (only 1: every layer "
+          "is an MoE layer)",
+          sparseStep));
+    if (const llvm::json::Array *dense = obj->getArray("mlp_only_layers");
+        dense && !dense->empty())
+      return configError("'mlp_only_layers' must be empty (dense layers are "
+                         "not supported)");
+    config.sharedExpertGate = true;
+    config.qkvBias = true;
+    config.activation = Activation::silu_glu;
+    break;
+  }
+  case ModelArch::Switch: {
+    READ(readPositive(*obj, "num_experts", config.numExperts));
+    READ(readPositive(*obj, "intermediate_size", config.expertFfn));
+    READ(readPositive(*obj, "num_experts_per_tok", config.topK, 1));
+    if (config.topK != 1)
+      return configError(llvm::formatv(
+          "'num_experts_per_tok' must be 1 for SwitchMoeForCausalLM, got {0}",
+          config.topK));
+    double factor = 0;
+    READ(readPositiveNumber(*obj, "capacity_factor", factor));
+    config.capacityFactor = factor;
+    config.activation = Activation::relu;
+    break;
+  }
+  }
+  if (config.topK > config.numExperts)
+    return configError(llvm::formatv(
+        "'num_experts_per_tok' = {0} exceeds the number of experts ({1})",
+        config.topK, config.numExperts));
+  READ(rejectUnsupported(*obj, config));
+#undef READ
+  return config;
+}
+
+//===----------------------------------------------------------------------===//
+// Model building
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+class ModelBuilder {
+public:
+  ModelBuilder(MLIRContext *ctx, const ModelConfig &config, int64_t batch,
+               int64_t seqLen)
+      : ctx(ctx), b(ctx), loc(UnknownLoc::get(ctx)), config(config),
+        batch(batch), seqLen(seqLen), tokens(batch * seqLen) {}
+
+  OwningOpRef<ModuleOp> build();
+
+private:
+  /// Reserves `count` tensors of `shape` named `name` (with "{}" replaced by
+  /// the expert index when count > 1) in the weight buffer.
+  int64_t reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
+                  int64_t count = 1);
+  /// The weight `name`: a view of the buffer of shape `shape` ([count, ...]
+  /// when stacked).
+  Value weight(llvm::StringRef name, ArrayRef<int64_t> shape,
+               int64_t count = 1);
+
+  Value f32(double v) { return buildConstant(b, loc, b.getF32Type(), v); }
+  Value add(Value x, Value y);
+  Value rmsNorm(Value x, Value w);
+  Value linear(Value x, Value w, Value bias = {});
+  Value rope(Value x, int64_t numHeads);
+  Value attention(Value q, Value k, Value v);
+  Value moeBlock(Value x, const std::string &prefix);
+  Value embed(Value ids);
+
+  MLIRContext *ctx;
+  OpBuilder b;
+  Location loc;
+  const ModelConfig &config;
+  int64_t batch, seqLen, tokens;
+  Value blob;
+  int64_t blobSize = 0;
+  // Deferred: the blob's size is known only after every weight is reserved,
+  // so views are created against a placeholder and retyped at the end.
+  std::string manifest;
+  SmallVector<tensor::ExtractSliceOp> slices;
+};
+
+int64_t ModelBuilder::reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
+                              int64_t count) {
+  int64_t offset = blobSize;
+  int64_t elements = 1;
+  for (int64_t d : shape)
+    elements *= d;
+  blobSize += elements * count;
+  manifest += llvm::formatv("tensor {0} {1} {2}", offset, count, shape.size());
+  for (int64_t d : shape)
+    manifest += " " + std::to_string(d);
+  manifest += " " + name.str() + "\n";
+  return offset;
+}
+
+Value ModelBuilder::weight(llvm::StringRef name, ArrayRef<int64_t> shape,
+                           int64_t count) {
+  int64_t offset = reserve(name, shape, count);
+  SmallVector<int64_t> full;
+  if (count > 1 || name.contains("{}"))
+    full.push_back(count);
+  full.append(shape.begin(), shape.end());
+  int64_t elements = 1;
+  for (int64_t d : full)
+    elements *= d;
+  auto flatType = RankedTensorType::get({elements}, b.getF32Type());
+  auto slice = tensor::ExtractSliceOp::create(
+      b, loc, flatType, blob, ArrayRef<OpFoldResult>{b.getIndexAttr(offset)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(elements)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+  slices.push_back(slice);
+  if (full.size() == 1)
+    return slice;
+  ReassociationIndices all;
+  for (size_t i = 0; i < full.size(); ++i)
+    all.push_back(i);
+  return tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get(full, b.getF32Type()), slice,
+      ArrayRef<ReassociationIndices>{all});
+}
+
+Value ModelBuilder::add(Value x, Value y) {
+  return buildMap(b, loc, ValueRange{x, y},
+                  [](OpBuilder &nb, Location l, ValueRange a) {
+                    return arith::AddFOp::create(nb, l, a[0], a[1]).getResult();
+                  });
+}
+
+Value ModelBuilder::rmsNorm(Value x, Value w) {
+  // x * rsqrt(mean(x^2) + eps) * w, in the order Hugging Face computes it.
+  AffineExpr t, h;
+  bindDims(ctx, t, h);
+  Value sumSq = buildGeneric(
+      b, loc, buildZeros(b, loc, {b.getIndexAttr(tokens)}, b.getF32Type()),
+      ValueRange{x},
+      {AffineMap::get(2, 0, {t, h}, ctx), AffineMap::get(2, 0, {t}, ctx)},
+      {IT::parallel, IT::reduction}, [](OpBuilder &nb, Location l,
+                                         ValueRange a) {
+        Value sq = arith::MulFOp::create(nb, l, a[0], a[0]);
+        return arith::AddFOp::create(nb, l, a[1], sq).getResult();
+      });
+  double hidden = static_cast<double>(config.hiddenSize);
+  double eps = config.rmsNormEps;
+  return buildGeneric(
+      b, loc,
+      buildEmpty(b, loc, tensor::getMixedSizes(b, loc, x), b.getF32Type()),
+      ValueRange{x, sumSq, w},
+      {AffineMap::get(2, 0, {t, h}, ctx), AffineMap::get(2, 0, {t}, ctx),
+       AffineMap::get(2, 0, {h}, ctx), AffineMap::get(2, 0, {t, h}, ctx)},
+      {IT::parallel, IT::parallel}, [&](OpBuilder &nb, Location l,
+                                        ValueRange a) {
+        Type f = nb.getF32Type();
+        Value mean =
+            arith::DivFOp::create(nb, l, a[1], buildConstant(nb, l, f, hidden));
+        Value inv = math::RsqrtOp::create(
+            nb, l,
+            arith::AddFOp::create(nb, l, mean, buildConstant(nb, l, f, eps)));
+        Value normed = arith::MulFOp::create(nb, l, a[0], inv);
+        return arith::MulFOp::create(nb, l, a[2], normed).getResult();
+      });
+}
+
+Value ModelBuilder::linear(Value x, Value w, Value bias) {
+  Value y = buildMatmulTransposedB(b, loc, x, w);
+  if (!bias)
+    return y;
+  AffineExpr t, c;
+  bindDims(ctx, t, c);
+  return buildGeneric(
+      b, loc,
+      buildEmpty(b, loc, tensor::getMixedSizes(b, loc, y), b.getF32Type()),
+      ValueRange{y, bias},
+      {AffineMap::get(2, 0, {t, c}, ctx), AffineMap::get(2, 0, {c}, ctx),
+       AffineMap::get(2, 0, {t, c}, ctx)},
+      {IT::parallel, IT::parallel}, [](OpBuilder &nb, Location l,
+                                       ValueRange a) {
+        return arith::AddFOp::create(nb, l, a[0], a[1]).getResult();
+      });
+}
+
+Value ModelBuilder::rope(Value x, int64_t numHeads) {
+  // cos/sin tables [S, head_dim] computed in f32 the way Hugging Face does:
+  // inv_freq[i] = 1 / theta^(2i / d), angle = pos * inv_freq, duplicated.
+  int64_t d = config.headDim, half = d / 2;
+  SmallVector<float> cosTable(seqLen * d), sinTable(seqLen * d);
+  for (int64_t i = 0; i < half; ++i) {
+    float exponent = static_cast<float>(2 * i) / static_cast<float>(d);
+    float invFreq =
+        1.0f / std::pow(static_cast<float>(config.ropeTheta), exponent);
+    for (int64_t pos = 0; pos < seqLen; ++pos) {
+      float angle = static_cast<float>(pos) * invFreq;
+      for (int64_t rep : {i, i + half}) {
+        cosTable[pos * d + rep] = std::cos(angle);
+        sinTable[pos * d + rep] = std::sin(angle);
+      }
+    }
+  }
+  auto tableType = RankedTensorType::get({seqLen, d}, b.getF32Type());
+  Value cosT = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(tableType, ArrayRef<float>(cosTable)));
+  Value sinT = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(tableType, ArrayRef<float>(sinTable)));
+  (void)numHeads;
+  int64_t seq = seqLen;
+  return buildMap(b, loc, ValueRange{x}, [&](OpBuilder &nb, Location l,
+                                               ValueRange a) {
+    Value t = linalg::IndexOp::create(nb, l, 0);
+    Value c = linalg::IndexOp::create(nb, l, 1);
+    auto idx = [&](int64_t v) {
+      return arith::ConstantIndexOp::create(nb, l, v).getResult();
+    };
+    Value pos = arith::RemUIOp::create(nb, l, t, idx(seq));
+    Value dd = arith::RemUIOp::create(nb, l, c, idx(d));
+    Value firstHalf =
+        arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, dd, idx(half));
+    Value partner = arith::SelectOp::create(
+        nb, l, firstHalf, arith::AddIOp::create(nb, l, c, idx(half)),
+        arith::SubIOp::create(nb, l, c, idx(half)));
+    Value other = tensor::ExtractOp::create(nb, l, x, {t, partner});
+    Value rotated = arith::SelectOp::create(
+        nb, l, firstHalf, arith::NegFOp::create(nb, l, other), other);
+    Value cs = tensor::ExtractOp::create(nb, l, cosT, {pos, dd});
+    Value sn = tensor::ExtractOp::create(nb, l, sinT, {pos, dd});
+    return arith::AddFOp::create(nb, l, arith::MulFOp::create(nb, l, a[0], cs),
+                                 arith::MulFOp::create(nb, l, rotated, sn))
+        .getResult();
+  });
+}
+
+Value ModelBuilder::attention(Value q, Value k, Value v) {
+  int64_t nh = config.numHeads, nkv = config.numKvHeads, d = config.headDim;
+  int64_t group = nh / nkv;
+  Type f = b.getF32Type();
+  auto split = [&](Value x, int64_t heads) {
+    return tensor::ExpandShapeOp::create(
+               b, loc, RankedTensorType::get({batch, seqLen, heads, d}, f), x,
+               ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}})
+        .getResult();
+  };
+  Value q4 = split(q, nh), k4 = split(k, nkv), v4 = split(v, nkv);
+
+  // scores[b, h, i, j] = sum_d q[b, i, h, d] * k[b, j, h / group, d]
+  AffineExpr bb, h, i, j, dd;
+  bindDims(ctx, bb, h, i, j, dd);
+  Value scores = buildGeneric(
+      b, loc,
+      buildZeros(b, loc,
+                 {b.getIndexAttr(batch), b.getIndexAttr(nh),
+                  b.getIndexAttr(seqLen), b.getIndexAttr(seqLen)},
+                 f),
+      ValueRange{q4, k4},
+      {AffineMap::get(5, 0, {bb, i, h, dd}, ctx),
+       AffineMap::get(5, 0, {bb, j, h.floorDiv(group), dd}, ctx),
+       AffineMap::get(5, 0, {bb, h, i, j}, ctx)},
+      {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
+      [](OpBuilder &nb, Location l, ValueRange a) {
+        Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
+        return arith::AddFOp::create(nb, l, a[2], p).getResult();
+      });
+  // Scale, then mask the future (j > i) with -inf.
+  double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  Value masked = buildMap(b, loc, ValueRange{scores}, [&](OpBuilder &nb,
+                                                          Location l,
+                                                          ValueRange a) {
+    Value ii = linalg::IndexOp::create(nb, l, 2);
+    Value jj = linalg::IndexOp::create(nb, l, 3);
+    Value future =
+        arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ugt, jj, ii);
+    Value scaled =
+        arith::MulFOp::create(nb, l, a[0], buildConstant(nb, l, f, scale));
+    Value negInf = arith::ConstantOp::create(
+        nb, l,
+        nb.getF32FloatAttr(-std::numeric_limits<float>::infinity()));
+    return arith::SelectOp::create(nb, l, future, negInf, scaled).getResult();
+  });
+  Value rows = tensor::CollapseShapeOp::create(
+      b, loc, masked, ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
+  Value probs2 = buildSoftmaxRows(b, loc, rows);
+  Value probs = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({batch, nh, seqLen, seqLen}, f), probs2,
+      ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
+
+  // out[b, i, h, d] = sum_j probs[b, h, i, j] * v[b, j, h / group, d]
+  AffineExpr ob, oi, oh, od, oj;
+  bindDims(ctx, ob, oi, oh, od, oj);
+  Value out = buildGeneric(
+      b, loc,
+      buildZeros(b, loc,
+                 {b.getIndexAttr(batch), b.getIndexAttr(seqLen),
+                  b.getIndexAttr(nh), b.getIndexAttr(d)},
+                 f),
+      ValueRange{probs, v4},
+      {AffineMap::get(5, 0, {ob, oh, oi, oj}, ctx),
+       AffineMap::get(5, 0, {ob, oj, oh.floorDiv(group), od}, ctx),
+       AffineMap::get(5, 0, {ob, oi, oh, od}, ctx)},
+      {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
+      [](OpBuilder &nb, Location l, ValueRange a) {
+        Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
+        return arith::AddFOp::create(nb, l, a[2], p).getResult();
+      });
+  return tensor::CollapseShapeOp::create(
+      b, loc, out, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}});
+}
+
+Value ModelBuilder::moeBlock(Value x, const std::string &prefix) {
+  int64_t e = config.numExperts, h = config.hiddenSize, f = config.expertFfn;
+  Value router, up, down, gate, sharedUp, sharedDown, sharedGateProj,
+      sharedGate;
+  switch (config.arch) {
+  case ModelArch::Mixtral:
+    router = weight(prefix + "block_sparse_moe.gate.weight", {e, h});
+    gate = weight(prefix + "block_sparse_moe.experts.{}.w1.weight", {f, h}, e);
+    up = weight(prefix + "block_sparse_moe.experts.{}.w3.weight", {f, h}, e);
+    down = weight(prefix + "block_sparse_moe.experts.{}.w2.weight", {h, f}, e);
+    break;
+  case ModelArch::Qwen2Moe: {
+    int64_t fs = config.sharedFfn;
+    router = weight(prefix + "mlp.gate.weight", {e, h});
+    gate = weight(prefix + "mlp.experts.{}.gate_proj.weight", {f, h}, e);
+    up = weight(prefix + "mlp.experts.{}.up_proj.weight", {f, h}, e);
+    down = weight(prefix + "mlp.experts.{}.down_proj.weight", {h, f}, e);
+    sharedGateProj = weight(prefix + "mlp.shared_expert.gate_proj.weight",
+                            {fs, h});
+    sharedUp = weight(prefix + "mlp.shared_expert.up_proj.weight", {fs, h});
+    sharedDown = weight(prefix + "mlp.shared_expert.down_proj.weight", {h, fs});
+    sharedGate = weight(prefix + "mlp.shared_expert_gate.weight", {1, h});
+    break;
+  }
+  case ModelArch::Switch:
+    router = weight(prefix + "mlp.router.weight", {e, h});
+    up = weight(prefix + "mlp.experts.{}.wi.weight", {f, h}, e);
+    down = weight(prefix + "mlp.experts.{}.wo.weight", {h, f}, e);
+    break;
+  }
+  IntegerAttr capacity;
+  if (config.capacityFactor) {
+    double c = std::ceil(*config.capacityFactor * static_cast<double>(tokens) *
+                         static_cast<double>(config.topK) /
+                         static_cast<double>(e));
+    capacity = b.getI64IntegerAttr(std::max<int64_t>(1, (int64_t)c));
+  }
+  return LayerOp::create(
+      b, loc, x.getType(), x, router, /*router_bias=*/Value(), up, down, gate,
+      sharedUp, sharedDown, sharedGateProj, sharedGate,
+      b.getI64IntegerAttr(config.topK),
+      ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
+      config.renormalize ? b.getUnitAttr() : UnitAttr(),
+      ActivationAttr::get(ctx, config.activation), capacity);
+}
+
+Value ModelBuilder::embed(Value ids) {
+  Value table = weight("model.embed_tokens.weight",
+                       {config.vocabSize, config.hiddenSize});
+  Value flatIds = tensor::CollapseShapeOp::create(
+      b, loc, ids, ArrayRef<ReassociationIndices>{{0, 1}});
+  AffineExpr t, h;
+  bindDims(ctx, t, h);
+  int64_t vocab = config.vocabSize;
+  return buildGeneric(
+      b, loc,
+      buildEmpty(b, loc,
+                 {b.getIndexAttr(tokens), b.getIndexAttr(config.hiddenSize)},
+                 b.getF32Type()),
+      ValueRange{flatIds},
+      {AffineMap::get(2, 0, {t}, ctx), AffineMap::get(2, 0, {t, h}, ctx)},
+      {IT::parallel, IT::parallel}, [&](OpBuilder &nb, Location l,
+                                        ValueRange a) {
+        // The runtime rejects out-of-range ids before the call; the clamp
+        // only keeps a bad id from reading outside the table.
+        Value id = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[0]);
+        Value zero = arith::ConstantIndexOp::create(nb, l, 0);
+        Value last = arith::ConstantIndexOp::create(nb, l, vocab - 1);
+        id = arith::MinSIOp::create(nb, l,
+                                    arith::MaxSIOp::create(nb, l, id, zero),
+                                    last);
+        Value hh = linalg::IndexOp::create(nb, l, 1);
+        return tensor::ExtractOp::create(nb, l, table, {id, hh}).getResult();
+      });
+}
+
+OwningOpRef<ModuleOp> ModelBuilder::build() {
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  b.setInsertionPointToEnd(module->getBody());
+  int64_t h = config.hiddenSize;
+  Type f = b.getF32Type();
+  auto idsType = RankedTensorType::get({batch, seqLen}, b.getI64Type());
+  // Placeholder blob type; fixed once the total size is known.
+  auto placeholder = RankedTensorType::get({ShapedType::kDynamic}, f);
+  auto outType = RankedTensorType::get({batch, seqLen, h}, f);
+  auto func = func::FuncOp::create(
+      b, loc, kForwardFunctionName,
+      b.getFunctionType({idsType, placeholder}, {outType}));
+  func->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  blob = entry->getArgument(1);
+
+  Value x = embed(entry->getArgument(0));
+  int64_t nh = config.numHeads, nkv = config.numKvHeads, d = config.headDim;
+  for (int64_t layer = 0; layer < config.numLayers; ++layer) {
+    std::string p = "model.layers." + std::to_string(layer) + ".";
+    Value normed = rmsNorm(x, weight(p + "input_layernorm.weight", {h}));
+    Value qW = weight(p + "self_attn.q_proj.weight", {nh * d, h});
+    Value qB = config.qkvBias ? weight(p + "self_attn.q_proj.bias", {nh * d})
+                              : Value();
+    Value kW = weight(p + "self_attn.k_proj.weight", {nkv * d, h});
+    Value kB = config.qkvBias ? weight(p + "self_attn.k_proj.bias", {nkv * d})
+                              : Value();
+    Value vW = weight(p + "self_attn.v_proj.weight", {nkv * d, h});
+    Value vB = config.qkvBias ? weight(p + "self_attn.v_proj.bias", {nkv * d})
+                              : Value();
+    Value oW = weight(p + "self_attn.o_proj.weight", {h, nh * d});
+    Value q = rope(linear(normed, qW, qB), nh);
+    Value k = rope(linear(normed, kW, kB), nkv);
+    Value v = linear(normed, vW, vB);
+    x = add(x, linear(attention(q, k, v), oW));
+    Value normed2 =
+        rmsNorm(x, weight(p + "post_attention_layernorm.weight", {h}));
+    x = add(x, moeBlock(normed2, p));
+  }
+  x = rmsNorm(x, weight("model.norm.weight", {h}));
+  Value out = tensor::ExpandShapeOp::create(
+      b, loc, outType, x, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+  func::ReturnOp::create(b, loc, out);
+
+  // Now the buffer's size is known: give the argument its static type.
+  auto blobType = RankedTensorType::get({blobSize}, f);
+  blob.setType(blobType);
+  func.setFunctionType(b.getFunctionType({idsType, blobType}, {outType}));
+
+  std::string header = llvm::formatv(
+      "moe-model 1\narch {0}\nbatch {1}\nseq {2}\nhidden {3}\nvocab {4}\n"
+      "blob {5}\n",
+      config.archName, batch, seqLen, h, config.vocabSize, blobSize);
+  (*module)->setAttr(kManifestAttrName, b.getStringAttr(header + manifest));
+  return module;
+}
+
+} // namespace
+
+llvm::Expected<OwningOpRef<ModuleOp>>
+mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
+                       int64_t batch, int64_t seqLen) {
+  if (batch < 1 || seqLen < 1)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        llvm::formatv("batch ({0}) and sequence length ({1}) must be >= 1",
+                      batch, seqLen));
+  context->loadDialect<MoEDialect, func::FuncDialect, linalg::LinalgDialect,
+                       tensor::TensorDialect, arith::ArithDialect,
+                       math::MathDialect>();
+  ModelBuilder builder(context, config, batch, seqLen);
+  OwningOpRef<ModuleOp> module = builder.build();
+  if (failed(mlir::verify(*module)))
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "internal error: the imported module does "
+                                   "not verify");
+  return module;
+}

@@ -1,0 +1,311 @@
+//===- moe-compile.cpp - MoE model -> executable --------------------------===//
+//
+// The driver: a Hugging Face-style config.json (or an .mlir module that
+// carries a moe.manifest) -> import -> the target's pass pipeline -> LLVM IR
+// -> object -> an executable linked with the moert runtime.
+//
+//   moe-compile mixtral.json --target cpu -o mixtral [--batch 1 --seq-len 16]
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Import/ModelImport.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/Timing.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Target/LLVMIR/Export.h"
+
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/Target/TargetOptions.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/SubtargetFeature.h"
+
+using namespace mlir;
+namespace cl = llvm::cl;
+
+static cl::OptionCategory category("moe-compile options");
+
+static cl::opt<std::string> inputFilename(cl::Positional,
+                                          cl::desc("<config.json | model.mlir>"),
+                                          cl::Required, cl::cat(category));
+static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
+                                           cl::value_desc("path"),
+                                           cl::init("a.out"),
+                                           cl::cat(category));
+static cl::opt<std::string>
+    target("target", cl::desc("Target: cpu (CPU ranks; the default)"),
+           cl::init("cpu"), cl::cat(category));
+enum class Emit { Mlir, LoweredMlir, LlvmIr, Object, Executable };
+static cl::opt<Emit> emit(
+    "emit", cl::desc("What to produce"), cl::init(Emit::Executable),
+    cl::values(clEnumValN(Emit::Mlir, "mlir", "the imported model (moe IR)"),
+               clEnumValN(Emit::LoweredMlir, "lowered-mlir",
+                          "the module after the target pipeline"),
+               clEnumValN(Emit::LlvmIr, "llvm", "optimized LLVM IR"),
+               clEnumValN(Emit::Object, "obj", "an object file"),
+               clEnumValN(Emit::Executable, "exe",
+                          "an executable linked with the runtime")),
+    cl::cat(category));
+static cl::opt<int64_t> batch("batch",
+                              cl::desc("Batch size B of the token ids [B, S] "
+                                       "(configs only; default 1)"),
+                              cl::init(1), cl::cat(category));
+static cl::opt<int64_t>
+    seqLen("seq-len",
+           cl::desc("Sequence length S of the token ids [B, S] (configs "
+                    "only; default 16)"),
+           cl::init(16), cl::cat(category));
+static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
+                                  cl::init(3), cl::Prefix, cl::cat(category));
+static cl::opt<bool> timing("timing",
+                            cl::desc("Print the time of each stage and pass"),
+                            cl::init(false), cl::cat(category));
+
+namespace {
+
+int fail(const llvm::Twine &message) {
+  llvm::errs() << "moe-compile: error: " << message << "\n";
+  return 1;
+}
+
+/// Adds `moe_model_manifest`, a NUL-terminated string the runtime reads.
+LogicalResult addManifestGlobal(ModuleOp module, StringAttr manifest) {
+  OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
+  std::string text = manifest.getValue().str();
+  text.push_back('\0');
+  auto type = LLVM::LLVMArrayType::get(b.getI8Type(), text.size());
+  LLVM::GlobalOp::create(b, module.getLoc(), type, /*isConstant=*/true,
+                         LLVM::Linkage::External, "moe_model_manifest",
+                         b.getStringAttr(text));
+  return success();
+}
+
+std::unique_ptr<llvm::TargetMachine> createHostTargetMachine() {
+  std::string triple = llvm::sys::getDefaultTargetTriple();
+  std::string error;
+  const llvm::Target *t =
+      llvm::TargetRegistry::lookupTarget(llvm::Triple(triple), error);
+  if (!t) {
+    llvm::errs() << "moe-compile: error: " << error << "\n";
+    return nullptr;
+  }
+  llvm::TargetOptions options;
+  auto cpu = llvm::sys::getHostCPUName();
+  llvm::SubtargetFeatures features;
+  for (const auto &[feature, enabled] : llvm::sys::getHostCPUFeatures())
+    features.AddFeature(feature, enabled);
+  return std::unique_ptr<llvm::TargetMachine>(t->createTargetMachine(
+      llvm::Triple(triple), cpu, features.getString(), options,
+      llvm::Reloc::PIC_, std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  registerAllPasses();
+  moe::registerMoEPasses();
+  moe::registerMoEConversionPasses();
+  registerMLIRContextCLOptions();
+  registerPassManagerCLOptions();
+  registerDefaultTimingManagerCLOptions();
+  registerAsmPrinterCLOptions();
+  // Only the driver's own options are listed; MLIR's (e.g.
+  // --mlir-print-ir-after-all, --mlir-timing) still work: see --help-hidden.
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "moe-compile: compile a Mixture-of-Experts model into an executable\n\n"
+      "  moe-compile model.json --target cpu -o model\n"
+      "  ./model --weights model.safetensors --input ids.npy --output out.npy\n\n"
+      "MLIR's options (--mlir-print-ir-after-all, --mlir-timing, ...) are "
+      "accepted too; --help-hidden lists them.\n");
+
+  if (target != "cpu")
+    return fail("unknown --target '" + target + "'; expected 'cpu'");
+
+  DefaultTimingManager tm;
+  applyDefaultTimingManagerCLOptions(tm);
+  if (timing)
+    tm.setEnabled(true);
+  TimingScope rootTiming = tm.getRootScope();
+
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllToLLVMIRTranslations(registry);
+  registry.insert<moe::MoEDialect>();
+  MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+
+  // Import.
+  OwningOpRef<ModuleOp> module;
+  {
+    TimingScope importTiming = rootTiming.nest("import");
+    auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(inputFilename);
+    if (!buffer)
+      return fail("cannot read '" + inputFilename +
+                  "': " + buffer.getError().message());
+    if (llvm::StringRef(inputFilename).ends_with(".json")) {
+      llvm::Expected<moe::ModelConfig> config =
+          moe::parseModelConfig((*buffer)->getBuffer());
+      if (!config)
+        return fail(inputFilename + ": " + llvm::toString(config.takeError()));
+      auto imported = moe::importModel(&context, *config, batch, seqLen);
+      if (!imported)
+        return fail(llvm::toString(imported.takeError()));
+      module = std::move(*imported);
+    } else {
+      llvm::SourceMgr sourceMgr;
+      sourceMgr.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
+      module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+      if (!module)
+        return 1; // the parser printed the diagnostic
+    }
+  }
+
+  // Text outputs go through a ToolOutputFile (removed unless kept); objects
+  // and executables are written by codegen and the linker.
+  std::unique_ptr<llvm::ToolOutputFile> output;
+  if (emit == Emit::Mlir || emit == Emit::LoweredMlir || emit == Emit::LlvmIr) {
+    std::string errorMessage;
+    output = openOutputFile(outputFilename, &errorMessage);
+    if (!output)
+      return fail(errorMessage);
+  }
+  if (emit == Emit::Mlir) {
+    module->print(output->os());
+    output->keep();
+    return 0;
+  }
+
+  auto manifest = (*module)->getAttrOfType<StringAttr>(
+      moe::MoEDialect::getManifestAttrName());
+  if (!manifest && emit == Emit::Executable)
+    return fail("'" + inputFilename +
+                "' has no moe.manifest attribute: executables are built from "
+                "a model config (config.json), which defines the weights");
+
+  // The target pipeline, down to the LLVM dialect.
+  {
+    TimingScope pipelineTiming = rootTiming.nest("pipeline");
+    PassManager pm(&context);
+    if (failed(applyPassManagerCLOptions(pm)))
+      return fail("invalid pass manager options");
+    pm.enableTiming(pipelineTiming);
+    moe::buildMoECpuPipeline(pm);
+    if (failed(pm.run(*module)))
+      return fail("the cpu pipeline failed on '" + inputFilename + "'");
+  }
+  if (emit == Emit::LoweredMlir) {
+    module->print(output->os());
+    output->keep();
+    return 0;
+  }
+
+  // LLVM IR, optimized for this machine.
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::TargetMachine> machine = createHostTargetMachine();
+  if (!machine)
+    return 1;
+  std::unique_ptr<llvm::Module> llvmModule;
+  {
+    TimingScope translateTiming = rootTiming.nest("translate-to-llvm-ir");
+    if (manifest)
+      (void)addManifestGlobal(*module, manifest);
+    // The moe.* module attributes have no LLVM meaning.
+    (*module)->removeAttr(moe::MoEDialect::getManifestAttrName());
+    (*module)->removeAttr(moe::MoEDialect::getPlanAttrName());
+    llvmModule = translateModuleToLLVMIR(*module, llvmContext);
+    if (!llvmModule)
+      return fail("translation to LLVM IR failed");
+    llvmModule->setTargetTriple(machine->getTargetTriple());
+    llvmModule->setDataLayout(machine->createDataLayout());
+  }
+  {
+    TimingScope optTiming = rootTiming.nest("llvm-optimize");
+    auto optimize = makeOptimizingTransformer(optLevel, 0, machine.get());
+    if (llvm::Error err = optimize(llvmModule.get()))
+      return fail("LLVM optimization failed: " +
+                  llvm::toString(std::move(err)));
+  }
+  if (emit == Emit::LlvmIr) {
+    llvmModule->print(output->os(), nullptr);
+    output->keep();
+    return 0;
+  }
+
+  // Object file: the output itself, or a temporary to link.
+  llvm::SmallString<128> objectPath;
+  if (emit == Emit::Object) {
+    objectPath = outputFilename;
+  } else if (std::error_code ec = llvm::sys::fs::createTemporaryFile(
+                 "moe-model", "o", objectPath)) {
+    return fail("cannot create a temporary object file: " + ec.message());
+  }
+  llvm::FileRemover removeObject(objectPath, emit == Emit::Executable);
+  {
+    TimingScope codegenTiming = rootTiming.nest("codegen");
+    std::error_code ec;
+    llvm::raw_fd_ostream objectStream(objectPath, ec, llvm::sys::fs::OF_None);
+    if (ec)
+      return fail("cannot write '" + objectPath + "': " + ec.message());
+    llvm::legacy::PassManager codegen;
+    if (machine->addPassesToEmitFile(codegen, objectStream, nullptr,
+                                     llvm::CodeGenFileType::ObjectFile))
+      return fail("the target cannot emit object files");
+    codegen.run(*llvmModule);
+  }
+  if (emit == Emit::Object)
+    return 0;
+
+  // Link with the runtime.
+  {
+    TimingScope linkTiming = rootTiming.nest("link");
+    std::string linker = MOE_CLANG_PATH;
+    std::string libDir = MOE_RUNTIME_LIB_DIR;
+    std::string rpath = "-Wl,-rpath," + libDir;
+    std::string mainLib = libDir + "/libmoert_main.a";
+    std::string libPath = "-L" + libDir;
+    SmallVector<StringRef> args = {linker,  objectPath.str(), mainLib,
+                                   libPath, "-lmoert",        rpath,
+                                   "-lm",   "-o",             outputFilename};
+    std::string linkError;
+    int rc = llvm::sys::ExecuteAndWait(linker, args, std::nullopt, {}, 0, 0,
+                                       &linkError);
+    if (rc != 0)
+      return fail("linking with the runtime failed (" + linker + "): " +
+                  (linkError.empty() ? "exit code " + std::to_string(rc)
+                                     : linkError));
+  }
+  return 0;
+}
