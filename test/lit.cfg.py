@@ -29,7 +29,7 @@ llvm_config.with_environment("FILECHECK_OPTS", "-enable-var-scope")
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
-tools = ["moe-opt", "mlir-opt", "split-file"]
+tools = ["moe-opt", "moe-compile", "mlir-opt", "split-file"]
 if config.moe_build_runtime:
     tools.append("moert-unittests")
     config.available_features.add("runtime")

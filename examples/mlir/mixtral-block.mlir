@@ -3,7 +3,7 @@
 // experts (H = 64, F = 128, T = 16 tokens), under a plan for 4 ranks.
 //
 // Run the example pipeline on it (README command (a)):
-//   build/bin/moe-opt --moe-example-pipeline examples/mixtral-tiny.mlir
+//   build/bin/moe-opt --moe-example-pipeline examples/mlir/mixtral-block.mlir
 module attributes {moe.plan = #moe.plan<dp = 2, tp = 2, ep = 4>} {
   func.func @forward(%x: tensor<16x64xf32>,
                      %router0: tensor<8x64xf32>, %w3_0: tensor<8x128x64xf32>,

@@ -1,0 +1,43 @@
+/*===- model.h - the driver of a compiled model executable --------*- C -*-===*
+ *
+ * An executable built by `moe-compile` is the compiled model (an object that
+ * defines `_mlir_ciface_forward` and the `moe_model_manifest` string) linked
+ * with libmoert_main.a, whose `main` calls moert_model_main. That function
+ * parses the command line, fills the weight buffer from a safetensors file
+ * as the manifest says, runs the forward pass and writes the result.
+ *
+ * Manifest (text, one item per line; docs/Runtime.md):
+ *   moe-model 1
+ *   arch <name>           batch <B>    seq <S>    hidden <H>
+ *   vocab <V>             blob <number of f32 elements>
+ *   tensor <offset> <count> <rank> <d0> ... <name>
+ * A tensor with a `{}` in its name is `count` tensors of shape d0.. (the `{}`
+ * replaced by 0 .. count-1) stored one after the other from `offset`.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#ifndef MOERT_MODEL_H
+#define MOERT_MODEL_H
+
+#include "moert/memref.h"
+#include "moert/moert.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The compiled entry point: result [B, S, H] = forward(ids [B, S], blob). */
+typedef void (*moert_forward_fn)(moert_memref3d_f32_t *result,
+                                 moert_memref2d_i64_t *ids,
+                                 moert_memref1d_f32_t *blob);
+
+/* Runs the executable's command line; returns the process exit code (0 on
+ * success, 1 after printing an error). */
+MOERT_API int moert_model_main(int argc, char **argv, const char *manifest,
+                               moert_forward_fn forward);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MOERT_MODEL_H */

@@ -1,0 +1,312 @@
+/*===- model_main.c - command line of a compiled model executable ---------===*
+ *
+ * <exe> --weights W.safetensors --input ids.npy --output out.npy [--iters N]
+ *
+ *===----------------------------------------------------------------------===*/
+
+#define _POSIX_C_SOURCE 200809L
+
+#include "moert/model.h"
+#include "moert/npy.h"
+#include "moert/safetensors.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_LINE 1024
+
+typedef struct Manifest {
+  char arch[128];
+  int64_t batch, seq, hidden, vocab, blob;
+  const char *tensors; /* first "tensor" line */
+} Manifest;
+
+static int error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static int error(const char *format, ...) {
+  va_list args;
+  va_start(args, format);
+  fputs("error: ", stderr);
+  vfprintf(stderr, format, args);
+  fputc('\n', stderr);
+  va_end(args);
+  return 1;
+}
+
+static int statusError(moert_status_t status) {
+  int rc = error("%s", moert_status_message(status));
+  moert_status_free(status);
+  return rc;
+}
+
+static void usage(FILE *out, const char *prog, const Manifest *m) {
+  fprintf(out,
+          "usage: %s --weights W.safetensors --input ids.npy --output out.npy "
+          "[--iters N] [--warmup N] [--threads N]\n"
+          "\n"
+          "Runs the compiled %s model (prefill) on token ids and writes the "
+          "final-normed hidden states.\n"
+          "\n"
+          "  --weights PATH   safetensors file with Hugging Face tensor names "
+          "(f32, bf16 or f16)\n"
+          "  --input PATH     .npy of int64 or int32 token ids, shape "
+          "[%" PRId64 ", %" PRId64 "], each in [0, %" PRId64 ")\n"
+          "  --output PATH    .npy of float32 hidden states [%" PRId64
+          ", %" PRId64 ", %" PRId64 "] to write\n"
+          "  --iters N        forward passes to time (default 1); prints the "
+          "mean time per pass\n"
+          "  --warmup N       untimed passes before them (default 0)\n"
+          "  --threads N      OpenBLAS threads (default: OpenBLAS's own)\n"
+          "  --print-manifest print the weight manifest and exit\n"
+          "  --help           this text\n",
+          prog, m->arch, m->batch, m->seq, m->vocab, m->batch, m->seq,
+          m->hidden);
+}
+
+static int parseManifest(const char *text, Manifest *m) {
+  memset(m, 0, sizeof(*m));
+  if (strncmp(text, "moe-model 1\n", 12) != 0)
+    return error("the executable's weight manifest has an unknown version");
+  const char *line = text + 12;
+  while (*line && strncmp(line, "tensor ", 7) != 0) {
+    char key[32];
+    char value[128];
+    if (sscanf(line, "%31s %127s", key, value) != 2)
+      return error("malformed manifest line: %.60s", line);
+    if (!strcmp(key, "arch"))
+      snprintf(m->arch, sizeof(m->arch), "%s", value);
+    else if (!strcmp(key, "batch"))
+      m->batch = strtoll(value, NULL, 10);
+    else if (!strcmp(key, "seq"))
+      m->seq = strtoll(value, NULL, 10);
+    else if (!strcmp(key, "hidden"))
+      m->hidden = strtoll(value, NULL, 10);
+    else if (!strcmp(key, "vocab"))
+      m->vocab = strtoll(value, NULL, 10);
+    else if (!strcmp(key, "blob"))
+      m->blob = strtoll(value, NULL, 10);
+    line = strchr(line, '\n');
+    if (!line)
+      break;
+    ++line;
+  }
+  m->tensors = line ? line : "";
+  if (m->batch < 1 || m->seq < 1 || m->hidden < 1 || m->vocab < 1 ||
+      m->blob < 1)
+    return error("the executable's weight manifest is incomplete");
+  return 0;
+}
+
+/* Fills the weight buffer from the safetensors file, tensor by tensor. */
+static int loadWeights(const Manifest *m, const char *path, float *blob) {
+  moert_safetensors_t *file = NULL;
+  moert_status_t status = moert_safetensors_open(path, &file);
+  if (status)
+    return statusError(status);
+  int rc = 0;
+  for (const char *line = m->tensors; *line && !rc;) {
+    const char *end = strchr(line, '\n');
+    size_t length = end ? (size_t)(end - line) : strlen(line);
+    char buffer[MAX_LINE];
+    if (length >= sizeof(buffer)) {
+      rc = error("manifest line too long");
+      break;
+    }
+    memcpy(buffer, line, length);
+    buffer[length] = '\0';
+    line = end ? end + 1 : line + length;
+
+    int64_t offset, count;
+    int rank, consumed;
+    if (sscanf(buffer, "tensor %" SCNd64 " %" SCNd64 " %d%n", &offset, &count,
+               &rank, &consumed) != 3 ||
+        rank < 1 || rank > MOERT_MAX_RANK) {
+      rc = error("malformed manifest line: %s", buffer);
+      break;
+    }
+    int64_t shape[MOERT_MAX_RANK];
+    int64_t elements = 1;
+    char *cursor = buffer + consumed;
+    for (int i = 0; i < rank; ++i) {
+      shape[i] = strtoll(cursor, &cursor, 10);
+      elements *= shape[i];
+    }
+    while (*cursor == ' ')
+      ++cursor;
+    const char *name = cursor;
+    const char *hole = strstr(name, "{}");
+    if (offset < 0 || count < 1 || offset + elements * count > m->blob) {
+      rc = error("manifest entry out of range: %s", buffer);
+      break;
+    }
+    for (int64_t e = 0; e < count && !rc; ++e) {
+      char tensorName[MAX_LINE];
+      if (hole)
+        snprintf(tensorName, sizeof(tensorName), "%.*s%" PRId64 "%s",
+                 (int)(hole - name), name, e, hole + 2);
+      else
+        snprintf(tensorName, sizeof(tensorName), "%s", name);
+      status = moert_safetensors_read_f32(file, tensorName, rank, shape,
+                                          blob + offset + e * elements);
+      if (status)
+        rc = statusError(status);
+    }
+  }
+  moert_safetensors_close(file);
+  return rc;
+}
+
+/* Reads token ids, checks their shape and range, converts them to int64. */
+static int loadIds(const Manifest *m, const char *path, int64_t *ids) {
+  moert_npy_array_t array;
+  moert_status_t status = moert_npy_read(path, &array);
+  if (status)
+    return statusError(status);
+  int rc = 0;
+  if (array.rank != 2 || array.shape[0] != m->batch ||
+      array.shape[1] != m->seq) {
+    char shape[128] = "";
+    for (int i = 0; i < array.rank; ++i)
+      snprintf(shape + strlen(shape), sizeof(shape) - strlen(shape), "%s%" PRId64,
+               i ? ", " : "", array.shape[i]);
+    rc = error("%s: token ids have shape [%s]; this executable was compiled "
+               "for [%" PRId64 ", %" PRId64 "] (moe-compile --batch/--seq-len)",
+               path, shape, m->batch, m->seq);
+  } else if (array.dtype != MOERT_DTYPE_I64 && array.dtype != MOERT_DTYPE_I32) {
+    rc = error("%s: token ids must be int64 or int32, got %s", path,
+               moert_dtype_name(array.dtype));
+  } else {
+    int64_t n = m->batch * m->seq;
+    for (int64_t i = 0; i < n && !rc; ++i) {
+      int64_t id = array.dtype == MOERT_DTYPE_I64
+                       ? ((const int64_t *)array.data)[i]
+                       : ((const int32_t *)array.data)[i];
+      if (id < 0 || id >= m->vocab)
+        rc = error("%s: token id %" PRId64 " at [%" PRId64 ", %" PRId64
+                   "] is outside the vocabulary [0, %" PRId64 ")",
+                   path, id, i / m->seq, i % m->seq, m->vocab);
+      ids[i] = id;
+    }
+  }
+  moert_npy_free(&array);
+  return rc;
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int parseCount(const char *flag, const char *value, long min,
+                      long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(value, &end, 10);
+  if (errno || *end || v < min)
+    return error("%s expects an integer >= %ld, got '%s'", flag, min, value);
+  *out = v;
+  return 0;
+}
+
+int moert_model_main(int argc, char **argv, const char *manifestText,
+                     moert_forward_fn forward) {
+  Manifest m;
+  if (parseManifest(manifestText, &m))
+    return 1;
+  const char *weights = NULL, *input = NULL, *output = NULL;
+  long iters = 1, warmup = 0, threads = 0;
+  for (int i = 1; i < argc; ++i) {
+    const char *arg = argv[i];
+    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+      usage(stdout, argv[0], &m);
+      return 0;
+    }
+    if (!strcmp(arg, "--print-manifest")) {
+      fputs(manifestText, stdout);
+      return 0;
+    }
+    const char **target = !strcmp(arg, "--weights")  ? &weights
+                          : !strcmp(arg, "--input")  ? &input
+                          : !strcmp(arg, "--output") ? &output
+                                                     : NULL;
+    long *count = !strcmp(arg, "--iters")     ? &iters
+                  : !strcmp(arg, "--warmup")  ? &warmup
+                  : !strcmp(arg, "--threads") ? &threads
+                                              : NULL;
+    if (!target && !count) {
+      usage(stderr, argv[0], &m);
+      return error("unknown argument '%s'", arg);
+    }
+    if (i + 1 >= argc)
+      return error("%s expects a value", arg);
+    const char *value = argv[++i];
+    if (target)
+      *target = value;
+    else if (parseCount(arg, value, !strcmp(arg, "--warmup") ? 0 : 1, count))
+      return 1;
+  }
+  if (!weights || !input || !output) {
+    usage(stderr, argv[0], &m);
+    return error("--weights, --input and --output are required");
+  }
+  if (threads > 0)
+    openblas_set_num_threads((int)threads);
+
+  float *blob = aligned_alloc(64, ((size_t)m.blob * sizeof(float) + 63) / 64 * 64);
+  int64_t *ids = malloc((size_t)(m.batch * m.seq) * sizeof(int64_t));
+  if (!blob || !ids) {
+    free(blob);
+    free(ids);
+    return error("out of memory for %" PRId64 " weights", m.blob);
+  }
+  int rc = loadWeights(&m, weights, blob);
+  if (!rc)
+    rc = loadIds(&m, input, ids);
+
+  moert_memref1d_f32_t blobRef = {blob, blob, 0, {m.blob}, {1}};
+  moert_memref2d_i64_t idsRef = {ids, ids, 0, {m.batch, m.seq}, {m.seq, 1}};
+  moert_memref3d_f32_t result = {0};
+  double elapsed = 0;
+  for (long i = 0; !rc && i < warmup + iters; ++i) {
+    if (result.allocated)
+      free(result.allocated);
+    double start = now();
+    forward(&result, &idsRef, &blobRef);
+    if (i >= warmup)
+      elapsed += now() - start;
+  }
+  if (!rc) {
+    int64_t shape[3] = {m.batch, m.seq, m.hidden};
+    size_t n = (size_t)(m.batch * m.seq * m.hidden);
+    float *dense = malloc(n * sizeof(float));
+    if (!dense) {
+      rc = error("out of memory for the output");
+    } else {
+      size_t at = 0;
+      for (int64_t b = 0; b < shape[0]; ++b)
+        for (int64_t s = 0; s < shape[1]; ++s)
+          for (int64_t h = 0; h < shape[2]; ++h)
+            dense[at++] =
+                result.aligned[result.offset + b * result.strides[0] +
+                               s * result.strides[1] + h * result.strides[2]];
+      moert_status_t status = moert_npy_write_f32(output, 3, shape, dense);
+      if (status)
+        rc = statusError(status);
+      free(dense);
+    }
+    if (!rc)
+      printf("%s: batch %" PRId64 ", seq %" PRId64 ": %.3f ms per forward "
+             "pass (%ld iterations)\n",
+             m.arch, m.batch, m.seq, elapsed * 1e3 / (double)iters, iters);
+  }
+  free(result.allocated);
+  free(blob);
+  free(ids);
+  return rc;
+}

@@ -1,0 +1,100 @@
+/*===- kernel_tests.c - tests of the entry points compiled code calls ----===*
+ *
+ * moert_sgemm (BLAS and strided fallback paths) and memrefCopy.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#include "moert/memref.h"
+#include "test_harness.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a, moert_memref2d_f32_t *b,
+                              moert_memref2d_f32_t *c, int32_t transposeA,
+                              int32_t transposeB);
+
+typedef struct UnrankedMemRef {
+  int64_t rank;
+  void *descriptor;
+} UnrankedMemRef;
+void memrefCopy(int64_t elemSize, UnrankedMemRef *src, UnrankedMemRef *dst);
+
+static float at(const moert_memref2d_f32_t *m, int64_t i, int64_t j) {
+  return m->aligned[m->offset + i * m->strides[0] + j * m->strides[1]];
+}
+
+/* C += op(A) op(B) against a naive loop, for one operand layout. */
+static void checkGemm(int transposeA, int transposeB, int columnMajorB,
+                      int stridedA) {
+  enum { M = 5, N = 7, K = 6 };
+  float aData[2 * M * K], bData[N * K], cData[M * N], expect[M * N];
+  for (int i = 0; i < 2 * M * K; ++i)
+    aData[i] = (float)((i * 7) % 11) - 5.0f;
+  for (int i = 0; i < N * K; ++i)
+    bData[i] = (float)((i * 5) % 13) * 0.25f - 1.0f;
+  for (int i = 0; i < M * N; ++i)
+    cData[i] = expect[i] = (float)i * 0.5f;
+
+  /* A is [M, K] (or [K, M] transposed); stridedA spreads its columns 2
+   * apart, which no BLAS layout expresses, to exercise the fallback. */
+  int64_t aRows = transposeA ? K : M, aCols = transposeA ? M : K;
+  int64_t aColStride = stridedA ? 2 : 1;
+  moert_memref2d_f32_t a = {aData, aData, 0, {aRows, aCols},
+                            {aCols * aColStride, aColStride}};
+  int64_t bRows = transposeB ? N : K, bCols = transposeB ? K : N;
+  moert_memref2d_f32_t b = {bData, bData, 0, {bRows, bCols},
+                            {columnMajorB ? 1 : bCols, columnMajorB ? bRows : 1}};
+  moert_memref2d_f32_t c = {cData, cData, 0, {M, N}, {N, 1}};
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j)
+      for (int p = 0; p < K; ++p)
+        expect[i * N + j] += (transposeA ? at(&a, p, i) : at(&a, i, p)) *
+                             (transposeB ? at(&b, j, p) : at(&b, p, j));
+  _mlir_ciface_moert_sgemm(&a, &b, &c, transposeA, transposeB);
+  for (int i = 0; i < M * N; ++i)
+    EXPECT(fabsf(cData[i] - expect[i]) <= 1e-4f * (1.0f + fabsf(expect[i])));
+}
+
+static void testSgemmNN(void) { checkGemm(0, 0, 0, 0); }
+static void testSgemmNT(void) { checkGemm(0, 1, 0, 0); }
+static void testSgemmTN(void) { checkGemm(1, 0, 0, 0); }
+static void testSgemmColumnMajorOperand(void) { checkGemm(0, 1, 1, 0); }
+static void testSgemmStridedFallback(void) { checkGemm(0, 1, 0, 1); }
+
+static void testSgemmEmptyIsNoOp(void) {
+  float c[4] = {1, 2, 3, 4};
+  float dummy[1] = {0};
+  moert_memref2d_f32_t a = {dummy, dummy, 0, {2, 0}, {0, 1}};
+  moert_memref2d_f32_t b = {dummy, dummy, 0, {0, 2}, {2, 1}};
+  moert_memref2d_f32_t cm = {c, c, 0, {2, 2}, {2, 1}};
+  _mlir_ciface_moert_sgemm(&a, &b, &cm, 0, 0);
+  EXPECT(c[0] == 1 && c[1] == 2 && c[2] == 3 && c[3] == 4);
+}
+
+static void testMemrefCopyStrided(void) {
+  /* Copy the 2x3 block at offset 1 of a 3x4 row-major matrix into a
+   * column-major 2x3 buffer. */
+  float src[12], dst[6] = {0};
+  for (int i = 0; i < 12; ++i)
+    src[i] = (float)i;
+  moert_memref2d_f32_t s = {src, src, 1, {2, 3}, {4, 1}};
+  moert_memref2d_f32_t d = {dst, dst, 0, {2, 3}, {1, 2}};
+  UnrankedMemRef us = {2, &s}, ud = {2, &d};
+  memrefCopy(sizeof(float), &us, &ud);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      EXPECT(dst[i + 2 * j] == src[1 + 4 * i + j]);
+}
+
+const TestCase kKernelTests[] = {
+    {"SgemmNN", testSgemmNN},
+    {"SgemmNT", testSgemmNT},
+    {"SgemmTN", testSgemmTN},
+    {"SgemmColumnMajorOperand", testSgemmColumnMajorOperand},
+    {"SgemmStridedFallback", testSgemmStridedFallback},
+    {"SgemmEmptyIsNoOp", testSgemmEmptyIsNoOp},
+    {"MemrefCopyStrided", testMemrefCopyStrided},
+};
+const size_t kNumKernelTests = sizeof(kKernelTests) / sizeof(kKernelTests[0]);

@@ -1,0 +1,110 @@
+// RUN: moe-opt %s --moe-linalg-to-blas --split-input-file | FileCheck %s
+
+#mk = affine_map<(m, n, k) -> (m, k)>
+#km = affine_map<(m, n, k) -> (k, m)>
+#nk = affine_map<(m, n, k) -> (n, k)>
+#kn = affine_map<(m, n, k) -> (k, n)>
+#mn = affine_map<(m, n, k) -> (m, n)>
+#nm = affine_map<(m, n, k) -> (n, m)>
+
+// x · Wᵀ (the importer's linear layer): transB = 1.
+// CHECK-LABEL: func.func private @moert_sgemm
+// CHECK-SAME: (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i32, i32)
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func @linear
+// CHECK-SAME: (%[[A:.*]]: memref<8x16xf32>, %[[W:.*]]: memref<32x16xf32>, %[[C:.*]]: memref<8x32xf32>)
+func.func @linear(%a: memref<8x16xf32>, %w: memref<32x16xf32>, %c: memref<8x32xf32>) {
+  // CHECK-DAG: %[[CA:.*]] = memref.cast %[[A]] : memref<8x16xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  // CHECK-DAG: %[[CW:.*]] = memref.cast %[[W]]
+  // CHECK-DAG: %[[CC:.*]] = memref.cast %[[C]]
+  // CHECK-DAG: %[[NO:.*]] = arith.constant 0 : i32
+  // CHECK-DAG: %[[YES:.*]] = arith.constant 1 : i32
+  // CHECK: call @moert_sgemm(%[[CA]], %[[CW]], %[[CC]], %[[NO]], %[[YES]])
+  // CHECK-NOT: linalg.generic
+  linalg.generic {indexing_maps = [#mk, #nk, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%a, %w : memref<8x16xf32>, memref<32x16xf32>) outs(%c : memref<8x32xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+#mk = affine_map<(m, n, k) -> (m, k)>
+#km = affine_map<(m, n, k) -> (k, m)>
+#nk = affine_map<(m, n, k) -> (n, k)>
+#kn = affine_map<(m, n, k) -> (k, n)>
+#mn = affine_map<(m, n, k) -> (m, n)>
+#nm = affine_map<(m, n, k) -> (n, m)>
+
+// Aᵀ · B with a strided view of A, and the named linalg.matmul.
+// CHECK-LABEL: func @transposed_a_and_named
+func.func @transposed_a_and_named(%a: memref<16x8xf32, strided<[32, 1], offset: 4>>, %b: memref<16x4xf32>, %c: memref<8x4xf32>, %d: memref<4x16xf32>, %e: memref<8x16xf32>) {
+  // CHECK: %[[ONE:.*]] = arith.constant 1 : i32
+  // CHECK: %[[ZERO:.*]] = arith.constant 0 : i32
+  // CHECK: call @moert_sgemm(%{{.*}}, %{{.*}}, %{{.*}}, %[[ONE]], %[[ZERO]])
+  linalg.generic {indexing_maps = [#km, #kn, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%a, %b : memref<16x8xf32, strided<[32, 1], offset: 4>>, memref<16x4xf32>) outs(%c : memref<8x4xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  // CHECK: call @moert_sgemm
+  linalg.matmul ins(%c, %d : memref<8x4xf32>, memref<4x16xf32>) outs(%e : memref<8x16xf32>)
+  return
+}
+
+// -----
+
+#mk = affine_map<(m, n, k) -> (m, k)>
+#km = affine_map<(m, n, k) -> (k, m)>
+#nk = affine_map<(m, n, k) -> (n, k)>
+#kn = affine_map<(m, n, k) -> (k, n)>
+#mn = affine_map<(m, n, k) -> (m, n)>
+#nm = affine_map<(m, n, k) -> (n, m)>
+
+// Left alone: tensors (not bufferized), f64, a transposed output, a batch
+// dimension, and a body that is not a multiply-add.
+// CHECK-LABEL: func @not_gemms
+// CHECK-NOT: call @moert_sgemm
+// CHECK-COUNT-5: linalg.
+func.func @not_gemms(%ta: tensor<8x16xf32>, %tw: tensor<32x16xf32>, %tc: tensor<8x32xf32>,
+                     %a64: memref<8x16xf64>, %w64: memref<32x16xf64>, %c64: memref<8x32xf64>,
+                     %a: memref<8x16xf32>, %w: memref<32x16xf32>, %ct: memref<32x8xf32>,
+                     %ba: memref<2x8x16xf32>, %bb: memref<2x16x4xf32>, %bc: memref<2x8x4xf32>,
+                     %c: memref<8x32xf32>) -> tensor<8x32xf32> {
+  %r = linalg.generic {indexing_maps = [#mk, #nk, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%ta, %tw : tensor<8x16xf32>, tensor<32x16xf32>) outs(%tc : tensor<8x32xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  } -> tensor<8x32xf32>
+  linalg.generic {indexing_maps = [#mk, #nk, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%a64, %w64 : memref<8x16xf64>, memref<32x16xf64>) outs(%c64 : memref<8x32xf64>) {
+  ^bb0(%x: f64, %y: f64, %acc: f64):
+    %p = arith.mulf %x, %y : f64
+    %s = arith.addf %acc, %p : f64
+    linalg.yield %s : f64
+  }
+  linalg.generic {indexing_maps = [#mk, #nk, #nm], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%a, %w : memref<8x16xf32>, memref<32x16xf32>) outs(%ct : memref<32x8xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  linalg.batch_matmul ins(%ba, %bb : memref<2x8x16xf32>, memref<2x16x4xf32>) outs(%bc : memref<2x8x4xf32>)
+  linalg.generic {indexing_maps = [#mk, #nk, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%a, %w : memref<8x16xf32>, memref<32x16xf32>) outs(%c : memref<8x32xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.maximumf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return %r : tensor<8x32xf32>
+}

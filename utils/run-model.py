@@ -1,0 +1,121 @@
+#!/usr/bin/env -S /usr/bin/python3
+"""Compile a model config with moe-compile, run the executable, and check its
+output against the PyTorch reference (reference/) on the same weights.
+
+For each seed: random weights with Hugging Face names (or --weights), random
+token ids, one run of the compiled executable, one run of the reference, and
+the relative error max|ours - ref| / max|ref| against --tol. Prints one line
+per seed and exits 1 if any seed fails.
+
+usage: run-model.py examples/mixtral-tiny/config.json [--seeds 1 2 3]
+         [--batch 1] [--seq-len 16] [--weights W.safetensors] [--dtype f32]
+         [--tol 1e-5] [--iters 1] [--threads N] [--build build] [--workdir DIR]
+"""
+import argparse
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "reference"))
+
+import numpy as np  # noqa: E402
+from moe_reference import safetensors_np  # noqa: E402
+from moe_reference.config import ConfigError, load_config  # noqa: E402
+from moe_reference.weights import random_ids, random_weights  # noqa: E402
+
+
+def fail(message):
+    sys.exit("run-model: error: " + message)
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description="Compile a MoE config, run it, compare with PyTorch.")
+    ap.add_argument("config", help="Hugging Face-style config.json")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1])
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--seq-len", type=int, default=16)
+    ap.add_argument("--weights", help="use this safetensors file instead of "
+                    "random weights (the seeds then only pick token ids)")
+    ap.add_argument("--dtype", choices=["f32", "bf16", "f16"], default="f32",
+                    help="storage type of the random weights")
+    ap.add_argument("--tol", type=float, default=1e-5)
+    ap.add_argument("--iters", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--build", default=str(ROOT / "build"))
+    ap.add_argument("--workdir", help="keep files here (default: a temporary "
+                    "directory, removed at exit)")
+    args = ap.parse_args()
+
+    try:
+        cfg = load_config(args.config)
+    except (ConfigError, OSError) as e:
+        fail(str(e))
+    compiler = pathlib.Path(args.build) / "bin" / "moe-compile"
+    if not compiler.exists():
+        fail("%s not found: build first (utils/bootstrap.sh)" % compiler)
+    name = pathlib.Path(args.config).resolve().parent.name
+
+    with tempfile.TemporaryDirectory(prefix="moe-run-") as tmp:
+        work = pathlib.Path(args.workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        exe = work / "model"
+        t0 = time.time()
+        proc = subprocess.run([str(compiler), args.config, "--target", "cpu",
+                               "--batch", str(args.batch), "--seq-len",
+                               str(args.seq_len), "-o", str(exe)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            fail("moe-compile failed:\n" + proc.stderr)
+        print("%s: compiled %s for ids [%d, %d] in %.1f s" % (
+            name, cfg.architecture, args.batch, args.seq_len, time.time() - t0))
+
+        import torch
+        from moe_reference.models import MoEModel, set_threads
+        if args.threads:
+            set_threads(args.threads)
+        env = dict(os.environ)
+        failures = 0
+        for seed in args.seeds:
+            if args.weights:
+                weights_path = pathlib.Path(args.weights)
+            else:
+                weights_path = work / ("weights-%d.safetensors" % seed)
+                safetensors_np.save(weights_path, random_weights(cfg, seed),
+                                    dtype=args.dtype.upper())
+            ids = random_ids(cfg.vocab_size, args.batch, args.seq_len, seed)
+            np.save(work / ("ids-%d.npy" % seed), ids)
+            out_path = work / ("out-%d.npy" % seed)
+            cmd = [str(exe), "--weights", str(weights_path), "--input",
+                   str(work / ("ids-%d.npy" % seed)), "--output", str(out_path),
+                   "--iters", str(args.iters)]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                fail("the executable failed:\n" + proc.stderr)
+            timing = re.search(r"([0-9.]+) ms per forward pass", proc.stdout)
+            ours = np.load(out_path)
+            ref = MoEModel(cfg, safetensors_np.load(weights_path),
+                           str(weights_path)).forward(ids).numpy()
+            if ours.shape != ref.shape:
+                fail("shape %s vs reference %s" % (ours.shape, ref.shape))
+            err = float(np.abs(ours.astype(np.float64) - ref).max() /
+                        max(np.abs(ref).max(), 1e-30))
+            ok = np.isfinite(err) and err <= args.tol
+            failures += not ok
+            print("%s: seed %d: max_rel_err=%.3e vs PyTorch (tol %.0e) %s; "
+                  "%s ms per forward pass" % (
+                      name, seed, err, args.tol, "PASS" if ok else "FAIL",
+                      timing.group(1) if timing else "?"))
+        del torch
+        return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
