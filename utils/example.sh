@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 #===- utils/example.sh - README command (a): the main job on its default ---===#
 #
-# Bootstraps (installs what is missing, configures, builds), then runs the
-# example pipeline on examples/mlir/mixtral-block.mlir (or the file given) and
-# prints the result: every moe.layer decomposed into router, dispatch,
-# experts and combine.
+# Bootstraps (installs what is missing, configures, builds), then compiles
+# examples/mixtral-tiny (or the config given) with moe-compile for the CPU,
+# runs the executable on random weights and token ids, and prints the check
+# against the PyTorch reference and the time per forward pass.
 #
 #===----------------------------------------------------------------------===#
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
-INPUT="${1:-$ROOT/examples/mlir/mixtral-block.mlir}"
+CONFIG="${1:-$ROOT/examples/mixtral-tiny/config.json}"
 
 "$ROOT/utils/bootstrap.sh" >&2
-echo "example: moe-opt --moe-example-pipeline $INPUT" >&2
-"$BUILD_DIR/bin/moe-opt" --moe-example-pipeline "$INPUT"
+echo "example: moe-compile $CONFIG --target cpu, run, compare with PyTorch" >&2
+exec /usr/bin/python3 "$ROOT/utils/run-model.py" "$CONFIG" --build "$BUILD_DIR" \
+  --seeds 1 --batch 2 --seq-len 8 --iters 10

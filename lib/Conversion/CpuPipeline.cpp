@@ -25,6 +25,7 @@ static constexpr const char *kCpuPipeline =
     "buffer-deallocation-pipeline,"
     "convert-bufferization-to-memref,"
     "convert-linalg-to-loops,"
+    "moe-approximate-math,"
     "lower-affine,"
     "convert-scf-to-cf,"
     "expand-strided-metadata,"

@@ -70,6 +70,44 @@ def MoELowerToLinalgPass : Pass<"moe-lower-to-linalg"> {
 }
 
 //===----------------------------------------------------------------------===//
+// math functions -> polynomials (any level)
+//===----------------------------------------------------------------------===//
+
+def MoEApproximateMathPass : Pass<"moe-approximate-math"> {
+  let summary = "Replace f32 exp and erf by MLIR's polynomial approximations";
+  let description = [{
+    `math.exp` and `math.erf` otherwise become calls to libm's `expf` and
+    `erff`, which LLVM cannot vectorize; softmax, SiLU and GELU then run one
+    scalar call per element. This pass applies upstream's polynomial
+    approximations (`populateMathPolynomialApproximationPatterns`, restricted
+    to `exp` and `erf`), which are plain arithmetic that the loop vectorizer
+    handles. Their error is within a few ulp of f32, far below the 1e-5
+    tolerance of the end-to-end checks against PyTorch. Measured on the MoE
+    block benchmark (docs/Performance.md).
+
+    Before:
+
+    ```mlir
+    %e = math.exp %x : f32
+    ```
+
+    After (abridged):
+
+    ```mlir
+    %k = math.floor ...        // range reduction x = k ln2 + r
+    %p = math.fma %r, %c5, %c4 : f32
+    ...                        // degree-6 polynomial in r
+    %e = arith.mulf %p, %two_k : f32
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
+//===----------------------------------------------------------------------===//
 // linalg contractions -> BLAS calls (buffer level, after bufferization)
 //===----------------------------------------------------------------------===//
 

@@ -14,7 +14,8 @@ using namespace mlir;
 void mlir::moe::registerMoEPipelines() {
   PassPipelineRegistration<>(
       "moe-example-pipeline",
-      "The pipeline README command (a) runs: moe-decompose, then canonicalize",
+      "Decompose the moe.layer ops of a module for reading: moe-decompose, "
+      "then canonicalize",
       [](OpPassManager &pm) {
         pm.addPass(createMoEDecomposePass());
         pm.addPass(createCanonicalizerPass());

@@ -20,8 +20,8 @@ namespace moe {
 #define GEN_PASS_DECL
 #include "moe/Dialect/MoE/Transforms/Passes.h.inc"
 
-/// Registers `moe-example-pipeline`: the passes README command (a) runs on
-/// the examples (for now: decompose, then canonicalize).
+/// Registers `moe-example-pipeline`: moe-decompose, then canonicalize, to
+/// read what a module's moe.layer ops stand for.
 void registerMoEPipelines();
 
 #define GEN_PASS_REGISTRATION
