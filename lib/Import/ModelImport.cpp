@@ -443,21 +443,18 @@ Value ModelBuilder::attention(Value q, Value k, Value v) {
   // scores[b, h, i, j] = sum_d q[b, i, h, d] * k[b, j, h / group, d]
   AffineExpr bb, h, i, j, dd;
   bindDims(ctx, bb, h, i, j, dd);
-  Value scores = buildGeneric(
-      b, loc,
+  SmallVector<IT> headIterators = {IT::parallel, IT::parallel, IT::parallel,
+                                   IT::parallel, IT::reduction};
+  Value scores = buildContraction(
+      b, loc, q4, k4,
       buildZeros(b, loc,
                  {b.getIndexAttr(batch), b.getIndexAttr(nh),
                   b.getIndexAttr(seqLen), b.getIndexAttr(seqLen)},
                  f),
-      ValueRange{q4, k4},
       {AffineMap::get(5, 0, {bb, i, h, dd}, ctx),
        AffineMap::get(5, 0, {bb, j, h.floorDiv(group), dd}, ctx),
        AffineMap::get(5, 0, {bb, h, i, j}, ctx)},
-      {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
-      [](OpBuilder &nb, Location l, ValueRange a) {
-        Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
-        return arith::AddFOp::create(nb, l, a[2], p).getResult();
-      });
+      headIterators);
   // Scale, then mask the future (j > i) with -inf.
   double scale = 1.0 / std::sqrt(static_cast<double>(d));
   Value masked = buildMap(b, loc, ValueRange{scores}, [&](OpBuilder &nb,
@@ -484,21 +481,16 @@ Value ModelBuilder::attention(Value q, Value k, Value v) {
   // out[b, i, h, d] = sum_j probs[b, h, i, j] * v[b, j, h / group, d]
   AffineExpr ob, oi, oh, od, oj;
   bindDims(ctx, ob, oi, oh, od, oj);
-  Value out = buildGeneric(
-      b, loc,
+  Value out = buildContraction(
+      b, loc, probs, v4,
       buildZeros(b, loc,
                  {b.getIndexAttr(batch), b.getIndexAttr(seqLen),
                   b.getIndexAttr(nh), b.getIndexAttr(d)},
                  f),
-      ValueRange{probs, v4},
       {AffineMap::get(5, 0, {ob, oh, oi, oj}, ctx),
        AffineMap::get(5, 0, {ob, oj, oh.floorDiv(group), od}, ctx),
        AffineMap::get(5, 0, {ob, oi, oh, od}, ctx)},
-      {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
-      [](OpBuilder &nb, Location l, ValueRange a) {
-        Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
-        return arith::AddFOp::create(nb, l, a[2], p).getResult();
-      });
+      headIterators);
   return tensor::CollapseShapeOp::create(
       b, loc, out, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}});
 }

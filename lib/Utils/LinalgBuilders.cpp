@@ -79,14 +79,20 @@ Value mlir::moe::buildMatmulTransposedB(OpBuilder &b, Location loc, Value a,
   SmallVector<utils::IteratorType> iterators = {utils::IteratorType::parallel,
                                                 utils::IteratorType::parallel,
                                                 utils::IteratorType::reduction};
-  return buildGeneric(b, loc, init, ValueRange{a, w}, maps, iterators,
-                      [](OpBuilder &nb, Location nloc, ValueRange args) {
-                        Value product =
-                            arith::MulFOp::create(nb, nloc, args[0], args[1]);
-                        return arith::AddFOp::create(nb, nloc, args[2],
-                                                     product)
-                            .getResult();
-                      });
+  return buildContraction(b, loc, a, w, init, maps, iterators);
+}
+
+Value mlir::moe::buildMulAdd(OpBuilder &b, Location loc, ValueRange args) {
+  Value product = arith::MulFOp::create(b, loc, args[0], args[1]);
+  return arith::AddFOp::create(b, loc, args[2], product);
+}
+
+Value mlir::moe::buildContraction(OpBuilder &b, Location loc, Value a,
+                                  Value bOperand, Value init,
+                                  ArrayRef<AffineMap> maps,
+                                  ArrayRef<utils::IteratorType> iterators) {
+  return buildGeneric(b, loc, init, ValueRange{a, bOperand}, maps, iterators,
+                      buildMulAdd);
 }
 
 Value mlir::moe::buildRowReduce(

@@ -42,6 +42,15 @@ Value buildGeneric(OpBuilder &b, Location loc, Value init, ValueRange inputs,
                    ArrayRef<AffineMap> maps,
                    ArrayRef<utils::IteratorType> iterators, BodyBuilder body);
 
+/// The body of a contraction: args = (a, b, acc) -> acc + a * b.
+Value buildMulAdd(OpBuilder &b, Location loc, ValueRange args);
+
+/// A contraction `out = init + sum a * b` over the iterators marked
+/// `reduction`, with the indexing maps of a, b and out.
+Value buildContraction(OpBuilder &b, Location loc, Value a, Value bOperand,
+                       Value init, ArrayRef<AffineMap> maps,
+                       ArrayRef<utils::IteratorType> iterators);
+
 /// out[m, n] = sum_k a[m, k] * w[n, k]: `a` times the transpose of a weight in
 /// nn.Linear layout [out, in]. The result has the element type of `a`.
 Value buildMatmulTransposedB(OpBuilder &b, Location loc, Value a, Value w);

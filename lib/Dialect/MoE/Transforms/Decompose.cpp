@@ -7,6 +7,7 @@
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Utils/LinalgBuilders.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -41,41 +42,6 @@ Value expandToOneExpert(OpBuilder &b, Location loc, Value value) {
                                                                       {2}});
 }
 
-/// Empty tensor with the shape of `like` ([T, H]) but `cols` columns.
-Value emptyLike(OpBuilder &b, Location loc, Value like,
-                std::optional<int64_t> cols = std::nullopt) {
-  auto type = cast<RankedTensorType>(like.getType());
-  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, like);
-  if (cols)
-    sizes[1] = b.getIndexAttr(*cols);
-  return tensor::EmptyOp::create(b, loc, sizes, type.getElementType());
-}
-
-/// gate[t, 0] = sum_h x[t, h] * g[0, h]   (the shared-expert gate logit).
-Value buildGateLogits(OpBuilder &b, Location loc, Value x, Value g) {
-  Type elementType = cast<RankedTensorType>(x.getType()).getElementType();
-  Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(elementType));
-  Value init = linalg::FillOp::create(b, loc, zero, emptyLike(b, loc, x, 1))
-                   .getResult(0);
-  MLIRContext *ctx = b.getContext();
-  AffineExpr t, o, h;
-  bindDims(ctx, t, o, h);
-  SmallVector<AffineMap> maps = {AffineMap::get(3, 0, {t, h}, ctx),
-                                 AffineMap::get(3, 0, {o, h}, ctx),
-                                 AffineMap::get(3, 0, {t, o}, ctx)};
-  SmallVector<utils::IteratorType> iterators = {
-      utils::IteratorType::parallel, utils::IteratorType::parallel,
-      utils::IteratorType::reduction};
-  auto generic = linalg::GenericOp::create(
-      b, loc, init.getType(), ValueRange{x, g}, ValueRange{init}, maps,
-      iterators, [](OpBuilder &nb, Location nloc, ValueRange args) {
-        Value product = arith::MulFOp::create(nb, nloc, args[0], args[1]);
-        Value sum = arith::AddFOp::create(nb, nloc, args[2], product);
-        linalg::YieldOp::create(nb, nloc, sum);
-      });
-  return generic.getResult(0);
-}
-
 /// out[t, h] = routed[t, h] + sigmoid(logit[t, 0]) * shared[t, h].
 Value buildGatedSum(OpBuilder &b, Location loc, Value routed, Value logits,
                     Value shared) {
@@ -87,21 +53,16 @@ Value buildGatedSum(OpBuilder &b, Location loc, Value routed, Value logits,
                                  AffineMap::get(2, 0, {t, getAffineConstantExpr(0, ctx)}, ctx),
                                  identity, identity};
   SmallVector<utils::IteratorType> iterators(2, utils::IteratorType::parallel);
-  auto generic = linalg::GenericOp::create(
-      b, loc, routed.getType(), ValueRange{routed, logits, shared},
-      ValueRange{emptyLike(b, loc, routed)}, maps, iterators,
+  Type elementType = cast<RankedTensorType>(routed.getType()).getElementType();
+  Value init = buildEmpty(b, loc, tensor::getMixedSizes(b, loc, routed),
+                          elementType);
+  return buildGeneric(
+      b, loc, init, ValueRange{routed, logits, shared}, maps, iterators,
       [](OpBuilder &nb, Location nloc, ValueRange args) {
-        Type type = args[1].getType();
-        Value one = arith::ConstantOp::create(nb, nloc, nb.getFloatAttr(type, 1.0));
-        Value negated = arith::NegFOp::create(nb, nloc, args[1]);
-        Value exp = math::ExpOp::create(nb, nloc, negated);
-        Value denom = arith::AddFOp::create(nb, nloc, one, exp);
-        Value sigmoid = arith::DivFOp::create(nb, nloc, one, denom);
-        Value scaled = arith::MulFOp::create(nb, nloc, sigmoid, args[2]);
-        Value sum = arith::AddFOp::create(nb, nloc, args[0], scaled);
-        linalg::YieldOp::create(nb, nloc, sum);
+        Value scaled = arith::MulFOp::create(
+            nb, nloc, buildSigmoid(nb, nloc, args[1]), args[2]);
+        return arith::AddFOp::create(nb, nloc, args[0], scaled).getResult();
       });
-  return generic.getResult(0);
 }
 
 struct DecomposeLayer : OpRewritePattern<LayerOp> {
@@ -154,7 +115,9 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
           rewriter, loc, shared.getOutput(),
           ArrayRef<ReassociationIndices>{{0, 1}, {2}});
       if (Value gate = op.getSharedGate()) {
-        Value logits = buildGateLogits(rewriter, loc, op.getTokens(), gate);
+        // x · shared_gateᵀ : [T, 1]
+        Value logits =
+            buildMatmulTransposedB(rewriter, loc, op.getTokens(), gate);
         result = buildGatedSum(rewriter, loc, result, logits, sharedOut);
       } else {
         result = arith::AddFOp::create(rewriter, loc, result, sharedOut);
