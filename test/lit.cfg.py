@@ -34,3 +34,10 @@ if config.moe_build_runtime:
     tools.append("moert-unittests")
     config.available_features.add("runtime")
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# Multi-rank tests run on CPU ranks under MPICH's mpiexec.
+import shutil
+if shutil.which("mpiexec"):
+    config.available_features.add("mpi")
+# MPI ranks oversubscribe the cores: one OpenBLAS thread per rank.
+config.environment["OPENBLAS_NUM_THREADS"] = "1"

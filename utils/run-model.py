@@ -7,8 +7,13 @@ token ids, one run of the compiled executable, one run of the reference, and
 the relative error max|ours - ref| / max|ref| against --tol. Prints one line
 per seed and exits 1 if any seed fails.
 
+With --plan "dp=2,ep=2" the model is compiled for that plan and run under
+`mpiexec -n <world>`; the reference is still the single-rank PyTorch model,
+so the check is that the plan does not change the result.
+
 usage: run-model.py examples/mixtral-tiny/config.json [--seeds 1 2 3]
-         [--batch 1] [--seq-len 16] [--weights W.safetensors] [--dtype f32]
+         [--batch 1] [--seq-len 16] [--plan "dp=2,ep=2"] [--stats]
+         [--weights W.safetensors] [--dtype f32]
          [--tol 1e-5] [--iters 1] [--threads N] [--build build] [--workdir DIR]
 """
 import argparse
@@ -47,6 +52,10 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-5)
     ap.add_argument("--iters", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--plan", default="", help="parallel plan for moe-compile "
+                    "--plan; the executable runs under mpiexec")
+    ap.add_argument("--stats", action="store_true",
+                    help="print each rank's collective calls and bytes")
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--workdir", help="keep files here (default: a temporary "
                     "directory, removed at exit)")
@@ -66,14 +75,23 @@ def main():
         work.mkdir(parents=True, exist_ok=True)
         exe = work / "model"
         t0 = time.time()
-        proc = subprocess.run([str(compiler), args.config, "--target", "cpu",
-                               "--batch", str(args.batch), "--seq-len",
-                               str(args.seq_len), "-o", str(exe)],
-                              capture_output=True, text=True)
+        compile_cmd = [str(compiler), args.config, "--target", "cpu",
+                       "--batch", str(args.batch), "--seq-len",
+                       str(args.seq_len), "-o", str(exe)]
+        world = 1
+        if args.plan:
+            compile_cmd += ["--plan", args.plan]
+            degrees = dict((k.strip(), v.strip()) for k, v in (
+                kv.split("=") for kv in args.plan.split(",") if "=" in kv))
+            for key in ("dp", "tp", "pp"):
+                world *= int(degrees.get(key, 1))
+        proc = subprocess.run(compile_cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             fail("moe-compile failed:\n" + proc.stderr)
-        print("%s: compiled %s for ids [%d, %d] in %.1f s" % (
-            name, cfg.architecture, args.batch, args.seq_len, time.time() - t0))
+        print("%s: compiled %s for ids [%d, %d]%s in %.1f s" % (
+            name, cfg.architecture, args.batch, args.seq_len,
+            " with plan %s (%d ranks)" % (args.plan, world) if args.plan else "",
+            time.time() - t0))
 
         import torch
         from moe_reference.models import MoEModel, set_threads
@@ -96,9 +114,20 @@ def main():
                    "--iters", str(args.iters)]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if args.stats:
+                cmd += ["--stats"]
+            if world > 1:
+                # Oversubscribed ranks must not spin: one OpenBLAS thread each.
+                env["OPENBLAS_NUM_THREADS"] = "1"
+                cmd = ["mpiexec", "-n", str(world)] + cmd
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                                  timeout=300)
             if proc.returncode != 0:
-                fail("the executable failed:\n" + proc.stderr)
+                fail("the executable failed:\n" + proc.stdout + proc.stderr)
+            if args.stats:
+                sys.stdout.write("".join(sorted(
+                    l + "\n" for l in proc.stdout.splitlines()
+                    if l.startswith("rank "))))
             timing = re.search(r"([0-9.]+) ms per forward pass", proc.stdout)
             ours = np.load(out_path)
             ref = MoEModel(cfg, safetensors_np.load(weights_path),

@@ -17,6 +17,7 @@ using namespace mlir;
 static constexpr const char *kCpuPipeline =
     "moe-decompose,"
     "moe-lower-to-linalg,"
+    "moe-lower-collectives,"
     "canonicalize,cse,"
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map},"

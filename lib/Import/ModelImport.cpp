@@ -13,12 +13,15 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Import/ModelImport.h"
+#include "moe/Dialect/MoE/Transforms/LayerExpansion.h"
 #include "moe/Utils/LinalgBuilders.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -242,9 +245,11 @@ namespace {
 class ModelBuilder {
 public:
   ModelBuilder(MLIRContext *ctx, const ModelConfig &config, int64_t batch,
-               int64_t seqLen)
+               int64_t seqLen, PlanAttr plan)
       : ctx(ctx), b(ctx), loc(UnknownLoc::get(ctx)), config(config),
-        batch(batch), seqLen(seqLen), tokens(batch * seqLen) {}
+        plan(plan), dp(plan ? plan.getDp() : 1), ep(plan ? plan.getEp() : 1),
+        globalBatch(batch), batch(batch / dp), seqLen(seqLen),
+        tokens(this->batch * seqLen), globalTokens(batch * seqLen) {}
 
   OwningOpRef<ModuleOp> build();
 
@@ -252,11 +257,34 @@ private:
   /// Reserves `count` tensors of `shape` named `name` (with "{}" replaced by
   /// the expert index when count > 1) in the weight buffer.
   int64_t reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
-                  int64_t count = 1);
+                  int64_t count = 1, bool expertSliced = false);
   /// The weight `name`: a view of the buffer of shape `shape` ([count, ...]
-  /// when stacked).
+  /// when stacked). `expertSliced`: the buffer holds this rank's `count`
+  /// experts of the expert-parallel group (manifest `tensor-ep`).
   Value weight(llvm::StringRef name, ArrayRef<int64_t> shape,
-               int64_t count = 1);
+               int64_t count = 1, bool expertSliced = false);
+
+  // Partitioned programs.
+  bool isPartitioned() const { return dp * ep > 1; }
+  /// x [rows, ...] gathered over `axis` of `grid` along dim 0.
+  Value allGather(Value x, StringRef grid, int16_t axis);
+  /// This process's index along `axis` of `grid`.
+  Value gridIndex(StringRef grid, int16_t axis);
+  /// Rows [index * tokens, (index + 1) * tokens) of x [globalTokens, H].
+  Value localRows(Value x, Value index);
+  /// The MoE weights of a layer, experts possibly sliced over ep.
+  struct MoEWeights {
+    Value router, up, down, gate, sharedUp, sharedDown, sharedGateProj,
+        sharedGate;
+  };
+  MoEWeights moeWeights(const std::string &prefix, int64_t localExperts);
+  /// Dropless, ep > 1: local tokens, dispatch, all-to-all to the experts'
+  /// ranks and back, combine.
+  Value allToAllBlock(Value x, const MoEWeights &w);
+  /// Capacity models, ep > 1: every rank routes all tokens, computes its
+  /// experts' slice of the buffer, and all-gathers the expert outputs.
+  Value expertSlicedBlock(Value xg, const MoEWeights &w, IntegerAttr capacity);
+  IntegerAttr capacityFor(int64_t numTokens);
 
   Value f32(double v) { return buildConstant(b, loc, b.getF32Type(), v); }
   Value add(Value x, Value y);
@@ -271,7 +299,10 @@ private:
   OpBuilder b;
   Location loc;
   const ModelConfig &config;
-  int64_t batch, seqLen, tokens;
+  PlanAttr plan;
+  int64_t dp, ep;
+  // batch and tokens are this rank's; the global ones are dp times larger.
+  int64_t globalBatch, batch, seqLen, tokens, globalTokens;
   Value blob;
   int64_t blobSize = 0;
   // Deferred: the blob's size is known only after every weight is reserved,
@@ -281,13 +312,15 @@ private:
 };
 
 int64_t ModelBuilder::reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
-                              int64_t count) {
+                              int64_t count, bool expertSliced) {
   int64_t offset = blobSize;
   int64_t elements = 1;
   for (int64_t d : shape)
     elements *= d;
   blobSize += elements * count;
-  manifest += llvm::formatv("tensor {0} {1} {2}", offset, count, shape.size());
+  manifest += llvm::formatv("{0} {1} {2} {3}",
+                            expertSliced ? "tensor-ep" : "tensor", offset,
+                            count, shape.size());
   for (int64_t d : shape)
     manifest += " " + std::to_string(d);
   manifest += " " + name.str() + "\n";
@@ -295,8 +328,8 @@ int64_t ModelBuilder::reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
 }
 
 Value ModelBuilder::weight(llvm::StringRef name, ArrayRef<int64_t> shape,
-                           int64_t count) {
-  int64_t offset = reserve(name, shape, count);
+                           int64_t count, bool expertSliced) {
+  int64_t offset = reserve(name, shape, count, expertSliced);
   SmallVector<int64_t> full;
   if (count > 1 || name.contains("{}"))
     full.push_back(count);
@@ -495,50 +528,183 @@ Value ModelBuilder::attention(Value q, Value k, Value v) {
       b, loc, out, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}});
 }
 
-Value ModelBuilder::moeBlock(Value x, const std::string &prefix) {
+ModelBuilder::MoEWeights
+ModelBuilder::moeWeights(const std::string &prefix, int64_t localExperts) {
   int64_t e = config.numExperts, h = config.hiddenSize, f = config.expertFfn;
-  Value router, up, down, gate, sharedUp, sharedDown, sharedGateProj,
-      sharedGate;
+  int64_t n = localExperts;
+  bool sliced = n != e;
+  MoEWeights w;
   switch (config.arch) {
   case ModelArch::Mixtral:
-    router = weight(prefix + "block_sparse_moe.gate.weight", {e, h});
-    gate = weight(prefix + "block_sparse_moe.experts.{}.w1.weight", {f, h}, e);
-    up = weight(prefix + "block_sparse_moe.experts.{}.w3.weight", {f, h}, e);
-    down = weight(prefix + "block_sparse_moe.experts.{}.w2.weight", {h, f}, e);
+    w.router = weight(prefix + "block_sparse_moe.gate.weight", {e, h});
+    w.gate = weight(prefix + "block_sparse_moe.experts.{}.w1.weight", {f, h},
+                    n, sliced);
+    w.up = weight(prefix + "block_sparse_moe.experts.{}.w3.weight", {f, h}, n,
+                  sliced);
+    w.down = weight(prefix + "block_sparse_moe.experts.{}.w2.weight", {h, f},
+                    n, sliced);
     break;
   case ModelArch::Qwen2Moe: {
     int64_t fs = config.sharedFfn;
-    router = weight(prefix + "mlp.gate.weight", {e, h});
-    gate = weight(prefix + "mlp.experts.{}.gate_proj.weight", {f, h}, e);
-    up = weight(prefix + "mlp.experts.{}.up_proj.weight", {f, h}, e);
-    down = weight(prefix + "mlp.experts.{}.down_proj.weight", {h, f}, e);
-    sharedGateProj = weight(prefix + "mlp.shared_expert.gate_proj.weight",
-                            {fs, h});
-    sharedUp = weight(prefix + "mlp.shared_expert.up_proj.weight", {fs, h});
-    sharedDown = weight(prefix + "mlp.shared_expert.down_proj.weight", {h, fs});
-    sharedGate = weight(prefix + "mlp.shared_expert_gate.weight", {1, h});
+    w.router = weight(prefix + "mlp.gate.weight", {e, h});
+    w.gate = weight(prefix + "mlp.experts.{}.gate_proj.weight", {f, h}, n,
+                    sliced);
+    w.up = weight(prefix + "mlp.experts.{}.up_proj.weight", {f, h}, n, sliced);
+    w.down = weight(prefix + "mlp.experts.{}.down_proj.weight", {h, f}, n,
+                    sliced);
+    w.sharedGateProj =
+        weight(prefix + "mlp.shared_expert.gate_proj.weight", {fs, h});
+    w.sharedUp = weight(prefix + "mlp.shared_expert.up_proj.weight", {fs, h});
+    w.sharedDown =
+        weight(prefix + "mlp.shared_expert.down_proj.weight", {h, fs});
+    w.sharedGate = weight(prefix + "mlp.shared_expert_gate.weight", {1, h});
     break;
   }
   case ModelArch::Switch:
-    router = weight(prefix + "mlp.router.weight", {e, h});
-    up = weight(prefix + "mlp.experts.{}.wi.weight", {f, h}, e);
-    down = weight(prefix + "mlp.experts.{}.wo.weight", {h, f}, e);
+    w.router = weight(prefix + "mlp.router.weight", {e, h});
+    w.up = weight(prefix + "mlp.experts.{}.wi.weight", {f, h}, n, sliced);
+    w.down = weight(prefix + "mlp.experts.{}.wo.weight", {h, f}, n, sliced);
     break;
   }
-  IntegerAttr capacity;
-  if (config.capacityFactor) {
-    double c = std::ceil(*config.capacityFactor * static_cast<double>(tokens) *
-                         static_cast<double>(config.topK) /
-                         static_cast<double>(e));
-    capacity = b.getI64IntegerAttr(std::max<int64_t>(1, (int64_t)c));
-  }
-  return LayerOp::create(
-      b, loc, x.getType(), x, router, /*router_bias=*/Value(), up, down, gate,
-      sharedUp, sharedDown, sharedGateProj, sharedGate,
-      b.getI64IntegerAttr(config.topK),
+  return w;
+}
+
+IntegerAttr ModelBuilder::capacityFor(int64_t numTokens) {
+  if (!config.capacityFactor)
+    return {};
+  double c = std::ceil(*config.capacityFactor *
+                       static_cast<double>(numTokens) *
+                       static_cast<double>(config.topK) /
+                       static_cast<double>(config.numExperts));
+  return b.getI64IntegerAttr(std::max<int64_t>(1, (int64_t)c));
+}
+
+Value ModelBuilder::allGather(Value x, StringRef grid, int16_t axis) {
+  auto type = cast<RankedTensorType>(x.getType());
+  SmallVector<int64_t> shape(type.getShape());
+  int64_t n = grid == kDenseGridName ? dp : ep;
+  shape[0] *= n;
+  return shard::AllGatherOp::create(
+      b, loc, RankedTensorType::get(shape, type.getElementType()), grid,
+      ArrayRef<int16_t>{axis}, x, APInt(64, 0));
+}
+
+Value ModelBuilder::gridIndex(StringRef grid, int16_t axis) {
+  return shard::ProcessMultiIndexOp::create(b, loc,
+                                            TypeRange{b.getIndexType()}, grid,
+                                            ArrayRef<int16_t>{axis})
+      .getResult()[0];
+}
+
+Value ModelBuilder::localRows(Value x, Value index) {
+  Value offset = arith::MulIOp::create(
+      b, loc, index, arith::ConstantIndexOp::create(b, loc, tokens));
+  auto type = RankedTensorType::get({tokens, config.hiddenSize},
+                                    b.getF32Type());
+  return tensor::ExtractSliceOp::create(
+      b, loc, type, x, ArrayRef<OpFoldResult>{offset, b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(tokens),
+                             b.getIndexAttr(config.hiddenSize)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+}
+
+Value ModelBuilder::allToAllBlock(Value x, const MoEWeights &w) {
+  int64_t e = config.numExperts, h = config.hiddenSize, k = config.topK;
+  Type f = b.getF32Type(), i32 = b.getI32Type();
+  auto router = RouterOp::create(
+      b, loc, RankedTensorType::get({tokens, k}, f),
+      RankedTensorType::get({tokens, k}, i32), x, w.router, Value(),
+      b.getI64IntegerAttr(k),
       ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
-      config.renormalize ? b.getUnitAttr() : UnitAttr(),
-      ActivationAttr::get(ctx, config.activation), capacity);
+      config.renormalize ? b.getUnitAttr() : UnitAttr());
+  auto dispatch = DispatchOp::create(
+      b, loc, RankedTensorType::get({e, tokens, h}, f),
+      RankedTensorType::get({tokens, k}, i32), RankedTensorType::get({e}, i32),
+      x, router.getIds(), b.getUnitAttr());
+  // [E, T, H] -> every rank gets its E/ep experts' rows from all ep ranks.
+  auto localType = RankedTensorType::get({e / ep, ep * tokens, h}, f);
+  Value sent = shard::AllToAllOp::create(
+      b, loc, localType, kExpertGridName, ArrayRef<int16_t>{2},
+      dispatch.getBuffer(), APInt(64, 0), APInt(64, 1));
+  Value computed = ExpertsOp::create(
+      b, loc, localType, sent, /*counts=*/Value(), w.gate, w.up, w.down,
+      ActivationAttr::get(ctx, config.activation));
+  Value back = shard::AllToAllOp::create(
+      b, loc, dispatch.getBuffer().getType(), kExpertGridName,
+      ArrayRef<int16_t>{2}, computed, APInt(64, 1), APInt(64, 0));
+  return CombineOp::create(b, loc, x.getType(), back, dispatch.getSlots(),
+                           router.getIds(), router.getWeights());
+}
+
+Value ModelBuilder::expertSlicedBlock(Value xg, const MoEWeights &w,
+                                      IntegerAttr capacity) {
+  int64_t e = config.numExperts, h = config.hiddenSize, k = config.topK;
+  int64_t c = capacity.getInt();
+  Type f = b.getF32Type(), i32 = b.getI32Type();
+  auto router = RouterOp::create(
+      b, loc, RankedTensorType::get({globalTokens, k}, f),
+      RankedTensorType::get({globalTokens, k}, i32), xg, w.router, Value(),
+      b.getI64IntegerAttr(k),
+      ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
+      config.renormalize ? b.getUnitAttr() : UnitAttr());
+  auto dispatch = DispatchOp::create(
+      b, loc, RankedTensorType::get({e, c, h}, f),
+      RankedTensorType::get({globalTokens, k}, i32),
+      RankedTensorType::get({e}, i32), xg, router.getIds(), UnitAttr());
+  Value first = arith::MulIOp::create(
+      b, loc, gridIndex(kExpertGridName, 2),
+      arith::ConstantIndexOp::create(b, loc, e / ep));
+  auto localType = RankedTensorType::get({e / ep, c, h}, f);
+  Value mine = tensor::ExtractSliceOp::create(
+      b, loc, localType, dispatch.getBuffer(),
+      ArrayRef<OpFoldResult>{first, b.getIndexAttr(0), b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(e / ep), b.getIndexAttr(c),
+                             b.getIndexAttr(h)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1),
+                             b.getIndexAttr(1)});
+  Value computed = ExpertsOp::create(
+      b, loc, localType, mine, /*counts=*/Value(), w.gate, w.up, w.down,
+      ActivationAttr::get(ctx, config.activation));
+  Value all = allGather(computed, kExpertGridName, 2);
+  return CombineOp::create(b, loc, xg.getType(), all, dispatch.getSlots(),
+                           router.getIds(), router.getWeights());
+}
+
+Value ModelBuilder::moeBlock(Value x, const std::string &prefix) {
+  MoEWeights w = moeWeights(prefix, config.numExperts / ep);
+  auto layer = [&](Value tokensIn, IntegerAttr capacity) -> Value {
+    return LayerOp::create(
+        b, loc, tokensIn.getType(), tokensIn, w.router, /*router_bias=*/Value(),
+        w.up, w.down, w.gate, w.sharedUp, w.sharedDown, w.sharedGateProj,
+        w.sharedGate, b.getI64IntegerAttr(config.topK),
+        ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
+        config.renormalize ? b.getUnitAttr() : UnitAttr(),
+        ActivationAttr::get(ctx, config.activation), capacity);
+  };
+  auto addShared = [&](Value tokensIn, Value routed) -> Value {
+    if (!w.sharedUp)
+      return routed;
+    return buildSharedExpertsSum(b, loc, tokensIn, routed, w.sharedUp,
+                                 w.sharedDown, w.sharedGateProj, w.sharedGate,
+                                 ActivationAttr::get(ctx, config.activation));
+  };
+
+  if (!config.capacityFactor) {
+    // Dropless: each rank routes its own tokens; nothing depends on others.
+    if (ep == 1)
+      return layer(x, {});
+    return addShared(x, allToAllBlock(x, w));
+  }
+  // Capacity: which tokens drop depends on the whole batch, so the tokens of
+  // all data-parallel ranks are gathered first and every rank makes the same
+  // (single-rank) decision.
+  if (dp == 1)
+    return layer(x, capacityFor(tokens));
+  Value xg = allGather(x, kDenseGridName, 1);
+  IntegerAttr capacity = capacityFor(globalTokens);
+  Value yg = ep == 1 ? layer(xg, capacity)
+                     : addShared(xg, expertSlicedBlock(xg, w, capacity));
+  return localRows(yg, gridIndex(kDenseGridName, 1));
 }
 
 Value ModelBuilder::embed(Value ids) {
@@ -574,6 +740,13 @@ Value ModelBuilder::embed(Value ids) {
 OwningOpRef<ModuleOp> ModelBuilder::build() {
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
   b.setInsertionPointToEnd(module->getBody());
+  if (isPartitioned()) {
+    shard::GridOp::create(b, loc, kDenseGridName,
+                          ArrayRef<int64_t>{1, dp, 1});
+    shard::GridOp::create(b, loc, kExpertGridName,
+                          ArrayRef<int64_t>{1, dp / ep, ep});
+    (*module)->setAttr(MoEDialect::getPlanAttrName(), plan);
+  }
   int64_t h = config.hiddenSize;
   Type f = b.getF32Type();
   auto idsType = RankedTensorType::get({batch, seqLen}, b.getI64Type());
@@ -624,7 +797,11 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   std::string header = llvm::formatv(
       "moe-model 1\narch {0}\nbatch {1}\nseq {2}\nhidden {3}\nvocab {4}\n"
       "blob {5}\n",
-      config.archName, batch, seqLen, h, config.vocabSize, blobSize);
+      config.archName, globalBatch, seqLen, h, config.vocabSize, blobSize);
+  if (plan)
+    header += llvm::formatv("plan {0} {1} {2} {3} {4}\n", plan.getDp(),
+                            plan.getTp(), plan.getEp(), plan.getEtp(),
+                            plan.getPp());
   (*module)->setAttr(kManifestAttrName, b.getStringAttr(header + manifest));
   return module;
 }
@@ -633,16 +810,35 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
 
 llvm::Expected<OwningOpRef<ModuleOp>>
 mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
-                       int64_t batch, int64_t seqLen) {
+                       int64_t batch, int64_t seqLen, PlanAttr plan) {
+  auto error = [](const llvm::Twine &message) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+  };
   if (batch < 1 || seqLen < 1)
-    return llvm::createStringError(
-        llvm::inconvertibleErrorCode(),
-        llvm::formatv("batch ({0}) and sequence length ({1}) must be >= 1",
-                      batch, seqLen));
+    return error(llvm::formatv(
+        "batch ({0}) and sequence length ({1}) must be >= 1", batch, seqLen));
+  if (plan) {
+    if (plan.getTp() != 1 || plan.getPp() != 1 || plan.getEtp() != 1)
+      return error(llvm::formatv(
+          "plan {0}: tensor (tp), expert-tensor (etp) and pipeline (pp) "
+          "parallelism are not implemented yet; dp and ep are",
+          plan));
+    if (batch % plan.getDp() != 0)
+      return error(llvm::formatv("plan dp = {0} does not divide the batch "
+                                 "({1} sequences; moe-compile --batch)",
+                                 plan.getDp(), batch));
+    if (config.numExperts % plan.getEp() != 0)
+      return error(llvm::formatv(
+          "plan ep = {0} does not divide the {1} experts of the model",
+          plan.getEp(), config.numExperts));
+    if (plan.getDispatch().size() != 1 ||
+        plan.getDispatch()[0] != DispatchStrategy::a2a)
+      return error("only dispatch = a2a is implemented");
+  }
   context->loadDialect<MoEDialect, func::FuncDialect, linalg::LinalgDialect,
                        tensor::TensorDialect, arith::ArithDialect,
-                       math::MathDialect>();
-  ModelBuilder builder(context, config, batch, seqLen);
+                       math::MathDialect, shard::ShardDialect>();
+  ModelBuilder builder(context, config, batch, seqLen, plan);
   OwningOpRef<ModuleOp> module = builder.build();
   if (failed(mlir::verify(*module)))
     return llvm::createStringError(llvm::inconvertibleErrorCode(),

@@ -6,12 +6,14 @@
 
 #define _POSIX_C_SOURCE 200809L
 
+#include "moert/comm.h"
 #include "moert/model.h"
 #include "moert/npy.h"
 #include "moert/safetensors.h"
 
 #include <cblas.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,18 +25,26 @@
 
 typedef struct Manifest {
   char arch[128];
-  int64_t batch, seq, hidden, vocab, blob;
-  const char *tensors; /* first "tensor" line */
+  int64_t batch, seq, hidden, vocab, blob; /* batch: the global batch */
+  moert_plan_t plan;                        /* all 1 without a plan line */
+  const char *tensors;                      /* first "tensor" line */
 } Manifest;
+
+/* Rows of the global batch this rank computes: its data-parallel slice. */
+static int64_t localBatch(const Manifest *m) { return m->batch / m->plan.dp; }
 
 static int error(const char *format, ...) __attribute__((format(printf, 1, 2)));
 static int error(const char *format, ...) {
   va_list args;
   va_start(args, format);
-  fputs("error: ", stderr);
-  vfprintf(stderr, format, args);
-  fputc('\n', stderr);
+  char message[2048];
+  vsnprintf(message, sizeof(message), format, args);
   va_end(args);
+  /* Under mpiexec a failing rank takes the others down instead of leaving
+   * them in a collective. */
+  if (moert_comm_size() > 1)
+    moert_comm_abort(message);
+  fprintf(stderr, "error: %s\n", message);
   return 1;
 }
 
@@ -62,20 +72,40 @@ static void usage(FILE *out, const char *prog, const Manifest *m) {
           "mean time per pass\n"
           "  --warmup N       untimed passes before them (default 0)\n"
           "  --threads N      OpenBLAS threads (default: OpenBLAS's own)\n"
+          "  --stats          print each rank's collective calls and bytes\n"
           "  --print-manifest print the weight manifest and exit\n"
           "  --help           this text\n",
           prog, m->arch, m->batch, m->seq, m->vocab, m->batch, m->seq,
           m->hidden);
+  int world = moert_plan_world_size(&m->plan);
+  if (world > 1)
+    fprintf(out,
+            "\nCompiled for %d ranks (dp=%d tp=%d ep=%d etp=%d pp=%d): run it "
+            "as mpiexec -n %d %s ...; rank 0 writes the output.\n",
+            world, m->plan.dp, m->plan.tp, m->plan.ep, m->plan.etp,
+            m->plan.pp, world, prog);
 }
 
 static int parseManifest(const char *text, Manifest *m) {
   memset(m, 0, sizeof(*m));
+  m->plan = (moert_plan_t){1, 1, 1, 1, 1};
   if (strncmp(text, "moe-model 1\n", 12) != 0)
     return error("the executable's weight manifest has an unknown version");
   const char *line = text + 12;
   while (*line && strncmp(line, "tensor ", 7) != 0) {
     char key[32];
     char value[128];
+    if (!strncmp(line, "plan ", 5)) {
+      moert_plan_t *p = &m->plan;
+      if (sscanf(line, "plan %d %d %d %d %d", &p->dp, &p->tp, &p->ep, &p->etp,
+                 &p->pp) != 5)
+        return error("malformed manifest line: %.60s", line);
+      line = strchr(line, '\n');
+      if (!line)
+        break;
+      ++line;
+      continue;
+    }
     if (sscanf(line, "%31s %127s", key, value) != 2)
       return error("malformed manifest line: %.60s", line);
     if (!strcmp(key, "arch"))
@@ -121,17 +151,22 @@ static int loadWeights(const Manifest *m, const char *path, float *blob) {
     buffer[length] = '\0';
     line = end ? end + 1 : line + length;
 
+    /* "tensor-ep": the stacked experts of this rank's expert-parallel slice,
+     * experts [ep * count, (ep + 1) * count). */
+    int expertSliced = !strncmp(buffer, "tensor-ep ", 10);
     int64_t offset, count;
     int rank, consumed;
-    if (sscanf(buffer, "tensor %" SCNd64 " %" SCNd64 " %d%n", &offset, &count,
-               &rank, &consumed) != 3 ||
+    if (sscanf(buffer + (expertSliced ? 10 : 7),
+               "%" SCNd64 " %" SCNd64 " %d%n", &offset, &count, &rank,
+               &consumed) != 3 ||
         rank < 1 || rank > MOERT_MAX_RANK) {
       rc = error("malformed manifest line: %s", buffer);
       break;
     }
     int64_t shape[MOERT_MAX_RANK];
     int64_t elements = 1;
-    char *cursor = buffer + consumed;
+    char *cursor = buffer + (expertSliced ? 10 : 7) + consumed;
+    int64_t firstExpert = expertSliced ? moert_comm_coords().ep * count : 0;
     for (int i = 0; i < rank; ++i) {
       shape[i] = strtoll(cursor, &cursor, 10);
       elements *= shape[i];
@@ -148,7 +183,7 @@ static int loadWeights(const Manifest *m, const char *path, float *blob) {
       char tensorName[MAX_LINE];
       if (hole)
         snprintf(tensorName, sizeof(tensorName), "%.*s%" PRId64 "%s",
-                 (int)(hole - name), name, e, hole + 2);
+                 (int)(hole - name), name, firstExpert + e, hole + 2);
       else
         snprintf(tensorName, sizeof(tensorName), "%s", name);
       status = moert_safetensors_read_f32(file, tensorName, rank, shape,
@@ -182,6 +217,8 @@ static int loadIds(const Manifest *m, const char *path, int64_t *ids) {
                moert_dtype_name(array.dtype));
   } else {
     int64_t n = m->batch * m->seq;
+    int64_t first = moert_comm_coords().dp * localBatch(m) * m->seq;
+    int64_t local = localBatch(m) * m->seq;
     for (int64_t i = 0; i < n && !rc; ++i) {
       int64_t id = array.dtype == MOERT_DTYPE_I64
                        ? ((const int64_t *)array.data)[i]
@@ -190,7 +227,8 @@ static int loadIds(const Manifest *m, const char *path, int64_t *ids) {
         rc = error("%s: token id %" PRId64 " at [%" PRId64 ", %" PRId64
                    "] is outside the vocabulary [0, %" PRId64 ")",
                    path, id, i / m->seq, i % m->seq, m->vocab);
-      ids[i] = id;
+      if (i >= first && i < first + local)
+        ids[i - first] = id;
     }
   }
   moert_npy_free(&array);
@@ -214,15 +252,38 @@ static int parseCount(const char *flag, const char *value, long min,
   return 0;
 }
 
+static int runModel(int argc, char **argv, const char *manifestText,
+                    moert_forward_fn forward, const Manifest *m);
+
 int moert_model_main(int argc, char **argv, const char *manifestText,
                      moert_forward_fn forward) {
   Manifest m;
   if (parseManifest(manifestText, &m))
     return 1;
+  moert_status_t commStatus = moert_comm_init(&m.plan, &argc, &argv);
+  if (commStatus) {
+    int rc = statusError(commStatus);
+    moert_comm_finalize();
+    return rc;
+  }
+  int rc = runModel(argc, argv, manifestText, forward, &m);
+  moert_comm_finalize();
+  return rc;
+}
+
+static int runModel(int argc, char **argv, const char *manifestText,
+                    moert_forward_fn forward, const Manifest *mp) {
+  const Manifest m = *mp;
+  int isRoot = moert_comm_rank() == 0;
   const char *weights = NULL, *input = NULL, *output = NULL;
   long iters = 1, warmup = 0, threads = 0;
+  int stats = 0;
   for (int i = 1; i < argc; ++i) {
     const char *arg = argv[i];
+    if (!strcmp(arg, "--stats")) {
+      stats = 1;
+      continue;
+    }
     if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
       usage(stdout, argv[0], &m);
       return 0;
@@ -259,7 +320,7 @@ int moert_model_main(int argc, char **argv, const char *manifestText,
     openblas_set_num_threads((int)threads);
 
   float *blob = aligned_alloc(64, ((size_t)m.blob * sizeof(float) + 63) / 64 * 64);
-  int64_t *ids = malloc((size_t)(m.batch * m.seq) * sizeof(int64_t));
+  int64_t *ids = malloc((size_t)(localBatch(&m) * m.seq) * sizeof(int64_t));
   if (!blob || !ids) {
     free(blob);
     free(ids);
@@ -270,7 +331,13 @@ int moert_model_main(int argc, char **argv, const char *manifestText,
     rc = loadIds(&m, input, ids);
 
   moert_memref1d_f32_t blobRef = {blob, blob, 0, {m.blob}, {1}};
-  moert_memref2d_i64_t idsRef = {ids, ids, 0, {m.batch, m.seq}, {m.seq, 1}};
+  moert_memref2d_i64_t idsRef = {ids, ids, 0, {localBatch(&m), m.seq},
+                                 {m.seq, 1}};
+  /* Test hook for the failure tests: this rank dies before the first pass,
+   * as a crashed process would. */
+  const char *killRank = getenv("MOERT_TEST_KILL_RANK");
+  if (!rc && killRank && atoi(killRank) == moert_comm_rank())
+    raise(SIGKILL);
   moert_memref3d_f32_t result = {0};
   double elapsed = 0;
   for (long i = 0; !rc && i < warmup + iters; ++i) {
@@ -282,28 +349,41 @@ int moert_model_main(int argc, char **argv, const char *manifestText,
       elapsed += now() - start;
   }
   if (!rc) {
-    int64_t shape[3] = {m.batch, m.seq, m.hidden};
-    size_t n = (size_t)(m.batch * m.seq * m.hidden);
-    float *dense = malloc(n * sizeof(float));
-    if (!dense) {
+    /* This rank's rows, dense, then gathered in dp order on rank 0. */
+    int64_t local = localBatch(&m) * m.seq * m.hidden;
+    float *dense = malloc((size_t)local * sizeof(float));
+    float *all = isRoot ? malloc((size_t)(local * m.plan.dp) * sizeof(float))
+                        : NULL;
+    if (!dense || (isRoot && !all)) {
       rc = error("out of memory for the output");
     } else {
       size_t at = 0;
-      for (int64_t b = 0; b < shape[0]; ++b)
-        for (int64_t s = 0; s < shape[1]; ++s)
-          for (int64_t h = 0; h < shape[2]; ++h)
+      for (int64_t b = 0; b < localBatch(&m); ++b)
+        for (int64_t s = 0; s < m.seq; ++s)
+          for (int64_t h = 0; h < m.hidden; ++h)
             dense[at++] =
                 result.aligned[result.offset + b * result.strides[0] +
                                s * result.strides[1] + h * result.strides[2]];
-      moert_status_t status = moert_npy_write_f32(output, 3, shape, dense);
-      if (status)
-        rc = statusError(status);
-      free(dense);
+      moert_comm_gather_f32(dense, all, (long)local, MOERT_GROUP_DP);
+      if (isRoot) {
+        int64_t shape[3] = {m.batch, m.seq, m.hidden};
+        moert_status_t status = moert_npy_write_f32(output, 3, shape, all);
+        if (status)
+          rc = statusError(status);
+      }
     }
-    if (!rc)
-      printf("%s: batch %" PRId64 ", seq %" PRId64 ": %.3f ms per forward "
-             "pass (%ld iterations)\n",
-             m.arch, m.batch, m.seq, elapsed * 1e3 / (double)iters, iters);
+    free(dense);
+    free(all);
+    if (!rc && isRoot)
+      printf("%s: batch %" PRId64 ", seq %" PRId64 ", %d rank%s: %.3f ms per "
+             "forward pass (%ld iterations)\n",
+             m.arch, m.batch, m.seq, moert_comm_size(),
+             moert_comm_size() == 1 ? "" : "s", elapsed * 1e3 / (double)iters,
+             iters);
+    if (!rc && stats) {
+      fflush(stdout);
+      moert_comm_print_stats(stdout);
+    }
   }
   free(result.allocated);
   free(blob);

@@ -4,6 +4,7 @@
  *
  *===----------------------------------------------------------------------===*/
 
+#include "moert/comm.h"
 #include "moert/memref.h"
 #include "test_harness.h"
 
@@ -88,7 +89,59 @@ static void testMemrefCopyStrided(void) {
       EXPECT(dst[i + 2 * j] == src[1 + 4 * i + j]);
 }
 
+/* The documented layout: tp innermost, then dp, then pp; ep groups of
+ * consecutive ranks of a stage; etp groups inside tp groups. */
+static void testPlanCoords(void) {
+  moert_plan_t plan = {2, 2, 4, 2, 2}; /* dp, tp, ep, etp, pp: 8 ranks */
+  EXPECT(moert_plan_world_size(&plan) == 8);
+  moert_coords_t c = moert_plan_coords(&plan, 6);
+  EXPECT(c.pp == 1 && c.dp == 1 && c.tp == 0);
+  EXPECT(c.ep_group == 0 && c.ep == 2);
+  EXPECT(c.etp_group == 0 && c.etp == 0);
+  c = moert_plan_coords(&plan, 3);
+  EXPECT(c.pp == 0 && c.dp == 1 && c.tp == 1 && c.ep == 3 && c.etp == 1);
+  moert_plan_t dpEp = {4, 1, 2, 1, 1};
+  c = moert_plan_coords(&dpEp, 3);
+  EXPECT(c.dp == 3 && c.ep_group == 1 && c.ep == 1);
+}
+
+static void testPlanValidate(void) {
+  moert_plan_t ok = {2, 2, 4, 2, 1};
+  EXPECT_OK(moert_plan_validate(&ok));
+  moert_plan_t badEp = {2, 1, 3, 1, 1};
+  EXPECT_STATUS(moert_plan_validate(&badEp), MOERT_INVALID_ARGUMENT,
+                "ep=3 does not divide dp*tp=2");
+  moert_plan_t badEtp = {1, 2, 1, 4, 1};
+  EXPECT_STATUS(moert_plan_validate(&badEtp), MOERT_INVALID_ARGUMENT,
+                "etp=4 does not divide tp=2");
+  moert_plan_t zero = {0, 1, 1, 1, 1};
+  EXPECT_STATUS(moert_plan_validate(&zero), MOERT_INVALID_ARGUMENT, "dp=0");
+}
+
+/* Without MPI (a one-rank plan outside mpiexec) every group has one member:
+ * the collectives copy, and they are counted. */
+static void testSingleRankCollectives(void) {
+  moert_plan_t one = {1, 1, 1, 1, 1};
+  EXPECT_OK(moert_comm_init(&one, NULL, NULL));
+  float in[4] = {1, 2, 3, 4}, out[4] = {0};
+  moert_memref1d_f32_t mi = {in, in, 0, {4}, {1}}, mo = {out, out, 0, {4}, {1}};
+  long long before = moert_comm_bytes(MOERT_ALL_TO_ALL, MOERT_GROUP_EP);
+  _mlir_ciface_moert_all_to_all_f32(&mi, &mo, MOERT_GROUP_EP);
+  EXPECT(out[0] == 1 && out[3] == 4);
+  EXPECT(moert_comm_bytes(MOERT_ALL_TO_ALL, MOERT_GROUP_EP) == before);
+  EXPECT(moert_comm_calls(MOERT_ALL_TO_ALL, MOERT_GROUP_EP) >= 1);
+  out[0] = 0;
+  _mlir_ciface_moert_all_gather_f32(&mi, &mo, MOERT_GROUP_DP);
+  EXPECT(out[0] == 1);
+  EXPECT(moert_group_rank(MOERT_GROUP_DP) == 0);
+  EXPECT(moert_comm_rank() == 0 && moert_comm_size() == 1);
+  moert_comm_finalize();
+}
+
 const TestCase kKernelTests[] = {
+    {"PlanCoords", testPlanCoords},
+    {"PlanValidate", testPlanValidate},
+    {"SingleRankCollectives", testSingleRankCollectives},
     {"SgemmNN", testSgemmNN},
     {"SgemmNT", testSgemmNT},
     {"SgemmTN", testSgemmTN},

@@ -20,6 +20,8 @@
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
+#include "mlir/AsmParser/AsmParser.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
@@ -32,6 +34,7 @@
 #include "llvm/IR/Module.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/InitLLVM.h"
@@ -82,6 +85,16 @@ static cl::opt<int64_t>
            cl::desc("Sequence length S of the token ids [B, S] (configs "
                     "only; default 16)"),
            cl::init(16), cl::cat(category));
+static cl::opt<std::string>
+    planOption("plan",
+               cl::desc("Parallel plan, e.g. \"dp=2,ep=2\" (missing degrees "
+                        "are 1; world = dp*tp*pp); overrides a #moe.plan in "
+                        "the module"),
+               cl::init(""), cl::cat(category));
+static cl::opt<bool>
+    explainPlan("explain-plan",
+                cl::desc("Print the plan's ranks and groups and exit"),
+                cl::init(false), cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));
 static cl::opt<bool> timing("timing",
@@ -105,6 +118,62 @@ LogicalResult addManifestGlobal(ModuleOp module, StringAttr manifest) {
                          LLVM::Linkage::External, "moe_model_manifest",
                          b.getStringAttr(text));
   return success();
+}
+
+/// Parses the command-line plan syntax "dp=2,tp=2,ep=4" through the
+/// #moe.plan attribute parser, so both spell the same keys and get the same
+/// checks. Errors are returned as text.
+FailureOr<moe::PlanAttr> parsePlanOption(MLIRContext *ctx, StringRef text,
+                                         std::string &error) {
+  std::string attr = "#moe.plan<";
+  SmallVector<StringRef> entries;
+  text.split(entries, ',', -1, /*KeepEmpty=*/false);
+  for (auto [i, entry] : llvm::enumerate(entries)) {
+    auto [key, value] = entry.split('=');
+    if (value.empty() && !entry.contains('=')) {
+      error = ("entry '" + entry.trim() + "' is not key=value").str();
+      return failure();
+    }
+    attr += (i ? ", " : "") + key.trim().str() + " = " + value.trim().str();
+  }
+  attr += ">";
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &diag) {
+    diagnostics += diag.str();
+    return success();
+  });
+  Attribute parsed = parseAttribute(attr, ctx);
+  auto plan = dyn_cast_or_null<moe::PlanAttr>(parsed);
+  if (!plan) {
+    error = diagnostics.empty() ? "invalid plan" : diagnostics;
+    return failure();
+  }
+  return plan;
+}
+
+/// The rank table of --explain-plan (layout: docs/Parallelism.md).
+void explain(moe::PlanAttr plan, llvm::raw_ostream &os) {
+  int64_t dp = plan.getDp(), tp = plan.getTp(), ep = plan.getEp(),
+          etp = plan.getEtp(), pp = plan.getPp();
+  int64_t world = plan.getWorldSize();
+  os << "plan " << plan << ": " << world << " rank" << (world == 1 ? "" : "s")
+     << " (dp " << dp << " x tp " << tp << " x pp " << pp << ")\n"
+     << "  tp is innermost, then dp, then pp; ep groups are " << ep
+     << " consecutive ranks of a stage's dp*tp ranks; etp groups are " << etp
+     << " consecutive ranks of a tp group.\n"
+     << "  rank   pp  dp  tp   ep-group:ep   etp-group:etp\n";
+  int64_t stage = dp * tp;
+  for (int64_t r = 0; r < world; ++r) {
+    int64_t local = r % stage, t = local % tp;
+    os << llvm::formatv("  {0,4}  {1,3} {2,3} {3,3}   {4,8}:{5,-4} {6,8}:{7}\n",
+                        r, r / stage, local / tp, t, local / ep, local % ep,
+                        t / etp, t % etp);
+  }
+  int64_t numExpertGroups = stage / ep;
+  os << "  each rank holds 1/" << ep << " of the experts; " << numExpertGroups
+     << " expert-parallel group" << (numExpertGroups == 1 ? "" : "s")
+     << " per stage hold" << (numExpertGroups == 1 ? "s" : "")
+     << " replicas of them.\n";
 }
 
 std::unique_ptr<llvm::TargetMachine> createHostTargetMachine() {
@@ -167,6 +236,22 @@ int main(int argc, char **argv) {
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
 
+  moe::PlanAttr plan;
+  if (!planOption.empty()) {
+    std::string error;
+    FailureOr<moe::PlanAttr> parsed =
+        parsePlanOption(&context, planOption, error);
+    if (failed(parsed))
+      return fail("--plan \"" + planOption + "\": " + error);
+    plan = *parsed;
+  }
+  if (explainPlan) {
+    explain(plan ? plan : moe::PlanAttr::get(&context, 1, 1, 1, 1, 1,
+                                              {moe::DispatchStrategy::a2a}),
+            llvm::outs());
+    return 0;
+  }
+
   // Import.
   OwningOpRef<ModuleOp> module;
   {
@@ -180,7 +265,7 @@ int main(int argc, char **argv) {
           moe::parseModelConfig((*buffer)->getBuffer());
       if (!config)
         return fail(inputFilename + ": " + llvm::toString(config.takeError()));
-      auto imported = moe::importModel(&context, *config, batch, seqLen);
+      auto imported = moe::importModel(&context, *config, batch, seqLen, plan);
       if (!imported)
         return fail(llvm::toString(imported.takeError()));
       module = std::move(*imported);

@@ -70,6 +70,64 @@ def MoELowerToLinalgPass : Pass<"moe-lower-to-linalg"> {
 }
 
 //===----------------------------------------------------------------------===//
+// shard collectives -> runtime calls (tensor level, before bufferization)
+//===----------------------------------------------------------------------===//
+
+def MoELowerCollectivesPass : Pass<"moe-lower-collectives", "ModuleOp"> {
+  let summary = "Lower the shard collectives of a partitioned model to calls "
+                "into the runtime's MPI backend";
+  let description = [{
+    A partitioned model (`moe-compile --plan`) communicates with upstream
+    `shard` ops on two grids: `@moe_dense` (pp x dp x tp) and `@moe_experts`
+    (pp x dp*tp/ep x ep). This pass maps (grid, axis) to the runtime's
+    groups — `@moe_dense` axis 1 is the data-parallel group, axis 2 the
+    tensor-parallel group, `@moe_experts` axis 2 the expert-parallel group —
+    and replaces, on f32 tensors:
+
+    - `shard.all_gather` (gather axis 0) by `moert_all_gather_f32`;
+    - `shard.all_reduce` (sum) by `moert_all_reduce_f32`;
+    - `shard.all_to_all` of a rank-3 tensor with (split, concat) axes (0, 1)
+      or (1, 0) — the expert-parallel dispatch and combine — by a transpose
+      that makes each destination's chunk contiguous, `moert_all_to_all_f32`,
+      and the inverse transpose;
+    - `shard.process_multi_index` of one axis by `moert_group_rank`.
+
+    Each call takes contiguous 1-D buffers: the tensor is collapsed, handed
+    over with `bufferization.to_buffer`, and the result comes back through
+    `bufferization.to_tensor restrict` of a fresh allocation, so one-shot
+    bufferization can run afterwards. The grids are erased. Anything else
+    (another grid or axis, another reduction or element type) is an error
+    naming the op.
+
+    Before:
+
+    ```mlir
+    %g = shard.all_gather %x on @moe_dense grid_axes = [1] gather_axis = 0
+        : tensor<8x64xf32> -> tensor<16x64xf32>
+    ```
+
+    After:
+
+    ```mlir
+    %flat = tensor.collapse_shape %x [[0, 1]] : tensor<8x64xf32> into tensor<512xf32>
+    %in = bufferization.to_buffer %flat read_only : tensor<512xf32> to memref<512xf32>
+    %out = memref.alloc() : memref<1024xf32>
+    call @moert_all_gather_f32(%in_cast, %out_cast, %c1_i32) : (...) -> ()
+    %t = bufferization.to_tensor %out restrict writable : memref<1024xf32> to tensor<1024xf32>
+    %g = tensor.expand_shape %t [[0, 1]] output_shape [16, 64] : tensor<1024xf32> into tensor<16x64xf32>
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+//===----------------------------------------------------------------------===//
 // math functions -> polynomials (any level)
 //===----------------------------------------------------------------------===//
 

@@ -55,11 +55,19 @@ struct ModelConfig {
 llvm::Expected<ModelConfig> parseModelConfig(llvm::StringRef json);
 
 /// Builds the forward function for token ids of shape [batch, seqLen]. The
-/// returned module carries `moe.manifest`; `plan`, when given, is attached as
-/// `moe.plan`.
+/// returned module carries `moe.manifest`. With a `plan` of more than one
+/// rank it is the per-rank SPMD program (docs/Parallelism.md): each rank
+/// computes batch / dp sequences, holds num_experts / ep experts, and
+/// communicates through `shard` collectives on the grids `@moe_dense`
+/// (pp x dp x tp) and `@moe_experts` (pp x dp*tp/ep x ep); the plan is
+/// attached as `moe.plan`.
 llvm::Expected<OwningOpRef<ModuleOp>>
 importModel(MLIRContext *context, const ModelConfig &config, int64_t batch,
-            int64_t seqLen);
+            int64_t seqLen, PlanAttr plan = {});
+
+/// Names of the grids of a partitioned model.
+constexpr llvm::StringLiteral kDenseGridName = "moe_dense";
+constexpr llvm::StringLiteral kExpertGridName = "moe_experts";
 
 /// Name of the module attribute that holds the weight manifest.
 constexpr llvm::StringLiteral kManifestAttrName =

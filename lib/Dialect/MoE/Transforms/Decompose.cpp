@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Transforms/LayerExpansion.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Utils/LinalgBuilders.h"
 
@@ -65,6 +66,28 @@ Value buildGatedSum(OpBuilder &b, Location loc, Value routed, Value logits,
       });
 }
 
+} // namespace
+
+Value mlir::moe::buildSharedExpertsSum(OpBuilder &b, Location loc, Value tokens,
+                                       Value routed, Value up, Value down,
+                                       Value gate, Value sharedGate,
+                                       ActivationAttr activation) {
+  Value x = expandToOneExpert(b, loc, tokens);
+  auto shared = ExpertsOp::create(b, loc, x.getType(), x, /*counts=*/Value(),
+                                  expandToOneExpert(b, loc, gate),
+                                  expandToOneExpert(b, loc, up),
+                                  expandToOneExpert(b, loc, down), activation);
+  Value sharedOut = tensor::CollapseShapeOp::create(
+      b, loc, shared.getOutput(), ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+  if (!sharedGate)
+    return arith::AddFOp::create(b, loc, routed, sharedOut);
+  // x · shared_gateᵀ : [T, 1]
+  Value logits = buildMatmulTransposedB(b, loc, tokens, sharedGate);
+  return buildGatedSum(b, loc, routed, logits, sharedOut);
+}
+
+namespace {
+
 struct DecomposeLayer : OpRewritePattern<LayerOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -103,26 +126,11 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
                                      experts.getOutput(), dispatch.getSlots(),
                                      router.getIds(), router.getWeights());
 
-    if (op.hasSharedExperts()) {
-      Value x = expandToOneExpert(rewriter, loc, op.getTokens());
-      auto shared = ExpertsOp::create(
-          rewriter, loc, x.getType(), x, /*counts=*/Value(),
-          expandToOneExpert(rewriter, loc, op.getSharedGateProj()),
-          expandToOneExpert(rewriter, loc, op.getSharedUpProj()),
-          expandToOneExpert(rewriter, loc, op.getSharedDownProj()),
+    if (op.hasSharedExperts())
+      result = buildSharedExpertsSum(
+          rewriter, loc, op.getTokens(), result, op.getSharedUpProj(),
+          op.getSharedDownProj(), op.getSharedGateProj(), op.getSharedGate(),
           op.getActivationAttr());
-      Value sharedOut = tensor::CollapseShapeOp::create(
-          rewriter, loc, shared.getOutput(),
-          ArrayRef<ReassociationIndices>{{0, 1}, {2}});
-      if (Value gate = op.getSharedGate()) {
-        // x · shared_gateᵀ : [T, 1]
-        Value logits =
-            buildMatmulTransposedB(rewriter, loc, op.getTokens(), gate);
-        result = buildGatedSum(rewriter, loc, result, logits, sharedOut);
-      } else {
-        result = arith::AddFOp::create(rewriter, loc, result, sharedOut);
-      }
-    }
     LLVM_DEBUG(llvm::dbgs() << "decomposed " << op << "\n");
     rewriter.replaceOp(op, result);
     return success();

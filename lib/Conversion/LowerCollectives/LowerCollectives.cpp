@@ -1,0 +1,272 @@
+//===- LowerCollectives.cpp - shard collectives to runtime MPI calls ------===//
+//
+// Implements `moe-lower-collectives` for the grids of partitioned models.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/Passes.h"
+#include "moe/Import/ModelImport.h"
+#include "moe/Utils/LinalgBuilders.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir {
+namespace moe {
+#define GEN_PASS_DEF_MOELOWERCOLLECTIVESPASS
+#include "moe/Conversion/Passes.h.inc"
+} // namespace moe
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// The runtime's group numbers (runtime/include/moert/comm.h).
+enum Group : int32_t { kDpGroup = 1, kTpGroup = 2, kEpGroup = 3 };
+
+class Lowering {
+public:
+  explicit Lowering(ModuleOp module) : module(module) {}
+
+  LogicalResult run();
+
+private:
+  FailureOr<int32_t> groupOf(Operation *op, StringRef grid,
+                             ArrayRef<int16_t> axes);
+  func::FuncOp callee(StringRef name, FunctionType type);
+  /// Runs `name(in, out, group)` on `input` flattened; returns the result
+  /// reshaped to `resultShape`.
+  Value collective(OpBuilder &b, Location loc, StringRef name, Value input,
+                   ArrayRef<int64_t> resultShape, int32_t group);
+  LogicalResult lowerAllGather(shard::AllGatherOp op);
+  LogicalResult lowerAllReduce(shard::AllReduceOp op);
+  LogicalResult lowerAllToAll(shard::AllToAllOp op);
+  LogicalResult lowerIndex(shard::ProcessMultiIndexOp op);
+
+  ModuleOp module;
+};
+
+FailureOr<int32_t> Lowering::groupOf(Operation *op, StringRef grid,
+                                     ArrayRef<int16_t> axes) {
+  if (axes.size() == 1) {
+    if (grid == kDenseGridName && axes[0] == 1)
+      return kDpGroup;
+    if (grid == kDenseGridName && axes[0] == 2)
+      return kTpGroup;
+    if (grid == kExpertGridName && axes[0] == 2)
+      return kEpGroup;
+  }
+  return op->emitOpError()
+         << "has no runtime group: expected @" << kDenseGridName
+         << " axis 1 (dp) or 2 (tp), or @" << kExpertGridName
+         << " axis 2 (ep)";
+}
+
+func::FuncOp Lowering::callee(StringRef name, FunctionType type) {
+  if (auto existing = module.lookupSymbol<func::FuncOp>(name))
+    return existing;
+  OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
+  auto func = func::FuncOp::create(b, module.getLoc(), name, type);
+  func.setPrivate();
+  if (llvm::any_of(type.getInputs(), llvm::IsaPred<MemRefType>))
+    func->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  return func;
+}
+
+Value Lowering::collective(OpBuilder &b, Location loc, StringRef name,
+                           Value input, ArrayRef<int64_t> resultShape,
+                           int32_t group) {
+  MLIRContext *ctx = b.getContext();
+  auto type = cast<RankedTensorType>(input.getType());
+  Type f32 = b.getF32Type();
+  int64_t inSize = type.getNumElements(), outSize = 1;
+  for (int64_t d : resultShape)
+    outSize *= d;
+  ReassociationIndices all;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    all.push_back(i);
+  Value flat = type.getRank() == 1
+                   ? input
+                   : tensor::CollapseShapeOp::create(
+                         b, loc, input, ArrayRef<ReassociationIndices>{all});
+  int64_t dyn = ShapedType::kDynamic;
+  auto anyVector =
+      MemRefType::get({dyn}, f32, StridedLayoutAttr::get(ctx, dyn, {dyn}));
+  Value in = bufferization::ToBufferOp::create(
+      b, loc, MemRefType::get({inSize}, f32), flat, /*read_only=*/true);
+  Value out =
+      memref::AllocOp::create(b, loc, MemRefType::get({outSize}, f32));
+  func::FuncOp fn = callee(
+      name, FunctionType::get(ctx, {anyVector, anyVector, b.getI32Type()}, {}));
+  func::CallOp::create(
+      b, loc, fn,
+      ValueRange{memref::CastOp::create(b, loc, anyVector, in),
+                 memref::CastOp::create(b, loc, anyVector, out),
+                 arith::ConstantIntOp::create(b, loc, group, 32)});
+  Value result = bufferization::ToTensorOp::create(
+      b, loc, RankedTensorType::get({outSize}, f32), out, /*restrict=*/true,
+      /*writable=*/true);
+  if (resultShape.size() == 1)
+    return result;
+  ReassociationIndices allOut;
+  for (size_t i = 0; i < resultShape.size(); ++i)
+    allOut.push_back(i);
+  return tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get(resultShape, f32), result,
+      ArrayRef<ReassociationIndices>{allOut});
+}
+
+bool isF32Tensor(Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  return tensor && tensor.hasStaticShape() && tensor.getElementType().isF32();
+}
+
+LogicalResult Lowering::lowerAllGather(shard::AllGatherOp op) {
+  FailureOr<int32_t> group = groupOf(op, op.getGrid(), op.getGridAxes());
+  if (failed(group))
+    return failure();
+  if (op.getGatherAxis() != 0 || !isF32Tensor(op.getInput().getType()))
+    return op.emitOpError() << "is lowered for f32 tensors gathered along "
+                            << "axis 0 only";
+  OpBuilder b(op);
+  auto resultType = cast<RankedTensorType>(op.getResult().getType());
+  op.getResult().replaceAllUsesWith(
+      collective(b, op.getLoc(), "moert_all_gather_f32", op.getInput(),
+                 resultType.getShape(), *group));
+  op.erase();
+  return success();
+}
+
+LogicalResult Lowering::lowerAllReduce(shard::AllReduceOp op) {
+  FailureOr<int32_t> group = groupOf(op, op.getGrid(), op.getGridAxes());
+  if (failed(group))
+    return failure();
+  if (op.getReduction() != shard::ReductionKind::Sum ||
+      !isF32Tensor(op.getInput().getType()) ||
+      op.getInput().getType() != op.getResult().getType())
+    return op.emitOpError() << "is lowered for sums of f32 tensors only";
+  OpBuilder b(op);
+  auto resultType = cast<RankedTensorType>(op.getResult().getType());
+  op.getResult().replaceAllUsesWith(
+      collective(b, op.getLoc(), "moert_all_reduce_f32", op.getInput(),
+                 resultType.getShape(), *group));
+  op.erase();
+  return success();
+}
+
+/// x permuted by `perm` (result dim i = x dim perm[i]).
+Value transpose(OpBuilder &b, Location loc, Value x, ArrayRef<int64_t> perm) {
+  auto type = cast<RankedTensorType>(x.getType());
+  SmallVector<int64_t> shape;
+  for (int64_t p : perm)
+    shape.push_back(type.getDimSize(p));
+  Value init = tensor::EmptyOp::create(b, loc, shape, type.getElementType());
+  return linalg::TransposeOp::create(b, loc, x, init, perm).getResult()[0];
+}
+
+LogicalResult Lowering::lowerAllToAll(shard::AllToAllOp op) {
+  FailureOr<int32_t> group = groupOf(op, op.getGrid(), op.getGridAxes());
+  if (failed(group))
+    return failure();
+  auto inType = cast<RankedTensorType>(op.getInput().getType());
+  auto outType = cast<RankedTensorType>(op.getResult().getType());
+  int64_t split = op.getSplitAxis().getSExtValue();
+  int64_t concat = op.getConcatAxis().getSExtValue();
+  if (!isF32Tensor(inType) || inType.getRank() != 3 ||
+      !((split == 0 && concat == 1) || (split == 1 && concat == 0)))
+    return op.emitOpError() << "is lowered for rank-3 f32 tensors with "
+                            << "(split, concat) axes (0, 1) or (1, 0) only";
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  Type f32 = b.getF32Type();
+  // n = group size: the input's split dimension over the output's.
+  int64_t n = inType.getDimSize(split) / outType.getDimSize(split);
+  Value result;
+  if (split == 0) {
+    // in [n*a, c, h]: chunk r = experts [r*a, (r+1)*a) is contiguous. We
+    // receive [n(src), a, c, h] and want [a, n*c, h] = transpose(1, 0, 2, 3).
+    int64_t a = outType.getDimSize(0), c = inType.getDimSize(1),
+            h = inType.getDimSize(2);
+    Value received = collective(b, loc, "moert_all_to_all_f32", op.getInput(),
+                                {n, a, c, h}, *group);
+    Value moved = transpose(b, loc, received, {1, 0, 2, 3});
+    result = tensor::CollapseShapeOp::create(
+        b, loc, RankedTensorType::get({a, n * c, h}, f32), moved,
+        ArrayRef<ReassociationIndices>{{0}, {1, 2}, {3}});
+  } else {
+    // in [a, n*c, h]: chunk r = rows [r*c, (r+1)*c) of every expert; make it
+    // contiguous as [n, a, c, h], exchange, and the received [n(src), a, c, h]
+    // is [n*a, c, h] in source order.
+    int64_t a = inType.getDimSize(0), c = outType.getDimSize(1),
+            h = inType.getDimSize(2);
+    Value split4 = tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get({a, n, c, h}, f32), op.getInput(),
+        ArrayRef<ReassociationIndices>{{0}, {1, 2}, {3}});
+    Value chunks = transpose(b, loc, split4, {1, 0, 2, 3});
+    result = collective(b, loc, "moert_all_to_all_f32", chunks,
+                        outType.getShape(), *group);
+  }
+  op.getResult().replaceAllUsesWith(result);
+  op.erase();
+  return success();
+}
+
+LogicalResult Lowering::lowerIndex(shard::ProcessMultiIndexOp op) {
+  FailureOr<int32_t> group = groupOf(op, op.getGrid(), op.getAxes());
+  if (failed(group))
+    return failure();
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  func::FuncOp fn =
+      callee("moert_group_rank",
+             FunctionType::get(b.getContext(), {b.getI32Type()},
+                               {b.getI64Type()}));
+  Value rank =
+      func::CallOp::create(
+          b, loc, fn, ValueRange{arith::ConstantIntOp::create(b, loc, *group, 32)})
+          .getResult(0);
+  op.getResult()[0].replaceAllUsesWith(
+      arith::IndexCastOp::create(b, loc, b.getIndexType(), rank));
+  op.erase();
+  return success();
+}
+
+LogicalResult Lowering::run() {
+  SmallVector<Operation *> ops;
+  module.walk([&](Operation *op) {
+    if (isa<shard::AllGatherOp, shard::AllReduceOp, shard::AllToAllOp,
+            shard::ProcessMultiIndexOp>(op))
+      ops.push_back(op);
+  });
+  for (Operation *op : ops) {
+    LogicalResult result =
+        TypeSwitch<Operation *, LogicalResult>(op)
+            .Case([&](shard::AllGatherOp o) { return lowerAllGather(o); })
+            .Case([&](shard::AllReduceOp o) { return lowerAllReduce(o); })
+            .Case([&](shard::AllToAllOp o) { return lowerAllToAll(o); })
+            .Case([&](shard::ProcessMultiIndexOp o) { return lowerIndex(o); });
+    if (failed(result))
+      return failure();
+  }
+  for (auto grid : llvm::make_early_inc_range(module.getOps<shard::GridOp>()))
+    grid.erase();
+  return success();
+}
+
+struct MoELowerCollectivesPass
+    : moe::impl::MoELowerCollectivesPassBase<MoELowerCollectivesPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    if (failed(Lowering(getOperation()).run()))
+      signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,118 @@
+/*===- comm.h - process groups and collectives for SPMD programs ---*- C -*-===*
+ *
+ * The MPI backend of the runtime. A plan (dp, tp, ep, etp, pp) lays the world
+ * out as described in docs/Parallelism.md; moert_comm_init makes one MPI
+ * communicator per group kind, and the collective entry points that compiled
+ * code calls take the group as a small integer. Every call and byte is
+ * counted per collective kind and group (moert_comm_print_stats).
+ *
+ * A single-rank plan never touches MPI, so single-rank executables run
+ * without mpiexec.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#ifndef MOERT_COMM_H
+#define MOERT_COMM_H
+
+#include "moert/memref.h"
+#include "moert/moert.h"
+
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct moert_plan {
+  int dp, tp, ep, etp, pp;
+} moert_plan_t;
+
+/* Group kinds; compiled code passes these numbers. */
+typedef enum moert_group {
+  MOERT_GROUP_WORLD = 0,
+  MOERT_GROUP_DP = 1,  /* same tp rank and pp stage, all dp ranks */
+  MOERT_GROUP_TP = 2,  /* one tensor-parallel group */
+  MOERT_GROUP_EP = 3,  /* one expert-parallel group */
+  MOERT_GROUP_ETP = 4, /* one expert-tensor-parallel group */
+  MOERT_NUM_GROUPS = 5
+} moert_group_t;
+
+typedef enum moert_collective {
+  MOERT_ALL_REDUCE = 0,
+  MOERT_ALL_GATHER = 1,
+  MOERT_ALL_TO_ALL = 2,
+  MOERT_REDUCE_SCATTER = 3,
+  MOERT_GATHER = 4,
+  MOERT_NUM_COLLECTIVES = 5
+} moert_collective_t;
+
+/* The coordinates of world rank `rank` under `plan` (docs/Parallelism.md):
+ * tp innermost, then dp, then pp; ep groups are `ep` consecutive ranks of
+ * one stage's dp*tp ranks; etp groups `etp` consecutive ranks of one tp
+ * group. Group ranks are 0-based positions inside each group. */
+typedef struct moert_coords {
+  int pp, dp, tp, ep_group, ep, etp_group, etp;
+} moert_coords_t;
+MOERT_API moert_coords_t moert_plan_coords(const moert_plan_t *plan, int rank);
+/* dp * tp * pp */
+MOERT_API int moert_plan_world_size(const moert_plan_t *plan);
+/* Checks degrees >= 1, ep | dp*tp, etp | tp. */
+MOERT_API moert_status_t moert_plan_validate(const moert_plan_t *plan);
+
+/* Starts MPI when the plan has more than one rank (or the process was
+ * launched by mpiexec), checks that the world size equals the plan's, and
+ * builds the group communicators. An error names both sizes. */
+MOERT_API moert_status_t moert_comm_init(const moert_plan_t *plan, int *argc,
+                                         char ***argv);
+/* Rank in the world (0 without MPI). */
+MOERT_API int moert_comm_rank(void);
+MOERT_API int moert_comm_size(void);
+MOERT_API moert_coords_t moert_comm_coords(void);
+/* Aborts every rank after printing `message` (a failed rank must not leave
+ * the others waiting in a collective). */
+MOERT_API void moert_comm_abort(const char *message);
+MOERT_API void moert_comm_finalize(void);
+
+/* Counters, per collective kind and group. */
+MOERT_API long long moert_comm_calls(moert_collective_t kind,
+                                     moert_group_t group);
+MOERT_API long long moert_comm_bytes(moert_collective_t kind,
+                                     moert_group_t group);
+/* One line per (kind, group) with a non-zero count, prefixed by the rank. */
+MOERT_API void moert_comm_print_stats(FILE *out);
+
+/* Host-side collectives (the runtime's own use, e.g. gathering the output).
+ * `count` elements of f32 per rank. */
+MOERT_API void moert_comm_gather_f32(const float *in, float *out, long count,
+                                     moert_group_t group);
+
+/* This rank's position in `group` (0 without MPI); compiled code calls it
+ * for rank-dependent offsets. */
+MOERT_API int64_t moert_group_rank(int32_t group);
+
+/* Entry points of compiled code (llvm.emit_c_interface); buffers are
+ * contiguous 1-D f32 memrefs.
+ *   all_reduce:  out = sum over the group of in               (equal sizes)
+ *   all_gather:  out = concat over the group of in            (out = n * in)
+ *   all_to_all:  chunk i of in goes to rank i; out = concat of the chunks
+ *                received from ranks 0..n-1                   (equal sizes)
+ *   reduce_scatter: out = chunk r of (sum over the group of in) (in = n * out)
+ */
+MOERT_API void _mlir_ciface_moert_all_reduce_f32(moert_memref1d_f32_t *in,
+                                                 moert_memref1d_f32_t *out,
+                                                 int32_t group);
+MOERT_API void _mlir_ciface_moert_all_gather_f32(moert_memref1d_f32_t *in,
+                                                 moert_memref1d_f32_t *out,
+                                                 int32_t group);
+MOERT_API void _mlir_ciface_moert_all_to_all_f32(moert_memref1d_f32_t *in,
+                                                 moert_memref1d_f32_t *out,
+                                                 int32_t group);
+MOERT_API void _mlir_ciface_moert_reduce_scatter_f32(moert_memref1d_f32_t *in,
+                                                     moert_memref1d_f32_t *out,
+                                                     int32_t group);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MOERT_COMM_H */

@@ -1,0 +1,289 @@
+/*===- comm.c - MPI process groups, collectives and counters --------------===*
+ *
+ * One communicator per group kind, split from MPI_COMM_WORLD by the plan's
+ * layout. Every MPI return code is checked; a failure aborts all ranks with a
+ * message (MPI_Abort), so no rank is left waiting in a collective. Without
+ * MPI (a one-rank plan outside mpiexec) the collectives are identities.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#include "moert/comm.h"
+
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int gInitialized;    /* MPI_Init called by us */
+static int gUsingMpi;       /* the group communicators exist */
+static int gRank, gSize = 1;
+static moert_plan_t gPlan = {1, 1, 1, 1, 1};
+static MPI_Comm gComms[MOERT_NUM_GROUPS];
+static long long gCalls[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
+static long long gBytes[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
+
+static const char *kGroupNames[MOERT_NUM_GROUPS] = {"world", "dp", "tp", "ep",
+                                                    "etp"};
+static const char *kCollectiveNames[MOERT_NUM_COLLECTIVES] = {
+    "all_reduce", "all_gather", "all_to_all", "reduce_scatter", "gather"};
+
+int moert_plan_world_size(const moert_plan_t *plan) {
+  return plan->dp * plan->tp * plan->pp;
+}
+
+moert_status_t moert_plan_validate(const moert_plan_t *p) {
+  if (p->dp < 1 || p->tp < 1 || p->ep < 1 || p->etp < 1 || p->pp < 1)
+    return moert_status_make(MOERT_INVALID_ARGUMENT,
+                             "plan degrees must be >= 1 (dp=%d tp=%d ep=%d "
+                             "etp=%d pp=%d)",
+                             p->dp, p->tp, p->ep, p->etp, p->pp);
+  if ((p->dp * p->tp) % p->ep != 0)
+    return moert_status_make(MOERT_INVALID_ARGUMENT,
+                             "plan: ep=%d does not divide dp*tp=%d", p->ep,
+                             p->dp * p->tp);
+  if (p->tp % p->etp != 0)
+    return moert_status_make(MOERT_INVALID_ARGUMENT,
+                             "plan: etp=%d does not divide tp=%d", p->etp,
+                             p->tp);
+  return NULL;
+}
+
+moert_coords_t moert_plan_coords(const moert_plan_t *p, int rank) {
+  moert_coords_t c;
+  int stageSize = p->dp * p->tp;
+  int local = rank % stageSize;
+  c.pp = rank / stageSize;
+  c.tp = local % p->tp;
+  c.dp = local / p->tp;
+  c.ep_group = local / p->ep;
+  c.ep = local % p->ep;
+  c.etp_group = c.tp / p->etp;
+  c.etp = c.tp % p->etp;
+  return c;
+}
+
+void moert_comm_abort(const char *message) {
+  fprintf(stderr, "error: rank %d: %s\n", gRank, message);
+  fflush(stderr);
+  if (gInitialized)
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  exit(1);
+}
+
+static void check(int rc, const char *what) {
+  if (rc == MPI_SUCCESS)
+    return;
+  char text[MPI_MAX_ERROR_STRING + 128];
+  int length = 0;
+  char mpiText[MPI_MAX_ERROR_STRING];
+  MPI_Error_string(rc, mpiText, &length);
+  snprintf(text, sizeof(text), "MPI %s failed: %s", what, mpiText);
+  moert_comm_abort(text);
+}
+
+moert_status_t moert_comm_init(const moert_plan_t *plan, int *argc,
+                               char ***argv) {
+  moert_status_t status = moert_plan_validate(plan);
+  if (status)
+    return status;
+  gPlan = *plan;
+  int want = moert_plan_world_size(plan);
+  /* mpiexec (Hydra) exports PMI_SIZE; without it a one-rank plan runs as a
+   * plain process. */
+  const char *pmiSize = getenv("PMI_SIZE");
+  if (want == 1 && !pmiSize)
+    return NULL;
+  int already = 0;
+  MPI_Initialized(&already);
+  if (!already) {
+    if (MPI_Init(argc, argv) != MPI_SUCCESS)
+      return moert_status_make(MOERT_UNAVAILABLE, "MPI_Init failed");
+    gInitialized = 1;
+  }
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(MPI_COMM_WORLD, &gRank);
+  MPI_Comm_size(MPI_COMM_WORLD, &gSize);
+  if (gSize != want)
+    return moert_status_make(
+        MOERT_INVALID_ARGUMENT,
+        "this executable was compiled for a plan of %d ranks (dp=%d x tp=%d "
+        "x pp=%d) but runs on %d; start it with mpiexec -n %d",
+        want, plan->dp, plan->tp, plan->pp, gSize, want);
+
+  moert_coords_t c = moert_plan_coords(plan, gRank);
+  int stageSize = plan->dp * plan->tp;
+  int colors[MOERT_NUM_GROUPS] = {
+      0,
+      c.pp * plan->tp + c.tp,                           /* dp */
+      c.pp * plan->dp + c.dp,                           /* tp */
+      c.pp * (stageSize / plan->ep) + c.ep_group,       /* ep */
+      (c.pp * plan->dp + c.dp) * (plan->tp / plan->etp) + c.etp_group};
+  gComms[MOERT_GROUP_WORLD] = MPI_COMM_WORLD;
+  for (int g = 1; g < MOERT_NUM_GROUPS; ++g) {
+    check(MPI_Comm_split(MPI_COMM_WORLD, colors[g], gRank, &gComms[g]),
+          "Comm_split");
+    MPI_Comm_set_errhandler(gComms[g], MPI_ERRORS_RETURN);
+  }
+  gUsingMpi = 1;
+  return NULL;
+}
+
+int moert_comm_rank(void) { return gRank; }
+int moert_comm_size(void) { return gSize; }
+moert_coords_t moert_comm_coords(void) {
+  return moert_plan_coords(&gPlan, gRank);
+}
+
+void moert_comm_finalize(void) {
+  if (gUsingMpi)
+    for (int g = 1; g < MOERT_NUM_GROUPS; ++g)
+      MPI_Comm_free(&gComms[g]);
+  gUsingMpi = 0;
+  if (gInitialized)
+    MPI_Finalize();
+  gInitialized = 0;
+}
+
+long long moert_comm_calls(moert_collective_t kind, moert_group_t group) {
+  return gCalls[kind][group];
+}
+long long moert_comm_bytes(moert_collective_t kind, moert_group_t group) {
+  return gBytes[kind][group];
+}
+
+void moert_comm_print_stats(FILE *out) {
+  for (int k = 0; k < MOERT_NUM_COLLECTIVES; ++k)
+    for (int g = 0; g < MOERT_NUM_GROUPS; ++g)
+      if (gCalls[k][g])
+        fprintf(out, "rank %d: %s %s: %lld calls, %lld bytes\n", gRank,
+                kCollectiveNames[k], kGroupNames[g], gCalls[k][g],
+                gBytes[k][g]);
+}
+
+/* The communicator of `group`, its size and our rank in it; NULL comm when
+ * the program runs without MPI (then every group has one member). */
+static MPI_Comm groupComm(int32_t group, int *size, int *rank) {
+  if (group < 0 || group >= MOERT_NUM_GROUPS)
+    moert_comm_abort("collective on an unknown group");
+  MPI_Comm comm = gUsingMpi ? gComms[group] : MPI_COMM_NULL;
+  *size = 1;
+  *rank = 0;
+  if (comm != MPI_COMM_NULL) {
+    MPI_Comm_size(comm, size);
+    MPI_Comm_rank(comm, rank);
+  }
+  return comm;
+}
+
+int64_t moert_group_rank(int32_t group) {
+  int size, rank;
+  groupComm(group, &size, &rank);
+  return rank;
+}
+
+static void count(moert_collective_t kind, int32_t group, long long bytes) {
+  gCalls[kind][group] += 1;
+  gBytes[kind][group] += bytes;
+}
+
+static float *data(const moert_memref1d_f32_t *m) {
+  return m->aligned + m->offset;
+}
+
+static void requireContiguous(const moert_memref1d_f32_t *m, const char *what) {
+  if (m->sizes[0] > 1 && m->strides[0] != 1)
+    moert_comm_abort(what);
+}
+
+void _mlir_ciface_moert_all_reduce_f32(moert_memref1d_f32_t *in,
+                                       moert_memref1d_f32_t *out,
+                                       int32_t group) {
+  int size, rank;
+  MPI_Comm comm = groupComm(group, &size, &rank);
+  requireContiguous(in, "all_reduce on a strided buffer");
+  requireContiguous(out, "all_reduce on a strided buffer");
+  if (in->sizes[0] != out->sizes[0])
+    moert_comm_abort("all_reduce with different input and output sizes");
+  long long n = in->sizes[0];
+  count(MOERT_ALL_REDUCE, group, n * (long long)sizeof(float));
+  if (comm == MPI_COMM_NULL || size == 1) {
+    memmove(data(out), data(in), (size_t)n * sizeof(float));
+    return;
+  }
+  check(MPI_Allreduce(data(in), data(out), (int)n, MPI_FLOAT, MPI_SUM, comm),
+        "Allreduce");
+}
+
+void _mlir_ciface_moert_all_gather_f32(moert_memref1d_f32_t *in,
+                                       moert_memref1d_f32_t *out,
+                                       int32_t group) {
+  int size, rank;
+  MPI_Comm comm = groupComm(group, &size, &rank);
+  requireContiguous(in, "all_gather on a strided buffer");
+  requireContiguous(out, "all_gather on a strided buffer");
+  long long n = in->sizes[0];
+  if (out->sizes[0] != n * size)
+    moert_comm_abort("all_gather output is not group-size times the input");
+  count(MOERT_ALL_GATHER, group, n * (long long)sizeof(float));
+  if (comm == MPI_COMM_NULL || size == 1) {
+    memmove(data(out), data(in), (size_t)n * sizeof(float));
+    return;
+  }
+  check(MPI_Allgather(data(in), (int)n, MPI_FLOAT, data(out), (int)n,
+                      MPI_FLOAT, comm),
+        "Allgather");
+}
+
+void _mlir_ciface_moert_all_to_all_f32(moert_memref1d_f32_t *in,
+                                       moert_memref1d_f32_t *out,
+                                       int32_t group) {
+  int size, rank;
+  MPI_Comm comm = groupComm(group, &size, &rank);
+  requireContiguous(in, "all_to_all on a strided buffer");
+  requireContiguous(out, "all_to_all on a strided buffer");
+  long long n = in->sizes[0];
+  if (out->sizes[0] != n || n % size != 0)
+    moert_comm_abort("all_to_all sizes are not equal multiples of the group");
+  long long chunk = n / size;
+  /* Bytes that leave this rank (its own chunk stays). */
+  count(MOERT_ALL_TO_ALL, group, (n - chunk) * (long long)sizeof(float));
+  if (comm == MPI_COMM_NULL || size == 1) {
+    memmove(data(out), data(in), (size_t)n * sizeof(float));
+    return;
+  }
+  check(MPI_Alltoall(data(in), (int)chunk, MPI_FLOAT, data(out), (int)chunk,
+                     MPI_FLOAT, comm),
+        "Alltoall");
+}
+
+void _mlir_ciface_moert_reduce_scatter_f32(moert_memref1d_f32_t *in,
+                                           moert_memref1d_f32_t *out,
+                                           int32_t group) {
+  int size, rank;
+  MPI_Comm comm = groupComm(group, &size, &rank);
+  requireContiguous(in, "reduce_scatter on a strided buffer");
+  requireContiguous(out, "reduce_scatter on a strided buffer");
+  long long n = out->sizes[0];
+  if (in->sizes[0] != n * size)
+    moert_comm_abort("reduce_scatter input is not group-size times the output");
+  count(MOERT_REDUCE_SCATTER, group, in->sizes[0] * (long long)sizeof(float));
+  if (comm == MPI_COMM_NULL || size == 1) {
+    memmove(data(out), data(in), (size_t)n * sizeof(float));
+    return;
+  }
+  check(MPI_Reduce_scatter_block(data(in), data(out), (int)n, MPI_FLOAT,
+                                 MPI_SUM, comm),
+        "Reduce_scatter_block");
+}
+
+void moert_comm_gather_f32(const float *in, float *out, long n,
+                           moert_group_t group) {
+  int size, rank;
+  MPI_Comm comm = groupComm(group, &size, &rank);
+  count(MOERT_GATHER, group, (long long)n * (long long)sizeof(float));
+  if (comm == MPI_COMM_NULL || size == 1) {
+    memmove(out, in, (size_t)n * sizeof(float));
+    return;
+  }
+  check(MPI_Gather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, 0, comm),
+        "Gather");
+}

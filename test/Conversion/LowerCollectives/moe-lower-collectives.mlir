@@ -1,0 +1,99 @@
+// RUN: moe-opt %s --moe-lower-collectives --split-input-file --verify-diagnostics | FileCheck %s
+
+shard.grid @moe_dense(shape = 1x2x1)
+shard.grid @moe_experts(shape = 1x1x2)
+
+// CHECK-NOT: shard.grid
+// CHECK-DAG: func.func private @moert_all_gather_f32(memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, i32) attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @moert_group_rank(i32) -> i64
+// CHECK-LABEL: func @gather_and_index
+// CHECK-SAME: (%[[X:.*]]: tensor<8x64xf32>)
+func.func @gather_and_index(%x: tensor<8x64xf32>) -> (tensor<16x64xf32>, index) {
+  // CHECK: %[[FLAT:.*]] = tensor.collapse_shape %[[X]] {{\[\[}}0, 1]] : tensor<8x64xf32> into tensor<512xf32>
+  // CHECK: %[[IN:.*]] = bufferization.to_buffer %[[FLAT]] read_only : tensor<512xf32> to memref<512xf32>
+  // CHECK: %[[OUT:.*]] = memref.alloc() : memref<1024xf32>
+  // CHECK-DAG: %[[INC:.*]] = memref.cast %[[IN]]
+  // CHECK-DAG: %[[OUTC:.*]] = memref.cast %[[OUT]]
+  // CHECK-DAG: %[[DP:.*]] = arith.constant 1 : i32
+  // CHECK: call @moert_all_gather_f32(%[[INC]], %[[OUTC]], %[[DP]])
+  // CHECK: %[[T:.*]] = bufferization.to_tensor %[[OUT]] restrict writable : memref<1024xf32> to tensor<1024xf32>
+  // CHECK: %[[G:.*]] = tensor.expand_shape %[[T]] {{\[\[}}0, 1]] output_shape [16, 64]
+  %g = shard.all_gather %x on @moe_dense grid_axes = [1] gather_axis = 0 : tensor<8x64xf32> -> tensor<16x64xf32>
+  // CHECK: %[[EP:.*]] = arith.constant 3 : i32
+  // CHECK: %[[R:.*]] = call @moert_group_rank(%[[EP]]) : (i32) -> i64
+  // CHECK: %[[I:.*]] = arith.index_cast %[[R]] : i64 to index
+  %i = shard.process_multi_index on @moe_experts axes = [2] : index
+  // CHECK: return %[[G]], %[[I]]
+  return %g, %i : tensor<16x64xf32>, index
+}
+
+// -----
+
+shard.grid @moe_experts(shape = 1x1x2)
+
+// Dispatch direction: the received [src, E/ep, C, H] is transposed to
+// [E/ep, src, C, H]; combine direction: the chunks are made contiguous first.
+// CHECK-LABEL: func @all_to_all_both_ways
+func.func @all_to_all_both_ways(%buf: tensor<8x4x16xf32>) -> tensor<8x4x16xf32> {
+  // CHECK: call @moert_all_to_all_f32
+  // CHECK: tensor.expand_shape %{{.*}} output_shape [2, 4, 4, 16] : tensor<512xf32> into tensor<2x4x4x16xf32>
+  // CHECK: linalg.transpose ins(%{{.*}} : tensor<2x4x4x16xf32>) outs(%{{.*}} : tensor<4x2x4x16xf32>) permutation = [1, 0, 2, 3]
+  // CHECK: tensor.collapse_shape %{{.*}} {{\[\[}}0], [1, 2], [3]] : tensor<4x2x4x16xf32> into tensor<4x8x16xf32>
+  %sent = shard.all_to_all %buf on @moe_experts grid_axes = [2] split_axis = 0 concat_axis = 1 : tensor<8x4x16xf32> -> tensor<4x8x16xf32>
+  // CHECK: tensor.expand_shape %{{.*}} {{\[\[}}0], [1, 2], [3]] output_shape [4, 2, 4, 16] : tensor<4x8x16xf32> into tensor<4x2x4x16xf32>
+  // CHECK: linalg.transpose ins(%{{.*}} : tensor<4x2x4x16xf32>) outs(%{{.*}} : tensor<2x4x4x16xf32>) permutation = [1, 0, 2, 3]
+  // CHECK: call @moert_all_to_all_f32
+  %back = shard.all_to_all %sent on @moe_experts grid_axes = [2] split_axis = 1 concat_axis = 0 : tensor<4x8x16xf32> -> tensor<8x4x16xf32>
+  return %back : tensor<8x4x16xf32>
+}
+
+// -----
+
+shard.grid @moe_dense(shape = 1x2x1)
+
+// CHECK-LABEL: func @all_reduce_sum
+func.func @all_reduce_sum(%x: tensor<8x64xf32>) -> tensor<8x64xf32> {
+  // CHECK: call @moert_all_reduce_f32
+  %r = shard.all_reduce %x on @moe_dense grid_axes = [1] reduction = sum : tensor<8x64xf32> -> tensor<8x64xf32>
+  return %r : tensor<8x64xf32>
+}
+
+// -----
+
+shard.grid @other(shape = 2)
+
+func.func @unknown_grid(%x: tensor<8x64xf32>) -> tensor<16x64xf32> {
+  // expected-error @+1 {{'shard.all_gather' op has no runtime group: expected @moe_dense axis 1 (dp) or 2 (tp), or @moe_experts axis 2 (ep)}}
+  %g = shard.all_gather %x on @other grid_axes = [0] gather_axis = 0 : tensor<8x64xf32> -> tensor<16x64xf32>
+  return %g : tensor<16x64xf32>
+}
+
+// -----
+
+shard.grid @moe_dense(shape = 1x2x1)
+
+func.func @gather_axis_one(%x: tensor<8x64xf32>) -> tensor<8x128xf32> {
+  // expected-error @+1 {{'shard.all_gather' op is lowered for f32 tensors gathered along axis 0 only}}
+  %g = shard.all_gather %x on @moe_dense grid_axes = [1] gather_axis = 1 : tensor<8x64xf32> -> tensor<8x128xf32>
+  return %g : tensor<8x128xf32>
+}
+
+// -----
+
+shard.grid @moe_dense(shape = 1x2x1)
+
+func.func @max_reduction(%x: tensor<8x64xf32>) -> tensor<8x64xf32> {
+  // expected-error @+1 {{'shard.all_reduce' op is lowered for sums of f32 tensors only}}
+  %r = shard.all_reduce %x on @moe_dense grid_axes = [1] reduction = max : tensor<8x64xf32> -> tensor<8x64xf32>
+  return %r : tensor<8x64xf32>
+}
+
+// -----
+
+shard.grid @moe_experts(shape = 1x1x2)
+
+func.func @rank2_all_to_all(%x: tensor<8x64xf32>) -> tensor<4x128xf32> {
+  // expected-error @+1 {{'shard.all_to_all' op is lowered for rank-3 f32 tensors with (split, concat) axes (0, 1) or (1, 0) only}}
+  %r = shard.all_to_all %x on @moe_experts grid_axes = [2] split_axis = 0 concat_axis = 1 : tensor<8x64xf32> -> tensor<4x128xf32>
+  return %r : tensor<4x128xf32>
+}
