@@ -242,12 +242,21 @@ llvm::Expected<ModelConfig> mlir::moe::parseModelConfig(llvm::StringRef json) {
 
 namespace {
 
+/// How a rank's copy of a weight relates to the checkpoint's tensor.
+struct Slice {
+  enum Kind { None, Experts, Tp, Etp };
+  Kind kind;
+  int64_t dim; // Tp, Etp: the (per-expert) dimension split
+};
+constexpr Slice kWhole = {Slice::None, 0};
+
 class ModelBuilder {
 public:
   ModelBuilder(MLIRContext *ctx, const ModelConfig &config, int64_t batch,
                int64_t seqLen, PlanAttr plan)
       : ctx(ctx), b(ctx), loc(UnknownLoc::get(ctx)), config(config),
-        plan(plan), dp(plan ? plan.getDp() : 1), ep(plan ? plan.getEp() : 1),
+        plan(plan), dp(plan ? plan.getDp() : 1), tp(plan ? plan.getTp() : 1),
+        ep(plan ? plan.getEp() : 1), etp(plan ? plan.getEtp() : 1),
         globalBatch(batch), batch(batch / dp), seqLen(seqLen),
         tokens(this->batch * seqLen), globalTokens(batch * seqLen) {}
 
@@ -257,15 +266,24 @@ private:
   /// Reserves `count` tensors of `shape` named `name` (with "{}" replaced by
   /// the expert index when count > 1) in the weight buffer.
   int64_t reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
-                  int64_t count = 1, bool expertSliced = false);
+                  int64_t count = 1, Slice part = kWhole);
   /// The weight `name`: a view of the buffer of shape `shape` ([count, ...]
-  /// when stacked). `expertSliced`: the buffer holds this rank's `count`
-  /// experts of the expert-parallel group (manifest `tensor-ep`).
+  /// when stacked); `shape` is this rank's part (the manifest tells the
+  /// runtime which part: its `count` experts of the EP group, or its block
+  /// of dimension `slice.dim` in the TP or ETP group).
   Value weight(llvm::StringRef name, ArrayRef<int64_t> shape,
-               int64_t count = 1, bool expertSliced = false);
+               int64_t count = 1, Slice part = kWhole);
+  Slice tpSlice(int64_t dim) const {
+    return tp > 1 ? Slice{Slice::Tp, dim} : kWhole;
+  }
+  Slice etpSlice(int64_t dim) const {
+    return etp > 1 ? Slice{Slice::Etp, dim} : kWhole;
+  }
+  /// Sum of x over `axis` of `grid`.
+  Value allReduce(Value x, StringRef grid, int16_t axis);
 
   // Partitioned programs.
-  bool isPartitioned() const { return dp * ep > 1; }
+  bool isPartitioned() const { return dp * tp * ep * etp > 1; }
   /// x [rows, ...] gathered over `axis` of `grid` along dim 0.
   Value allGather(Value x, StringRef grid, int16_t axis);
   /// This process's index along `axis` of `grid`.
@@ -293,6 +311,7 @@ private:
   Value rope(Value x, int64_t numHeads);
   Value attention(Value q, Value k, Value v);
   Value moeBlock(Value x, const std::string &prefix);
+  Value moeBlockOnThisRank(Value x, const std::string &prefix);
   Value embed(Value ids);
 
   MLIRContext *ctx;
@@ -300,7 +319,7 @@ private:
   Location loc;
   const ModelConfig &config;
   PlanAttr plan;
-  int64_t dp, ep;
+  int64_t dp, tp, ep, etp;
   // batch and tokens are this rank's; the global ones are dp times larger.
   int64_t globalBatch, batch, seqLen, tokens, globalTokens;
   Value blob;
@@ -312,15 +331,27 @@ private:
 };
 
 int64_t ModelBuilder::reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
-                              int64_t count, bool expertSliced) {
+                              int64_t count, Slice part) {
   int64_t offset = blobSize;
   int64_t elements = 1;
   for (int64_t d : shape)
     elements *= d;
   blobSize += elements * count;
-  manifest += llvm::formatv("{0} {1} {2} {3}",
-                            expertSliced ? "tensor-ep" : "tensor", offset,
-                            count, shape.size());
+  switch (part.kind) {
+  case Slice::None:
+    manifest += "tensor";
+    break;
+  case Slice::Experts:
+    manifest += "tensor-ep";
+    break;
+  case Slice::Tp:
+  case Slice::Etp:
+    manifest += llvm::formatv("tensor-slice {0} {1}",
+                              part.kind == Slice::Tp ? "tp" : "etp",
+                              part.dim);
+    break;
+  }
+  manifest += llvm::formatv(" {0} {1} {2}", offset, count, shape.size());
   for (int64_t d : shape)
     manifest += " " + std::to_string(d);
   manifest += " " + name.str() + "\n";
@@ -328,8 +359,8 @@ int64_t ModelBuilder::reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
 }
 
 Value ModelBuilder::weight(llvm::StringRef name, ArrayRef<int64_t> shape,
-                           int64_t count, bool expertSliced) {
-  int64_t offset = reserve(name, shape, count, expertSliced);
+                           int64_t count, Slice part) {
+  int64_t offset = reserve(name, shape, count, part);
   SmallVector<int64_t> full;
   if (count > 1 || name.contains("{}"))
     full.push_back(count);
@@ -462,7 +493,9 @@ Value ModelBuilder::rope(Value x, int64_t numHeads) {
 }
 
 Value ModelBuilder::attention(Value q, Value k, Value v) {
-  int64_t nh = config.numHeads, nkv = config.numKvHeads, d = config.headDim;
+  // This rank's heads: whole query and key/value heads split over tp.
+  int64_t nh = config.numHeads / tp, nkv = config.numKvHeads / tp,
+          d = config.headDim;
   int64_t group = nh / nkv;
   Type f = b.getF32Type();
   auto split = [&](Value x, int64_t heads) {
@@ -530,40 +563,47 @@ Value ModelBuilder::attention(Value q, Value k, Value v) {
 
 ModelBuilder::MoEWeights
 ModelBuilder::moeWeights(const std::string &prefix, int64_t localExperts) {
-  int64_t e = config.numExperts, h = config.hiddenSize, f = config.expertFfn;
+  // Expert FFN widths are this rank's part when experts are sliced over etp:
+  // gate/up by rows (dim 0), down by columns (dim 1).
+  int64_t e = config.numExperts, h = config.hiddenSize,
+          f = config.expertFfn / etp;
   int64_t n = localExperts;
-  bool sliced = n != e;
+  Slice byRows = n != e ? Slice{Slice::Experts, 0} : etpSlice(0);
+  Slice byCols = n != e ? Slice{Slice::Experts, 0} : etpSlice(1);
   MoEWeights w;
   switch (config.arch) {
   case ModelArch::Mixtral:
     w.router = weight(prefix + "block_sparse_moe.gate.weight", {e, h});
     w.gate = weight(prefix + "block_sparse_moe.experts.{}.w1.weight", {f, h},
-                    n, sliced);
+                    n, byRows);
     w.up = weight(prefix + "block_sparse_moe.experts.{}.w3.weight", {f, h}, n,
-                  sliced);
+                  byRows);
     w.down = weight(prefix + "block_sparse_moe.experts.{}.w2.weight", {h, f},
-                    n, sliced);
+                    n, byCols);
     break;
   case ModelArch::Qwen2Moe: {
-    int64_t fs = config.sharedFfn;
+    // The shared expert is sliced over etp like the routed ones, so that the
+    // whole block's output is one partial sum.
+    int64_t fs = config.sharedFfn / etp;
     w.router = weight(prefix + "mlp.gate.weight", {e, h});
     w.gate = weight(prefix + "mlp.experts.{}.gate_proj.weight", {f, h}, n,
-                    sliced);
-    w.up = weight(prefix + "mlp.experts.{}.up_proj.weight", {f, h}, n, sliced);
+                    byRows);
+    w.up = weight(prefix + "mlp.experts.{}.up_proj.weight", {f, h}, n, byRows);
     w.down = weight(prefix + "mlp.experts.{}.down_proj.weight", {h, f}, n,
-                    sliced);
-    w.sharedGateProj =
-        weight(prefix + "mlp.shared_expert.gate_proj.weight", {fs, h});
-    w.sharedUp = weight(prefix + "mlp.shared_expert.up_proj.weight", {fs, h});
-    w.sharedDown =
-        weight(prefix + "mlp.shared_expert.down_proj.weight", {h, fs});
+                    byCols);
+    w.sharedGateProj = weight(prefix + "mlp.shared_expert.gate_proj.weight",
+                              {fs, h}, 1, etpSlice(0));
+    w.sharedUp = weight(prefix + "mlp.shared_expert.up_proj.weight", {fs, h},
+                        1, etpSlice(0));
+    w.sharedDown = weight(prefix + "mlp.shared_expert.down_proj.weight",
+                          {h, fs}, 1, etpSlice(1));
     w.sharedGate = weight(prefix + "mlp.shared_expert_gate.weight", {1, h});
     break;
   }
   case ModelArch::Switch:
     w.router = weight(prefix + "mlp.router.weight", {e, h});
-    w.up = weight(prefix + "mlp.experts.{}.wi.weight", {f, h}, n, sliced);
-    w.down = weight(prefix + "mlp.experts.{}.wo.weight", {h, f}, n, sliced);
+    w.up = weight(prefix + "mlp.experts.{}.wi.weight", {f, h}, n, byRows);
+    w.down = weight(prefix + "mlp.experts.{}.wo.weight", {h, f}, n, byCols);
     break;
   }
   return w;
@@ -587,6 +627,11 @@ Value ModelBuilder::allGather(Value x, StringRef grid, int16_t axis) {
   return shard::AllGatherOp::create(
       b, loc, RankedTensorType::get(shape, type.getElementType()), grid,
       ArrayRef<int16_t>{axis}, x, APInt(64, 0));
+}
+
+Value ModelBuilder::allReduce(Value x, StringRef grid, int16_t axis) {
+  return shard::AllReduceOp::create(b, loc, x.getType(), grid,
+                                    ArrayRef<int16_t>{axis}, x);
 }
 
 Value ModelBuilder::gridIndex(StringRef grid, int16_t axis) {
@@ -671,6 +716,12 @@ Value ModelBuilder::expertSlicedBlock(Value xg, const MoEWeights &w,
 }
 
 Value ModelBuilder::moeBlock(Value x, const std::string &prefix) {
+  Value y = moeBlockOnThisRank(x, prefix);
+  // With experts sliced over etp, every rank holds a partial sum.
+  return etp > 1 ? allReduce(y, kExpertTensorGridName, 2) : y;
+}
+
+Value ModelBuilder::moeBlockOnThisRank(Value x, const std::string &prefix) {
   MoEWeights w = moeWeights(prefix, config.numExperts / ep);
   auto layer = [&](Value tokensIn, IntegerAttr capacity) -> Value {
     return LayerOp::create(
@@ -742,9 +793,12 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   b.setInsertionPointToEnd(module->getBody());
   if (isPartitioned()) {
     shard::GridOp::create(b, loc, kDenseGridName,
-                          ArrayRef<int64_t>{1, dp, 1});
+                          ArrayRef<int64_t>{1, dp, tp});
     shard::GridOp::create(b, loc, kExpertGridName,
-                          ArrayRef<int64_t>{1, dp / ep, ep});
+                          ArrayRef<int64_t>{1, dp * tp / ep, ep});
+    if (etp > 1)
+      shard::GridOp::create(b, loc, kExpertTensorGridName,
+                            ArrayRef<int64_t>{1, dp * tp / etp, etp});
     (*module)->setAttr(MoEDialect::getPlanAttrName(), plan);
   }
   int64_t h = config.hiddenSize;
@@ -762,24 +816,38 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   blob = entry->getArgument(1);
 
   Value x = embed(entry->getArgument(0));
-  int64_t nh = config.numHeads, nkv = config.numKvHeads, d = config.headDim;
+  // This rank's heads (tp splits whole heads).
+  int64_t nh = config.numHeads / tp, nkv = config.numKvHeads / tp,
+          d = config.headDim;
   for (int64_t layer = 0; layer < config.numLayers; ++layer) {
     std::string p = "model.layers." + std::to_string(layer) + ".";
     Value normed = rmsNorm(x, weight(p + "input_layernorm.weight", {h}));
-    Value qW = weight(p + "self_attn.q_proj.weight", {nh * d, h});
-    Value qB = config.qkvBias ? weight(p + "self_attn.q_proj.bias", {nh * d})
+    // Megatron: q/k/v split by heads (rows), o_proj by its input columns;
+    // the partial outputs of o_proj are summed over the tp group.
+    Value qW = weight(p + "self_attn.q_proj.weight", {nh * d, h}, 1,
+                      tpSlice(0));
+    Value qB = config.qkvBias ? weight(p + "self_attn.q_proj.bias", {nh * d},
+                                       1, tpSlice(0))
                               : Value();
-    Value kW = weight(p + "self_attn.k_proj.weight", {nkv * d, h});
-    Value kB = config.qkvBias ? weight(p + "self_attn.k_proj.bias", {nkv * d})
+    Value kW = weight(p + "self_attn.k_proj.weight", {nkv * d, h}, 1,
+                      tpSlice(0));
+    Value kB = config.qkvBias ? weight(p + "self_attn.k_proj.bias", {nkv * d},
+                                       1, tpSlice(0))
                               : Value();
-    Value vW = weight(p + "self_attn.v_proj.weight", {nkv * d, h});
-    Value vB = config.qkvBias ? weight(p + "self_attn.v_proj.bias", {nkv * d})
+    Value vW = weight(p + "self_attn.v_proj.weight", {nkv * d, h}, 1,
+                      tpSlice(0));
+    Value vB = config.qkvBias ? weight(p + "self_attn.v_proj.bias", {nkv * d},
+                                       1, tpSlice(0))
                               : Value();
-    Value oW = weight(p + "self_attn.o_proj.weight", {h, nh * d});
+    Value oW = weight(p + "self_attn.o_proj.weight", {h, nh * d}, 1,
+                      tpSlice(1));
     Value q = rope(linear(normed, qW, qB), nh);
     Value k = rope(linear(normed, kW, kB), nkv);
     Value v = linear(normed, vW, vB);
-    x = add(x, linear(attention(q, k, v), oW));
+    Value attn = linear(attention(q, k, v), oW);
+    if (tp > 1)
+      attn = allReduce(attn, kDenseGridName, 2);
+    x = add(x, attn);
     Value normed2 =
         rmsNorm(x, weight(p + "post_attention_layernorm.weight", {h}));
     x = add(x, moeBlock(normed2, p));
@@ -818,11 +886,27 @@ mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
     return error(llvm::formatv(
         "batch ({0}) and sequence length ({1}) must be >= 1", batch, seqLen));
   if (plan) {
-    if (plan.getTp() != 1 || plan.getPp() != 1 || plan.getEtp() != 1)
+    if (plan.getPp() != 1)
       return error(llvm::formatv(
-          "plan {0}: tensor (tp), expert-tensor (etp) and pipeline (pp) "
-          "parallelism are not implemented yet; dp and ep are",
+          "plan {0}: pipeline parallelism (pp) is not implemented yet; dp, "
+          "tp, ep and etp are",
           plan));
+    if (plan.getEp() > 1 && plan.getEtp() > 1)
+      return error(llvm::formatv(
+          "plan {0}: ep and etp together are not implemented yet", plan));
+    if (config.numKvHeads % plan.getTp() != 0)
+      return error(llvm::formatv(
+          "plan tp = {0} does not divide num_key_value_heads = {1} (each rank "
+          "needs whole key/value heads)",
+          plan.getTp(), config.numKvHeads));
+    if (config.expertFfn % plan.getEtp() != 0 ||
+        config.sharedFfn % plan.getEtp() != 0)
+      return error(llvm::formatv(
+          "plan etp = {0} does not divide the expert FFN width ({1}{2})",
+          plan.getEtp(), config.expertFfn,
+          config.sharedFfn
+              ? llvm::formatv(" and shared {0}", config.sharedFfn).str()
+              : std::string()));
     if (batch % plan.getDp() != 0)
       return error(llvm::formatv("plan dp = {0} does not divide the batch "
                                  "({1} sequences; moe-compile --batch)",

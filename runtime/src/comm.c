@@ -7,11 +7,14 @@
  *
  *===----------------------------------------------------------------------===*/
 
+#define _POSIX_C_SOURCE 200809L
+
 #include "moert/comm.h"
 
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int gInitialized;    /* MPI_Init called by us */
 static int gUsingMpi;       /* the group communicators exist */
@@ -64,8 +67,13 @@ moert_coords_t moert_plan_coords(const moert_plan_t *p, int rank) {
 void moert_comm_abort(const char *message) {
   fprintf(stderr, "error: rank %d: %s\n", gRank, message);
   fflush(stderr);
-  if (gInitialized)
+  if (gInitialized) {
+    /* Give mpiexec a moment to forward the message before the job is torn
+     * down (otherwise it can be lost when every rank aborts at once). */
+    struct timespec pause = {0, 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
     MPI_Abort(MPI_COMM_WORLD, 1);
+  }
   exit(1);
 }
 

@@ -151,21 +151,40 @@ static int loadWeights(const Manifest *m, const char *path, float *blob) {
     buffer[length] = '\0';
     line = end ? end + 1 : line + length;
 
-    /* "tensor-ep": the stacked experts of this rank's expert-parallel slice,
-     * experts [ep * count, (ep + 1) * count). */
+    /* "tensor": the whole tensor. "tensor-ep": the stacked experts of this
+     * rank's expert-parallel slice, experts [ep * count, (ep + 1) * count).
+     * "tensor-slice tp|etp DIM": block `rank in group` of dimension DIM of
+     * each tensor; the shape given is the block's. */
     int expertSliced = !strncmp(buffer, "tensor-ep ", 10);
+    int blockSliced = !strncmp(buffer, "tensor-slice ", 13);
+    char *fields = buffer + (expertSliced ? 10 : 7);
+    int sliceDim = 0, groupSize = 1, groupRank = 0;
+    if (blockSliced) {
+      char group[8];
+      int used = 0;
+      if (sscanf(buffer + 13, "%7s %d%n", group, &sliceDim, &used) != 2 ||
+          (strcmp(group, "tp") && strcmp(group, "etp"))) {
+        rc = error("malformed manifest line: %s", buffer);
+        break;
+      }
+      moert_coords_t coords = moert_comm_coords();
+      int isTp = !strcmp(group, "tp");
+      groupSize = isTp ? m->plan.tp : m->plan.etp;
+      groupRank = isTp ? coords.tp : coords.etp;
+      fields = buffer + 13 + used;
+    }
     int64_t offset, count;
     int rank, consumed;
-    if (sscanf(buffer + (expertSliced ? 10 : 7),
-               "%" SCNd64 " %" SCNd64 " %d%n", &offset, &count, &rank,
+    if (sscanf(fields, "%" SCNd64 " %" SCNd64 " %d%n", &offset, &count, &rank,
                &consumed) != 3 ||
-        rank < 1 || rank > MOERT_MAX_RANK) {
+        rank < 1 || rank > MOERT_MAX_RANK || sliceDim < 0 ||
+        sliceDim >= rank) {
       rc = error("malformed manifest line: %s", buffer);
       break;
     }
     int64_t shape[MOERT_MAX_RANK];
     int64_t elements = 1;
-    char *cursor = buffer + (expertSliced ? 10 : 7) + consumed;
+    char *cursor = fields + consumed;
     int64_t firstExpert = expertSliced ? moert_comm_coords().ep * count : 0;
     for (int i = 0; i < rank; ++i) {
       shape[i] = strtoll(cursor, &cursor, 10);
@@ -186,8 +205,18 @@ static int loadWeights(const Manifest *m, const char *path, float *blob) {
                  (int)(hole - name), name, firstExpert + e, hole + 2);
       else
         snprintf(tensorName, sizeof(tensorName), "%s", name);
-      status = moert_safetensors_read_f32(file, tensorName, rank, shape,
-                                          blob + offset + e * elements);
+      float *dst = blob + offset + e * elements;
+      if (blockSliced) {
+        int64_t full[MOERT_MAX_RANK];
+        memcpy(full, shape, sizeof(int64_t) * (size_t)rank);
+        full[sliceDim] *= groupSize;
+        int64_t begin = groupRank * shape[sliceDim];
+        status = moert_safetensors_read_f32_slice(
+            file, tensorName, rank, full, sliceDim, begin,
+            begin + shape[sliceDim], dst);
+      } else {
+        status = moert_safetensors_read_f32(file, tensorName, rank, shape, dst);
+      }
       if (status)
         rc = statusError(status);
     }
@@ -352,9 +381,13 @@ static int runModel(int argc, char **argv, const char *manifestText,
     /* This rank's rows, dense, then gathered in dp order on rank 0. */
     int64_t local = localBatch(&m) * m.seq * m.hidden;
     float *dense = malloc((size_t)local * sizeof(float));
-    float *all = isRoot ? malloc((size_t)(local * m.plan.dp) * sizeof(float))
-                        : NULL;
-    if (!dense || (isRoot && !all)) {
+    /* Every dp group gathers to its first rank (tensor-parallel replicas
+     * hold the same rows); world rank 0 writes. */
+    int gathers = moert_comm_coords().dp == 0;
+    float *all = gathers
+                     ? malloc((size_t)(local * m.plan.dp) * sizeof(float))
+                     : NULL;
+    if (!dense || (gathers && !all)) {
       rc = error("out of memory for the output");
     } else {
       size_t at = 0;

@@ -59,8 +59,9 @@ llvm::Expected<ModelConfig> parseModelConfig(llvm::StringRef json);
 /// rank it is the per-rank SPMD program (docs/Parallelism.md): each rank
 /// computes batch / dp sequences, holds num_experts / ep experts, and
 /// communicates through `shard` collectives on the grids `@moe_dense`
-/// (pp x dp x tp) and `@moe_experts` (pp x dp*tp/ep x ep); the plan is
-/// attached as `moe.plan`.
+/// (pp x dp x tp), `@moe_experts` (pp x dp*tp/ep x ep) and, with etp > 1,
+/// `@moe_expert_tensor` (pp x dp*tp/etp x etp); the plan is attached as
+/// `moe.plan`.
 llvm::Expected<OwningOpRef<ModuleOp>>
 importModel(MLIRContext *context, const ModelConfig &config, int64_t batch,
             int64_t seqLen, PlanAttr plan = {});
@@ -68,6 +69,7 @@ importModel(MLIRContext *context, const ModelConfig &config, int64_t batch,
 /// Names of the grids of a partitioned model.
 constexpr llvm::StringLiteral kDenseGridName = "moe_dense";
 constexpr llvm::StringLiteral kExpertGridName = "moe_experts";
+constexpr llvm::StringLiteral kExpertTensorGridName = "moe_expert_tensor";
 
 /// Name of the module attribute that holds the weight manifest.
 constexpr llvm::StringLiteral kManifestAttrName =

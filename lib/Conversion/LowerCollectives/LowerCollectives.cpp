@@ -29,7 +29,7 @@ using namespace mlir::moe;
 namespace {
 
 /// The runtime's group numbers (runtime/include/moert/comm.h).
-enum Group : int32_t { kDpGroup = 1, kTpGroup = 2, kEpGroup = 3 };
+enum Group : int32_t { kDpGroup = 1, kTpGroup = 2, kEpGroup = 3, kEtpGroup = 4 };
 
 class Lowering {
 public:
@@ -62,11 +62,13 @@ FailureOr<int32_t> Lowering::groupOf(Operation *op, StringRef grid,
       return kTpGroup;
     if (grid == kExpertGridName && axes[0] == 2)
       return kEpGroup;
+    if (grid == kExpertTensorGridName && axes[0] == 2)
+      return kEtpGroup;
   }
   return op->emitOpError()
          << "has no runtime group: expected @" << kDenseGridName
-         << " axis 1 (dp) or 2 (tp), or @" << kExpertGridName
-         << " axis 2 (ep)";
+         << " axis 1 (dp) or 2 (tp), @" << kExpertGridName
+         << " axis 2 (ep), or @" << kExpertTensorGridName << " axis 2 (etp)";
 }
 
 func::FuncOp Lowering::callee(StringRef name, FunctionType type) {

@@ -63,7 +63,7 @@ func.func @all_reduce_sum(%x: tensor<8x64xf32>) -> tensor<8x64xf32> {
 shard.grid @other(shape = 2)
 
 func.func @unknown_grid(%x: tensor<8x64xf32>) -> tensor<16x64xf32> {
-  // expected-error @+1 {{'shard.all_gather' op has no runtime group: expected @moe_dense axis 1 (dp) or 2 (tp), or @moe_experts axis 2 (ep)}}
+  // expected-error @+1 {{'shard.all_gather' op has no runtime group: expected @moe_dense axis 1 (dp) or 2 (tp), @moe_experts axis 2 (ep), or @moe_expert_tensor axis 2 (etp)}}
   %g = shard.all_gather %x on @other grid_axes = [0] gather_axis = 0 : tensor<8x64xf32> -> tensor<16x64xf32>
   return %g : tensor<16x64xf32>
 }
