@@ -10,9 +10,15 @@
  *   moe-model 1
  *   arch <name>           batch <B>    seq <S>    hidden <H>
  *   vocab <V>             blob <number of f32 elements>
+ *   plan <dp> <tp> <ep> <etp> <pp>              (partitioned programs only)
  *   tensor <offset> <count> <rank> <d0> ... <name>
+ *   tensor-ep <offset> <count> <rank> <d0> ... <name>
+ *   tensor-slice tp|etp <dim> <offset> <count> <rank> <d0> ... <name>
  * A tensor with a `{}` in its name is `count` tensors of shape d0.. (the `{}`
- * replaced by 0 .. count-1) stored one after the other from `offset`.
+ * replaced by the expert index) stored one after the other from `offset`.
+ * `tensor-ep`: this rank's experts, `ep_rank * count ..`; `tensor-slice`:
+ * block `group_rank` of dimension `dim` of each tensor (d0.. is the block).
+ * `batch` is the global batch; each rank computes batch / dp sequences.
  *
  *===----------------------------------------------------------------------===*/
 
