@@ -231,6 +231,7 @@ llvm::Expected<ModelConfig> mlir::moe::parseModelConfig(llvm::StringRef json) {
     return configError(llvm::formatv(
         "'num_experts_per_tok' = {0} exceeds the number of experts ({1})",
         config.topK, config.numExperts));
+  READ(readBool(*obj, "tie_word_embeddings", config.tieWordEmbeddings, false));
   READ(rejectUnsupported(*obj, config));
 #undef READ
   return config;
@@ -308,7 +309,8 @@ private:
   Value add(Value x, Value y);
   Value rmsNorm(Value x, Value w);
   Value linear(Value x, Value w, Value bias = {});
-  Value rope(Value x, int64_t numHeads);
+  /// Rotary embedding of x [T, heads * head_dim] (any number of heads).
+  Value rope(Value x);
   Value attention(Value q, Value k, Value v);
   Value moeBlock(Value x, const std::string &prefix);
   Value moeBlockOnThisRank(Value x, const std::string &prefix);
@@ -443,7 +445,7 @@ Value ModelBuilder::linear(Value x, Value w, Value bias) {
       });
 }
 
-Value ModelBuilder::rope(Value x, int64_t numHeads) {
+Value ModelBuilder::rope(Value x) {
   // cos/sin tables [S, head_dim] computed in f32 the way Hugging Face does:
   // inv_freq[i] = 1 / theta^(2i / d), angle = pos * inv_freq, duplicated.
   int64_t d = config.headDim, half = d / 2;
@@ -465,7 +467,6 @@ Value ModelBuilder::rope(Value x, int64_t numHeads) {
       b, loc, DenseElementsAttr::get(tableType, ArrayRef<float>(cosTable)));
   Value sinT = arith::ConstantOp::create(
       b, loc, DenseElementsAttr::get(tableType, ArrayRef<float>(sinTable)));
-  (void)numHeads;
   int64_t seq = seqLen;
   return buildMap(b, loc, ValueRange{x}, [&](OpBuilder &nb, Location l,
                                                ValueRange a) {
@@ -841,8 +842,8 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
                               : Value();
     Value oW = weight(p + "self_attn.o_proj.weight", {h, nh * d}, 1,
                       tpSlice(1));
-    Value q = rope(linear(normed, qW, qB), nh);
-    Value k = rope(linear(normed, kW, kB), nkv);
+    Value q = rope(linear(normed, qW, qB));
+    Value k = rope(linear(normed, kW, kB));
     Value v = linear(normed, vW, vB);
     Value attn = linear(attention(q, k, v), oW);
     if (tp > 1)
@@ -864,8 +865,9 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
 
   std::string header = llvm::formatv(
       "moe-model 1\narch {0}\nbatch {1}\nseq {2}\nhidden {3}\nvocab {4}\n"
-      "blob {5}\n",
-      config.archName, globalBatch, seqLen, h, config.vocabSize, blobSize);
+      "blob {5}\ntied {6}\n",
+      config.archName, globalBatch, seqLen, h, config.vocabSize, blobSize,
+      config.tieWordEmbeddings ? 1 : 0);
   if (plan)
     header += llvm::formatv("plan {0} {1} {2} {3} {4}\n", plan.getDp(),
                             plan.getTp(), plan.getEp(), plan.getEtp(),

@@ -26,6 +26,7 @@
 typedef struct Manifest {
   char arch[128];
   int64_t batch, seq, hidden, vocab, blob; /* batch: the global batch */
+  int tied;                                 /* lm_head is embed_tokens */
   moert_plan_t plan;                        /* all 1 without a plan line */
   const char *tensors;                      /* first "tensor" line */
 } Manifest;
@@ -72,6 +73,9 @@ static void usage(FILE *out, const char *prog, const Manifest *m) {
           "mean time per pass\n"
           "  --warmup N       untimed passes before them (default 0)\n"
           "  --threads N      OpenBLAS threads (default: OpenBLAS's own)\n"
+          "  --logits         write logits [B, S, vocab] instead: the hidden "
+          "states times lm_head.weight (or the embedding when the config ties "
+          "them)\n"
           "  --stats          print each rank's collective calls and bytes\n"
           "  --print-manifest print the weight manifest and exit\n"
           "  --help           this text\n",
@@ -120,6 +124,8 @@ static int parseManifest(const char *text, Manifest *m) {
       m->vocab = strtoll(value, NULL, 10);
     else if (!strcmp(key, "blob"))
       m->blob = strtoll(value, NULL, 10);
+    else if (!strcmp(key, "tied"))
+      m->tied = atoi(value);
     line = strchr(line, '\n');
     if (!line)
       break;
@@ -264,6 +270,59 @@ static int loadIds(const Manifest *m, const char *path, int64_t *ids) {
   return rc;
 }
 
+static int writeHidden(const Manifest *m, const float *hidden,
+                       const char *path) {
+  int64_t shape[3] = {m->batch, m->seq, m->hidden};
+  moert_status_t status = moert_npy_write_f32(path, 3, shape, hidden);
+  return status ? statusError(status) : 0;
+}
+
+/* logits = hidden · lm_headᵀ, with lm_head.weight [V, H] from the weights
+ * file (model.embed_tokens.weight when the config ties them). */
+static int writeLogits(const Manifest *m, const float *hidden,
+                       const char *weightsPath, const char *path) {
+  moert_safetensors_t *file = NULL;
+  moert_status_t status = moert_safetensors_open(weightsPath, &file);
+  if (status)
+    return statusError(status);
+  const char *name = "lm_head.weight";
+  const moert_tensor_view_t *view = NULL;
+  moert_status_t missing = moert_safetensors_find(file, name, &view);
+  if (missing && m->tied) {
+    moert_status_free(missing);
+    missing = NULL;
+    name = "model.embed_tokens.weight";
+  }
+  if (missing) {
+    moert_safetensors_close(file);
+    return statusError(missing);
+  }
+  int64_t headShape[2] = {m->vocab, m->hidden};
+  int64_t rows = m->batch * m->seq;
+  float *head = malloc((size_t)(m->vocab * m->hidden) * sizeof(float));
+  float *out = malloc((size_t)(rows * m->vocab) * sizeof(float));
+  int rc = 0;
+  if (!head || !out) {
+    rc = error("out of memory for the logits");
+  } else if ((status = moert_safetensors_read_f32(file, name, 2, headShape,
+                                                   head))) {
+    rc = statusError(status);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows,
+                (blasint)m->vocab, (blasint)m->hidden, 1.0f, hidden,
+                (blasint)m->hidden, head, (blasint)m->hidden, 0.0f, out,
+                (blasint)m->vocab);
+    int64_t shape[3] = {m->batch, m->seq, m->vocab};
+    status = moert_npy_write_f32(path, 3, shape, out);
+    if (status)
+      rc = statusError(status);
+  }
+  free(head);
+  free(out);
+  moert_safetensors_close(file);
+  return rc;
+}
+
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -306,11 +365,15 @@ static int runModel(int argc, char **argv, const char *manifestText,
   int isRoot = moert_comm_rank() == 0;
   const char *weights = NULL, *input = NULL, *output = NULL;
   long iters = 1, warmup = 0, threads = 0;
-  int stats = 0;
+  int stats = 0, logits = 0;
   for (int i = 1; i < argc; ++i) {
     const char *arg = argv[i];
     if (!strcmp(arg, "--stats")) {
       stats = 1;
+      continue;
+    }
+    if (!strcmp(arg, "--logits")) {
+      logits = 1;
       continue;
     }
     if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -398,12 +461,9 @@ static int runModel(int argc, char **argv, const char *manifestText,
                 result.aligned[result.offset + b * result.strides[0] +
                                s * result.strides[1] + h * result.strides[2]];
       moert_comm_gather_f32(dense, all, (long)local, MOERT_GROUP_DP);
-      if (isRoot) {
-        int64_t shape[3] = {m.batch, m.seq, m.hidden};
-        moert_status_t status = moert_npy_write_f32(output, 3, shape, all);
-        if (status)
-          rc = statusError(status);
-      }
+      if (isRoot)
+        rc = logits ? writeLogits(&m, all, weights, output)
+                    : writeHidden(&m, all, output);
     }
     free(dense);
     free(all);

@@ -47,6 +47,7 @@ struct ModelConfig {
   bool sharedExpertGate = false; // Qwen2-MoE's sigmoid shared-expert gate
   bool renormalize = false;
   bool qkvBias = false;
+  bool tieWordEmbeddings = false; // logits use embed_tokens as lm_head
   Activation activation = Activation::silu_glu;
   std::optional<double> capacityFactor; // Switch; dropless when absent
 };
