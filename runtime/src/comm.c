@@ -197,90 +197,100 @@ static float *data(const moert_memref1d_f32_t *m) {
   return m->aligned + m->offset;
 }
 
-static void requireContiguous(const moert_memref1d_f32_t *m, const char *what) {
-  if (m->sizes[0] > 1 && m->strides[0] != 1)
-    moert_comm_abort(what);
+/* What the collectives of compiled code share: the group, the contiguity
+ * and size checks (a mismatch is a compiler bug, so it aborts every rank with
+ * the sizes), the byte counter, and the one-member case, which is a copy.
+ * Returns the communicator, or MPI_COMM_NULL when the copy did the work. */
+static MPI_Comm beginCollective(moert_collective_t kind, int32_t group,
+                                moert_memref1d_f32_t *in,
+                                moert_memref1d_f32_t *out, int *size) {
+  int rank;
+  MPI_Comm comm = groupComm(group, size, &rank);
+  const char *name = kCollectiveNames[kind];
+  long long n = in->sizes[0], m = out->sizes[0], s = *size;
+  char message[256];
+  if ((n > 1 && in->strides[0] != 1) || (m > 1 && out->strides[0] != 1)) {
+    snprintf(message, sizeof(message), "%s on a strided buffer", name);
+    moert_comm_abort(message);
+  }
+  int fits = 0;
+  long long sent = n; /* elements this rank contributes */
+  switch (kind) {
+  case MOERT_ALL_REDUCE:
+    fits = m == n;
+    break;
+  case MOERT_ALL_GATHER:
+    fits = m == n * s;
+    break;
+  case MOERT_ALL_TO_ALL:
+    fits = m == n && n % s == 0;
+    sent = n - n / s; /* its own chunk stays */
+    break;
+  case MOERT_REDUCE_SCATTER:
+    fits = n == m * s;
+    break;
+  default:
+    break;
+  }
+  if (!fits) {
+    snprintf(message, sizeof(message),
+             "%s: input of %lld and output of %lld elements do not fit a "
+             "group of %lld",
+             name, n, m, s);
+    moert_comm_abort(message);
+  }
+  count(kind, group, sent * (long long)sizeof(float));
+  if (comm == MPI_COMM_NULL || s == 1) {
+    memmove(data(out), data(in), (size_t)(m < n ? m : n) * sizeof(float));
+    return MPI_COMM_NULL;
+  }
+  return comm;
 }
 
 void _mlir_ciface_moert_all_reduce_f32(moert_memref1d_f32_t *in,
                                        moert_memref1d_f32_t *out,
                                        int32_t group) {
-  int size, rank;
-  MPI_Comm comm = groupComm(group, &size, &rank);
-  requireContiguous(in, "all_reduce on a strided buffer");
-  requireContiguous(out, "all_reduce on a strided buffer");
-  if (in->sizes[0] != out->sizes[0])
-    moert_comm_abort("all_reduce with different input and output sizes");
-  long long n = in->sizes[0];
-  count(MOERT_ALL_REDUCE, group, n * (long long)sizeof(float));
-  if (comm == MPI_COMM_NULL || size == 1) {
-    memmove(data(out), data(in), (size_t)n * sizeof(float));
-    return;
-  }
-  check(MPI_Allreduce(data(in), data(out), (int)n, MPI_FLOAT, MPI_SUM, comm),
-        "Allreduce");
+  int size;
+  MPI_Comm comm = beginCollective(MOERT_ALL_REDUCE, group, in, out, &size);
+  if (comm != MPI_COMM_NULL)
+    check(MPI_Allreduce(data(in), data(out), (int)in->sizes[0], MPI_FLOAT,
+                        MPI_SUM, comm),
+          "Allreduce");
 }
 
 void _mlir_ciface_moert_all_gather_f32(moert_memref1d_f32_t *in,
                                        moert_memref1d_f32_t *out,
                                        int32_t group) {
-  int size, rank;
-  MPI_Comm comm = groupComm(group, &size, &rank);
-  requireContiguous(in, "all_gather on a strided buffer");
-  requireContiguous(out, "all_gather on a strided buffer");
-  long long n = in->sizes[0];
-  if (out->sizes[0] != n * size)
-    moert_comm_abort("all_gather output is not group-size times the input");
-  count(MOERT_ALL_GATHER, group, n * (long long)sizeof(float));
-  if (comm == MPI_COMM_NULL || size == 1) {
-    memmove(data(out), data(in), (size_t)n * sizeof(float));
-    return;
-  }
-  check(MPI_Allgather(data(in), (int)n, MPI_FLOAT, data(out), (int)n,
-                      MPI_FLOAT, comm),
-        "Allgather");
+  int size;
+  MPI_Comm comm = beginCollective(MOERT_ALL_GATHER, group, in, out, &size);
+  int n = (int)in->sizes[0];
+  if (comm != MPI_COMM_NULL)
+    check(MPI_Allgather(data(in), n, MPI_FLOAT, data(out), n, MPI_FLOAT, comm),
+          "Allgather");
 }
 
 void _mlir_ciface_moert_all_to_all_f32(moert_memref1d_f32_t *in,
                                        moert_memref1d_f32_t *out,
                                        int32_t group) {
-  int size, rank;
-  MPI_Comm comm = groupComm(group, &size, &rank);
-  requireContiguous(in, "all_to_all on a strided buffer");
-  requireContiguous(out, "all_to_all on a strided buffer");
-  long long n = in->sizes[0];
-  if (out->sizes[0] != n || n % size != 0)
-    moert_comm_abort("all_to_all sizes are not equal multiples of the group");
-  long long chunk = n / size;
-  /* Bytes that leave this rank (its own chunk stays). */
-  count(MOERT_ALL_TO_ALL, group, (n - chunk) * (long long)sizeof(float));
-  if (comm == MPI_COMM_NULL || size == 1) {
-    memmove(data(out), data(in), (size_t)n * sizeof(float));
+  int size;
+  MPI_Comm comm = beginCollective(MOERT_ALL_TO_ALL, group, in, out, &size);
+  if (comm == MPI_COMM_NULL)
     return;
-  }
-  check(MPI_Alltoall(data(in), (int)chunk, MPI_FLOAT, data(out), (int)chunk,
-                     MPI_FLOAT, comm),
+  int chunk = (int)(in->sizes[0] / size);
+  check(MPI_Alltoall(data(in), chunk, MPI_FLOAT, data(out), chunk, MPI_FLOAT,
+                     comm),
         "Alltoall");
 }
 
 void _mlir_ciface_moert_reduce_scatter_f32(moert_memref1d_f32_t *in,
                                            moert_memref1d_f32_t *out,
                                            int32_t group) {
-  int size, rank;
-  MPI_Comm comm = groupComm(group, &size, &rank);
-  requireContiguous(in, "reduce_scatter on a strided buffer");
-  requireContiguous(out, "reduce_scatter on a strided buffer");
-  long long n = out->sizes[0];
-  if (in->sizes[0] != n * size)
-    moert_comm_abort("reduce_scatter input is not group-size times the output");
-  count(MOERT_REDUCE_SCATTER, group, in->sizes[0] * (long long)sizeof(float));
-  if (comm == MPI_COMM_NULL || size == 1) {
-    memmove(data(out), data(in), (size_t)n * sizeof(float));
-    return;
-  }
-  check(MPI_Reduce_scatter_block(data(in), data(out), (int)n, MPI_FLOAT,
-                                 MPI_SUM, comm),
-        "Reduce_scatter_block");
+  int size;
+  MPI_Comm comm = beginCollective(MOERT_REDUCE_SCATTER, group, in, out, &size);
+  if (comm != MPI_COMM_NULL)
+    check(MPI_Reduce_scatter_block(data(in), data(out), (int)out->sizes[0],
+                                   MPI_FLOAT, MPI_SUM, comm),
+          "Reduce_scatter_block");
 }
 
 void moert_comm_gather_f32(const float *in, float *out, long n,
