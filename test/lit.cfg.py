@@ -31,7 +31,7 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
 tools = ["moe-opt", "moe-compile", "mlir-opt", "split-file"]
 if config.moe_build_runtime:
-    tools.append("moert-unittests")
+    tools += ["moert-unittests", "moert-comm-test"]
     config.available_features.add("runtime")
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 

@@ -78,14 +78,19 @@ def MoELowerCollectivesPass : Pass<"moe-lower-collectives", "ModuleOp"> {
                 "into the runtime's MPI backend";
   let description = [{
     A partitioned model (`moe-compile --plan`) communicates with upstream
-    `shard` ops on two grids: `@moe_dense` (pp x dp x tp) and `@moe_experts`
-    (pp x dp*tp/ep x ep). This pass maps (grid, axis) to the runtime's
-    groups — `@moe_dense` axis 1 is the data-parallel group, axis 2 the
-    tensor-parallel group, `@moe_experts` axis 2 the expert-parallel group —
-    and replaces, on f32 tensors:
+    `shard` ops on the grids `@moe_dense` (pp x dp x tp), `@moe_experts`
+    (pp x dp*tp/ep x ep) and `@moe_expert_tensor` (pp x dp*tp/etp x etp).
+    This pass maps (grid, axis) to the runtime's groups — `@moe_dense` axis 1
+    is the data-parallel group, axis 2 the tensor-parallel group,
+    `@moe_experts` axis 2 the expert-parallel group, `@moe_expert_tensor`
+    axis 2 the expert-tensor-parallel group — and replaces, on f32 tensors:
 
     - `shard.all_gather` (gather axis 0) by `moert_all_gather_f32`;
     - `shard.all_reduce` (sum) by `moert_all_reduce_f32`;
+    - `shard.reduce_scatter` (sum, scatter axis 0) by
+      `moert_reduce_scatter_f32`;
+    - `shard.all_slice` by a `tensor.extract_slice` at the process's block
+      (no communication);
     - `shard.all_to_all` of a rank-3 tensor with (split, concat) axes (0, 1)
       or (1, 0) — the expert-parallel dispatch and combine — by a transpose
       that makes each destination's chunk contiguous, `moert_all_to_all_f32`,

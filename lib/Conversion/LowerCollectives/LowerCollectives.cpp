@@ -49,6 +49,10 @@ private:
   LogicalResult lowerAllReduce(shard::AllReduceOp op);
   LogicalResult lowerAllToAll(shard::AllToAllOp op);
   LogicalResult lowerIndex(shard::ProcessMultiIndexOp op);
+  LogicalResult lowerReduceScatter(shard::ReduceScatterOp op);
+  LogicalResult lowerAllSlice(shard::AllSliceOp op);
+  /// This process's rank in `group`, as an index.
+  Value groupRank(OpBuilder &b, Location loc, int32_t group);
 
   ModuleOp module;
 };
@@ -220,22 +224,68 @@ LogicalResult Lowering::lowerAllToAll(shard::AllToAllOp op) {
   return success();
 }
 
-LogicalResult Lowering::lowerIndex(shard::ProcessMultiIndexOp op) {
-  FailureOr<int32_t> group = groupOf(op, op.getGrid(), op.getAxes());
-  if (failed(group))
-    return failure();
-  OpBuilder b(op);
-  Location loc = op.getLoc();
+Value Lowering::groupRank(OpBuilder &b, Location loc, int32_t group) {
   func::FuncOp fn =
       callee("moert_group_rank",
              FunctionType::get(b.getContext(), {b.getI32Type()},
                                {b.getI64Type()}));
   Value rank =
       func::CallOp::create(
-          b, loc, fn, ValueRange{arith::ConstantIntOp::create(b, loc, *group, 32)})
+          b, loc, fn, ValueRange{arith::ConstantIntOp::create(b, loc, group, 32)})
           .getResult(0);
-  op.getResult()[0].replaceAllUsesWith(
-      arith::IndexCastOp::create(b, loc, b.getIndexType(), rank));
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), rank);
+}
+
+LogicalResult Lowering::lowerIndex(shard::ProcessMultiIndexOp op) {
+  FailureOr<int32_t> group = groupOf(op, op.getGrid(), op.getAxes());
+  if (failed(group))
+    return failure();
+  OpBuilder b(op);
+  op.getResult()[0].replaceAllUsesWith(groupRank(b, op.getLoc(), *group));
+  op.erase();
+  return success();
+}
+
+LogicalResult Lowering::lowerReduceScatter(shard::ReduceScatterOp op) {
+  FailureOr<int32_t> group = groupOf(op, op.getGrid(), op.getGridAxes());
+  if (failed(group))
+    return failure();
+  if (op.getReduction() != shard::ReductionKind::Sum ||
+      op.getScatterAxis() != 0 || !isF32Tensor(op.getInput().getType()))
+    return op.emitOpError() << "is lowered for sums of f32 tensors scattered "
+                            << "along axis 0 only";
+  OpBuilder b(op);
+  auto resultType = cast<RankedTensorType>(op.getResult().getType());
+  op.getResult().replaceAllUsesWith(
+      collective(b, op.getLoc(), "moert_reduce_scatter_f32", op.getInput(),
+                 resultType.getShape(), *group));
+  op.erase();
+  return success();
+}
+
+LogicalResult Lowering::lowerAllSlice(shard::AllSliceOp op) {
+  FailureOr<int32_t> group = groupOf(op, op.getGrid(), op.getGridAxes());
+  if (failed(group))
+    return failure();
+  auto inType = cast<RankedTensorType>(op.getInput().getType());
+  auto outType = cast<RankedTensorType>(op.getResult().getType());
+  int64_t axis = op.getSliceAxis().getSExtValue();
+  if (!inType.hasStaticShape() || !outType.hasStaticShape())
+    return op.emitOpError() << "is lowered for static shapes only";
+  // No communication: every rank keeps its block of the replicated input.
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  SmallVector<OpFoldResult> offsets(inType.getRank(), b.getIndexAttr(0));
+  offsets[axis] =
+      arith::MulIOp::create(b, loc, groupRank(b, loc, *group),
+                            arith::ConstantIndexOp::create(
+                                b, loc, outType.getDimSize(axis)))
+          .getResult();
+  SmallVector<OpFoldResult> sizes, strides(inType.getRank(), b.getIndexAttr(1));
+  for (int64_t d : outType.getShape())
+    sizes.push_back(b.getIndexAttr(d));
+  op.getResult().replaceAllUsesWith(tensor::ExtractSliceOp::create(
+      b, loc, outType, op.getInput(), offsets, sizes, strides));
   op.erase();
   return success();
 }
@@ -244,6 +294,7 @@ LogicalResult Lowering::run() {
   SmallVector<Operation *> ops;
   module.walk([&](Operation *op) {
     if (isa<shard::AllGatherOp, shard::AllReduceOp, shard::AllToAllOp,
+            shard::ReduceScatterOp, shard::AllSliceOp,
             shard::ProcessMultiIndexOp>(op))
       ops.push_back(op);
   });
@@ -253,6 +304,10 @@ LogicalResult Lowering::run() {
             .Case([&](shard::AllGatherOp o) { return lowerAllGather(o); })
             .Case([&](shard::AllReduceOp o) { return lowerAllReduce(o); })
             .Case([&](shard::AllToAllOp o) { return lowerAllToAll(o); })
+            .Case([&](shard::ReduceScatterOp o) {
+              return lowerReduceScatter(o);
+            })
+            .Case([&](shard::AllSliceOp o) { return lowerAllSlice(o); })
             .Case([&](shard::ProcessMultiIndexOp o) { return lowerIndex(o); });
     if (failed(result))
       return failure();

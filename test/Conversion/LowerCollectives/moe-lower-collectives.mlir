@@ -97,3 +97,34 @@ func.func @rank2_all_to_all(%x: tensor<8x64xf32>) -> tensor<4x128xf32> {
   %r = shard.all_to_all %x on @moe_experts grid_axes = [2] split_axis = 0 concat_axis = 1 : tensor<8x64xf32> -> tensor<4x128xf32>
   return %r : tensor<4x128xf32>
 }
+
+// -----
+
+shard.grid @moe_dense(shape = 1x2x2)
+
+// reduce_scatter (sum, axis 0) is one runtime call; all_slice needs no
+// communication: each rank takes its block at rank * size.
+// CHECK-LABEL: func @reduce_scatter_and_all_slice
+func.func @reduce_scatter_and_all_slice(%x: tensor<8x64xf32>) -> (tensor<4x64xf32>, tensor<8x32xf32>) {
+  // CHECK-DAG: %[[TP:.*]] = arith.constant 2 : i32
+  // CHECK: call @moert_reduce_scatter_f32(%{{.*}}, %{{.*}}, %[[TP]])
+  // CHECK: tensor.expand_shape %{{.*}} output_shape [4, 64] : tensor<256xf32> into tensor<4x64xf32>
+  %r = shard.reduce_scatter %x on @moe_dense grid_axes = [2] scatter_axis = 0 : tensor<8x64xf32> -> tensor<4x64xf32>
+  // CHECK: %[[R:.*]] = call @moert_group_rank(%{{.*}}) : (i32) -> i64
+  // CHECK: %[[I:.*]] = arith.index_cast %[[R]] : i64 to index
+  // CHECK: %[[OFF:.*]] = arith.muli %[[I]], %{{.*}} : index
+  // CHECK: tensor.extract_slice %{{.*}}[0, %[[OFF]]] [8, 32] [1, 1] : tensor<8x64xf32> to tensor<8x32xf32>
+  // CHECK-NOT: call
+  %s = shard.all_slice %x on @moe_dense grid_axes = [1] slice_axis = 1 : tensor<8x64xf32> -> tensor<8x32xf32>
+  return %r, %s : tensor<4x64xf32>, tensor<8x32xf32>
+}
+
+// -----
+
+shard.grid @moe_dense(shape = 1x2x1)
+
+func.func @reduce_scatter_axis_one(%x: tensor<8x64xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{'shard.reduce_scatter' op is lowered for sums of f32 tensors scattered along axis 0 only}}
+  %r = shard.reduce_scatter %x on @moe_dense grid_axes = [1] scatter_axis = 1 : tensor<8x64xf32> -> tensor<8x32xf32>
+  return %r : tensor<8x32xf32>
+}
