@@ -64,7 +64,8 @@ static void usage(FILE *out, const char *prog, const Manifest *m) {
           "final-normed hidden states.\n"
           "\n"
           "  --weights PATH   safetensors file with Hugging Face tensor names "
-          "(f32, bf16 or f16)\n"
+          "(f32, bf16 or f16); repeat it once per shard of a sharded "
+          "checkpoint\n"
           "  --input PATH     .npy of int64 or int32 token ids, shape "
           "[%" PRId64 ", %" PRId64 "], each in [0, %" PRId64 ")\n"
           "  --output PATH    .npy of float32 hidden states [%" PRId64
@@ -138,12 +139,82 @@ static int parseManifest(const char *text, Manifest *m) {
   return 0;
 }
 
-/* Fills the weight buffer from the safetensors file, tensor by tensor. */
-static int loadWeights(const Manifest *m, const char *path, float *blob) {
-  moert_safetensors_t *file = NULL;
-  moert_status_t status = moert_safetensors_open(path, &file);
-  if (status)
-    return statusError(status);
+/* The weights: one safetensors file, or the shards of a sharded checkpoint
+ * (--weights given once per shard); each tensor must be in exactly one. */
+#define MAX_SHARDS 256
+typedef struct Checkpoint {
+  moert_safetensors_t *files[MAX_SHARDS];
+  const char *paths[MAX_SHARDS];
+  int count;
+} Checkpoint;
+
+static void closeCheckpoint(Checkpoint *c) {
+  for (int i = 0; i < c->count; ++i)
+    moert_safetensors_close(c->files[i]);
+  c->count = 0;
+}
+
+static int openCheckpoint(Checkpoint *c, const char **paths, int count) {
+  c->count = 0;
+  for (int i = 0; i < count; ++i) {
+    moert_status_t status = moert_safetensors_open(paths[i], &c->files[i]);
+    if (status) {
+      closeCheckpoint(c);
+      return statusError(status);
+    }
+    c->paths[i] = paths[i];
+    c->count = i + 1;
+  }
+  return 0;
+}
+
+/* The shard holding tensor `name`; NULL (with `*status` set) when no shard
+ * or more than one has it. */
+static moert_safetensors_t *findShard(const Checkpoint *c, const char *name,
+                                      moert_status_t *status) {
+  int found = -1;
+  *status = NULL;
+  for (int i = 0; i < c->count; ++i) {
+    const moert_tensor_view_t *view;
+    moert_status_t missing = moert_safetensors_find(c->files[i], name, &view);
+    if (missing) {
+      moert_status_free(missing);
+      continue;
+    }
+    if (found >= 0) {
+      *status = moert_status_make(MOERT_INVALID_ARGUMENT,
+                                  "tensor '%s' is in both %s and %s", name,
+                                  c->paths[found], c->paths[i]);
+      return NULL;
+    }
+    found = i;
+  }
+  if (found >= 0)
+    return c->files[found];
+  if (c->count == 1) /* the loader's own message names the file */
+    return c->files[0];
+  *status = moert_status_make(MOERT_NOT_FOUND,
+                              "tensor '%s' is in none of the %d weight files "
+                              "(%s, ...)",
+                              name, c->count, c->paths[0]);
+  return NULL;
+}
+
+static int hasTensor(const Checkpoint *c, const char *name) {
+  for (int i = 0; i < c->count; ++i) {
+    const moert_tensor_view_t *view;
+    moert_status_t missing = moert_safetensors_find(c->files[i], name, &view);
+    if (!missing)
+      return 1;
+    moert_status_free(missing);
+  }
+  return 0;
+}
+
+/* Fills the weight buffer from the checkpoint, tensor by tensor. */
+static int loadWeights(const Manifest *m, const Checkpoint *ckpt,
+                       float *blob) {
+  moert_status_t status = NULL;
   int rc = 0;
   for (const char *line = m->tensors; *line && !rc;) {
     const char *end = strchr(line, '\n');
@@ -212,6 +283,11 @@ static int loadWeights(const Manifest *m, const char *path, float *blob) {
       else
         snprintf(tensorName, sizeof(tensorName), "%s", name);
       float *dst = blob + offset + e * elements;
+      moert_safetensors_t *file = findShard(ckpt, tensorName, &status);
+      if (!file) {
+        rc = statusError(status);
+        break;
+      }
       if (blockSliced) {
         int64_t full[MOERT_MAX_RANK];
         memcpy(full, shape, sizeof(int64_t) * (size_t)rank);
@@ -227,7 +303,6 @@ static int loadWeights(const Manifest *m, const char *path, float *blob) {
         rc = statusError(status);
     }
   }
-  moert_safetensors_close(file);
   return rc;
 }
 
@@ -280,23 +355,14 @@ static int writeHidden(const Manifest *m, const float *hidden,
 /* logits = hidden · lm_headᵀ, with lm_head.weight [V, H] from the weights
  * file (model.embed_tokens.weight when the config ties them). */
 static int writeLogits(const Manifest *m, const float *hidden,
-                       const char *weightsPath, const char *path) {
-  moert_safetensors_t *file = NULL;
-  moert_status_t status = moert_safetensors_open(weightsPath, &file);
-  if (status)
-    return statusError(status);
+                       const Checkpoint *ckpt, const char *path) {
+  moert_status_t status = NULL;
   const char *name = "lm_head.weight";
-  const moert_tensor_view_t *view = NULL;
-  moert_status_t missing = moert_safetensors_find(file, name, &view);
-  if (missing && m->tied) {
-    moert_status_free(missing);
-    missing = NULL;
+  if (m->tied && !hasTensor(ckpt, name))
     name = "model.embed_tokens.weight";
-  }
-  if (missing) {
-    moert_safetensors_close(file);
-    return statusError(missing);
-  }
+  moert_safetensors_t *file = findShard(ckpt, name, &status);
+  if (!file)
+    return statusError(status);
   int64_t headShape[2] = {m->vocab, m->hidden};
   int64_t rows = m->batch * m->seq;
   float *head = malloc((size_t)(m->vocab * m->hidden) * sizeof(float));
@@ -319,7 +385,6 @@ static int writeLogits(const Manifest *m, const float *hidden,
   }
   free(head);
   free(out);
-  moert_safetensors_close(file);
   return rc;
 }
 
@@ -363,7 +428,9 @@ static int runModel(int argc, char **argv, const char *manifestText,
                     moert_forward_fn forward, const Manifest *mp) {
   const Manifest m = *mp;
   int isRoot = moert_comm_rank() == 0;
-  const char *weights = NULL, *input = NULL, *output = NULL;
+  const char *weights[MAX_SHARDS];
+  int numWeights = 0;
+  const char *input = NULL, *output = NULL;
   long iters = 1, warmup = 0, threads = 0;
   int stats = 0, logits = 0;
   for (int i = 1; i < argc; ++i) {
@@ -384,8 +451,15 @@ static int runModel(int argc, char **argv, const char *manifestText,
       fputs(manifestText, stdout);
       return 0;
     }
-    const char **target = !strcmp(arg, "--weights")  ? &weights
-                          : !strcmp(arg, "--input")  ? &input
+    if (!strcmp(arg, "--weights")) {
+      if (i + 1 >= argc)
+        return error("--weights expects a value");
+      if (numWeights == MAX_SHARDS)
+        return error("more than %d --weights files", MAX_SHARDS);
+      weights[numWeights++] = argv[++i];
+      continue;
+    }
+    const char **target = !strcmp(arg, "--input")  ? &input
                           : !strcmp(arg, "--output") ? &output
                                                      : NULL;
     long *count = !strcmp(arg, "--iters")     ? &iters
@@ -404,7 +478,7 @@ static int runModel(int argc, char **argv, const char *manifestText,
     else if (parseCount(arg, value, !strcmp(arg, "--warmup") ? 0 : 1, count))
       return 1;
   }
-  if (!weights || !input || !output) {
+  if (!numWeights || !input || !output) {
     usage(stderr, argv[0], &m);
     return error("--weights, --input and --output are required");
   }
@@ -418,7 +492,10 @@ static int runModel(int argc, char **argv, const char *manifestText,
     free(ids);
     return error("out of memory for %" PRId64 " weights", m.blob);
   }
-  int rc = loadWeights(&m, weights, blob);
+  Checkpoint ckpt;
+  int rc = openCheckpoint(&ckpt, weights, numWeights);
+  if (!rc)
+    rc = loadWeights(&m, &ckpt, blob);
   if (!rc)
     rc = loadIds(&m, input, ids);
 
@@ -462,7 +539,7 @@ static int runModel(int argc, char **argv, const char *manifestText,
                                s * result.strides[1] + h * result.strides[2]];
       moert_comm_gather_f32(dense, all, (long)local, MOERT_GROUP_DP);
       if (isRoot)
-        rc = logits ? writeLogits(&m, all, weights, output)
+        rc = logits ? writeLogits(&m, all, &ckpt, output)
                     : writeHidden(&m, all, output);
     }
     free(dense);
@@ -479,6 +556,7 @@ static int runModel(int argc, char **argv, const char *manifestText,
     }
   }
   free(result.allocated);
+  closeCheckpoint(&ckpt);
   free(blob);
   free(ids);
   return rc;
