@@ -245,7 +245,7 @@ namespace {
 
 /// How a rank's copy of a weight relates to the checkpoint's tensor.
 struct Slice {
-  enum Kind { None, Experts, Tp, Etp };
+  enum Kind { None, Experts, Tp, Etp, ExpertsEtp };
   Kind kind;
   int64_t dim; // Tp, Etp: the (per-expert) dimension split
 };
@@ -345,6 +345,9 @@ int64_t ModelBuilder::reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
     break;
   case Slice::Experts:
     manifest += "tensor-ep";
+    break;
+  case Slice::ExpertsEtp:
+    manifest += llvm::formatv("tensor-ep-slice etp {0}", part.dim);
     break;
   case Slice::Tp:
   case Slice::Etp:
@@ -569,8 +572,12 @@ ModelBuilder::moeWeights(const std::string &prefix, int64_t localExperts) {
   int64_t e = config.numExperts, h = config.hiddenSize,
           f = config.expertFfn / etp;
   int64_t n = localExperts;
-  Slice byRows = n != e ? Slice{Slice::Experts, 0} : etpSlice(0);
-  Slice byCols = n != e ? Slice{Slice::Experts, 0} : etpSlice(1);
+  auto expertSlice = [&](int64_t dim) {
+    if (n == e)
+      return etpSlice(dim);
+    return etp > 1 ? Slice{Slice::ExpertsEtp, dim} : Slice{Slice::Experts, 0};
+  };
+  Slice byRows = expertSlice(0), byCols = expertSlice(1);
   MoEWeights w;
   switch (config.arch) {
   case ModelArch::Mixtral:
@@ -893,9 +900,6 @@ mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
           "plan {0}: pipeline parallelism (pp) is not implemented yet; dp, "
           "tp, ep and etp are",
           plan));
-    if (plan.getEp() > 1 && plan.getEtp() > 1)
-      return error(llvm::formatv(
-          "plan {0}: ep and etp together are not implemented yet", plan));
     if (config.numKvHeads % plan.getTp() != 0)
       return error(llvm::formatv(
           "plan tp = {0} does not divide num_key_value_heads = {1} (each rank "

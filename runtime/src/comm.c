@@ -47,6 +47,10 @@ moert_status_t moert_plan_validate(const moert_plan_t *p) {
     return moert_status_make(MOERT_INVALID_ARGUMENT,
                              "plan: etp=%d does not divide tp=%d", p->etp,
                              p->tp);
+  if ((p->dp * p->tp) % (p->ep * p->etp) != 0)
+    return moert_status_make(MOERT_INVALID_ARGUMENT,
+                             "plan: ep*etp=%d does not divide dp*tp=%d",
+                             p->ep * p->etp, p->dp * p->tp);
   return NULL;
 }
 
@@ -57,8 +61,11 @@ moert_coords_t moert_plan_coords(const moert_plan_t *p, int rank) {
   c.pp = rank / stageSize;
   c.tp = local % p->tp;
   c.dp = local / p->tp;
-  c.ep_group = local / p->ep;
-  c.ep = local % p->ep;
+  /* Expert layout: etp innermost, then ep; with etp = 1 an ep group is ep
+   * consecutive ranks. The ep members of a group share an etp index, so the
+   * etp partners of a rank hold the same experts. */
+  c.ep = (local / p->etp) % p->ep;
+  c.ep_group = (local / (p->ep * p->etp)) * p->etp + local % p->etp;
   c.etp_group = c.tp / p->etp;
   c.etp = c.tp % p->etp;
   return c;

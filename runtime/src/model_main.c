@@ -232,14 +232,17 @@ static int loadWeights(const Manifest *m, const Checkpoint *ckpt,
      * rank's expert-parallel slice, experts [ep * count, (ep + 1) * count).
      * "tensor-slice tp|etp DIM": block `rank in group` of dimension DIM of
      * each tensor; the shape given is the block's. */
-    int expertSliced = !strncmp(buffer, "tensor-ep ", 10);
-    int blockSliced = !strncmp(buffer, "tensor-slice ", 13);
+    /* "tensor-ep-slice etp DIM": both (this rank's experts, its etp block). */
+    int bothSliced = !strncmp(buffer, "tensor-ep-slice ", 16);
+    int expertSliced = bothSliced || !strncmp(buffer, "tensor-ep ", 10);
+    int blockSliced = bothSliced || !strncmp(buffer, "tensor-slice ", 13);
     char *fields = buffer + (expertSliced ? 10 : 7);
     int sliceDim = 0, groupSize = 1, groupRank = 0;
     if (blockSliced) {
       char group[8];
       int used = 0;
-      if (sscanf(buffer + 13, "%7s %d%n", group, &sliceDim, &used) != 2 ||
+      int start = bothSliced ? 16 : 13;
+      if (sscanf(buffer + start, "%7s %d%n", group, &sliceDim, &used) != 2 ||
           (strcmp(group, "tp") && strcmp(group, "etp"))) {
         rc = error("malformed manifest line: %s", buffer);
         break;
@@ -248,7 +251,7 @@ static int loadWeights(const Manifest *m, const Checkpoint *ckpt,
       int isTp = !strcmp(group, "tp");
       groupSize = isTp ? m->plan.tp : m->plan.etp;
       groupRank = isTp ? coords.tp : coords.etp;
-      fields = buffer + 13 + used;
+      fields = buffer + start + used;
     }
     int64_t offset, count;
     int rank, consumed;

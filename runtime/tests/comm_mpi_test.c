@@ -1,6 +1,6 @@
 /*===- comm_mpi_test.c - the collectives under mpiexec --------------------===*
  *
- * Run as `mpiexec -n 4 moert-comm-test`: with the plan dp=2, tp=2, ep=4,
+ * Run as `mpiexec -n 4 moert-comm-test`: with the plan dp=2, tp=2, ep=2,
  * etp=2 it checks the group layout and every collective compiled code calls
  * against values each rank can compute on its own. Prints one line per check
  * on rank 0 and ends with "N passed, N failed"; exits non-zero on failure.
@@ -36,7 +36,7 @@ static moert_memref1d_f32_t vec(float *p, long n) {
 }
 
 int main(int argc, char **argv) {
-  moert_plan_t plan = {2, 2, 4, 2, 1};
+  moert_plan_t plan = {2, 2, 2, 2, 1};
   moert_status_t status = moert_comm_init(&plan, &argc, &argv);
   if (status) {
     fprintf(stderr, "error: %s\n", moert_status_message(status));
@@ -46,7 +46,9 @@ int main(int argc, char **argv) {
   moert_coords_t c = moert_comm_coords();
 
   expect(moert_comm_size() == 4, "world of 4 ranks");
-  expect(c.tp == r % 2 && c.dp == r / 2 && c.ep == r, "coordinates");
+  /* Experts: etp partners {0,1}, {2,3}; ep groups {0,2}, {1,3}. */
+  expect(c.tp == r % 2 && c.dp == r / 2 && c.etp == r % 2 && c.ep == r / 2,
+         "coordinates");
   expect(moert_group_rank(MOERT_GROUP_TP) == c.tp &&
              moert_group_rank(MOERT_GROUP_DP) == c.dp &&
              moert_group_rank(MOERT_GROUP_EP) == c.ep &&
@@ -68,19 +70,21 @@ int main(int argc, char **argv) {
   expect(g[0] == (float)c.tp && g[1] == (float)(2 + c.tp),
          "all_gather concatenates over the dp group");
 
-  /* all_to_all over ep (all 4 ranks): chunk j of rank i holds 10*i + j. */
+  /* all_to_all over ep (2 members): chunk j of member i holds 10*i + j. */
   float a[8], b[8];
-  for (int j = 0; j < 4; ++j)
-    a[2 * j] = a[2 * j + 1] = (float)(10 * r + j);
+  for (int j = 0; j < 2; ++j)
+    for (int q = 0; q < 4; ++q)
+      a[4 * j + q] = (float)(10 * c.ep + j);
   moert_memref1d_f32_t ma = vec(a, 8), mb = vec(b, 8);
   _mlir_ciface_moert_all_to_all_f32(&ma, &mb, MOERT_GROUP_EP);
   int ok = 1;
-  for (int i = 0; i < 4; ++i)
-    ok &= b[2 * i] == (float)(10 * i + r) && b[2 * i + 1] == (float)(10 * i + r);
-  expect(ok, "all_to_all sends chunk j to rank j, in source order");
+  for (int i = 0; i < 2; ++i)
+    for (int q = 0; q < 4; ++q)
+      ok &= b[4 * i + q] == (float)(10 * i + c.ep);
+  expect(ok, "all_to_all sends chunk j to member j, in source order");
   expect(moert_comm_bytes(MOERT_ALL_TO_ALL, MOERT_GROUP_EP) ==
-             6 * (long long)sizeof(float),
-         "all_to_all counts the 3/4 of the buffer that leaves the rank");
+             4 * (long long)sizeof(float),
+         "all_to_all counts the half of the buffer that leaves the rank");
 
   /* reduce_scatter over etp (= tp here): chunk k of the sum. */
   float s[4] = {1.0f, 2.0f, (float)r, 3.0f}, t[2];

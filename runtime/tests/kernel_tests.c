@@ -89,25 +89,32 @@ static void testMemrefCopyStrided(void) {
       EXPECT(dst[i + 2 * j] == src[1 + 4 * i + j]);
 }
 
-/* The documented layout: tp innermost, then dp, then pp; ep groups of
- * consecutive ranks of a stage; etp groups inside tp groups. */
+/* The documented layout: tp innermost, then dp, then pp; for experts etp
+ * innermost (inside tp groups), then ep. */
 static void testPlanCoords(void) {
-  moert_plan_t plan = {2, 2, 4, 2, 2}; /* dp, tp, ep, etp, pp: 8 ranks */
+  moert_plan_t plan = {2, 2, 2, 2, 2}; /* dp, tp, ep, etp, pp: 8 ranks */
   EXPECT(moert_plan_world_size(&plan) == 8);
-  moert_coords_t c = moert_plan_coords(&plan, 6);
+  moert_coords_t c = moert_plan_coords(&plan, 6); /* stage 1, local 2 */
   EXPECT(c.pp == 1 && c.dp == 1 && c.tp == 0);
-  EXPECT(c.ep_group == 0 && c.ep == 2);
+  EXPECT(c.ep_group == 0 && c.ep == 1);
   EXPECT(c.etp_group == 0 && c.etp == 0);
-  c = moert_plan_coords(&plan, 3);
-  EXPECT(c.pp == 0 && c.dp == 1 && c.tp == 1 && c.ep == 3 && c.etp == 1);
+  c = moert_plan_coords(&plan, 3); /* local 3: etp partner of rank 2 */
+  EXPECT(c.pp == 0 && c.dp == 1 && c.tp == 1 && c.etp == 1);
+  EXPECT(c.ep_group == 1 && c.ep == 1);
+  moert_plan_t epOnly = {2, 2, 4, 1, 1};
+  c = moert_plan_coords(&epOnly, 3);
+  EXPECT(c.ep_group == 0 && c.ep == 3);
   moert_plan_t dpEp = {4, 1, 2, 1, 1};
   c = moert_plan_coords(&dpEp, 3);
   EXPECT(c.dp == 3 && c.ep_group == 1 && c.ep == 1);
 }
 
 static void testPlanValidate(void) {
-  moert_plan_t ok = {2, 2, 4, 2, 1};
+  moert_plan_t ok = {2, 2, 2, 2, 1};
   EXPECT_OK(moert_plan_validate(&ok));
+  moert_plan_t tooMany = {2, 2, 4, 2, 1};
+  EXPECT_STATUS(moert_plan_validate(&tooMany), MOERT_INVALID_ARGUMENT,
+                "ep*etp=8 does not divide dp*tp=4");
   moert_plan_t badEp = {2, 1, 3, 1, 1};
   EXPECT_STATUS(moert_plan_validate(&badEp), MOERT_INVALID_ARGUMENT,
                 "ep=3 does not divide dp*tp=2");

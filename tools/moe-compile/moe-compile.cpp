@@ -158,22 +158,24 @@ void explain(moe::PlanAttr plan, llvm::raw_ostream &os) {
   int64_t world = plan.getWorldSize();
   os << "plan " << plan << ": " << world << " rank" << (world == 1 ? "" : "s")
      << " (dp " << dp << " x tp " << tp << " x pp " << pp << ")\n"
-     << "  tp is innermost, then dp, then pp; ep groups are " << ep
-     << " consecutive ranks of a stage's dp*tp ranks; etp groups are " << etp
-     << " consecutive ranks of a tp group.\n"
+     << "  tp is innermost, then dp, then pp; experts: etp groups are " << etp
+     << " consecutive ranks (inside a tp group), ep groups are " << ep
+     << " ranks " << etp << " apart.\n"
      << "  rank   pp  dp  tp   ep-group:ep   etp-group:etp\n";
   int64_t stage = dp * tp;
   for (int64_t r = 0; r < world; ++r) {
     int64_t local = r % stage, t = local % tp;
+    int64_t epGroup = (local / (ep * etp)) * etp + local % etp;
     os << llvm::formatv("  {0,4}  {1,3} {2,3} {3,3}   {4,8}:{5,-4} {6,8}:{7}\n",
-                        r, r / stage, local / tp, t, local / ep, local % ep,
-                        t / etp, t % etp);
+                        r, r / stage, local / tp, t, epGroup,
+                        (local / etp) % ep, local / etp, t % etp);
   }
-  int64_t numExpertGroups = stage / ep;
-  os << "  each rank holds 1/" << ep << " of the experts; " << numExpertGroups
-     << " expert-parallel group" << (numExpertGroups == 1 ? "" : "s")
-     << " per stage hold" << (numExpertGroups == 1 ? "s" : "")
-     << " replicas of them.\n";
+  int64_t replicas = stage / (ep * etp);
+  os << "  each rank holds 1/" << ep << " of the experts";
+  if (etp > 1)
+    os << ", 1/" << etp << " of the FFN width of each";
+  os << "; the expert weights are replicated " << replicas << " time"
+     << (replicas == 1 ? "" : "s") << " per stage.\n";
 }
 
 std::unique_ptr<llvm::TargetMachine> createHostTargetMachine() {

@@ -47,16 +47,17 @@ typedef enum moert_collective {
 } moert_collective_t;
 
 /* The coordinates of world rank `rank` under `plan` (docs/Parallelism.md):
- * tp innermost, then dp, then pp; ep groups are `ep` consecutive ranks of
- * one stage's dp*tp ranks; etp groups `etp` consecutive ranks of one tp
- * group. Group ranks are 0-based positions inside each group. */
+ * tp innermost, then dp, then pp. Within a stage's dp*tp ranks the experts
+ * are laid out etp innermost, then ep: etp groups are `etp` consecutive ranks
+ * (inside one tp group), ep groups are `ep` ranks `etp` apart (consecutive
+ * when etp = 1). Group ranks are 0-based positions inside each group. */
 typedef struct moert_coords {
   int pp, dp, tp, ep_group, ep, etp_group, etp;
 } moert_coords_t;
 MOERT_API moert_coords_t moert_plan_coords(const moert_plan_t *plan, int rank);
 /* dp * tp * pp */
 MOERT_API int moert_plan_world_size(const moert_plan_t *plan);
-/* Checks degrees >= 1, ep | dp*tp, etp | tp. */
+/* Checks degrees >= 1, ep | dp*tp, etp | tp, ep*etp | dp*tp. */
 MOERT_API moert_status_t moert_plan_validate(const moert_plan_t *plan);
 
 /* Starts MPI when the plan has more than one rank (or the process was

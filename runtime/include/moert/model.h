@@ -14,10 +14,12 @@
  *   tensor <offset> <count> <rank> <d0> ... <name>
  *   tensor-ep <offset> <count> <rank> <d0> ... <name>
  *   tensor-slice tp|etp <dim> <offset> <count> <rank> <d0> ... <name>
+ *   tensor-ep-slice etp <dim> <offset> <count> <rank> <d0> ... <name>
  * A tensor with a `{}` in its name is `count` tensors of shape d0.. (the `{}`
  * replaced by the expert index) stored one after the other from `offset`.
  * `tensor-ep`: this rank's experts, `ep_rank * count ..`; `tensor-slice`:
- * block `group_rank` of dimension `dim` of each tensor (d0.. is the block).
+ * block `group_rank` of dimension `dim` of each tensor (d0.. is the block);
+ * `tensor-ep-slice`: both.
  * `batch` is the global batch; each rank computes batch / dp sequences.
  *
  *===----------------------------------------------------------------------===*/

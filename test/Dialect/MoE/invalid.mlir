@@ -725,6 +725,12 @@ module attributes {moe.plan = #moe.plan<tp = 2, etp = 4>} {}
 
 // -----
 
+// moe_plan_c8_ep_etp_divides_dp_tp
+// expected-error @+1 {{#moe.plan ep * etp = 4 must divide dp * tp = 2 (an expert's etp slices live on ranks of one expert parallel position)}}
+module attributes {moe.plan = #moe.plan<tp = 2, ep = 2, etp = 2>} {}
+
+// -----
+
 // moe_plan_c5_empty_dispatch
 // expected-error @+1 {{#moe.plan dispatch list must not be empty}}
 module attributes {moe.plan = #moe.plan<dispatch = []>} {}

@@ -96,12 +96,12 @@ func.func @layer_switch_style_capacity(%x: tensor<8x16xf32>, %wr: tensor<4x16xf3
 
 // CHECK-LABEL: func @plans
 // CHECK: plan.default = #moe.plan<>
-// CHECK-SAME: plan.degrees = #moe.plan<dp = 2, tp = 4, ep = 8, etp = 2, pp = 2>
+// CHECK-SAME: plan.degrees = #moe.plan<dp = 2, tp = 4, ep = 4, etp = 2, pp = 2>
 // CHECK-SAME: plan.per_layer = #moe.plan<tp = 2, ep = 2, dispatch = [a2a, slice_allreduce]>
 // CHECK-SAME: plan.slice = #moe.plan<tp = 4, ep = 4, dispatch = slice_allreduce>
 func.func @plans() attributes {
     plan.default = #moe.plan<>,
-    plan.degrees = #moe.plan<pp = 2, etp = 2, ep = 8, tp = 4, dp = 2, world = 16>,
+    plan.degrees = #moe.plan<pp = 2, etp = 2, ep = 4, tp = 4, dp = 2, world = 16>,
     plan.slice = #moe.plan<tp = 4, ep = 4, dispatch = slice_allreduce>,
     plan.per_layer = #moe.plan<tp = 2, ep = 2, dispatch = [a2a, slice_allreduce]>} {
   return

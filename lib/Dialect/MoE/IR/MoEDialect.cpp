@@ -170,6 +170,12 @@ PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t dp,
                        << " must divide tp = " << tp
                        << " (expert tensor parallel ranks are carved out of the "
                           "tensor parallel group)";
+  // moe_plan_c8
+  if ((dp * tp) % (ep * etp) != 0)
+    return emitError() << "#moe.plan ep * etp = " << ep * etp
+                       << " must divide dp * tp = " << dp * tp
+                       << " (an expert's etp slices live on ranks of one "
+                          "expert parallel position)";
   // moe_plan_c5
   if (dispatch.empty())
     return emitError() << "#moe.plan dispatch list must not be empty";

@@ -134,6 +134,7 @@ def MoE_PlanAttr : MoE_Attr<"Plan", "plan"> {
     - `world`, when given, equals `dp * tp * pp` (`moe_plan_c2`);
     - `ep` divides `dp * tp` (`moe_plan_c3`);
     - `etp` divides `tp` (`moe_plan_c4`);
+    - `ep * etp` divides `dp * tp` (`moe_plan_c8`);
     - the `dispatch` list is not empty (`moe_plan_c5`);
     - attached as `moe.plan`: `ep` divides every expert count
       (`moe_plan_c6`), a per-layer list has one entry per `moe.layer`
