@@ -1,6 +1,6 @@
 /*===- blas.c - matrix products for compiled code -------------------------===*
  *
- * `moert_sgemm` is what `moe-linalg-to-blas` calls: C += op(A) * op(B) on
+ * `moert_sgemm` is what `moe-linalg-to-blas` calls: C (+)= op(A) * op(B) on
  * strided f32 memrefs, through OpenBLAS when every operand has a unit-stride
  * dimension, and through a plain loop otherwise.
  *
@@ -39,11 +39,20 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
                                         moert_memref2d_f32_t *b,
                                         moert_memref2d_f32_t *c,
                                         int32_t transposeA,
-                                        int32_t transposeB) {
+                                        int32_t transposeB,
+                                        int32_t accumulate) {
   int64_t m = c->sizes[0], n = c->sizes[1];
   int64_t k = transposeA ? a->sizes[0] : a->sizes[1];
-  if (m == 0 || n == 0 || k == 0)
+  if (m == 0 || n == 0)
     return;
+  if (k == 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j)
+          c->aligned[c->offset + i * c->strides[0] + j * c->strides[1]] = 0.0f;
+    return;
+  }
+  float beta = accumulate ? 1.0f : 0.0f;
 
   int aCol, bCol, cCol;
   int64_t lda, ldb, ldc;
@@ -56,13 +65,16 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
                                                                : CblasNoTrans;
     cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k,
                 1.0f, a->aligned + a->offset, (blasint)lda,
-                b->aligned + b->offset, (blasint)ldb, 1.0f,
+                b->aligned + b->offset, (blasint)ldb, beta,
                 c->aligned + c->offset, (blasint)ldc);
     return;
   }
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      float acc = c->aligned[c->offset + i * c->strides[0] + j * c->strides[1]];
+      float acc =
+          accumulate
+              ? c->aligned[c->offset + i * c->strides[0] + j * c->strides[1]]
+              : 0.0f;
       for (int64_t p = 0; p < k; ++p) {
         float x = transposeA ? load(a, p, i) : load(a, i, p);
         float y = transposeB ? load(b, j, p) : load(b, p, j);

@@ -14,7 +14,7 @@
 
 void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a, moert_memref2d_f32_t *b,
                               moert_memref2d_f32_t *c, int32_t transposeA,
-                              int32_t transposeB);
+                              int32_t transposeB, int32_t accumulate);
 
 typedef struct UnrankedMemRef {
   int64_t rank;
@@ -28,15 +28,17 @@ static float at(const moert_memref2d_f32_t *m, int64_t i, int64_t j) {
 
 /* C += op(A) op(B) against a naive loop, for one operand layout. */
 static void checkGemm(int transposeA, int transposeB, int columnMajorB,
-                      int stridedA) {
+                      int stridedA, int accumulate) {
   enum { M = 5, N = 7, K = 6 };
   float aData[2 * M * K], bData[N * K], cData[M * N], expect[M * N];
   for (int i = 0; i < 2 * M * K; ++i)
     aData[i] = (float)((i * 7) % 11) - 5.0f;
   for (int i = 0; i < N * K; ++i)
     bData[i] = (float)((i * 5) % 13) * 0.25f - 1.0f;
-  for (int i = 0; i < M * N; ++i)
-    cData[i] = expect[i] = (float)i * 0.5f;
+  for (int i = 0; i < M * N; ++i) {
+    cData[i] = (float)i * 0.5f;
+    expect[i] = accumulate ? cData[i] : 0.0f;
+  }
 
   /* A is [M, K] (or [K, M] transposed); stridedA spreads its columns 2
    * apart, which no BLAS layout expresses, to exercise the fallback. */
@@ -53,16 +55,18 @@ static void checkGemm(int transposeA, int transposeB, int columnMajorB,
       for (int p = 0; p < K; ++p)
         expect[i * N + j] += (transposeA ? at(&a, p, i) : at(&a, i, p)) *
                              (transposeB ? at(&b, j, p) : at(&b, p, j));
-  _mlir_ciface_moert_sgemm(&a, &b, &c, transposeA, transposeB);
+  _mlir_ciface_moert_sgemm(&a, &b, &c, transposeA, transposeB, accumulate);
   for (int i = 0; i < M * N; ++i)
     EXPECT(fabsf(cData[i] - expect[i]) <= 1e-4f * (1.0f + fabsf(expect[i])));
 }
 
-static void testSgemmNN(void) { checkGemm(0, 0, 0, 0); }
-static void testSgemmNT(void) { checkGemm(0, 1, 0, 0); }
-static void testSgemmTN(void) { checkGemm(1, 0, 0, 0); }
-static void testSgemmColumnMajorOperand(void) { checkGemm(0, 1, 1, 0); }
-static void testSgemmStridedFallback(void) { checkGemm(0, 1, 0, 1); }
+static void testSgemmNN(void) { checkGemm(0, 0, 0, 0, 1); }
+static void testSgemmNT(void) { checkGemm(0, 1, 0, 0, 1); }
+static void testSgemmTN(void) { checkGemm(1, 0, 0, 0, 1); }
+static void testSgemmColumnMajorOperand(void) { checkGemm(0, 1, 1, 0, 1); }
+static void testSgemmStridedFallback(void) { checkGemm(0, 1, 0, 1, 1); }
+static void testSgemmOverwrite(void) { checkGemm(0, 1, 0, 0, 0); }
+static void testSgemmOverwriteFallback(void) { checkGemm(0, 1, 0, 1, 0); }
 
 static void testSgemmEmptyIsNoOp(void) {
   float c[4] = {1, 2, 3, 4};
@@ -70,7 +74,7 @@ static void testSgemmEmptyIsNoOp(void) {
   moert_memref2d_f32_t a = {dummy, dummy, 0, {2, 0}, {0, 1}};
   moert_memref2d_f32_t b = {dummy, dummy, 0, {0, 2}, {2, 1}};
   moert_memref2d_f32_t cm = {c, c, 0, {2, 2}, {2, 1}};
-  _mlir_ciface_moert_sgemm(&a, &b, &cm, 0, 0);
+  _mlir_ciface_moert_sgemm(&a, &b, &cm, 0, 0, 1);
   EXPECT(c[0] == 1 && c[1] == 2 && c[2] == 3 && c[3] == 4);
 }
 
@@ -154,6 +158,8 @@ const TestCase kKernelTests[] = {
     {"SgemmTN", testSgemmTN},
     {"SgemmColumnMajorOperand", testSgemmColumnMajorOperand},
     {"SgemmStridedFallback", testSgemmStridedFallback},
+    {"SgemmOverwrite", testSgemmOverwrite},
+    {"SgemmOverwriteFallback", testSgemmOverwriteFallback},
     {"SgemmEmptyIsNoOp", testSgemmEmptyIsNoOp},
     {"MemrefCopyStrided", testMemrefCopyStrided},
 };

@@ -8,7 +8,7 @@
 // CHECK-NOT: tensor.
 // CHECK-NOT: memref.
 // CHECK-NOT: scf.
-// CHECK: llvm.func @_mlir_ciface_moert_sgemm(!llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i32)
+// CHECK: llvm.func @_mlir_ciface_moert_sgemm(!llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i32, i32)
 // CHECK: llvm.func @moe_block(
 // CHECK: llvm.call @moert_sgemm
 // CHECK: llvm.func @_mlir_ciface_moe_block(

@@ -183,7 +183,9 @@ def MoELinalgToBlasPass : Pass<"moe-linalg-to-blas", "ModuleOp"> {
     and a multiply-add body, as `linalg::inferContractionDims` sees it) and
     replaces it by a call to `moert_sgemm`, which the runtime implements with
     OpenBLAS's `cblas_sgemm` (beta = 1: the call accumulates into `C`, as the
-    linalg op does). Operands are cast to fully dynamic strided memrefs; the
+    linalg op does — except when `C` was zero-filled by the op just before,
+    whose `linalg.fill` is then erased and the call told to overwrite, beta =
+    0). Operands are cast to fully dynamic strided memrefs; the
     runtime reads leading dimensions from the strides and falls back to a
     loop when an operand has no unit-stride dimension. Everything else is
     left for `convert-linalg-to-loops`.
@@ -207,8 +209,9 @@ def MoELinalgToBlasPass : Pass<"moe-linalg-to-blas", "ModuleOp"> {
     ```mlir
     %transA = arith.constant 0 : i32
     %transB = arith.constant 1 : i32
-    call @moert_sgemm(%a_cast, %w_cast, %c_cast, %transA, %transB)
-        : (memref<?x?xf32, strided<[?, ?], offset: ?>>, ..., i32, i32) -> ()
+    %accumulate = arith.constant 1 : i32
+    call @moert_sgemm(%a_cast, %w_cast, %c_cast, %transA, %transB, %accumulate)
+        : (memref<?x?xf32, strided<[?, ?], offset: ?>>, ..., i32, i32, i32) -> ()
     ```
   }];
   let dependentDialects = [

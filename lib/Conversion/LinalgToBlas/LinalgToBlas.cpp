@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Matchers.h"
 #include "llvm/Support/Debug.h"
 
 #define DEBUG_TYPE "moe-linalg-to-blas"
@@ -111,7 +112,7 @@ struct MoELinalgToBlasPass
         StridedLayoutAttr::get(ctx, dyn, {dyn, dyn}));
     IntegerType i32 = IntegerType::get(ctx, 32);
     auto calleeType = FunctionType::get(
-        ctx, {anyMatrix, anyMatrix, anyMatrix, i32, i32}, {});
+        ctx, {anyMatrix, anyMatrix, anyMatrix, i32, i32, i32}, {});
 
     auto callee = module.lookupSymbol<func::FuncOp>(kSgemmFunctionName);
     if (callee && callee.getFunctionType() != calleeType) {
@@ -130,12 +131,24 @@ struct MoELinalgToBlasPass
     for (auto [op, match] : gemms) {
       OpBuilder b(op);
       Location loc = op.getLoc();
+      // C zero-filled right before: let BLAS overwrite it (beta = 0) instead
+      // of writing zeros and reading them back.
+      bool accumulate = true;
+      Value c = op.getDpsInitOperand(0)->get();
+      if (auto fill = dyn_cast_or_null<linalg::FillOp>(op->getPrevNode());
+          fill && fill.hasPureBufferSemantics() &&
+          fill.getDpsInitOperand(0)->get() == c &&
+          matchPattern(fill.getDpsInputOperand(0)->get(), m_AnyZeroFloat())) {
+        fill->erase();
+        accumulate = false;
+      }
       SmallVector<Value> args;
       for (OpOperand &operand : op->getOpOperands())
         args.push_back(
             memref::CastOp::create(b, loc, anyMatrix, operand.get()));
       args.push_back(arith::ConstantIntOp::create(b, loc, match.transposeA, 32));
       args.push_back(arith::ConstantIntOp::create(b, loc, match.transposeB, 32));
+      args.push_back(arith::ConstantIntOp::create(b, loc, accumulate, 32));
       func::CallOp::create(b, loc, callee, args);
       op->erase();
     }

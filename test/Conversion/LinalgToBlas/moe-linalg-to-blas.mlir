@@ -7,9 +7,9 @@
 #mn = affine_map<(m, n, k) -> (m, n)>
 #nm = affine_map<(m, n, k) -> (n, m)>
 
-// x · Wᵀ (the importer's linear layer): transB = 1.
+// x · Wᵀ (the importer's linear layer): transB = 1; C is accumulated into.
 // CHECK-LABEL: func.func private @moert_sgemm
-// CHECK-SAME: (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i32, i32)
+// CHECK-SAME: (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i32, i32, i32)
 // CHECK-SAME: attributes {llvm.emit_c_interface}
 // CHECK-LABEL: func @linear
 // CHECK-SAME: (%[[A:.*]]: memref<8x16xf32>, %[[W:.*]]: memref<32x16xf32>, %[[C:.*]]: memref<8x32xf32>)
@@ -17,9 +17,10 @@ func.func @linear(%a: memref<8x16xf32>, %w: memref<32x16xf32>, %c: memref<8x32xf
   // CHECK-DAG: %[[CA:.*]] = memref.cast %[[A]] : memref<8x16xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
   // CHECK-DAG: %[[CW:.*]] = memref.cast %[[W]]
   // CHECK-DAG: %[[CC:.*]] = memref.cast %[[C]]
-  // CHECK-DAG: %[[NO:.*]] = arith.constant 0 : i32
-  // CHECK-DAG: %[[YES:.*]] = arith.constant 1 : i32
-  // CHECK: call @moert_sgemm(%[[CA]], %[[CW]], %[[CC]], %[[NO]], %[[YES]])
+  // CHECK: %[[NO:.*]] = arith.constant 0 : i32
+  // CHECK-NEXT: %[[YES:.*]] = arith.constant 1 : i32
+  // CHECK-NEXT: %[[ACC:.*]] = arith.constant 1 : i32
+  // CHECK-NEXT: call @moert_sgemm(%[[CA]], %[[CW]], %[[CC]], %[[NO]], %[[YES]], %[[ACC]])
   // CHECK-NOT: linalg.generic
   linalg.generic {indexing_maps = [#mk, #nk, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
       ins(%a, %w : memref<8x16xf32>, memref<32x16xf32>) outs(%c : memref<8x32xf32>) {
@@ -44,8 +45,9 @@ func.func @linear(%a: memref<8x16xf32>, %w: memref<32x16xf32>, %c: memref<8x32xf
 // CHECK-LABEL: func @transposed_a_and_named
 func.func @transposed_a_and_named(%a: memref<16x8xf32, strided<[32, 1], offset: 4>>, %b: memref<16x4xf32>, %c: memref<8x4xf32>, %d: memref<4x16xf32>, %e: memref<8x16xf32>) {
   // CHECK: %[[ONE:.*]] = arith.constant 1 : i32
-  // CHECK: %[[ZERO:.*]] = arith.constant 0 : i32
-  // CHECK: call @moert_sgemm(%{{.*}}, %{{.*}}, %{{.*}}, %[[ONE]], %[[ZERO]])
+  // CHECK-NEXT: %[[ZERO:.*]] = arith.constant 0 : i32
+  // CHECK-NEXT: %[[ACC:.*]] = arith.constant 1 : i32
+  // CHECK-NEXT: call @moert_sgemm(%{{.*}}, %{{.*}}, %{{.*}}, %[[ONE]], %[[ZERO]], %[[ACC]])
   linalg.generic {indexing_maps = [#km, #kn, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
       ins(%a, %b : memref<16x8xf32, strided<[32, 1], offset: 4>>, memref<16x4xf32>) outs(%c : memref<8x4xf32>) {
   ^bb0(%x: f32, %y: f32, %acc: f32):
@@ -55,6 +57,31 @@ func.func @transposed_a_and_named(%a: memref<16x8xf32, strided<[32, 1], offset: 
   }
   // CHECK: call @moert_sgemm
   linalg.matmul ins(%c, %d : memref<8x4xf32>, memref<4x16xf32>) outs(%e : memref<8x16xf32>)
+  return
+}
+
+// -----
+
+// A zero fill of C just before the product is dropped and BLAS overwrites C
+// (accumulate = 0); any other fill stays and the call accumulates.
+// CHECK-LABEL: func @zero_filled_output
+func.func @zero_filled_output(%a: memref<8x4xf32>, %b: memref<4x16xf32>, %c: memref<8x16xf32>, %d: memref<8x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  // CHECK-NOT: linalg.fill
+  // CHECK: arith.constant 0 : i32
+  // CHECK-NEXT: arith.constant 0 : i32
+  // CHECK-NEXT: %[[FALSE:.*]] = arith.constant 0 : i32
+  // CHECK-NEXT: call @moert_sgemm(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[FALSE]])
+  linalg.fill ins(%zero : f32) outs(%c : memref<8x16xf32>)
+  linalg.matmul ins(%a, %b : memref<8x4xf32>, memref<4x16xf32>) outs(%c : memref<8x16xf32>)
+  // CHECK: linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : memref<8x16xf32>)
+  // CHECK: arith.constant 0 : i32
+  // CHECK-NEXT: arith.constant 0 : i32
+  // CHECK-NEXT: %[[TRUE:.*]] = arith.constant 1 : i32
+  // CHECK-NEXT: call @moert_sgemm(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[TRUE]])
+  linalg.fill ins(%one : f32) outs(%d : memref<8x16xf32>)
+  linalg.matmul ins(%a, %b : memref<8x4xf32>, memref<4x16xf32>) outs(%d : memref<8x16xf32>)
   return
 }
 
