@@ -2,7 +2,7 @@
 // with 8 experts, top-2 softmax routing with renormalization and SwiGLU
 // experts (H = 64, F = 128, T = 16 tokens), under a plan for 4 ranks.
 //
-// Run the example pipeline on it (README command (a)):
+// Run the decomposition pipeline on it:
 //   build/bin/moe-opt --moe-example-pipeline examples/mlir/mixtral-block.mlir
 module attributes {moe.plan = #moe.plan<dp = 2, tp = 2, ep = 4>} {
   func.func @forward(%x: tensor<16x64xf32>,

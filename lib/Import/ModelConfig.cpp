@@ -1,0 +1,217 @@
+//===- ModelConfig.cpp - Hugging Face-style config.json -> ModelConfig ----===//
+//
+// Parses and validates the config of the architectures the importer knows;
+// every error names the field (docs/Models.md lists the keys).
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Import/ModelImport.h"
+
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+using llvm::json::Object;
+
+//===----------------------------------------------------------------------===//
+// Config parsing
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+llvm::Error configError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                 "config: " + message);
+}
+
+/// Reads positive integer `key`; `fallback` is used when the key is absent.
+llvm::Error readPositive(const Object &obj, llvm::StringRef key, int64_t &out,
+                         std::optional<int64_t> fallback = std::nullopt) {
+  const llvm::json::Value *value = obj.get(key);
+  if (!value || value->kind() == llvm::json::Value::Null) {
+    if (fallback) {
+      out = *fallback;
+      return llvm::Error::success();
+    }
+    return configError("missing key '" + key + "'");
+  }
+  std::optional<int64_t> integer = value->getAsInteger();
+  if (!integer || *integer < 1)
+    return configError("'" + key + "' must be a positive integer, got " +
+                       llvm::formatv("{0}", *value).str());
+  out = *integer;
+  return llvm::Error::success();
+}
+
+llvm::Error readPositiveNumber(const Object &obj, llvm::StringRef key,
+                               double &out) {
+  const llvm::json::Value *value = obj.get(key);
+  if (!value)
+    return configError("missing key '" + key + "'");
+  std::optional<double> number = value->getAsNumber();
+  if (!number || !(*number > 0) || !std::isfinite(*number))
+    return configError("'" + key + "' must be a positive number, got " +
+                       llvm::formatv("{0}", *value).str());
+  out = *number;
+  return llvm::Error::success();
+}
+
+llvm::Error readBool(const Object &obj, llvm::StringRef key, bool &out,
+                     bool fallback) {
+  const llvm::json::Value *value = obj.get(key);
+  if (!value || value->kind() == llvm::json::Value::Null) {
+    out = fallback;
+    return llvm::Error::success();
+  }
+  std::optional<bool> b = value->getAsBoolean();
+  if (!b)
+    return configError("'" + key + "' must be true or false, got " +
+                       llvm::formatv("{0}", *value).str());
+  out = *b;
+  return llvm::Error::success();
+}
+
+/// Keys whose non-default values change the math in ways not implemented.
+llvm::Error rejectUnsupported(const Object &obj, const ModelConfig &config) {
+  if (const llvm::json::Value *v = obj.get("rope_scaling");
+      v && v->kind() != llvm::json::Value::Null)
+    return configError("'rope_scaling' is not supported (got " +
+                       llvm::formatv("{0}", *v).str() + "); expected null");
+  if (const llvm::json::Value *v = obj.get("hidden_act")) {
+    std::optional<llvm::StringRef> act = v->getAsString();
+    llvm::StringRef expected =
+        config.activation == Activation::silu_glu ? "silu"
+        : config.activation == Activation::gelu   ? "gelu"
+                                                  : "relu";
+    if (!act || *act != expected)
+      return configError("'hidden_act' must be \"" + expected + "\" for " +
+                         config.archName + ", got " +
+                         llvm::formatv("{0}", *v).str());
+  }
+  bool attentionBias = false;
+  if (llvm::Error err = readBool(obj, "attention_bias", attentionBias, false))
+    return err;
+  if (attentionBias && config.arch != ModelArch::Qwen2Moe)
+    return configError("'attention_bias' = true is not supported for " +
+                       config.archName);
+  return llvm::Error::success();
+}
+
+} // namespace
+
+llvm::Expected<ModelConfig> mlir::moe::parseModelConfig(llvm::StringRef json) {
+  llvm::Expected<llvm::json::Value> parsed = llvm::json::parse(json);
+  if (!parsed)
+    return configError("not valid JSON: " + llvm::toString(parsed.takeError()));
+  const Object *obj = parsed->getAsObject();
+  if (!obj)
+    return configError("the top level must be a JSON object");
+
+  ModelConfig config;
+  const llvm::json::Array *archs = obj->getArray("architectures");
+  if (!archs || archs->empty() || !(*archs)[0].getAsString())
+    return configError("missing key 'architectures' (a list with the model "
+                       "class name, e.g. [\"MixtralForCausalLM\"])");
+  config.archName = (*archs)[0].getAsString()->str();
+  if (config.archName == "MixtralForCausalLM")
+    config.arch = ModelArch::Mixtral;
+  else if (config.archName == "Qwen2MoeForCausalLM")
+    config.arch = ModelArch::Qwen2Moe;
+  else if (config.archName == "SwitchMoeForCausalLM")
+    config.arch = ModelArch::Switch;
+  else
+    return configError("unknown architecture '" + config.archName +
+                       "' in 'architectures'; expected MixtralForCausalLM, "
+                       "Qwen2MoeForCausalLM or SwitchMoeForCausalLM");
+
+#define READ(expr)                                                             \
+  if (llvm::Error err = (expr))                                                \
+    return std::move(err);
+
+  READ(readPositive(*obj, "vocab_size", config.vocabSize));
+  READ(readPositive(*obj, "hidden_size", config.hiddenSize));
+  READ(readPositive(*obj, "num_hidden_layers", config.numLayers));
+  READ(readPositive(*obj, "num_attention_heads", config.numHeads));
+  READ(readPositive(*obj, "num_key_value_heads", config.numKvHeads,
+                    config.numHeads));
+  READ(readPositiveNumber(*obj, "rms_norm_eps", config.rmsNormEps));
+  READ(readPositiveNumber(*obj, "rope_theta", config.ropeTheta));
+  if (obj->get("head_dim") &&
+      obj->get("head_dim")->kind() != llvm::json::Value::Null) {
+    READ(readPositive(*obj, "head_dim", config.headDim));
+  } else {
+    if (config.hiddenSize % config.numHeads != 0)
+      return configError(llvm::formatv(
+          "'num_attention_heads' = {0} does not divide 'hidden_size' = {1} "
+          "(and no 'head_dim' is given)",
+          config.numHeads, config.hiddenSize));
+    config.headDim = config.hiddenSize / config.numHeads;
+  }
+  if (config.numHeads % config.numKvHeads != 0)
+    return configError(llvm::formatv(
+        "'num_key_value_heads' = {0} does not divide 'num_attention_heads' = "
+        "{1}",
+        config.numKvHeads, config.numHeads));
+  if (config.headDim % 2 != 0)
+    return configError(llvm::formatv(
+        "the head dimension ({0}) must be even for rotary embeddings",
+        config.headDim));
+
+  switch (config.arch) {
+  case ModelArch::Mixtral:
+    READ(readPositive(*obj, "num_local_experts", config.numExperts));
+    READ(readPositive(*obj, "num_experts_per_tok", config.topK));
+    READ(readPositive(*obj, "intermediate_size", config.expertFfn));
+    config.renormalize = true;
+    config.activation = Activation::silu_glu;
+    break;
+  case ModelArch::Qwen2Moe: {
+    READ(readPositive(*obj, "num_experts", config.numExperts));
+    READ(readPositive(*obj, "num_experts_per_tok", config.topK));
+    READ(readPositive(*obj, "moe_intermediate_size", config.expertFfn));
+    READ(readPositive(*obj, "shared_expert_intermediate_size",
+                      config.sharedFfn));
+    READ(readBool(*obj, "norm_topk_prob", config.renormalize, false));
+    int64_t sparseStep = 1;
+    READ(readPositive(*obj, "decoder_sparse_step", sparseStep, 1));
+    if (sparseStep != 1)
+      return configError(llvm::formatv(
+          "'decoder_sparse_step' = {0} is not supported (only 1: every layer "
+          "is an MoE layer)",
+          sparseStep));
+    if (const llvm::json::Array *dense = obj->getArray("mlp_only_layers");
+        dense && !dense->empty())
+      return configError("'mlp_only_layers' must be empty (dense layers are "
+                         "not supported)");
+    config.sharedExpertGate = true;
+    config.qkvBias = true;
+    config.activation = Activation::silu_glu;
+    break;
+  }
+  case ModelArch::Switch: {
+    READ(readPositive(*obj, "num_experts", config.numExperts));
+    READ(readPositive(*obj, "intermediate_size", config.expertFfn));
+    READ(readPositive(*obj, "num_experts_per_tok", config.topK, 1));
+    if (config.topK != 1)
+      return configError(llvm::formatv(
+          "'num_experts_per_tok' must be 1 for SwitchMoeForCausalLM, got {0}",
+          config.topK));
+    double factor = 0;
+    READ(readPositiveNumber(*obj, "capacity_factor", factor));
+    config.capacityFactor = factor;
+    config.activation = Activation::relu;
+    break;
+  }
+  }
+  if (config.topK > config.numExperts)
+    return configError(llvm::formatv(
+        "'num_experts_per_tok' = {0} exceeds the number of experts ({1})",
+        config.topK, config.numExperts));
+  READ(readBool(*obj, "tie_word_embeddings", config.tieWordEmbeddings, false));
+  READ(rejectUnsupported(*obj, config));
+#undef READ
+  return config;
+}
