@@ -31,7 +31,8 @@ static double now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static float *load(const char *dir, const char *name, int rank, int64_t *shape) {
+static float *load(const char *dir, const char *name, int rank,
+                   int64_t *shape) {
   char path[4096];
   snprintf(path, sizeof(path), "%s/%s.npy", dir, name);
   moert_npy_array_t a;
@@ -50,8 +51,8 @@ static moert_memref2d_f32_t m2(float *p, const int64_t *s) {
   return m;
 }
 static moert_memref3d_f32_t m3(float *p, const int64_t *s) {
-  moert_memref3d_f32_t m = {p, p, 0, {s[0], s[1], s[2]},
-                            {s[1] * s[2], s[2], 1}};
+  moert_memref3d_f32_t m = {
+      p, p, 0, {s[0], s[1], s[2]}, {s[1] * s[2], s[2], 1}};
   return m;
 }
 

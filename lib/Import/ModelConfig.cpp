@@ -82,10 +82,10 @@ llvm::Error rejectUnsupported(const Object &obj, const ModelConfig &config) {
                        llvm::formatv("{0}", *v).str() + "); expected null");
   if (const llvm::json::Value *v = obj.get("hidden_act")) {
     std::optional<llvm::StringRef> act = v->getAsString();
-    llvm::StringRef expected =
-        config.activation == Activation::silu_glu ? "silu"
-        : config.activation == Activation::gelu   ? "gelu"
-                                                  : "relu";
+    llvm::StringRef expected = config.activation == Activation::silu_glu
+                                   ? "silu"
+                               : config.activation == Activation::gelu ? "gelu"
+                                                                       : "relu";
     if (!act || *act != expected)
       return configError("'hidden_act' must be \"" + expected + "\" for " +
                          config.archName + ", got " +

@@ -53,8 +53,8 @@ class ModelBuilder {
 public:
   ModelBuilder(MLIRContext *ctx, const ModelConfig &config, int64_t batch,
                int64_t seqLen, PlanAttr plan)
-      : ctx(ctx), b(ctx), loc(UnknownLoc::get(ctx)), config(config),
-        plan(plan), dp(plan ? plan.getDp() : 1), tp(plan ? plan.getTp() : 1),
+      : ctx(ctx), b(ctx), loc(UnknownLoc::get(ctx)), config(config), plan(plan),
+        dp(plan ? plan.getDp() : 1), tp(plan ? plan.getTp() : 1),
         ep(plan ? plan.getEp() : 1), etp(plan ? plan.getEtp() : 1),
         globalBatch(batch), batch(batch / dp), seqLen(seqLen),
         tokens(this->batch * seqLen), globalTokens(batch * seqLen) {}
@@ -70,8 +70,8 @@ private:
   /// when stacked); `shape` is this rank's part (the manifest tells the
   /// runtime which part: its `count` experts of the EP group, or its block
   /// of dimension `slice.dim` in the TP or ETP group).
-  Value weight(llvm::StringRef name, ArrayRef<int64_t> shape,
-               int64_t count = 1, Slice part = kWhole);
+  Value weight(llvm::StringRef name, ArrayRef<int64_t> shape, int64_t count = 1,
+               Slice part = kWhole);
   Slice tpSlice(int64_t dim) const {
     return tp > 1 ? Slice{Slice::Tp, dim} : kWhole;
   }
@@ -150,8 +150,7 @@ int64_t ModelBuilder::reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
   case Slice::Tp:
   case Slice::Etp:
     manifest += llvm::formatv("tensor-slice {0} {1}",
-                              part.kind == Slice::Tp ? "tp" : "etp",
-                              part.dim);
+                              part.kind == Slice::Tp ? "tp" : "etp", part.dim);
     break;
   }
   manifest += llvm::formatv(" {0} {1} {2}", offset, count, shape.size());
@@ -202,8 +201,8 @@ Value ModelBuilder::rmsNorm(Value x, Value w) {
       b, loc, buildZeros(b, loc, {b.getIndexAttr(tokens)}, b.getF32Type()),
       ValueRange{x},
       {AffineMap::get(2, 0, {t, h}, ctx), AffineMap::get(2, 0, {t}, ctx)},
-      {IT::parallel, IT::reduction}, [](OpBuilder &nb, Location l,
-                                         ValueRange a) {
+      {IT::parallel, IT::reduction},
+      [](OpBuilder &nb, Location l, ValueRange a) {
         Value sq = arith::MulFOp::create(nb, l, a[0], a[0]);
         return arith::AddFOp::create(nb, l, a[1], sq).getResult();
       });
@@ -215,8 +214,8 @@ Value ModelBuilder::rmsNorm(Value x, Value w) {
       ValueRange{x, sumSq, w},
       {AffineMap::get(2, 0, {t, h}, ctx), AffineMap::get(2, 0, {t}, ctx),
        AffineMap::get(2, 0, {h}, ctx), AffineMap::get(2, 0, {t, h}, ctx)},
-      {IT::parallel, IT::parallel}, [&](OpBuilder &nb, Location l,
-                                        ValueRange a) {
+      {IT::parallel, IT::parallel},
+      [&](OpBuilder &nb, Location l, ValueRange a) {
         Type f = nb.getF32Type();
         Value mean =
             arith::DivFOp::create(nb, l, a[1], buildConstant(nb, l, f, hidden));
@@ -240,8 +239,8 @@ Value ModelBuilder::linear(Value x, Value w, Value bias) {
       ValueRange{y, bias},
       {AffineMap::get(2, 0, {t, c}, ctx), AffineMap::get(2, 0, {c}, ctx),
        AffineMap::get(2, 0, {t, c}, ctx)},
-      {IT::parallel, IT::parallel}, [](OpBuilder &nb, Location l,
-                                       ValueRange a) {
+      {IT::parallel, IT::parallel},
+      [](OpBuilder &nb, Location l, ValueRange a) {
         return arith::AddFOp::create(nb, l, a[0], a[1]).getResult();
       });
 }
@@ -269,29 +268,30 @@ Value ModelBuilder::rope(Value x) {
   Value sinT = arith::ConstantOp::create(
       b, loc, DenseElementsAttr::get(tableType, ArrayRef<float>(sinTable)));
   int64_t seq = seqLen;
-  return buildMap(b, loc, ValueRange{x}, [&](OpBuilder &nb, Location l,
-                                               ValueRange a) {
-    Value t = linalg::IndexOp::create(nb, l, 0);
-    Value c = linalg::IndexOp::create(nb, l, 1);
-    auto idx = [&](int64_t v) {
-      return arith::ConstantIndexOp::create(nb, l, v).getResult();
-    };
-    Value pos = arith::RemUIOp::create(nb, l, t, idx(seq));
-    Value dd = arith::RemUIOp::create(nb, l, c, idx(d));
-    Value firstHalf =
-        arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, dd, idx(half));
-    Value partner = arith::SelectOp::create(
-        nb, l, firstHalf, arith::AddIOp::create(nb, l, c, idx(half)),
-        arith::SubIOp::create(nb, l, c, idx(half)));
-    Value other = tensor::ExtractOp::create(nb, l, x, {t, partner});
-    Value rotated = arith::SelectOp::create(
-        nb, l, firstHalf, arith::NegFOp::create(nb, l, other), other);
-    Value cs = tensor::ExtractOp::create(nb, l, cosT, {pos, dd});
-    Value sn = tensor::ExtractOp::create(nb, l, sinT, {pos, dd});
-    return arith::AddFOp::create(nb, l, arith::MulFOp::create(nb, l, a[0], cs),
-                                 arith::MulFOp::create(nb, l, rotated, sn))
-        .getResult();
-  });
+  return buildMap(
+      b, loc, ValueRange{x}, [&](OpBuilder &nb, Location l, ValueRange a) {
+        Value t = linalg::IndexOp::create(nb, l, 0);
+        Value c = linalg::IndexOp::create(nb, l, 1);
+        auto idx = [&](int64_t v) {
+          return arith::ConstantIndexOp::create(nb, l, v).getResult();
+        };
+        Value pos = arith::RemUIOp::create(nb, l, t, idx(seq));
+        Value dd = arith::RemUIOp::create(nb, l, c, idx(d));
+        Value firstHalf = arith::CmpIOp::create(
+            nb, l, arith::CmpIPredicate::ult, dd, idx(half));
+        Value partner = arith::SelectOp::create(
+            nb, l, firstHalf, arith::AddIOp::create(nb, l, c, idx(half)),
+            arith::SubIOp::create(nb, l, c, idx(half)));
+        Value other = tensor::ExtractOp::create(nb, l, x, {t, partner});
+        Value rotated = arith::SelectOp::create(
+            nb, l, firstHalf, arith::NegFOp::create(nb, l, other), other);
+        Value cs = tensor::ExtractOp::create(nb, l, cosT, {pos, dd});
+        Value sn = tensor::ExtractOp::create(nb, l, sinT, {pos, dd});
+        return arith::AddFOp::create(nb, l,
+                                     arith::MulFOp::create(nb, l, a[0], cs),
+                                     arith::MulFOp::create(nb, l, rotated, sn))
+            .getResult();
+      });
 }
 
 Value ModelBuilder::attention(Value q, Value k, Value v) {
@@ -325,20 +325,19 @@ Value ModelBuilder::attention(Value q, Value k, Value v) {
       headIterators);
   // Scale, then mask the future (j > i) with -inf.
   double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  Value masked = buildMap(b, loc, ValueRange{scores}, [&](OpBuilder &nb,
-                                                          Location l,
-                                                          ValueRange a) {
-    Value ii = linalg::IndexOp::create(nb, l, 2);
-    Value jj = linalg::IndexOp::create(nb, l, 3);
-    Value future =
-        arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ugt, jj, ii);
-    Value scaled =
-        arith::MulFOp::create(nb, l, a[0], buildConstant(nb, l, f, scale));
-    Value negInf = arith::ConstantOp::create(
-        nb, l,
-        nb.getF32FloatAttr(-std::numeric_limits<float>::infinity()));
-    return arith::SelectOp::create(nb, l, future, negInf, scaled).getResult();
-  });
+  Value masked = buildMap(
+      b, loc, ValueRange{scores}, [&](OpBuilder &nb, Location l, ValueRange a) {
+        Value ii = linalg::IndexOp::create(nb, l, 2);
+        Value jj = linalg::IndexOp::create(nb, l, 3);
+        Value future =
+            arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ugt, jj, ii);
+        Value scaled =
+            arith::MulFOp::create(nb, l, a[0], buildConstant(nb, l, f, scale));
+        Value negInf = arith::ConstantOp::create(
+            nb, l, nb.getF32FloatAttr(-std::numeric_limits<float>::infinity()));
+        return arith::SelectOp::create(nb, l, future, negInf, scaled)
+            .getResult();
+      });
   Value rows = tensor::CollapseShapeOp::create(
       b, loc, masked, ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
   Value probs2 = buildSoftmaxRows(b, loc, rows);
@@ -363,8 +362,8 @@ Value ModelBuilder::attention(Value q, Value k, Value v) {
       b, loc, out, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}});
 }
 
-ModelBuilder::MoEWeights
-ModelBuilder::moeWeights(const std::string &prefix, int64_t localExperts) {
+ModelBuilder::MoEWeights ModelBuilder::moeWeights(const std::string &prefix,
+                                                  int64_t localExperts) {
   // Expert FFN widths are this rank's part when experts are sliced over etp:
   // gate/up by rows (dim 0), down by columns (dim 1).
   int64_t e = config.numExperts, h = config.hiddenSize,
@@ -380,27 +379,27 @@ ModelBuilder::moeWeights(const std::string &prefix, int64_t localExperts) {
   switch (config.arch) {
   case ModelArch::Mixtral:
     w.router = weight(prefix + "block_sparse_moe.gate.weight", {e, h});
-    w.gate = weight(prefix + "block_sparse_moe.experts.{}.w1.weight", {f, h},
-                    n, byRows);
+    w.gate = weight(prefix + "block_sparse_moe.experts.{}.w1.weight", {f, h}, n,
+                    byRows);
     w.up = weight(prefix + "block_sparse_moe.experts.{}.w3.weight", {f, h}, n,
                   byRows);
-    w.down = weight(prefix + "block_sparse_moe.experts.{}.w2.weight", {h, f},
-                    n, byCols);
+    w.down = weight(prefix + "block_sparse_moe.experts.{}.w2.weight", {h, f}, n,
+                    byCols);
     break;
   case ModelArch::Qwen2Moe: {
     // The shared expert is sliced over etp like the routed ones, so that the
     // whole block's output is one partial sum.
     int64_t fs = config.sharedFfn / etp;
     w.router = weight(prefix + "mlp.gate.weight", {e, h});
-    w.gate = weight(prefix + "mlp.experts.{}.gate_proj.weight", {f, h}, n,
-                    byRows);
+    w.gate =
+        weight(prefix + "mlp.experts.{}.gate_proj.weight", {f, h}, n, byRows);
     w.up = weight(prefix + "mlp.experts.{}.up_proj.weight", {f, h}, n, byRows);
-    w.down = weight(prefix + "mlp.experts.{}.down_proj.weight", {h, f}, n,
-                    byCols);
+    w.down =
+        weight(prefix + "mlp.experts.{}.down_proj.weight", {h, f}, n, byCols);
     w.sharedGateProj = weight(prefix + "mlp.shared_expert.gate_proj.weight",
                               {fs, h}, 1, etpSlice(0));
-    w.sharedUp = weight(prefix + "mlp.shared_expert.up_proj.weight", {fs, h},
-                        1, etpSlice(0));
+    w.sharedUp = weight(prefix + "mlp.shared_expert.up_proj.weight", {fs, h}, 1,
+                        etpSlice(0));
     w.sharedDown = weight(prefix + "mlp.shared_expert.down_proj.weight",
                           {h, fs}, 1, etpSlice(1));
     w.sharedGate = weight(prefix + "mlp.shared_expert_gate.weight", {1, h});
@@ -418,8 +417,7 @@ ModelBuilder::moeWeights(const std::string &prefix, int64_t localExperts) {
 IntegerAttr ModelBuilder::capacityFor(int64_t numTokens) {
   if (!config.capacityFactor)
     return {};
-  double c = std::ceil(*config.capacityFactor *
-                       static_cast<double>(numTokens) *
+  double c = std::ceil(*config.capacityFactor * static_cast<double>(numTokens) *
                        static_cast<double>(config.topK) /
                        static_cast<double>(config.numExperts));
   return b.getI64IntegerAttr(std::max<int64_t>(1, (int64_t)c));
@@ -441,17 +439,16 @@ Value ModelBuilder::allReduce(Value x, StringRef grid, int16_t axis) {
 }
 
 Value ModelBuilder::gridIndex(StringRef grid, int16_t axis) {
-  return shard::ProcessMultiIndexOp::create(b, loc,
-                                            TypeRange{b.getIndexType()}, grid,
-                                            ArrayRef<int16_t>{axis})
+  return shard::ProcessMultiIndexOp::create(b, loc, TypeRange{b.getIndexType()},
+                                            grid, ArrayRef<int16_t>{axis})
       .getResult()[0];
 }
 
 Value ModelBuilder::localRows(Value x, Value index) {
   Value offset = arith::MulIOp::create(
       b, loc, index, arith::ConstantIndexOp::create(b, loc, tokens));
-  auto type = RankedTensorType::get({tokens, config.hiddenSize},
-                                    b.getF32Type());
+  auto type =
+      RankedTensorType::get({tokens, config.hiddenSize}, b.getF32Type());
   return tensor::ExtractSliceOp::create(
       b, loc, type, x, ArrayRef<OpFoldResult>{offset, b.getIndexAttr(0)},
       ArrayRef<OpFoldResult>{b.getIndexAttr(tokens),
@@ -462,12 +459,12 @@ Value ModelBuilder::localRows(Value x, Value index) {
 Value ModelBuilder::allToAllBlock(Value x, const MoEWeights &w) {
   int64_t e = config.numExperts, h = config.hiddenSize, k = config.topK;
   Type f = b.getF32Type(), i32 = b.getI32Type();
-  auto router = RouterOp::create(
-      b, loc, RankedTensorType::get({tokens, k}, f),
-      RankedTensorType::get({tokens, k}, i32), x, w.router, Value(),
-      b.getI64IntegerAttr(k),
-      ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
-      config.renormalize ? b.getUnitAttr() : UnitAttr());
+  auto router =
+      RouterOp::create(b, loc, RankedTensorType::get({tokens, k}, f),
+                       RankedTensorType::get({tokens, k}, i32), x, w.router,
+                       Value(), b.getI64IntegerAttr(k),
+                       ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
+                       config.renormalize ? b.getUnitAttr() : UnitAttr());
   auto dispatch = DispatchOp::create(
       b, loc, RankedTensorType::get({e, tokens, h}, f),
       RankedTensorType::get({tokens, k}, i32), RankedTensorType::get({e}, i32),
@@ -480,9 +477,9 @@ Value ModelBuilder::allToAllBlock(Value x, const MoEWeights &w) {
   Value computed = ExpertsOp::create(
       b, loc, localType, sent, /*counts=*/Value(), w.gate, w.up, w.down,
       ActivationAttr::get(ctx, config.activation));
-  Value back = shard::AllToAllOp::create(
-      b, loc, dispatch.getBuffer().getType(), kExpertGridName,
-      ArrayRef<int16_t>{2}, computed, APInt(64, 1), APInt(64, 0));
+  Value back = shard::AllToAllOp::create(b, loc, dispatch.getBuffer().getType(),
+                                         kExpertGridName, ArrayRef<int16_t>{2},
+                                         computed, APInt(64, 1), APInt(64, 0));
   return CombineOp::create(b, loc, x.getType(), back, dispatch.getSlots(),
                            router.getIds(), router.getWeights());
 }
@@ -492,19 +489,19 @@ Value ModelBuilder::expertSlicedBlock(Value xg, const MoEWeights &w,
   int64_t e = config.numExperts, h = config.hiddenSize, k = config.topK;
   int64_t c = capacity.getInt();
   Type f = b.getF32Type(), i32 = b.getI32Type();
-  auto router = RouterOp::create(
-      b, loc, RankedTensorType::get({globalTokens, k}, f),
-      RankedTensorType::get({globalTokens, k}, i32), xg, w.router, Value(),
-      b.getI64IntegerAttr(k),
-      ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
-      config.renormalize ? b.getUnitAttr() : UnitAttr());
+  auto router =
+      RouterOp::create(b, loc, RankedTensorType::get({globalTokens, k}, f),
+                       RankedTensorType::get({globalTokens, k}, i32), xg,
+                       w.router, Value(), b.getI64IntegerAttr(k),
+                       ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
+                       config.renormalize ? b.getUnitAttr() : UnitAttr());
   auto dispatch = DispatchOp::create(
       b, loc, RankedTensorType::get({e, c, h}, f),
       RankedTensorType::get({globalTokens, k}, i32),
       RankedTensorType::get({e}, i32), xg, router.getIds(), UnitAttr());
-  Value first = arith::MulIOp::create(
-      b, loc, gridIndex(kExpertGridName, 2),
-      arith::ConstantIndexOp::create(b, loc, e / ep));
+  Value first =
+      arith::MulIOp::create(b, loc, gridIndex(kExpertGridName, 2),
+                            arith::ConstantIndexOp::create(b, loc, e / ep));
   auto localType = RankedTensorType::get({e / ep, c, h}, f);
   Value mine = tensor::ExtractSliceOp::create(
       b, loc, localType, dispatch.getBuffer(),
@@ -579,16 +576,15 @@ Value ModelBuilder::embed(Value ids) {
                  b.getF32Type()),
       ValueRange{flatIds},
       {AffineMap::get(2, 0, {t}, ctx), AffineMap::get(2, 0, {t, h}, ctx)},
-      {IT::parallel, IT::parallel}, [&](OpBuilder &nb, Location l,
-                                        ValueRange a) {
+      {IT::parallel, IT::parallel},
+      [&](OpBuilder &nb, Location l, ValueRange a) {
         // The runtime rejects out-of-range ids before the call; the clamp
         // only keeps a bad id from reading outside the table.
         Value id = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[0]);
         Value zero = arith::ConstantIndexOp::create(nb, l, 0);
         Value last = arith::ConstantIndexOp::create(nb, l, vocab - 1);
-        id = arith::MinSIOp::create(nb, l,
-                                    arith::MaxSIOp::create(nb, l, id, zero),
-                                    last);
+        id = arith::MinSIOp::create(
+            nb, l, arith::MaxSIOp::create(nb, l, id, zero), last);
         Value hh = linalg::IndexOp::create(nb, l, 1);
         return tensor::ExtractOp::create(nb, l, table, {id, hh}).getResult();
       });
@@ -598,8 +594,7 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
   b.setInsertionPointToEnd(module->getBody());
   if (isPartitioned()) {
-    shard::GridOp::create(b, loc, kDenseGridName,
-                          ArrayRef<int64_t>{1, dp, tp});
+    shard::GridOp::create(b, loc, kDenseGridName, ArrayRef<int64_t>{1, dp, tp});
     shard::GridOp::create(b, loc, kExpertGridName,
                           ArrayRef<int64_t>{1, dp * tp / ep, ep});
     if (etp > 1)
@@ -630,23 +625,23 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
     Value normed = rmsNorm(x, weight(p + "input_layernorm.weight", {h}));
     // Megatron: q/k/v split by heads (rows), o_proj by its input columns;
     // the partial outputs of o_proj are summed over the tp group.
-    Value qW = weight(p + "self_attn.q_proj.weight", {nh * d, h}, 1,
-                      tpSlice(0));
-    Value qB = config.qkvBias ? weight(p + "self_attn.q_proj.bias", {nh * d},
-                                       1, tpSlice(0))
+    Value qW =
+        weight(p + "self_attn.q_proj.weight", {nh * d, h}, 1, tpSlice(0));
+    Value qB = config.qkvBias ? weight(p + "self_attn.q_proj.bias", {nh * d}, 1,
+                                       tpSlice(0))
                               : Value();
-    Value kW = weight(p + "self_attn.k_proj.weight", {nkv * d, h}, 1,
-                      tpSlice(0));
+    Value kW =
+        weight(p + "self_attn.k_proj.weight", {nkv * d, h}, 1, tpSlice(0));
     Value kB = config.qkvBias ? weight(p + "self_attn.k_proj.bias", {nkv * d},
                                        1, tpSlice(0))
                               : Value();
-    Value vW = weight(p + "self_attn.v_proj.weight", {nkv * d, h}, 1,
-                      tpSlice(0));
+    Value vW =
+        weight(p + "self_attn.v_proj.weight", {nkv * d, h}, 1, tpSlice(0));
     Value vB = config.qkvBias ? weight(p + "self_attn.v_proj.bias", {nkv * d},
                                        1, tpSlice(0))
                               : Value();
-    Value oW = weight(p + "self_attn.o_proj.weight", {h, nh * d}, 1,
-                      tpSlice(1));
+    Value oW =
+        weight(p + "self_attn.o_proj.weight", {h, nh * d}, 1, tpSlice(1));
     Value q = rope(linear(normed, qW, qB));
     Value k = rope(linear(normed, kW, kB));
     Value v = linear(normed, vW, vB);
@@ -674,9 +669,9 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
       config.archName, globalBatch, seqLen, h, config.vocabSize, blobSize,
       config.tieWordEmbeddings ? 1 : 0);
   if (plan)
-    header += llvm::formatv("plan {0} {1} {2} {3} {4}\n", plan.getDp(),
-                            plan.getTp(), plan.getEp(), plan.getEtp(),
-                            plan.getPp());
+    header +=
+        llvm::formatv("plan {0} {1} {2} {3} {4}\n", plan.getDp(), plan.getTp(),
+                      plan.getEp(), plan.getEtp(), plan.getPp());
   (*module)->setAttr(kManifestAttrName, b.getStringAttr(header + manifest));
   return module;
 }

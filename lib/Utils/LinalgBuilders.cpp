@@ -99,8 +99,7 @@ Value mlir::moe::buildRowReduce(
     OpBuilder &b, Location loc, Value x, Value init,
     function_ref<Value(OpBuilder &, Location, Value, Value)> combine) {
   MLIRContext *ctx = b.getContext();
-  Value out =
-      buildFilled(b, loc, {tensor::getMixedSize(b, loc, x, 0)}, init);
+  Value out = buildFilled(b, loc, {tensor::getMixedSize(b, loc, x, 0)}, init);
   AffineExpr r, c;
   bindDims(ctx, r, c);
   SmallVector<AffineMap> maps = {AffineMap::get(2, 0, {r, c}, ctx),

@@ -6,8 +6,8 @@
  *
  *===----------------------------------------------------------------------===*/
 
-#include "moert/moert.h"
 #include "moert/memref.h"
+#include "moert/moert.h"
 
 #include <cblas.h>
 
@@ -38,8 +38,7 @@ static float load(const moert_memref2d_f32_t *m, int64_t i, int64_t j) {
 MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
                                         moert_memref2d_f32_t *b,
                                         moert_memref2d_f32_t *c,
-                                        int32_t transposeA,
-                                        int32_t transposeB,
+                                        int32_t transposeA, int32_t transposeB,
                                         int32_t accumulate) {
   int64_t m = c->sizes[0], n = c->sizes[1];
   int64_t k = transposeA ? a->sizes[0] : a->sizes[1];
@@ -59,14 +58,13 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
   if (blasLayout(a, &aCol, &lda) && blasLayout(b, &bCol, &ldb) &&
       blasLayout(c, &cCol, &ldc) && !cCol) {
     /* A column-major operand is the row-major transpose of itself. */
-    enum CBLAS_TRANSPOSE ta = (transposeA != 0) != (aCol != 0) ? CblasTrans
-                                                               : CblasNoTrans;
-    enum CBLAS_TRANSPOSE tb = (transposeB != 0) != (bCol != 0) ? CblasTrans
-                                                               : CblasNoTrans;
-    cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k,
-                1.0f, a->aligned + a->offset, (blasint)lda,
-                b->aligned + b->offset, (blasint)ldb, beta,
-                c->aligned + c->offset, (blasint)ldc);
+    enum CBLAS_TRANSPOSE ta =
+        (transposeA != 0) != (aCol != 0) ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE tb =
+        (transposeB != 0) != (bCol != 0) ? CblasTrans : CblasNoTrans;
+    cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, 1.0f,
+                a->aligned + a->offset, (blasint)lda, b->aligned + b->offset,
+                (blasint)ldb, beta, c->aligned + c->offset, (blasint)ldc);
     return;
   }
   for (int64_t i = 0; i < m; ++i)

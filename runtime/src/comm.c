@@ -16,8 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-static int gInitialized;    /* MPI_Init called by us */
-static int gUsingMpi;       /* the group communicators exist */
+static int gInitialized; /* MPI_Init called by us */
+static int gUsingMpi;    /* the group communicators exist */
 static int gRank, gSize = 1;
 static moert_plan_t gPlan = {1, 1, 1, 1, 1};
 static MPI_Comm gComms[MOERT_NUM_GROUPS];
@@ -127,10 +127,9 @@ moert_status_t moert_comm_init(const moert_plan_t *plan, int *argc,
   moert_coords_t c = moert_plan_coords(plan, gRank);
   int stageSize = plan->dp * plan->tp;
   int colors[MOERT_NUM_GROUPS] = {
-      0,
-      c.pp * plan->tp + c.tp,                           /* dp */
-      c.pp * plan->dp + c.dp,                           /* tp */
-      c.pp * (stageSize / plan->ep) + c.ep_group,       /* ep */
+      0, c.pp * plan->tp + c.tp,                  /* dp */
+      c.pp * plan->dp + c.dp,                     /* tp */
+      c.pp * (stageSize / plan->ep) + c.ep_group, /* ep */
       (c.pp * plan->dp + c.dp) * (plan->tp / plan->etp) + c.etp_group};
   gComms[MOERT_GROUP_WORLD] = MPI_COMM_WORLD;
   for (int g = 1; g < MOERT_NUM_GROUPS; ++g) {

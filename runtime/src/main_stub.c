@@ -13,6 +13,5 @@ void _mlir_ciface_forward(moert_memref3d_f32_t *result,
                           moert_memref1d_f32_t *blob);
 
 int main(int argc, char **argv) {
-  return moert_model_main(argc, argv, moe_model_manifest,
-                          _mlir_ciface_forward);
+  return moert_model_main(argc, argv, moe_model_manifest, _mlir_ciface_forward);
 }

@@ -13,9 +13,9 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +26,9 @@
 typedef struct Manifest {
   char arch[128];
   int64_t batch, seq, hidden, vocab, blob; /* batch: the global batch */
-  int tied;                                 /* lm_head is embed_tokens */
-  moert_plan_t plan;                        /* all 1 without a plan line */
-  const char *tensors;                      /* first "tensor" line */
+  int tied;                                /* lm_head is embed_tokens */
+  moert_plan_t plan;                       /* all 1 without a plan line */
+  const char *tensors;                     /* first "tensor" line */
 } Manifest;
 
 /* Rows of the global batch this rank computes: its data-parallel slice. */
@@ -87,8 +87,8 @@ static void usage(FILE *out, const char *prog, const Manifest *m) {
     fprintf(out,
             "\nCompiled for %d ranks (dp=%d tp=%d ep=%d etp=%d pp=%d): run it "
             "as mpiexec -n %d %s ...; rank 0 writes the output.\n",
-            world, m->plan.dp, m->plan.tp, m->plan.ep, m->plan.etp,
-            m->plan.pp, world, prog);
+            world, m->plan.dp, m->plan.tp, m->plan.ep, m->plan.etp, m->plan.pp,
+            world, prog);
 }
 
 static int parseManifest(const char *text, Manifest *m) {
@@ -212,8 +212,7 @@ static int hasTensor(const Checkpoint *c, const char *name) {
 }
 
 /* Fills the weight buffer from the checkpoint, tensor by tensor. */
-static int loadWeights(const Manifest *m, const Checkpoint *ckpt,
-                       float *blob) {
+static int loadWeights(const Manifest *m, const Checkpoint *ckpt, float *blob) {
   moert_status_t status = NULL;
   int rc = 0;
   for (const char *line = m->tensors; *line && !rc;) {
@@ -257,8 +256,7 @@ static int loadWeights(const Manifest *m, const Checkpoint *ckpt,
     int rank, consumed;
     if (sscanf(fields, "%" SCNd64 " %" SCNd64 " %d%n", &offset, &count, &rank,
                &consumed) != 3 ||
-        rank < 1 || rank > MOERT_MAX_RANK || sliceDim < 0 ||
-        sliceDim >= rank) {
+        rank < 1 || rank > MOERT_MAX_RANK || sliceDim < 0 || sliceDim >= rank) {
       rc = error("malformed manifest line: %s", buffer);
       break;
     }
@@ -296,9 +294,9 @@ static int loadWeights(const Manifest *m, const Checkpoint *ckpt,
         memcpy(full, shape, sizeof(int64_t) * (size_t)rank);
         full[sliceDim] *= groupSize;
         int64_t begin = groupRank * shape[sliceDim];
-        status = moert_safetensors_read_f32_slice(
-            file, tensorName, rank, full, sliceDim, begin,
-            begin + shape[sliceDim], dst);
+        status = moert_safetensors_read_f32_slice(file, tensorName, rank, full,
+                                                  sliceDim, begin,
+                                                  begin + shape[sliceDim], dst);
       } else {
         status = moert_safetensors_read_f32(file, tensorName, rank, shape, dst);
       }
@@ -320,8 +318,8 @@ static int loadIds(const Manifest *m, const char *path, int64_t *ids) {
       array.shape[1] != m->seq) {
     char shape[128] = "";
     for (int i = 0; i < array.rank; ++i)
-      snprintf(shape + strlen(shape), sizeof(shape) - strlen(shape), "%s%" PRId64,
-               i ? ", " : "", array.shape[i]);
+      snprintf(shape + strlen(shape), sizeof(shape) - strlen(shape),
+               "%s%" PRId64, i ? ", " : "", array.shape[i]);
     rc = error("%s: token ids have shape [%s]; this executable was compiled "
                "for [%" PRId64 ", %" PRId64 "] (moe-compile --batch/--seq-len)",
                path, shape, m->batch, m->seq);
@@ -373,8 +371,8 @@ static int writeLogits(const Manifest *m, const float *hidden,
   int rc = 0;
   if (!head || !out) {
     rc = error("out of memory for the logits");
-  } else if ((status = moert_safetensors_read_f32(file, name, 2, headShape,
-                                                   head))) {
+  } else if ((status =
+                  moert_safetensors_read_f32(file, name, 2, headShape, head))) {
     rc = statusError(status);
   } else {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows,
@@ -462,7 +460,7 @@ static int runModel(int argc, char **argv, const char *manifestText,
       weights[numWeights++] = argv[++i];
       continue;
     }
-    const char **target = !strcmp(arg, "--input")  ? &input
+    const char **target = !strcmp(arg, "--input")    ? &input
                           : !strcmp(arg, "--output") ? &output
                                                      : NULL;
     long *count = !strcmp(arg, "--iters")     ? &iters
@@ -488,7 +486,8 @@ static int runModel(int argc, char **argv, const char *manifestText,
   if (threads > 0)
     openblas_set_num_threads((int)threads);
 
-  float *blob = aligned_alloc(64, ((size_t)m.blob * sizeof(float) + 63) / 64 * 64);
+  float *blob =
+      aligned_alloc(64, ((size_t)m.blob * sizeof(float) + 63) / 64 * 64);
   int64_t *ids = malloc((size_t)(localBatch(&m) * m.seq) * sizeof(int64_t));
   if (!blob || !ids) {
     free(blob);
@@ -503,8 +502,8 @@ static int runModel(int argc, char **argv, const char *manifestText,
     rc = loadIds(&m, input, ids);
 
   moert_memref1d_f32_t blobRef = {blob, blob, 0, {m.blob}, {1}};
-  moert_memref2d_i64_t idsRef = {ids, ids, 0, {localBatch(&m), m.seq},
-                                 {m.seq, 1}};
+  moert_memref2d_i64_t idsRef = {
+      ids, ids, 0, {localBatch(&m), m.seq}, {m.seq, 1}};
   /* Test hook for the failure tests: this rank dies before the first pass,
    * as a crashed process would. */
   const char *killRank = getenv("MOERT_TEST_KILL_RANK");
@@ -527,9 +526,8 @@ static int runModel(int argc, char **argv, const char *manifestText,
     /* Every dp group gathers to its first rank (tensor-parallel replicas
      * hold the same rows); world rank 0 writes. */
     int gathers = moert_comm_coords().dp == 0;
-    float *all = gathers
-                     ? malloc((size_t)(local * m.plan.dp) * sizeof(float))
-                     : NULL;
+    float *all =
+        gathers ? malloc((size_t)(local * m.plan.dp) * sizeof(float)) : NULL;
     if (!dense || (gathers && !all)) {
       rc = error("out of memory for the output");
     } else {

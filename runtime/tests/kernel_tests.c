@@ -44,11 +44,15 @@ static void checkGemm(int transposeA, int transposeB, int columnMajorB,
    * apart, which no BLAS layout expresses, to exercise the fallback. */
   int64_t aRows = transposeA ? K : M, aCols = transposeA ? M : K;
   int64_t aColStride = stridedA ? 2 : 1;
-  moert_memref2d_f32_t a = {aData, aData, 0, {aRows, aCols},
-                            {aCols * aColStride, aColStride}};
+  moert_memref2d_f32_t a = {
+      aData, aData, 0, {aRows, aCols}, {aCols * aColStride, aColStride}};
   int64_t bRows = transposeB ? N : K, bCols = transposeB ? K : N;
-  moert_memref2d_f32_t b = {bData, bData, 0, {bRows, bCols},
-                            {columnMajorB ? 1 : bCols, columnMajorB ? bRows : 1}};
+  moert_memref2d_f32_t b = {
+      bData,
+      bData,
+      0,
+      {bRows, bCols},
+      {columnMajorB ? 1 : bCols, columnMajorB ? bRows : 1}};
   moert_memref2d_f32_t c = {cData, cData, 0, {M, N}, {N, 1}};
   for (int i = 0; i < M; ++i)
     for (int j = 0; j < N; ++j)

@@ -131,8 +131,8 @@ static void testVersionMatchesBuild(void) {
   EXPECT(version.patch == MOERT_VERSION_PATCH);
   EXPECT(version.major == MOERT_ABI_VERSION_MAJOR);
   char expected[64];
-  snprintf(expected, sizeof(expected), "%d.%d.%d", version.major,
-           version.minor, version.patch);
+  snprintf(expected, sizeof(expected), "%d.%d.%d", version.major, version.minor,
+           version.patch);
   EXPECT(strcmp(moert_get_version_string(), expected) == 0);
 }
 
@@ -176,8 +176,7 @@ static void testCodeNames(void) {
   EXPECT(strcmp(moert_status_code_name(MOERT_OK), "OK") == 0);
   EXPECT(strcmp(moert_status_code_name(MOERT_INVALID_ARGUMENT),
                 "INVALID_ARGUMENT") == 0);
-  EXPECT(strcmp(moert_status_code_name(MOERT_UNAVAILABLE), "UNAVAILABLE") ==
-         0);
+  EXPECT(strcmp(moert_status_code_name(MOERT_UNAVAILABLE), "UNAVAILABLE") == 0);
   EXPECT(strcmp(moert_status_code_name((moert_status_code_t)99), "UNKNOWN") ==
          0);
 }

@@ -13,15 +13,15 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Import/ModelImport.h"
 
+#include "mlir/AsmParser/AsmParser.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/AsmState.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
-#include "mlir/AsmParser/AsmParser.h"
-#include "mlir/IR/Diagnostics.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
@@ -34,9 +34,9 @@
 #include "llvm/IR/Module.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/CommandLine.h"
-#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -55,9 +55,9 @@ namespace cl = llvm::cl;
 
 static cl::OptionCategory category("moe-compile options");
 
-static cl::opt<std::string> inputFilename(cl::Positional,
-                                          cl::desc("<config.json | model.mlir>"),
-                                          cl::Required, cl::cat(category));
+static cl::opt<std::string>
+    inputFilename(cl::Positional, cl::desc("<config.json | model.mlir>"),
+                  cl::Required, cl::cat(category));
 static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
                                            cl::value_desc("path"),
                                            cl::init("a.out"),
@@ -217,7 +217,8 @@ int main(int argc, char **argv) {
       argc, argv,
       "moe-compile: compile a Mixture-of-Experts model into an executable\n\n"
       "  moe-compile model.json --target cpu -o model\n"
-      "  ./model --weights model.safetensors --input ids.npy --output out.npy\n\n"
+      "  ./model --weights model.safetensors --input ids.npy --output "
+      "out.npy\n\n"
       "MLIR's options (--mlir-print-ir-after-all, --mlir-timing, ...) are "
       "accepted too; --help-hidden lists them.\n");
 
@@ -248,8 +249,9 @@ int main(int argc, char **argv) {
     plan = *parsed;
   }
   if (explainPlan) {
-    explain(plan ? plan : moe::PlanAttr::get(&context, 1, 1, 1, 1, 1,
-                                              {moe::DispatchStrategy::a2a}),
+    explain(plan ? plan
+                 : moe::PlanAttr::get(&context, 1, 1, 1, 1, 1,
+                                      {moe::DispatchStrategy::a2a}),
             llvm::outs());
     return 0;
   }
@@ -383,16 +385,16 @@ int main(int argc, char **argv) {
     std::string rpath = "-Wl,-rpath," + libDir;
     std::string mainLib = libDir + "/libmoert_main.a";
     std::string libPath = "-L" + libDir;
-    SmallVector<StringRef> args = {linker,  objectPath.str(), mainLib,
-                                   libPath, "-lmoert",        rpath,
-                                   "-lm",   "-o",             outputFilename};
+    SmallVector<StringRef> args = {
+        linker, objectPath.str(), mainLib, libPath, "-lmoert", rpath, "-lm",
+        "-o",   outputFilename};
     std::string linkError;
     int rc = llvm::sys::ExecuteAndWait(linker, args, std::nullopt, {}, 0, 0,
                                        &linkError);
     if (rc != 0)
-      return fail("linking with the runtime failed (" + linker + "): " +
-                  (linkError.empty() ? "exit code " + std::to_string(rc)
-                                     : linkError));
+      return fail(
+          "linking with the runtime failed (" + linker + "): " +
+          (linkError.empty() ? "exit code " + std::to_string(rc) : linkError));
   }
   return 0;
 }

@@ -63,9 +63,10 @@ llvm::Expected<ModelConfig> parseModelConfig(llvm::StringRef json);
 /// (pp x dp x tp), `@moe_experts` (pp x dp*tp/ep x ep) and, with etp > 1,
 /// `@moe_expert_tensor` (pp x dp*tp/etp x etp); the plan is attached as
 /// `moe.plan`.
-llvm::Expected<OwningOpRef<ModuleOp>>
-importModel(MLIRContext *context, const ModelConfig &config, int64_t batch,
-            int64_t seqLen, PlanAttr plan = {});
+llvm::Expected<OwningOpRef<ModuleOp>> importModel(MLIRContext *context,
+                                                  const ModelConfig &config,
+                                                  int64_t batch, int64_t seqLen,
+                                                  PlanAttr plan = {});
 
 /// Names of the grids of a partitioned model.
 constexpr llvm::StringLiteral kDenseGridName = "moe_dense";

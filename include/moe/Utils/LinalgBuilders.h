@@ -1,4 +1,5 @@
-//===- LinalgBuilders.h - Builders for the linalg the lowerings emit -*- C++ -*-===//
+//===- LinalgBuilders.h - Builders for the linalg the lowerings emit -*- C++
+//-*-===//
 //
 // Small helpers shared by the moe lowerings and the model importer: empty and
 // zero tensors, elementwise maps, row reductions, and the contraction
@@ -57,14 +58,14 @@ Value buildMatmulTransposedB(OpBuilder &b, Location loc, Value a, Value w);
 
 /// Reduces the last dimension of a 2-D tensor: out[r] = fold(out[r], x[r, c])
 /// starting from `init` (a scalar).
-Value buildRowReduce(OpBuilder &b, Location loc, Value x, Value init,
-                     function_ref<Value(OpBuilder &, Location, Value, Value)>
-                         combine);
+Value buildRowReduce(
+    OpBuilder &b, Location loc, Value x, Value init,
+    function_ref<Value(OpBuilder &, Location, Value, Value)> combine);
 
 /// x[r, c] op v[r] for a 2-D x and a 1-D v (v broadcast along columns).
-Value buildRowBroadcast(OpBuilder &b, Location loc, Value x, Value v,
-                        function_ref<Value(OpBuilder &, Location, Value, Value)>
-                            combine);
+Value buildRowBroadcast(
+    OpBuilder &b, Location loc, Value x, Value v,
+    function_ref<Value(OpBuilder &, Location, Value, Value)> combine);
 
 /// Numerically stable softmax over the last dimension of a 2-D tensor:
 /// exp(x - max) / sum(exp(x - max)).

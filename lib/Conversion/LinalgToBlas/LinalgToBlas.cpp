@@ -107,9 +107,9 @@ struct MoELinalgToBlasPass
 
     MLIRContext *ctx = &getContext();
     int64_t dyn = ShapedType::kDynamic;
-    auto anyMatrix = MemRefType::get(
-        {dyn, dyn}, Float32Type::get(ctx),
-        StridedLayoutAttr::get(ctx, dyn, {dyn, dyn}));
+    auto anyMatrix =
+        MemRefType::get({dyn, dyn}, Float32Type::get(ctx),
+                        StridedLayoutAttr::get(ctx, dyn, {dyn, dyn}));
     IntegerType i32 = IntegerType::get(ctx, 32);
     auto calleeType = FunctionType::get(
         ctx, {anyMatrix, anyMatrix, anyMatrix, i32, i32, i32}, {});
@@ -146,8 +146,10 @@ struct MoELinalgToBlasPass
       for (OpOperand &operand : op->getOpOperands())
         args.push_back(
             memref::CastOp::create(b, loc, anyMatrix, operand.get()));
-      args.push_back(arith::ConstantIntOp::create(b, loc, match.transposeA, 32));
-      args.push_back(arith::ConstantIntOp::create(b, loc, match.transposeB, 32));
+      args.push_back(
+          arith::ConstantIntOp::create(b, loc, match.transposeA, 32));
+      args.push_back(
+          arith::ConstantIntOp::create(b, loc, match.transposeB, 32));
       args.push_back(arith::ConstantIntOp::create(b, loc, accumulate, 32));
       func::CallOp::create(b, loc, callee, args);
       op->erase();

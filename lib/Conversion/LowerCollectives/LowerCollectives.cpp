@@ -29,7 +29,12 @@ using namespace mlir::moe;
 namespace {
 
 /// The runtime's group numbers (runtime/include/moert/comm.h).
-enum Group : int32_t { kDpGroup = 1, kTpGroup = 2, kEpGroup = 3, kEtpGroup = 4 };
+enum Group : int32_t {
+  kDpGroup = 1,
+  kTpGroup = 2,
+  kEpGroup = 3,
+  kEtpGroup = 4
+};
 
 class Lowering {
 public:
@@ -69,10 +74,10 @@ FailureOr<int32_t> Lowering::groupOf(Operation *op, StringRef grid,
     if (grid == kExpertTensorGridName && axes[0] == 2)
       return kEtpGroup;
   }
-  return op->emitOpError()
-         << "has no runtime group: expected @" << kDenseGridName
-         << " axis 1 (dp) or 2 (tp), @" << kExpertGridName
-         << " axis 2 (ep), or @" << kExpertTensorGridName << " axis 2 (etp)";
+  return op->emitOpError() << "has no runtime group: expected @"
+                           << kDenseGridName << " axis 1 (dp) or 2 (tp), @"
+                           << kExpertGridName << " axis 2 (ep), or @"
+                           << kExpertTensorGridName << " axis 2 (etp)";
 }
 
 func::FuncOp Lowering::callee(StringRef name, FunctionType type) {
@@ -107,8 +112,7 @@ Value Lowering::collective(OpBuilder &b, Location loc, StringRef name,
       MemRefType::get({dyn}, f32, StridedLayoutAttr::get(ctx, dyn, {dyn}));
   Value in = bufferization::ToBufferOp::create(
       b, loc, MemRefType::get({inSize}, f32), flat, /*read_only=*/true);
-  Value out =
-      memref::AllocOp::create(b, loc, MemRefType::get({outSize}, f32));
+  Value out = memref::AllocOp::create(b, loc, MemRefType::get({outSize}, f32));
   func::FuncOp fn = callee(
       name, FunctionType::get(ctx, {anyVector, anyVector, b.getI32Type()}, {}));
   func::CallOp::create(
@@ -225,14 +229,13 @@ LogicalResult Lowering::lowerAllToAll(shard::AllToAllOp op) {
 }
 
 Value Lowering::groupRank(OpBuilder &b, Location loc, int32_t group) {
-  func::FuncOp fn =
-      callee("moert_group_rank",
-             FunctionType::get(b.getContext(), {b.getI32Type()},
-                               {b.getI64Type()}));
-  Value rank =
-      func::CallOp::create(
-          b, loc, fn, ValueRange{arith::ConstantIntOp::create(b, loc, group, 32)})
-          .getResult(0);
+  func::FuncOp fn = callee(
+      "moert_group_rank",
+      FunctionType::get(b.getContext(), {b.getI32Type()}, {b.getI64Type()}));
+  Value rank = func::CallOp::create(
+                   b, loc, fn,
+                   ValueRange{arith::ConstantIntOp::create(b, loc, group, 32)})
+                   .getResult(0);
   return arith::IndexCastOp::create(b, loc, b.getIndexType(), rank);
 }
 
@@ -276,11 +279,10 @@ LogicalResult Lowering::lowerAllSlice(shard::AllSliceOp op) {
   OpBuilder b(op);
   Location loc = op.getLoc();
   SmallVector<OpFoldResult> offsets(inType.getRank(), b.getIndexAttr(0));
-  offsets[axis] =
-      arith::MulIOp::create(b, loc, groupRank(b, loc, *group),
-                            arith::ConstantIndexOp::create(
-                                b, loc, outType.getDimSize(axis)))
-          .getResult();
+  offsets[axis] = arith::MulIOp::create(b, loc, groupRank(b, loc, *group),
+                                        arith::ConstantIndexOp::create(
+                                            b, loc, outType.getDimSize(axis)))
+                      .getResult();
   SmallVector<OpFoldResult> sizes, strides(inType.getRank(), b.getIndexAttr(1));
   for (int64_t d : outType.getShape())
     sizes.push_back(b.getIndexAttr(d));
@@ -304,9 +306,8 @@ LogicalResult Lowering::run() {
             .Case([&](shard::AllGatherOp o) { return lowerAllGather(o); })
             .Case([&](shard::AllReduceOp o) { return lowerAllReduce(o); })
             .Case([&](shard::AllToAllOp o) { return lowerAllToAll(o); })
-            .Case([&](shard::ReduceScatterOp o) {
-              return lowerReduceScatter(o);
-            })
+            .Case(
+                [&](shard::ReduceScatterOp o) { return lowerReduceScatter(o); })
             .Case([&](shard::AllSliceOp o) { return lowerAllSlice(o); })
             .Case([&](shard::ProcessMultiIndexOp o) { return lowerIndex(o); });
     if (failed(result))

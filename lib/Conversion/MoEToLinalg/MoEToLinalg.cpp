@@ -60,8 +60,8 @@ LogicalResult lowerRouter(RewriterBase &rewriter, RouterOp op) {
   Type idType = op.getIds().getType().getElementType();
   int64_t k = op.getK();
 
-  Value logits = buildMatmulTransposedB(rewriter, loc, op.getTokens(),
-                                        op.getWeight());
+  Value logits =
+      buildMatmulTransposedB(rewriter, loc, op.getTokens(), op.getWeight());
   Value scores;
   if (op.getScore() == ScoreFunction::softmax)
     scores = buildSoftmaxRows(rewriter, loc, logits);
@@ -101,10 +101,10 @@ LogicalResult lowerRouter(RewriterBase &rewriter, RouterOp op) {
         Value other = a[0], mine = a[1], acc = a[2];
         Value e = linalg::IndexOp::create(b, l, 1);
         Value e2 = linalg::IndexOp::create(b, l, 2);
-        Value greater = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT,
-                                              other, mine);
-        Value equal = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ,
-                                            other, mine);
+        Value greater =
+            arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, other, mine);
+        Value equal =
+            arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ, other, mine);
         Value lower =
             arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, e2, e);
         Value before = arith::OrIOp::create(
@@ -118,17 +118,14 @@ LogicalResult lowerRouter(RewriterBase &rewriter, RouterOp op) {
   SmallVector<OpFoldResult> tk = {te[0], rewriter.getIndexAttr(k)};
   auto select = linalg::GenericOp::create(
       rewriter, loc,
-      TypeRange{RankedTensorType::get(op.getIds().getType().getShape(),
-                                      idType),
-                RankedTensorType::get(op.getWeights().getType().getShape(),
-                                      f)},
+      TypeRange{RankedTensorType::get(op.getIds().getType().getShape(), idType),
+                RankedTensorType::get(op.getWeights().getType().getShape(), f)},
       ValueRange{rank, scores},
       ValueRange{buildZeros(rewriter, loc, tk, idType),
                  buildZeros(rewriter, loc, tk, f)},
-      ArrayRef<AffineMap>{AffineMap::get(3, 0, {t, e}, ctx),
-                          AffineMap::get(3, 0, {t, e}, ctx),
-                          AffineMap::get(3, 0, {t, j}, ctx),
-                          AffineMap::get(3, 0, {t, j}, ctx)},
+      ArrayRef<AffineMap>{
+          AffineMap::get(3, 0, {t, e}, ctx), AffineMap::get(3, 0, {t, e}, ctx),
+          AffineMap::get(3, 0, {t, j}, ctx), AffineMap::get(3, 0, {t, j}, ctx)},
       ArrayRef<IT>{IT::parallel, IT::parallel, IT::reduction},
       [&](OpBuilder &b, Location l, ValueRange a) {
         Value r = a[0], score = a[1], idAcc = a[2], wAcc = a[3];
@@ -156,8 +153,8 @@ LogicalResult lowerRouter(RewriterBase &rewriter, RouterOp op) {
           return arith::AddFOp::create(b, l, acc, v).getResult();
         });
     weights = buildRowBroadcast(
-        rewriter, loc, weights, sum, [](OpBuilder &b, Location l, Value w,
-                                        Value s) {
+        rewriter, loc, weights, sum,
+        [](OpBuilder &b, Location l, Value w, Value s) {
           return arith::DivFOp::create(b, l, w, s).getResult();
         });
   }
@@ -180,14 +177,14 @@ LogicalResult lowerDispatch(RewriterBase &rewriter, DispatchOp op) {
 
   OpFoldResult numTokens = tensor::getMixedSize(rewriter, loc, tokens, 0);
   Value numTokensV = getValueOrCreateConstantIndexOp(rewriter, loc, numTokens);
-  Value fill0 = buildZeros(rewriter, loc, {rewriter.getIndexAttr(numExperts)},
-                           idType);
-  Value slots0 = buildEmpty(
-      rewriter, loc, {numTokens, rewriter.getIndexAttr(k)}, idType);
-  Value src0 = buildFilled(rewriter, loc,
-                           {rewriter.getIndexAttr(numExperts),
-                            rewriter.getIndexAttr(capacity)},
-                           buildConstant(rewriter, loc, idType, -1));
+  Value fill0 =
+      buildZeros(rewriter, loc, {rewriter.getIndexAttr(numExperts)}, idType);
+  Value slots0 =
+      buildEmpty(rewriter, loc, {numTokens, rewriter.getIndexAttr(k)}, idType);
+  Value src0 = buildFilled(
+      rewriter, loc,
+      {rewriter.getIndexAttr(numExperts), rewriter.getIndexAttr(capacity)},
+      buildConstant(rewriter, loc, idType, -1));
 
   // Pairs in drop order: p = j * T + t.
   Value zero = cIndex(rewriter, loc, 0), one = cIndex(rewriter, loc, 1);
@@ -214,8 +211,8 @@ LogicalResult lowerDispatch(RewriterBase &rewriter, DispatchOp op) {
             b, l, valid,
             arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, current,
                                   buildConstant(b, l, idType, capacity)));
-        Value slot = arith::SelectOp::create(
-            b, l, accept, current, buildConstant(b, l, idType, -1));
+        Value slot = arith::SelectOp::create(b, l, accept, current,
+                                             buildConstant(b, l, idType, -1));
         slots = tensor::InsertOp::create(b, l, slot, slots, {tIdx, jIdx});
         Value bumped = arith::AddIOp::create(b, l, current,
                                              buildConstant(b, l, idType, 1));
@@ -235,8 +232,8 @@ LogicalResult lowerDispatch(RewriterBase &rewriter, DispatchOp op) {
   Value fill = loop.getResult(0), slots = loop.getResult(1),
         src = loop.getResult(2);
 
-  Value counts =
-      buildMap(rewriter, loc, fill, [&](OpBuilder &b, Location l, ValueRange a) {
+  Value counts = buildMap(
+      rewriter, loc, fill, [&](OpBuilder &b, Location l, ValueRange a) {
         return arith::MinSIOp::create(b, l, a[0],
                                       buildConstant(b, l, idType, capacity))
             .getResult();
@@ -255,10 +252,10 @@ LogicalResult lowerDispatch(RewriterBase &rewriter, DispatchOp op) {
       [&](OpBuilder &b, Location l, ValueRange a) {
         Value token = a[0];
         Value zeroId = buildConstant(b, l, idType, 0);
-        Value used =
-            arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge, token, zeroId);
-        Value tIdx = indexCast(
-            b, l, arith::SelectOp::create(b, l, used, token, zeroId));
+        Value used = arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge,
+                                           token, zeroId);
+        Value tIdx =
+            indexCast(b, l, arith::SelectOp::create(b, l, used, token, zeroId));
         Value hIdx = linalg::IndexOp::create(b, l, 2);
         Value v = tensor::ExtractOp::create(b, l, tokens, {tIdx, hIdx});
         return arith::SelectOp::create(b, l, used, v, buildConstant(b, l, f, 0))
@@ -276,8 +273,7 @@ LogicalResult lowerDispatch(RewriterBase &rewriter, DispatchOp op) {
 Value expertSlice(OpBuilder &b, Location loc, Value stacked, Value e,
                   OpFoldResult rows) {
   auto type = cast<RankedTensorType>(stacked.getType());
-  SmallVector<OpFoldResult> offsets = {e, b.getIndexAttr(0),
-                                       b.getIndexAttr(0)};
+  SmallVector<OpFoldResult> offsets = {e, b.getIndexAttr(0), b.getIndexAttr(0)};
   SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1), rows,
                                      tensor::getMixedSize(b, loc, stacked, 2)};
   SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
@@ -297,9 +293,8 @@ LogicalResult lowerExperts(RewriterBase &rewriter, ExpertsOp op) {
   if (ShapedType::isDynamic(numExperts))
     return op.emitOpError() << "needs a static number of experts to lower";
 
-  Value out0 = buildZeros(rewriter, loc,
-                          tensor::getMixedSizes(rewriter, loc, op.getInput()),
-                          f);
+  Value out0 = buildZeros(
+      rewriter, loc, tensor::getMixedSizes(rewriter, loc, op.getInput()), f);
   OpFoldResult capacity = tensor::getMixedSize(rewriter, loc, op.getInput(), 1);
   Value capacityV = getValueOrCreateConstantIndexOp(rewriter, loc, capacity);
   Activation activation = op.getActivation();
@@ -320,8 +315,8 @@ LogicalResult lowerExperts(RewriterBase &rewriter, ExpertsOp op) {
             b, l, x, expertSlice(b, l, op.getUp(), e, ffn));
         Value hidden;
         if (Value gateW = op.getGate()) {
-          Value gate = buildMatmulTransposedB(
-              b, l, x, expertSlice(b, l, gateW, e, ffn));
+          Value gate =
+              buildMatmulTransposedB(b, l, x, expertSlice(b, l, gateW, e, ffn));
           hidden = buildMap(b, l, ValueRange{gate, up},
                             [](OpBuilder &nb, Location nl, ValueRange a) {
                               return arith::MulFOp::create(
@@ -375,8 +370,7 @@ LogicalResult lowerCombine(RewriterBase &rewriter, CombineOp op) {
       AffineMap::getMultiDimIdentityMap(2, rewriter.getContext());
   Value result = buildGeneric(
       rewriter, loc, init, ValueRange{}, {identity},
-      {IT::parallel, IT::parallel},
-      [&](OpBuilder &b, Location l, ValueRange) {
+      {IT::parallel, IT::parallel}, [&](OpBuilder &b, Location l, ValueRange) {
         Value t = linalg::IndexOp::create(b, l, 0);
         Value h = linalg::IndexOp::create(b, l, 1);
         Value zeroId = buildConstant(b, l, idType, 0);
@@ -426,8 +420,8 @@ struct MoELowerToLinalgPass
         unsupported = true;
         return;
       }
-      for (Type type : llvm::concat<Type>(op->getOperandTypes(),
-                                          op->getResultTypes())) {
+      for (Type type :
+           llvm::concat<Type>(op->getOperandTypes(), op->getResultTypes())) {
         Type element = cast<ShapedType>(type).getElementType();
         if (isa<FloatType>(element) && !element.isF32()) {
           op->emitOpError() << "lowering supports f32 activations and weights "

@@ -52,8 +52,8 @@ typedef enum moert_status_code {
   MOERT_NOT_FOUND = 2,        /* a named file, tensor or symbol is missing */
   MOERT_IO_ERROR = 3,         /* reading or mapping a file failed */
   MOERT_OUT_OF_MEMORY = 4,
-  MOERT_UNAVAILABLE = 5,      /* a backend (MPI, CUDA, NCCL) is not usable */
-  MOERT_INTERNAL = 6,         /* a bug in the runtime */
+  MOERT_UNAVAILABLE = 5, /* a backend (MPI, CUDA, NCCL) is not usable */
+  MOERT_INTERNAL = 6,    /* a bug in the runtime */
 } moert_status_code_t;
 
 /* NULL is success. */

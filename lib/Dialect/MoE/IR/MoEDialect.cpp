@@ -72,8 +72,8 @@ Attribute PlanAttr::parse(AsmParser &parser, Type) {
     if (parser.parseKeyword(&key) || parser.parseEqual())
       return failure();
     if (!seen.insert(key).second)
-      return parser.emitError(loc) << "duplicate key '" << key
-                                   << "' in #moe.plan";
+      return parser.emitError(loc)
+             << "duplicate key '" << key << "' in #moe.plan";
     for (auto [i, degreeKey] : llvm::enumerate(kDegreeKeys))
       if (key == degreeKey)
         return parser.parseInteger(degrees[i]);
@@ -148,10 +148,10 @@ void PlanAttr::print(AsmPrinter &printer) const {
   printer << ">";
 }
 
-LogicalResult
-PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t dp,
-                 int64_t tp, int64_t ep, int64_t etp, int64_t pp,
-                 ArrayRef<DispatchStrategy> dispatch) {
+LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               int64_t dp, int64_t tp, int64_t ep, int64_t etp,
+                               int64_t pp,
+                               ArrayRef<DispatchStrategy> dispatch) {
   // moe_plan_c1
   int64_t degrees[5] = {dp, tp, ep, etp, pp};
   for (auto [key, value] : llvm::zip(kDegreeKeys, degrees))
@@ -166,10 +166,10 @@ PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t dp,
                           "and tensor parallel ranks)";
   // moe_plan_c4
   if (tp % etp != 0)
-    return emitError() << "#moe.plan etp = " << etp
-                       << " must divide tp = " << tp
-                       << " (expert tensor parallel ranks are carved out of the "
-                          "tensor parallel group)";
+    return emitError()
+           << "#moe.plan etp = " << etp << " must divide tp = " << tp
+           << " (expert tensor parallel ranks are carved out of the "
+              "tensor parallel group)";
   // moe_plan_c8
   if ((dp * tp) % (ep * etp) != 0)
     return emitError() << "#moe.plan ep * etp = " << ep * etp

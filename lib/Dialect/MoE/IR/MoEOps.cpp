@@ -41,7 +41,8 @@ static bool dimsCompatible(int64_t a, int64_t b) {
   return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
 }
 
-/// Checks that `type` has `rank`; `layout` names the dimensions (e.g. "[T, H]").
+/// Checks that `type` has `rank`; `layout` names the dimensions (e.g. "[T,
+/// H]").
 static LogicalResult checkRank(Operation *op, StringRef name,
                                RankedTensorType type, int64_t rank,
                                StringRef layout) {
@@ -111,8 +112,9 @@ static LogicalResult verifyRouting(Operation *op, RankedTensorType tokens,
   if (k < 1)
     return op->emitOpError() << "expects k >= 1, got k = " << k;
   if (k > numExperts)
-    return op->emitOpError() << "expects k <= the number of experts, got k = "
-                             << k << " vs E = " << numExperts;
+    return op->emitOpError()
+           << "expects k <= the number of experts, got k = " << k
+           << " vs E = " << numExperts;
   // moe_router_c5
   if (bias) {
     if (failed(checkRank(op, "bias", bias, 1, "[E]")) ||
@@ -134,29 +136,26 @@ static bool isGated(Activation activation) {
 /// Expert weight rules shared by moe.experts and moe.layer. `expected` is the
 /// tensor whose dims 0 and last give E and H (the expert buffer or, for the
 /// layer, the router weight).
-static LogicalResult verifyExpertWeights(Operation *op, int64_t numExperts,
-                                         RankedTensorType reference,
-                                         StringRef referenceName,
-                                         unsigned referenceHiddenDim,
-                                         RankedTensorType gate,
-                                         RankedTensorType up,
-                                         RankedTensorType down,
-                                         Activation activation) {
+static LogicalResult verifyExpertWeights(
+    Operation *op, int64_t numExperts, RankedTensorType reference,
+    StringRef referenceName, unsigned referenceHiddenDim, RankedTensorType gate,
+    RankedTensorType up, RankedTensorType down, Activation activation) {
   // moe_experts_c2, moe_experts_c3
   if (failed(checkRank(op, "up", up, 3, "[E, F, H]")) ||
       failed(checkRank(op, "down", down, 3, "[E, H, F]")))
     return failure();
   // moe_experts_c4, moe_experts_c5
   if (isGated(activation) && !gate)
-    return op->emitOpError() << "expects a 'gate' weight for the gated "
-                             << "activation '"
-                             << stringifyActivation(activation) << "'";
+    return op->emitOpError()
+           << "expects a 'gate' weight for the gated "
+           << "activation '" << stringifyActivation(activation) << "'";
   if (!isGated(activation) && gate)
     return op->emitOpError() << "expects no 'gate' weight for the activation '"
                              << stringifyActivation(activation) << "'";
   if (gate && gate != up)
-    return op->emitOpError() << "expects 'gate' to have the type of 'up': "
-                             << gate << " vs " << up;
+    return op->emitOpError()
+           << "expects 'gate' to have the type of 'up': " << gate << " vs "
+           << up;
   // moe_experts_c6
   for (auto [name, type] :
        {std::pair<StringRef, RankedTensorType>{"up", up}, {"down", down}}) {
@@ -167,8 +166,8 @@ static LogicalResult verifyExpertWeights(Operation *op, int64_t numExperts,
   }
   if (failed(checkSameDim(op, "the hidden size", "up", up, 2, referenceName,
                           reference, referenceHiddenDim)) ||
-      failed(checkSameDim(op, "the hidden size", "down", down, 1,
-                          referenceName, reference, referenceHiddenDim)) ||
+      failed(checkSameDim(op, "the hidden size", "down", down, 1, referenceName,
+                          reference, referenceHiddenDim)) ||
       failed(checkSameDim(op, "the intermediate size", "down", down, 2, "up",
                           up, 1)))
     return failure();
@@ -322,8 +321,8 @@ LogicalResult CombineOp::verify() {
     return emitOpError() << "expects 'experts' to have the type of 'slots': "
                          << getIds().getType() << " vs " << slots;
   // moe_combine_c5
-  if (failed(checkElementType(*this, "weights", getWeights().getType(),
-                              "input", input)) ||
+  if (failed(checkElementType(*this, "weights", getWeights().getType(), "input",
+                              input)) ||
       failed(checkElementType(*this, "result", output, "input", input)))
     return failure();
   return success();
@@ -349,14 +348,15 @@ LogicalResult LayerOp::verify() {
     return emitOpError() << "expects the result to have the type of 'tokens': "
                          << getOutput().getType() << " vs " << tokens;
   // moe_layer_c2
-  if (std::optional<int64_t> capacity = getCapacity(); capacity && *capacity < 1)
+  if (std::optional<int64_t> capacity = getCapacity();
+      capacity && *capacity < 1)
     return emitOpError() << "expects capacity >= 1, got " << *capacity;
 
   // moe_layer_c3, moe_layer_c4
   Value sharedGate = getSharedGateProj(), sharedUp = getSharedUpProj(),
         sharedDown = getSharedDownProj();
-  int numShared = (sharedGate != nullptr) + (sharedUp != nullptr) +
-                  (sharedDown != nullptr);
+  int numShared =
+      (sharedGate != nullptr) + (sharedUp != nullptr) + (sharedDown != nullptr);
   if (numShared != 0 && numShared != 3)
     return emitOpError() << "expects shared experts to have gate, up and down "
                          << "weights, got " << numShared << " of them";
@@ -380,10 +380,10 @@ LogicalResult LayerOp::verify() {
                             0, "tokens", tokens, 1)) ||
         failed(checkSameDim(*this, "the intermediate size", "shared down",
                             downType, 1, "shared up", upType, 0)) ||
-        failed(checkElementType(*this, "shared up", upType, "tokens",
-                                tokens)) ||
-        failed(checkElementType(*this, "shared down", downType, "tokens",
-                                tokens)))
+        failed(
+            checkElementType(*this, "shared up", upType, "tokens", tokens)) ||
+        failed(
+            checkElementType(*this, "shared down", downType, "tokens", tokens)))
       return failure();
   }
   // moe_layer_c5

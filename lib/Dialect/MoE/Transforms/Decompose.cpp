@@ -38,9 +38,8 @@ Value expandToOneExpert(OpBuilder &b, Location loc, Value value) {
   auto type = cast<RankedTensorType>(value.getType());
   auto expanded = RankedTensorType::get(
       {1, type.getDimSize(0), type.getDimSize(1)}, type.getElementType());
-  return tensor::ExpandShapeOp::create(b, loc, expanded, value,
-                                       ArrayRef<ReassociationIndices>{{0, 1},
-                                                                      {2}});
+  return tensor::ExpandShapeOp::create(
+      b, loc, expanded, value, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
 }
 
 /// out[t, h] = routed[t, h] + sigmoid(logit[t, 0]) * shared[t, h].
@@ -50,13 +49,13 @@ Value buildGatedSum(OpBuilder &b, Location loc, Value routed, Value logits,
   AffineExpr t, h;
   bindDims(ctx, t, h);
   AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
-  SmallVector<AffineMap> maps = {identity,
-                                 AffineMap::get(2, 0, {t, getAffineConstantExpr(0, ctx)}, ctx),
-                                 identity, identity};
+  SmallVector<AffineMap> maps = {
+      identity, AffineMap::get(2, 0, {t, getAffineConstantExpr(0, ctx)}, ctx),
+      identity, identity};
   SmallVector<utils::IteratorType> iterators(2, utils::IteratorType::parallel);
   Type elementType = cast<RankedTensorType>(routed.getType()).getElementType();
-  Value init = buildEmpty(b, loc, tensor::getMixedSizes(b, loc, routed),
-                          elementType);
+  Value init =
+      buildEmpty(b, loc, tensor::getMixedSizes(b, loc, routed), elementType);
   return buildGeneric(
       b, loc, init, ValueRange{routed, logits, shared}, maps, iterators,
       [](OpBuilder &nb, Location nloc, ValueRange args) {
@@ -109,10 +108,10 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     auto bufferType = RankedTensorType::get(
         {op.getNumExperts(), slotsPerExpert, hidden}, elementType);
 
-    auto router = RouterOp::create(
-        rewriter, loc, weightsType, idsType, op.getTokens(),
-        op.getRouterWeight(), op.getRouterBias(), op.getKAttr(),
-        op.getScoreAttr(), op.getRenormalizeAttr());
+    auto router = RouterOp::create(rewriter, loc, weightsType, idsType,
+                                   op.getTokens(), op.getRouterWeight(),
+                                   op.getRouterBias(), op.getKAttr(),
+                                   op.getScoreAttr(), op.getRenormalizeAttr());
     auto countsType =
         RankedTensorType::get({op.getNumExperts()}, rewriter.getI32Type());
     auto dispatch = DispatchOp::create(
