@@ -68,10 +68,6 @@ llvm::Expected<OwningOpRef<ModuleOp>> importModel(MLIRContext *context,
                                                   int64_t batch, int64_t seqLen,
                                                   PlanAttr plan = {});
 
-/// Names of the grids of a partitioned model.
-constexpr llvm::StringLiteral kDenseGridName = "moe_dense";
-constexpr llvm::StringLiteral kExpertGridName = "moe_experts";
-constexpr llvm::StringLiteral kExpertTensorGridName = "moe_expert_tensor";
 
 /// Name of the module attribute that holds the weight manifest.
 constexpr llvm::StringLiteral kManifestAttrName =

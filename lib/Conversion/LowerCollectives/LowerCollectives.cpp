@@ -5,7 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Conversion/Passes.h"
-#include "moe/Import/ModelImport.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Utils/LinalgBuilders.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"

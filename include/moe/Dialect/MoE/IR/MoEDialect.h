@@ -19,4 +19,15 @@
 #define GET_ATTRDEF_CLASSES
 #include "moe/Dialect/MoE/IR/MoEAttrs.h.inc"
 
+namespace mlir {
+namespace moe {
+/// The `shard.grid`s of a partitioned model (docs/Parallelism.md), written by
+/// the importer and mapped onto runtime groups by moe-lower-collectives:
+/// pp x dp x tp, pp x dp*tp/ep x ep, and pp x dp*tp/etp x etp.
+constexpr llvm::StringLiteral kDenseGridName = "moe_dense";
+constexpr llvm::StringLiteral kExpertGridName = "moe_experts";
+constexpr llvm::StringLiteral kExpertTensorGridName = "moe_expert_tensor";
+} // namespace moe
+} // namespace mlir
+
 #endif // MOE_DIALECT_MOE_IR_MOEDIALECT_H
