@@ -55,6 +55,8 @@ long readTestFile(const char *path, void *buf, size_t size);
 
 extern const TestCase kSafetensorsTests[];
 extern const size_t kNumSafetensorsTests;
+extern const TestCase kSafetensorsHeaderTests[];
+extern const size_t kNumSafetensorsHeaderTests;
 extern const TestCase kNpyTests[];
 extern const size_t kNumNpyTests;
 extern const TestCase kKernelTests[];

@@ -202,6 +202,7 @@ int main(void) {
   } tables[] = {
       {kStatusTests, sizeof(kStatusTests) / sizeof(kStatusTests[0])},
       {kSafetensorsTests, kNumSafetensorsTests},
+      {kSafetensorsHeaderTests, kNumSafetensorsHeaderTests},
       {kNpyTests, kNumNpyTests},
       {kKernelTests, kNumKernelTests},
   };
