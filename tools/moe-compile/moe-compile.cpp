@@ -109,7 +109,7 @@ int fail(const llvm::Twine &message) {
 }
 
 /// Adds `moe_model_manifest`, a NUL-terminated string the runtime reads.
-LogicalResult addManifestGlobal(ModuleOp module, StringAttr manifest) {
+void addManifestGlobal(ModuleOp module, StringAttr manifest) {
   OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
   std::string text = manifest.getValue().str();
   text.push_back('\0');
@@ -117,7 +117,6 @@ LogicalResult addManifestGlobal(ModuleOp module, StringAttr manifest) {
   LLVM::GlobalOp::create(b, module.getLoc(), type, /*isConstant=*/true,
                          LLVM::Linkage::External, "moe_model_manifest",
                          b.getStringAttr(text));
-  return success();
 }
 
 /// Parses the command-line plan syntax "dp=2,tp=2,ep=4" through the
@@ -330,7 +329,7 @@ int main(int argc, char **argv) {
   {
     TimingScope translateTiming = rootTiming.nest("translate-to-llvm-ir");
     if (manifest)
-      (void)addManifestGlobal(*module, manifest);
+      addManifestGlobal(*module, manifest);
     // The moe.* module attributes have no LLVM meaning.
     (*module)->removeAttr(moe::MoEDialect::getManifestAttrName());
     (*module)->removeAttr(moe::MoEDialect::getPlanAttrName());
