@@ -68,7 +68,6 @@ llvm::Expected<OwningOpRef<ModuleOp>> importModel(MLIRContext *context,
                                                   int64_t batch, int64_t seqLen,
                                                   PlanAttr plan = {});
 
-
 /// Name of the module attribute that holds the weight manifest.
 constexpr llvm::StringLiteral kManifestAttrName =
     MoEDialect::getManifestAttrName();
