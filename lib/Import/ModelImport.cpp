@@ -13,7 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Import/ModelImport.h"
-#include "moe/Dialect/MoE/Transforms/LayerExpansion.h"
+#include "moe/Dialect/MoE/Transforms/LayerPartition.h"
 #include "moe/Utils/LinalgBuilders.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -81,26 +81,10 @@ private:
   /// Sum of x over `axis` of `grid`.
   Value allReduce(Value x, StringRef grid, int16_t axis);
 
-  // Partitioned programs.
   bool isPartitioned() const { return dp * tp * ep * etp > 1; }
-  /// x [rows, ...] gathered over `axis` of `grid` along dim 0.
-  Value allGather(Value x, StringRef grid, int16_t axis);
-  /// This process's index along `axis` of `grid`.
-  Value gridIndex(StringRef grid, int16_t axis);
-  /// Rows [index * tokens, (index + 1) * tokens) of x [globalTokens, H].
-  Value localRows(Value x, Value index);
   /// The MoE weights of a layer, experts possibly sliced over ep.
-  struct MoEWeights {
-    Value router, up, down, gate, sharedUp, sharedDown, sharedGateProj,
-        sharedGate;
-  };
-  MoEWeights moeWeights(const std::string &prefix, int64_t localExperts);
-  /// Dropless, ep > 1: local tokens, dispatch, all-to-all to the experts'
-  /// ranks and back, combine.
-  Value allToAllBlock(Value x, const MoEWeights &w);
-  /// Capacity models, ep > 1: every rank routes all tokens, computes its
-  /// experts' slice of the buffer, and all-gathers the expert outputs.
-  Value expertSlicedBlock(Value xg, const MoEWeights &w, IntegerAttr capacity);
+  LocalLayerOperands moeWeights(const std::string &prefix,
+                                int64_t localExperts);
   IntegerAttr capacityFor(int64_t numTokens);
 
   Value f32(double v) { return buildConstant(b, loc, b.getF32Type(), v); }
@@ -111,7 +95,6 @@ private:
   Value rope(Value x);
   Value attention(Value q, Value k, Value v);
   Value moeBlock(Value x, const std::string &prefix);
-  Value moeBlockOnThisRank(Value x, const std::string &prefix);
   Value embed(Value ids);
 
   MLIRContext *ctx;
@@ -362,8 +345,8 @@ Value ModelBuilder::attention(Value q, Value k, Value v) {
       b, loc, out, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}});
 }
 
-ModelBuilder::MoEWeights ModelBuilder::moeWeights(const std::string &prefix,
-                                                  int64_t localExperts) {
+LocalLayerOperands ModelBuilder::moeWeights(const std::string &prefix,
+                                            int64_t localExperts) {
   // Expert FFN widths are this rank's part when experts are sliced over etp:
   // gate/up by rows (dim 0), down by columns (dim 1).
   int64_t e = config.numExperts, h = config.hiddenSize,
@@ -375,7 +358,7 @@ ModelBuilder::MoEWeights ModelBuilder::moeWeights(const std::string &prefix,
     return etp > 1 ? Slice{Slice::ExpertsEtp, dim} : Slice{Slice::Experts, 0};
   };
   Slice byRows = expertSlice(0), byCols = expertSlice(1);
-  MoEWeights w;
+  LocalLayerOperands w;
   switch (config.arch) {
   case ModelArch::Mixtral:
     w.router = weight(prefix + "block_sparse_moe.gate.weight", {e, h});
@@ -423,142 +406,24 @@ IntegerAttr ModelBuilder::capacityFor(int64_t numTokens) {
   return b.getI64IntegerAttr(std::max<int64_t>(1, (int64_t)c));
 }
 
-Value ModelBuilder::allGather(Value x, StringRef grid, int16_t axis) {
-  auto type = cast<RankedTensorType>(x.getType());
-  SmallVector<int64_t> shape(type.getShape());
-  int64_t n = grid == kDenseGridName ? dp : ep;
-  shape[0] *= n;
-  return shard::AllGatherOp::create(
-      b, loc, RankedTensorType::get(shape, type.getElementType()), grid,
-      ArrayRef<int16_t>{axis}, x, APInt(64, 0));
-}
-
 Value ModelBuilder::allReduce(Value x, StringRef grid, int16_t axis) {
   return shard::AllReduceOp::create(b, loc, x.getType(), grid,
                                     ArrayRef<int16_t>{axis}, x);
 }
 
-Value ModelBuilder::gridIndex(StringRef grid, int16_t axis) {
-  return shard::ProcessMultiIndexOp::create(b, loc, TypeRange{b.getIndexType()},
-                                            grid, ArrayRef<int16_t>{axis})
-      .getResult()[0];
-}
-
-Value ModelBuilder::localRows(Value x, Value index) {
-  Value offset = arith::MulIOp::create(
-      b, loc, index, arith::ConstantIndexOp::create(b, loc, tokens));
-  auto type =
-      RankedTensorType::get({tokens, config.hiddenSize}, b.getF32Type());
-  return tensor::ExtractSliceOp::create(
-      b, loc, type, x, ArrayRef<OpFoldResult>{offset, b.getIndexAttr(0)},
-      ArrayRef<OpFoldResult>{b.getIndexAttr(tokens),
-                             b.getIndexAttr(config.hiddenSize)},
-      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
-}
-
-Value ModelBuilder::allToAllBlock(Value x, const MoEWeights &w) {
-  int64_t e = config.numExperts, h = config.hiddenSize, k = config.topK;
-  Type f = b.getF32Type(), i32 = b.getI32Type();
-  auto router =
-      RouterOp::create(b, loc, RankedTensorType::get({tokens, k}, f),
-                       RankedTensorType::get({tokens, k}, i32), x, w.router,
-                       Value(), b.getI64IntegerAttr(k),
-                       ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
-                       config.renormalize ? b.getUnitAttr() : UnitAttr());
-  auto dispatch = DispatchOp::create(
-      b, loc, RankedTensorType::get({e, tokens, h}, f),
-      RankedTensorType::get({tokens, k}, i32), RankedTensorType::get({e}, i32),
-      x, router.getIds(), b.getUnitAttr());
-  // [E, T, H] -> every rank gets its E/ep experts' rows from all ep ranks.
-  auto localType = RankedTensorType::get({e / ep, ep * tokens, h}, f);
-  Value sent = shard::AllToAllOp::create(
-      b, loc, localType, kExpertGridName, ArrayRef<int16_t>{2},
-      dispatch.getBuffer(), APInt(64, 0), APInt(64, 1));
-  Value computed = ExpertsOp::create(
-      b, loc, localType, sent, /*counts=*/Value(), w.gate, w.up, w.down,
-      ActivationAttr::get(ctx, config.activation));
-  Value back = shard::AllToAllOp::create(b, loc, dispatch.getBuffer().getType(),
-                                         kExpertGridName, ArrayRef<int16_t>{2},
-                                         computed, APInt(64, 1), APInt(64, 0));
-  return CombineOp::create(b, loc, x.getType(), back, dispatch.getSlots(),
-                           router.getIds(), router.getWeights());
-}
-
-Value ModelBuilder::expertSlicedBlock(Value xg, const MoEWeights &w,
-                                      IntegerAttr capacity) {
-  int64_t e = config.numExperts, h = config.hiddenSize, k = config.topK;
-  int64_t c = capacity.getInt();
-  Type f = b.getF32Type(), i32 = b.getI32Type();
-  auto router =
-      RouterOp::create(b, loc, RankedTensorType::get({globalTokens, k}, f),
-                       RankedTensorType::get({globalTokens, k}, i32), xg,
-                       w.router, Value(), b.getI64IntegerAttr(k),
-                       ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
-                       config.renormalize ? b.getUnitAttr() : UnitAttr());
-  auto dispatch = DispatchOp::create(
-      b, loc, RankedTensorType::get({e, c, h}, f),
-      RankedTensorType::get({globalTokens, k}, i32),
-      RankedTensorType::get({e}, i32), xg, router.getIds(), UnitAttr());
-  Value first =
-      arith::MulIOp::create(b, loc, gridIndex(kExpertGridName, 2),
-                            arith::ConstantIndexOp::create(b, loc, e / ep));
-  auto localType = RankedTensorType::get({e / ep, c, h}, f);
-  Value mine = tensor::ExtractSliceOp::create(
-      b, loc, localType, dispatch.getBuffer(),
-      ArrayRef<OpFoldResult>{first, b.getIndexAttr(0), b.getIndexAttr(0)},
-      ArrayRef<OpFoldResult>{b.getIndexAttr(e / ep), b.getIndexAttr(c),
-                             b.getIndexAttr(h)},
-      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1),
-                             b.getIndexAttr(1)});
-  Value computed = ExpertsOp::create(
-      b, loc, localType, mine, /*counts=*/Value(), w.gate, w.up, w.down,
-      ActivationAttr::get(ctx, config.activation));
-  Value all = allGather(computed, kExpertGridName, 2);
-  return CombineOp::create(b, loc, xg.getType(), all, dispatch.getSlots(),
-                           router.getIds(), router.getWeights());
-}
-
 Value ModelBuilder::moeBlock(Value x, const std::string &prefix) {
-  Value y = moeBlockOnThisRank(x, prefix);
-  // With experts sliced over etp, every rank holds a partial sum.
-  return etp > 1 ? allReduce(y, kExpertTensorGridName, 2) : y;
-}
-
-Value ModelBuilder::moeBlockOnThisRank(Value x, const std::string &prefix) {
-  MoEWeights w = moeWeights(prefix, config.numExperts / ep);
-  auto layer = [&](Value tokensIn, IntegerAttr capacity) -> Value {
-    return LayerOp::create(
-        b, loc, tokensIn.getType(), tokensIn, w.router, /*router_bias=*/Value(),
-        w.up, w.down, w.gate, w.sharedUp, w.sharedDown, w.sharedGateProj,
-        w.sharedGate, b.getI64IntegerAttr(config.topK),
-        ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
-        config.renormalize ? b.getUnitAttr() : UnitAttr(),
-        ActivationAttr::get(ctx, config.activation), capacity);
-  };
-  auto addShared = [&](Value tokensIn, Value routed) -> Value {
-    if (!w.sharedUp)
-      return routed;
-    return buildSharedExpertsSum(b, loc, tokensIn, routed, w.sharedUp,
-                                 w.sharedDown, w.sharedGateProj, w.sharedGate,
-                                 ActivationAttr::get(ctx, config.activation));
-  };
-
-  if (!config.capacityFactor) {
-    // Dropless: each rank routes its own tokens; nothing depends on others.
-    if (ep == 1)
-      return layer(x, {});
-    return addShared(x, allToAllBlock(x, w));
-  }
-  // Capacity: which tokens drop depends on the whole batch, so the tokens of
-  // all data-parallel ranks are gathered first and every rank makes the same
-  // (single-rank) decision.
-  if (dp == 1)
-    return layer(x, capacityFor(tokens));
-  Value xg = allGather(x, kDenseGridName, 1);
-  IntegerAttr capacity = capacityFor(globalTokens);
-  Value yg = ep == 1 ? layer(xg, capacity)
-                     : addShared(xg, expertSlicedBlock(xg, w, capacity));
-  return localRows(yg, gridIndex(kDenseGridName, 1));
+  LocalLayerOperands w = moeWeights(prefix, config.numExperts / ep);
+  w.tokens = x;
+  LayerSpec spec{config.numExperts,
+                 config.topK,
+                 ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
+                 config.renormalize,
+                 ActivationAttr::get(ctx, config.activation),
+                 capacityFor(globalTokens)};
+  PlanAttr onePerRank =
+      plan ? plan
+           : PlanAttr::get(ctx, 1, 1, 1, 1, 1, {DispatchStrategy::a2a});
+  return buildLayerOnRank(b, loc, spec, w, onePerRank);
 }
 
 Value ModelBuilder::embed(Value ids) {
@@ -594,12 +459,7 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
   b.setInsertionPointToEnd(module->getBody());
   if (isPartitioned()) {
-    shard::GridOp::create(b, loc, kDenseGridName, ArrayRef<int64_t>{1, dp, tp});
-    shard::GridOp::create(b, loc, kExpertGridName,
-                          ArrayRef<int64_t>{1, dp * tp / ep, ep});
-    if (etp > 1)
-      shard::GridOp::create(b, loc, kExpertTensorGridName,
-                            ArrayRef<int64_t>{1, dp * tp / etp, etp});
+    createPlanGrids(b, loc, plan);
     (*module)->setAttr(MoEDialect::getPlanAttrName(), plan);
   }
   int64_t h = config.hiddenSize;
@@ -647,7 +507,7 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
     Value v = linear(normed, vW, vB);
     Value attn = linear(attention(q, k, v), oW);
     if (tp > 1)
-      attn = allReduce(attn, kDenseGridName, 2);
+      attn = allReduce(attn, kDenseGridName, kTpAxis);
     x = add(x, attn);
     Value normed2 =
         rmsNorm(x, weight(p + "post_attention_layernorm.weight", {h}));

@@ -78,12 +78,12 @@ def MoELowerCollectivesPass : Pass<"moe-lower-collectives", "ModuleOp"> {
                 "into the runtime's MPI backend";
   let description = [{
     A partitioned model (`moe-compile --plan`) communicates with upstream
-    `shard` ops on the grids `@moe_dense` (pp x dp x tp), `@moe_experts`
-    (pp x dp*tp/ep x ep) and `@moe_expert_tensor` (pp x dp*tp/etp x etp).
-    This pass maps (grid, axis) to the runtime's groups — `@moe_dense` axis 1
-    is the data-parallel group, axis 2 the tensor-parallel group,
-    `@moe_experts` axis 2 the expert-parallel group, `@moe_expert_tensor`
-    axis 2 the expert-tensor-parallel group — and replaces, on f32 tensors:
+    `shard` ops on the grids `@moe_dense` (pp x dp x tp) and `@moe_experts`
+    (pp x dp*tp/(ep*etp) x ep x etp). This pass maps (grid, axis) to the
+    runtime's groups — `@moe_dense` axis 1 is the data-parallel group, axis 2
+    the tensor-parallel group, `@moe_experts` axis 2 the expert-parallel
+    group and axis 3 the expert-tensor-parallel group — and replaces, on f32
+    tensors:
 
     - `shard.all_gather` (gather axis 0) by `moert_all_gather_f32`;
     - `shard.all_reduce` (sum) by `moert_all_reduce_f32`;

@@ -60,9 +60,8 @@ llvm::Expected<ModelConfig> parseModelConfig(llvm::StringRef json);
 /// rank it is the per-rank SPMD program (docs/Parallelism.md): each rank
 /// computes batch / dp sequences, holds num_experts / ep experts, and
 /// communicates through `shard` collectives on the grids `@moe_dense`
-/// (pp x dp x tp), `@moe_experts` (pp x dp*tp/ep x ep) and, with etp > 1,
-/// `@moe_expert_tensor` (pp x dp*tp/etp x etp); the plan is attached as
-/// `moe.plan`.
+/// (pp x dp x tp) and `@moe_experts` (pp x dp*tp/(ep*etp) x ep x etp); the
+/// plan is attached as `moe.plan`.
 llvm::Expected<OwningOpRef<ModuleOp>> importModel(MLIRContext *context,
                                                   const ModelConfig &config,
                                                   int64_t batch, int64_t seqLen,

@@ -71,13 +71,12 @@ FailureOr<int32_t> Lowering::groupOf(Operation *op, StringRef grid,
       return kTpGroup;
     if (grid == kExpertGridName && axes[0] == 2)
       return kEpGroup;
-    if (grid == kExpertTensorGridName && axes[0] == 2)
+    if (grid == kExpertGridName && axes[0] == 3)
       return kEtpGroup;
   }
   return op->emitOpError() << "has no runtime group: expected @"
-                           << kDenseGridName << " axis 1 (dp) or 2 (tp), @"
-                           << kExpertGridName << " axis 2 (ep), or @"
-                           << kExpertTensorGridName << " axis 2 (etp)";
+                           << kDenseGridName << " axis 1 (dp) or 2 (tp), or @"
+                           << kExpertGridName << " axis 2 (ep) or 3 (etp)";
 }
 
 func::FuncOp Lowering::callee(StringRef name, FunctionType type) {

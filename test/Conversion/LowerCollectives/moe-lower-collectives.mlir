@@ -1,7 +1,7 @@
 // RUN: moe-opt %s --moe-lower-collectives --split-input-file --verify-diagnostics | FileCheck %s
 
 shard.grid @moe_dense(shape = 1x2x1)
-shard.grid @moe_experts(shape = 1x1x2)
+shard.grid @moe_experts(shape = 1x1x2x1)
 
 // CHECK-NOT: shard.grid
 // CHECK-DAG: func.func private @moert_all_gather_f32(memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, i32) attributes {llvm.emit_c_interface}
@@ -29,7 +29,7 @@ func.func @gather_and_index(%x: tensor<8x64xf32>) -> (tensor<16x64xf32>, index) 
 
 // -----
 
-shard.grid @moe_experts(shape = 1x1x2)
+shard.grid @moe_experts(shape = 1x1x2x1)
 
 // Dispatch direction: the received [src, E/ep, C, H] is transposed to
 // [E/ep, src, C, H]; combine direction: the chunks are made contiguous first.
@@ -63,7 +63,7 @@ func.func @all_reduce_sum(%x: tensor<8x64xf32>) -> tensor<8x64xf32> {
 shard.grid @other(shape = 2)
 
 func.func @unknown_grid(%x: tensor<8x64xf32>) -> tensor<16x64xf32> {
-  // expected-error @+1 {{'shard.all_gather' op has no runtime group: expected @moe_dense axis 1 (dp) or 2 (tp), @moe_experts axis 2 (ep), or @moe_expert_tensor axis 2 (etp)}}
+  // expected-error @+1 {{'shard.all_gather' op has no runtime group: expected @moe_dense axis 1 (dp) or 2 (tp), or @moe_experts axis 2 (ep) or 3 (etp)}}
   %g = shard.all_gather %x on @other grid_axes = [0] gather_axis = 0 : tensor<8x64xf32> -> tensor<16x64xf32>
   return %g : tensor<16x64xf32>
 }
@@ -90,7 +90,7 @@ func.func @max_reduction(%x: tensor<8x64xf32>) -> tensor<8x64xf32> {
 
 // -----
 
-shard.grid @moe_experts(shape = 1x1x2)
+shard.grid @moe_experts(shape = 1x1x2x1)
 
 func.func @rank2_all_to_all(%x: tensor<8x64xf32>) -> tensor<4x128xf32> {
   // expected-error @+1 {{'shard.all_to_all' op is lowered for rank-3 f32 tensors with (split, concat) axes (0, 1) or (1, 0) only}}

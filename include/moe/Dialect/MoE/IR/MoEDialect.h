@@ -22,11 +22,10 @@
 namespace mlir {
 namespace moe {
 /// The `shard.grid`s of a partitioned model (docs/Parallelism.md), written by
-/// the importer and mapped onto runtime groups by moe-lower-collectives:
-/// pp x dp x tp, pp x dp*tp/ep x ep, and pp x dp*tp/etp x etp.
+/// moe-shard and the importer and mapped onto runtime groups by
+/// moe-lower-collectives: pp x dp x tp, and pp x dp*tp/(ep*etp) x ep x etp.
 constexpr llvm::StringLiteral kDenseGridName = "moe_dense";
 constexpr llvm::StringLiteral kExpertGridName = "moe_experts";
-constexpr llvm::StringLiteral kExpertTensorGridName = "moe_expert_tensor";
 } // namespace moe
 } // namespace mlir
 

@@ -10,6 +10,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassManager.h"
@@ -19,6 +20,10 @@ namespace moe {
 
 #define GEN_PASS_DECL
 #include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+
+/// Attaches upstream's ShardingInterface to the moe ops that carry their own
+/// partition rules (moe.layer); moe-partition requests it itself.
+void registerShardingInterfaceExternalModels(DialectRegistry &registry);
 
 /// Registers `moe-example-pipeline`: moe-decompose, then canonicalize, to
 /// read what a module's moe.layer ops stand for.

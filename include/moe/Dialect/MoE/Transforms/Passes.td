@@ -65,4 +65,130 @@ def MoEDecomposePass : Pass<"moe-decompose"> {
   ];
 }
 
+//===----------------------------------------------------------------------===//
+// Partitioning
+//===----------------------------------------------------------------------===//
+
+def MoEPartitionPass : Pass<"moe-partition", "ModuleOp"> {
+  let summary = "Partition a sharded module into the per-rank SPMD program";
+  let description = [{
+    Turns a module annotated by `moe-shard` (global tensor types plus
+    `shard.shard` annotations) into the program one rank runs: every value
+    gets its local type and communication becomes explicit `shard`
+    collectives on the plan's grids (docs/Parallelism.md).
+
+    - `moe.layer` is partitioned by its own rule, exposed through upstream's
+      `ShardingInterface` (`partition`): with the a2a baseline the rank
+      routes its tokens, dispatches, exchanges the expert rows with an
+      `all_to_all` over the ep group, runs its experts, sends the rows back
+      and combines; capacity layers gather the dp group's tokens so the drop
+      decision is the single-rank one; expert-tensor slices are summed by an
+      `all_reduce` over the etp group. Router logits are computed the same
+      way on every rank from the replicated router weight.
+    - A change of sharding between a value and its annotated use becomes
+      `shard.all_slice` (replicated to split: a local slice) or
+      `shard.all_gather` (split to replicated).
+    - Function arguments annotated by a `shard.shard` take their local type;
+      the function's results take the type of what they return.
+    - Other ops are cloned: elementwise ops (`arith.addf`, ...) on operands
+      of one sharding keep it; ops on replicated operands stay replicated.
+      Anything else with a sharded operand is an error naming the op.
+
+    Upstream's `shard-partition` is not used for the function itself: in
+    MLIR 22 it crashes on values without annotations and on some annotated
+    `linalg` ops, and a compiler must diagnose, not crash. The moe ops'
+    rules use the upstream interface, so a future switch is local.
+
+    Before (`moe-shard` on `#moe.plan<dp = 2, ep = 2>`):
+
+    ```mlir
+    %s = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %xs = shard.shard %x to %s : tensor<16x64xf32>
+    ...
+    %xu = shard.shard %xs to %s annotate_for_users : tensor<16x64xf32>
+    %y = moe.layer %xu router %ru experts(up %uu down %du gate %gu) ...
+    %ys = shard.shard %y to %s : tensor<16x64xf32>
+    ```
+
+    After (per rank: 8 tokens, 4 of the 8 experts):
+
+    ```mlir
+    func.func @forward(%x: tensor<8x64xf32>, %r: tensor<8x64xf32>,
+                       %up: tensor<4x128x64xf32>, ...) -> tensor<8x64xf32>
+    %w, %ids = moe.router %x weight %r k = 2 ...
+    %buf, %slots, %counts = moe.dispatch %x experts %ids dropless ...
+    %in = shard.all_to_all %buf on @moe_experts grid_axes = [2]
+        split_axis = 0 concat_axis = 1
+        : tensor<8x8x64xf32> -> tensor<4x16x64xf32>
+    %out = moe.experts %in gate %gate up %up down %down ...
+    %back = shard.all_to_all %out on @moe_experts grid_axes = [2]
+        split_axis = 1 concat_axis = 0
+        : tensor<4x16x64xf32> -> tensor<8x8x64xf32>
+    %y = moe.combine %back slots %slots experts %ids weights %w ...
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::shard::ShardDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+def MoEShardPass : Pass<"moe-shard", "ModuleOp"> {
+  let summary = "Annotate a module's MoE layers with the shardings of its "
+                "#moe.plan";
+  let description = [{
+    Reads the module's `#moe.plan`, creates its grids (`@moe_dense`:
+    pp x dp x tp, `@moe_experts`: pp x dp*tp/(ep*etp) x ep x etp; existing
+    grids must have these shapes) and annotates every `moe.layer` in a
+    function body with upstream `shard.shard` ops:
+
+    - tokens and the layer's result: split along dim 0 over dp
+      (`@moe_dense` axis 1), replicated over tp;
+    - the router weight and bias and the shared-expert gate: replicated;
+    - stacked expert weights: dim 0 (experts) over ep (`@moe_experts`
+      axis 2), and the FFN width (rows of up/gate, columns of down) over
+      etp (axis 3); the shared expert's width over etp too.
+
+    Axes of size 1 are left out. A function argument that feeds a layer is
+    itself annotated, so after `moe-partition` the rank receives only its
+    part (its experts, its tokens); with `keep-signature` arguments stay
+    whole (each rank slices them) and returned values are gathered, so the
+    partitioned function has the unpartitioned one's signature — what the
+    equivalence tests call side by side.
+
+    Layers whose operands are already annotated are left as they are.
+
+    Before:
+
+    ```mlir
+    module attributes {moe.plan = #moe.plan<dp = 2, ep = 2>} {
+      func.func @forward(%x: tensor<16x64xf32>, %r: tensor<8x64xf32>, ...) {
+        %y = moe.layer %x router %r experts(up %u down %d gate %g) ...
+    ```
+
+    After:
+
+    ```mlir
+    shard.grid @moe_dense(shape = 1x2x1)
+    shard.grid @moe_experts(shape = 1x1x2x1)
+    func.func @forward(%x: tensor<16x64xf32>, %r: tensor<8x64xf32>, ...) {
+      %s = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+      %xs = shard.shard %x to %s : tensor<16x64xf32>
+      ...
+      %xu = shard.shard %xs to %s annotate_for_users : tensor<16x64xf32>
+      %y = moe.layer %xu router %ru experts(up %uu down %du gate %gu) ...
+      %ys = shard.shard %y to %s : tensor<16x64xf32>
+    ```
+  }];
+  let options = [
+    Option<"keepSignature", "keep-signature", "bool", /*default=*/"false",
+           "Leave function arguments and results whole (replicated): ranks "
+           "slice their part on entry and gather results on exit">
+  ];
+  let dependentDialects = ["::mlir::shard::ShardDialect"];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD
