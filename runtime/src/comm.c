@@ -157,6 +157,19 @@ void moert_comm_finalize(void) {
   gInitialized = 0;
 }
 
+double moert_comm_max_f64(double value) {
+  double max = value;
+  if (gUsingMpi) {
+    MPI_Allreduce(&value, &max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  }
+  return max;
+}
+
+void moert_comm_barrier(void) {
+  if (gUsingMpi)
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
 long long moert_comm_calls(moert_collective_t kind, moert_group_t group) {
   return gCalls[kind][group];
 }

@@ -74,6 +74,11 @@ MOERT_API moert_coords_t moert_comm_coords(void);
 MOERT_API void moert_comm_abort(const char *message);
 MOERT_API void moert_comm_finalize(void);
 
+/* For timing: a barrier over the world, and the largest of every rank's
+ * `value` (the value itself without MPI). Not counted as collectives. */
+MOERT_API void moert_comm_barrier(void);
+MOERT_API double moert_comm_max_f64(double value);
+
 /* Counters, per collective kind and group. */
 MOERT_API long long moert_comm_calls(moert_collective_t kind,
                                      moert_group_t group);

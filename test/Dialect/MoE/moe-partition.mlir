@@ -1,0 +1,240 @@
+// RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-partition | FileCheck %s
+
+// Dropless, dp=2, ep=2, annotated as moe-shard does: the arguments take
+// their local types (8 of 16 tokens, 4 of 8 experts), the layer becomes the
+// a2a baseline, the residual add stays local, and the result is this rank's
+// rows.
+
+// CHECK-LABEL: func.func @a2a
+// CHECK-SAME: (%[[X:.*]]: tensor<8x64xf32>, %[[R:.*]]: tensor<8x64xf32>, %[[UP:.*]]: tensor<4x128x64xf32>, %[[DOWN:.*]]: tensor<4x64x128xf32>, %[[GATE:.*]]: tensor<4x128x64xf32>) -> tensor<8x64xf32>
+// CHECK-NEXT: %[[W:.*]], %[[IDS:.*]] = moe.router %[[X]] weight %[[R]] k = 2
+// CHECK-NEXT: %[[BUF:.*]], %[[SLOTS:.*]], %{{.*}} = moe.dispatch %[[X]] experts %[[IDS]] dropless : {{.*}} -> (tensor<8x8x64xf32>, tensor<8x2xi32>, tensor<8xi32>)
+// CHECK-NEXT: %[[IN:.*]] = shard.all_to_all %[[BUF]] on @moe_experts grid_axes = [2] split_axis = 0 concat_axis = 1 : tensor<8x8x64xf32> -> tensor<4x16x64xf32>
+// CHECK-NEXT: %[[OUT:.*]] = moe.experts %[[IN]] gate %[[GATE]] up %[[UP]] down %[[DOWN]]
+// CHECK-NEXT: %[[BACK:.*]] = shard.all_to_all %[[OUT]] on @moe_experts grid_axes = [2] split_axis = 1 concat_axis = 0 : tensor<4x16x64xf32> -> tensor<8x8x64xf32>
+// CHECK-NEXT: %[[Y:.*]] = moe.combine %[[BACK]] slots %[[SLOTS]] experts %[[IDS]] weights %[[W]]
+// CHECK-NEXT: %[[H:.*]] = arith.addf %[[X]], %[[Y]] : tensor<8x64xf32>
+// CHECK-NEXT: return %[[H]] : tensor<8x64xf32>
+module attributes {moe.plan = #moe.plan<dp = 2, ep = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  shard.grid @moe_experts(shape = 1x1x2x1)
+  func.func @a2a(%x: tensor<16x64xf32>, %r: tensor<8x64xf32>,
+                 %up: tensor<8x128x64xf32>, %down: tensor<8x64x128xf32>,
+                 %gate: tensor<8x128x64xf32>) -> tensor<16x64xf32> {
+    %tok = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %rep = shard.sharding @moe_dense split_axes = [[]] : !shard.sharding
+    %exp = shard.sharding @moe_experts split_axes = [[2]] : !shard.sharding
+    %xs = shard.shard %x to %tok : tensor<16x64xf32>
+    %rs = shard.shard %r to %rep : tensor<8x64xf32>
+    %ups = shard.shard %up to %exp : tensor<8x128x64xf32>
+    %downs = shard.shard %down to %exp : tensor<8x64x128xf32>
+    %gates = shard.shard %gate to %exp : tensor<8x128x64xf32>
+    %xu = shard.shard %xs to %tok annotate_for_users : tensor<16x64xf32>
+    %ru = shard.shard %rs to %rep annotate_for_users : tensor<8x64xf32>
+    %upu = shard.shard %ups to %exp annotate_for_users : tensor<8x128x64xf32>
+    %downu = shard.shard %downs to %exp annotate_for_users : tensor<8x64x128xf32>
+    %gateu = shard.shard %gates to %exp annotate_for_users : tensor<8x128x64xf32>
+    %y = moe.layer %xu router %ru experts(up %upu down %downu gate %gateu)
+        k = 2 score = softmax renormalize activation = silu_glu
+        : (tensor<16x64xf32>, tensor<8x64xf32>, tensor<8x128x64xf32>,
+           tensor<8x64x128xf32>, tensor<8x128x64xf32>) -> tensor<16x64xf32>
+    %ys = shard.shard %y to %tok : tensor<16x64xf32>
+    %h = arith.addf %xs, %ys : tensor<16x64xf32>
+    return %h : tensor<16x64xf32>
+  }
+}
+
+// -----
+
+// Capacity, dp=2, ep=2, etp=2 (4 ranks of dp=2, tp=2), with whole
+// arguments and result (moe-shard keep-signature): each rank slices its
+// tokens and its experts' etp slice, gathers the dp group's tokens for the
+// drop decision, computes its experts' part of the buffer, gathers the
+// expert outputs over ep, keeps its rows, sums the etp partials, and the
+// result is gathered back over dp.
+
+// CHECK-LABEL: func.func @capacity_etp
+// CHECK-SAME: (%[[X:.*]]: tensor<16x32xf32>, %[[R:.*]]: tensor<4x32xf32>, %[[UP:.*]]: tensor<4x64x32xf32>, %[[DOWN:.*]]: tensor<4x32x64xf32>) -> tensor<16x32xf32>
+// CHECK-NEXT: %[[XL:.*]] = shard.all_slice %[[X]] on @moe_dense grid_axes = [1] slice_axis = 0 : tensor<16x32xf32> -> tensor<8x32xf32>
+// CHECK-NEXT: %[[UPE:.*]] = shard.all_slice %[[UP]] on @moe_experts grid_axes = [2] slice_axis = 0 : tensor<4x64x32xf32> -> tensor<2x64x32xf32>
+// CHECK-NEXT: %[[UPL:.*]] = shard.all_slice %[[UPE]] on @moe_experts grid_axes = [3] slice_axis = 1 : tensor<2x64x32xf32> -> tensor<2x32x32xf32>
+// CHECK-NEXT: %[[DOWNE:.*]] = shard.all_slice %[[DOWN]] on @moe_experts grid_axes = [2] slice_axis = 0
+// CHECK-NEXT: %[[DOWNL:.*]] = shard.all_slice %[[DOWNE]] on @moe_experts grid_axes = [3] slice_axis = 2 : tensor<2x32x64xf32> -> tensor<2x32x32xf32>
+// CHECK-NEXT: %[[XG:.*]] = shard.all_gather %[[XL]] on @moe_dense grid_axes = [1] gather_axis = 0 : tensor<8x32xf32> -> tensor<16x32xf32>
+// CHECK-NEXT: %[[W:.*]], %[[IDS:.*]] = moe.router %[[XG]] weight %[[R]] k = 1
+// CHECK-NEXT: %[[BUF:.*]], %[[SLOTS:.*]], %{{.*}} = moe.dispatch %[[XG]] experts %[[IDS]] : {{.*}} -> (tensor<4x5x32xf32>, tensor<16x1xi32>, tensor<4xi32>)
+// CHECK-NEXT: %[[EP:.*]] = shard.process_multi_index on @moe_experts axes = [2] : index
+// CHECK: %[[MINE:.*]] = tensor.extract_slice %[[BUF]][%{{.*}}, 0, 0] [2, 5, 32] [1, 1, 1]
+// CHECK-NEXT: %[[E:.*]] = moe.experts %[[MINE]] up %[[UPL]] down %[[DOWNL]]
+// CHECK-NEXT: %[[ALL:.*]] = shard.all_gather %[[E]] on @moe_experts grid_axes = [2] gather_axis = 0 : tensor<2x5x32xf32> -> tensor<4x5x32xf32>
+// CHECK-NEXT: %[[YG:.*]] = moe.combine %[[ALL]]
+// CHECK-NEXT: %[[DP:.*]] = shard.process_multi_index on @moe_dense axes = [1] : index
+// CHECK: %[[ROWS:.*]] = tensor.extract_slice %[[YG]][%{{.*}}, 0] [8, 32] [1, 1] : tensor<16x32xf32> to tensor<8x32xf32>
+// CHECK-NEXT: %[[SUM:.*]] = shard.all_reduce %[[ROWS]] on @moe_experts grid_axes = [3] : tensor<8x32xf32> -> tensor<8x32xf32>
+// CHECK-NEXT: %[[OUT:.*]] = shard.all_gather %[[SUM]] on @moe_dense grid_axes = [1] gather_axis = 0 : tensor<8x32xf32> -> tensor<16x32xf32>
+// CHECK-NEXT: return %[[OUT]] : tensor<16x32xf32>
+module attributes {moe.plan = #moe.plan<dp = 2, tp = 2, ep = 2, etp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x2)
+  shard.grid @moe_experts(shape = 1x1x2x2)
+  func.func @capacity_etp(%x: tensor<16x32xf32>, %r: tensor<4x32xf32>,
+                          %up: tensor<4x64x32xf32>, %down: tensor<4x32x64xf32>)
+      -> tensor<16x32xf32> {
+    %tok = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %rep = shard.sharding @moe_dense split_axes = [[]] : !shard.sharding
+    %rows = shard.sharding @moe_experts split_axes = [[2], [3]] : !shard.sharding
+    %cols = shard.sharding @moe_experts split_axes = [[2], [], [3]] : !shard.sharding
+    %xu = shard.shard %x to %tok annotate_for_users : tensor<16x32xf32>
+    %ru = shard.shard %r to %rep annotate_for_users : tensor<4x32xf32>
+    %upu = shard.shard %up to %rows annotate_for_users : tensor<4x64x32xf32>
+    %downu = shard.shard %down to %cols annotate_for_users : tensor<4x32x64xf32>
+    %y = moe.layer %xu router %ru experts(up %upu down %downu)
+        k = 1 score = softmax activation = relu capacity = 5
+        : (tensor<16x32xf32>, tensor<4x32xf32>, tensor<4x64x32xf32>,
+           tensor<4x32x64xf32>) -> tensor<16x32xf32>
+    %ys = shard.shard %y to %tok : tensor<16x32xf32>
+    %out = shard.shard %ys to %rep annotate_for_users : tensor<16x32xf32>
+    return %out : tensor<16x32xf32>
+  }
+}
+
+// -----
+
+// Capacity with dp = 1 and ep = 2 (tp = 2): the tokens are already whole, so
+// nothing is gathered before routing; the experts' part of the buffer is.
+
+// CHECK-LABEL: func.func @capacity_tp_ep
+// CHECK-SAME: (%[[X:.*]]: tensor<16x32xf32>, %{{.*}}: tensor<4x32xf32>, %{{.*}}: tensor<2x64x32xf32>, %{{.*}}: tensor<2x32x64xf32>)
+// CHECK-NEXT: moe.router %[[X]]
+// CHECK-NEXT: moe.dispatch %[[X]]
+// CHECK: shard.all_gather %{{.*}} on @moe_experts grid_axes = [2] gather_axis = 0 : tensor<2x5x32xf32> -> tensor<4x5x32xf32>
+// CHECK-NEXT: %[[Y:.*]] = moe.combine
+// CHECK-NEXT: return %[[Y]] : tensor<16x32xf32>
+module attributes {moe.plan = #moe.plan<tp = 2, ep = 2>} {
+  shard.grid @moe_dense(shape = 1x1x2)
+  shard.grid @moe_experts(shape = 1x1x2x1)
+  func.func @capacity_tp_ep(%x: tensor<16x32xf32>, %r: tensor<4x32xf32>,
+                            %up: tensor<4x64x32xf32>, %down: tensor<4x32x64xf32>)
+      -> tensor<16x32xf32> {
+    %rep = shard.sharding @moe_dense split_axes = [[]] : !shard.sharding
+    %exp = shard.sharding @moe_experts split_axes = [[2]] : !shard.sharding
+    %ups = shard.shard %up to %exp : tensor<4x64x32xf32>
+    %downs = shard.shard %down to %exp : tensor<4x32x64xf32>
+    %xu = shard.shard %x to %rep annotate_for_users : tensor<16x32xf32>
+    %ru = shard.shard %r to %rep annotate_for_users : tensor<4x32xf32>
+    %upu = shard.shard %ups to %exp annotate_for_users : tensor<4x64x32xf32>
+    %downu = shard.shard %downs to %exp annotate_for_users : tensor<4x32x64xf32>
+    %y = moe.layer %xu router %ru experts(up %upu down %downu)
+        k = 1 score = softmax activation = relu capacity = 5
+        : (tensor<16x32xf32>, tensor<4x32xf32>, tensor<4x64x32xf32>,
+           tensor<4x32x64xf32>) -> tensor<16x32xf32>
+    return %y : tensor<16x32xf32>
+  }
+}
+
+// -----
+
+// A module without shardings is left alone when its plan has one rank.
+// CHECK-LABEL: func.func @unsharded_one_rank
+// CHECK-NEXT: moe.layer
+module attributes {moe.plan = #moe.plan<dp = 1>} {
+  func.func @unsharded_one_rank(%x: tensor<8x16xf32>, %r: tensor<4x16xf32>,
+                                %up: tensor<4x32x16xf32>,
+                                %down: tensor<4x16x32xf32>) -> tensor<8x16xf32> {
+    %y = moe.layer %x router %r experts(up %up down %down)
+        k = 1 score = softmax activation = relu
+        : (tensor<8x16xf32>, tensor<4x16xf32>, tensor<4x32x16xf32>,
+           tensor<4x16x32xf32>) -> tensor<8x16xf32>
+    return %y : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  // expected-error @+1 {{'func.func' op has moe.layer ops without shardings under the plan #moe.plan<dp = 2>; run moe-shard first}}
+  func.func @not_sharded(%x: tensor<8x16xf32>, %r: tensor<4x16xf32>,
+                         %up: tensor<4x32x16xf32>,
+                         %down: tensor<4x16x32xf32>) -> tensor<8x16xf32> {
+    %y = moe.layer %x router %r experts(up %up down %down)
+        k = 1 score = softmax activation = relu
+        : (tensor<8x16xf32>, tensor<4x16xf32>, tensor<4x32x16xf32>,
+           tensor<4x16x32xf32>) -> tensor<8x16xf32>
+    return %y : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+shard.grid @moe_dense(shape = 1x2x1)
+// expected-error @+1 {{'func.func' op is sharded but its module has no #moe.plan ('moe.plan' attribute)}}
+func.func @no_plan(%x: tensor<8x16xf32>) -> tensor<8x16xf32> {
+  %s = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+  %xs = shard.shard %x to %s : tensor<8x16xf32>
+  return %xs : tensor<8x16xf32>
+}
+
+// -----
+
+// The experts sharded over dp instead of ep: the layer's rule says what it
+// needs rather than guessing.
+module attributes {moe.plan = #moe.plan<dp = 2, ep = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  shard.grid @moe_experts(shape = 1x1x2x1)
+  func.func @wrong_layout(%x: tensor<8x16xf32>, %r: tensor<4x16xf32>,
+                          %up: tensor<4x32x16xf32>,
+                          %down: tensor<4x16x32xf32>) -> tensor<8x16xf32> {
+    %tok = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %xu = shard.shard %x to %tok annotate_for_users : tensor<8x16xf32>
+    %upu = shard.shard %up to %tok annotate_for_users : tensor<4x32x16xf32>
+    // expected-error @+1 {{'moe.layer' op operand #2 is sharded @moe_dense [[1]], but under #moe.plan<dp = 2, ep = 2> the layer's rule needs @moe_experts [[2]] (the layout moe-shard annotates)}}
+    %y = moe.layer %xu router %r experts(up %upu down %down)
+        k = 1 score = softmax activation = relu
+        : (tensor<8x16xf32>, tensor<4x16xf32>, tensor<4x32x16xf32>,
+           tensor<4x16x32xf32>) -> tensor<8x16xf32>
+    return %y : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+// An op with no rule for sharded operands.
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  func.func @matmul(%x: tensor<8x16xf32>, %w: tensor<16x16xf32>) -> tensor<8x16xf32> {
+    %tok = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %xs = shard.shard %x to %tok : tensor<8x16xf32>
+    %init = tensor.empty() : tensor<8x16xf32>
+    // expected-error @+1 {{'linalg.matmul' op has operands sharded @moe_dense [[1]]; moe-partition partitions moe ops, elementwise ops whose operands share one sharding, and ops on replicated values}}
+    %y = linalg.matmul ins(%xs, %w : tensor<8x16xf32>, tensor<16x16xf32>)
+        outs(%init : tensor<8x16xf32>) -> tensor<8x16xf32>
+    return %y : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+module attributes {moe.plan = #moe.plan<dp = 2, ep = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  shard.grid @moe_experts(shape = 1x1x2x1)
+  func.func @split_to_split(%x: tensor<8x16xf32>) -> tensor<8x16xf32> {
+    %a = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %b = shard.sharding @moe_experts split_axes = [[], [2]] : !shard.sharding
+    %xs = shard.shard %x to %a : tensor<8x16xf32>
+    // expected-error @+1 {{'shard.shard' op needs a re-sharding from @moe_dense [[1]] to @moe_experts [[], [2]]; moe-partition handles replicated <-> split along one axis per dimension only}}
+    %xb = shard.shard %xs to %b annotate_for_users : tensor<8x16xf32>
+    return %xb : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+module attributes {moe.plan = #moe.plan<dp = 2, ep = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  shard.grid @moe_experts(shape = 1x1x2x1)
+  // expected-error @+1 {{'func.func' op splits dimension 0 of 'tensor<3x16xf32>' into 2 parts (@moe_dense [[1]]), which does not divide it}}
+  func.func @indivisible(%x: tensor<3x16xf32>) -> tensor<3x16xf32> {
+    %a = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %xs = shard.shard %x to %a : tensor<3x16xf32>
+    return %xs : tensor<3x16xf32>
+  }
+}
