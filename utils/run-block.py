@@ -1,6 +1,8 @@
 #!/usr/bin/env -S /usr/bin/python3
 """Partition an MoE block with moe-opt's passes, run it on MPI ranks, and
-check it against the unpartitioned block on one rank.
+check it against the unpartitioned block on one rank. A plan's `dispatch=slice_allreduce` and
+`dedup=1` add moe-slice-allreduce / moe-dedup-tokens (strict) after
+moe-partition.
 
 The block is a module with one `func.func @moe_block(x, router, up, down
 [, gate]) -> y` of global (unpartitioned) types and no plan. For each --plan
@@ -149,8 +151,13 @@ def main():
         degrees, _ = parse_plan(text)
         world = degrees["dp"] * degrees["tp"] * degrees["pp"]
         tag = "plan%d" % i
-        passes = ["--moe-shard=keep-signature", "--moe-partition",
-                  *args.passes.split()]
+        passes = ["--moe-shard=keep-signature", "--moe-partition"]
+        # The plan's communication rewrites, as moe-compile runs them.
+        if "dispatch=slice_allreduce" in text:
+            passes.append("--moe-slice-allreduce=strict=1")
+        if "dedup=1" in text:
+            passes.append("--moe-dedup-tokens=strict=1")
+        passes += args.passes.split()
         exe = build_exe(tag, with_plan(module, plan_attr(text)), passes)
         out_npy = work / (tag + ".npy")
         degree_text = ",".join("%s=%d" % (k, degrees[k])

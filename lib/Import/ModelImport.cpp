@@ -94,7 +94,9 @@ private:
   /// Rotary embedding of x [T, heads * head_dim] (any number of heads).
   Value rope(Value x);
   Value attention(Value q, Value k, Value v);
-  Value moeBlock(Value x, const std::string &prefix);
+  /// The MoE block of layer `layer` on this rank's tokens x (split over dp,
+  /// replicated over tp).
+  Value moeBlock(Value x, const std::string &prefix, int64_t layer);
   Value embed(Value ids);
 
   MLIRContext *ctx;
@@ -411,7 +413,8 @@ Value ModelBuilder::allReduce(Value x, StringRef grid, int16_t axis) {
                                     ArrayRef<int16_t>{axis}, x);
 }
 
-Value ModelBuilder::moeBlock(Value x, const std::string &prefix) {
+Value ModelBuilder::moeBlock(Value x, const std::string &prefix,
+                             int64_t layer) {
   LocalLayerOperands w = moeWeights(prefix, config.numExperts / ep);
   w.tokens = x;
   LayerSpec spec{config.numExperts,
@@ -419,10 +422,12 @@ Value ModelBuilder::moeBlock(Value x, const std::string &prefix) {
                  ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
                  config.renormalize,
                  ActivationAttr::get(ctx, config.activation),
-                 capacityFor(globalTokens)};
-  PlanAttr onePerRank =
-      plan ? plan
-           : PlanAttr::get(ctx, 1, 1, 1, 1, 1, {DispatchStrategy::a2a});
+                 capacityFor(globalTokens),
+                 layer,
+                 {}};
+  if (dp > 1)
+    spec.tokensSplit.push_back(kDpAxis);
+  PlanAttr onePerRank = plan ? plan : PlanAttr::getDegrees(ctx, 1, 1, 1, 1, 1);
   return buildLayerOnRank(b, loc, spec, w, onePerRank);
 }
 
@@ -511,7 +516,7 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
     x = add(x, attn);
     Value normed2 =
         rmsNorm(x, weight(p + "post_attention_layernorm.weight", {h}));
-    x = add(x, moeBlock(normed2, p));
+    x = add(x, moeBlock(normed2, p, layer));
   }
   x = rmsNorm(x, weight("model.norm.weight", {h}));
   Value out = tensor::ExpandShapeOp::create(
@@ -574,9 +579,6 @@ mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
       return error(llvm::formatv(
           "plan ep = {0} does not divide the {1} experts of the model",
           plan.getEp(), config.numExperts));
-    if (plan.getDispatch().size() != 1 ||
-        plan.getDispatch()[0] != DispatchStrategy::a2a)
-      return error("only dispatch = a2a is implemented");
   }
   context->loadDialect<MoEDialect, func::FuncDialect, linalg::LinalgDialect,
                        tensor::TensorDialect, arith::ArithDialect,

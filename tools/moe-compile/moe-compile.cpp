@@ -125,8 +125,21 @@ void addManifestGlobal(ModuleOp module, StringAttr manifest) {
 FailureOr<moe::PlanAttr> parsePlanOption(MLIRContext *ctx, StringRef text,
                                          std::string &error) {
   std::string attr = "#moe.plan<";
+  // Entries are split at commas outside brackets, so per-layer lists
+  // ("dispatch=[a2a,slice_allreduce]") stay whole.
   SmallVector<StringRef> entries;
-  text.split(entries, ',', -1, /*KeepEmpty=*/false);
+  size_t start = 0, depth = 0;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    if (i < text.size() && text[i] == '[')
+      ++depth;
+    else if (i < text.size() && text[i] == ']' && depth)
+      --depth;
+    else if (i == text.size() || (text[i] == ',' && depth == 0)) {
+      if (!text.slice(start, i).trim().empty())
+        entries.push_back(text.slice(start, i));
+      start = i + 1;
+    }
+  }
   for (auto [i, entry] : llvm::enumerate(entries)) {
     auto [key, value] = entry.split('=');
     if (value.empty() && !entry.contains('=')) {
@@ -250,8 +263,7 @@ int main(int argc, char **argv) {
   }
   if (explainPlan) {
     explain(plan ? plan
-                 : moe::PlanAttr::get(&context, 1, 1, 1, 1, 1,
-                                      {moe::DispatchStrategy::a2a}),
+                 : moe::PlanAttr::getDegrees(&context, 1, 1, 1, 1, 1),
             llvm::outs());
     return 0;
   }

@@ -49,7 +49,8 @@ Attribute PlanAttr::parse(AsmParser &parser, Type) {
   int64_t degrees[5] = {1, 1, 1, 1, 1};
   std::optional<int64_t> world;
   SmallVector<DispatchStrategy> dispatch;
-  bool sawDispatch = false;
+  SmallVector<int64_t> dedup;
+  bool sawDispatch = false, sawDedup = false;
   llvm::StringSet<> seen;
 
   auto parseStrategy = [&]() -> ParseResult {
@@ -94,10 +95,23 @@ Attribute PlanAttr::parse(AsmParser &parser, Type) {
       }
       return parseStrategy();
     }
+    if (key == "dedup") {
+      sawDedup = true;
+      auto parseFlag = [&]() -> ParseResult {
+        return parser.parseInteger(dedup.emplace_back());
+      };
+      if (succeeded(parser.parseOptionalLSquare())) {
+        if (succeeded(parser.parseOptionalRSquare()))
+          return success();
+        return failure(parser.parseCommaSeparatedList(parseFlag) ||
+                       parser.parseRSquare());
+      }
+      return parseFlag();
+    }
     return parser.emitError(loc)
            << "unknown key '" << key
            << "' in #moe.plan; expected one of dp, tp, ep, etp, pp, world, "
-              "dispatch";
+              "dispatch, dedup";
   };
 
   if (parser.parseLess())
@@ -108,6 +122,8 @@ Attribute PlanAttr::parse(AsmParser &parser, Type) {
   }
   if (!sawDispatch)
     dispatch.push_back(DispatchStrategy::a2a);
+  if (!sawDedup)
+    dedup.push_back(0);
 
   auto emitError = [&] { return parser.emitError(startLoc); };
   // moe_plan_c2: a stated world size must match the degrees.
@@ -121,7 +137,8 @@ Attribute PlanAttr::parse(AsmParser &parser, Type) {
     }
   }
   return PlanAttr::getChecked(emitError, ctx, degrees[0], degrees[1],
-                              degrees[2], degrees[3], degrees[4], dispatch);
+                              degrees[2], degrees[3], degrees[4], dispatch,
+                              dedup);
 }
 
 void PlanAttr::print(AsmPrinter &printer) const {
@@ -143,6 +160,16 @@ void PlanAttr::print(AsmPrinter &printer) const {
     parts.push_back(
         ("dispatch = " + stringifyDispatchStrategy(dispatch[0])).str());
   }
+  ArrayRef<int64_t> dedup = getDedup();
+  if (dedup.size() > 1) {
+    std::string list = "dedup = [";
+    llvm::raw_string_ostream os(list);
+    llvm::interleaveComma(dedup, os);
+    os << "]";
+    parts.push_back(list);
+  } else if (dedup.size() == 1 && dedup[0] != 0) {
+    parts.push_back("dedup = " + std::to_string(dedup[0]));
+  }
   printer << "<";
   llvm::interleaveComma(parts, printer);
   printer << ">";
@@ -151,7 +178,8 @@ void PlanAttr::print(AsmPrinter &printer) const {
 LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                int64_t dp, int64_t tp, int64_t ep, int64_t etp,
                                int64_t pp,
-                               ArrayRef<DispatchStrategy> dispatch) {
+                               ArrayRef<DispatchStrategy> dispatch,
+                               ArrayRef<int64_t> dedup) {
   // moe_plan_c1
   int64_t degrees[5] = {dp, tp, ep, etp, pp};
   for (auto [key, value] : llvm::zip(kDegreeKeys, degrees))
@@ -179,7 +207,24 @@ LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   // moe_plan_c5
   if (dispatch.empty())
     return emitError() << "#moe.plan dispatch list must not be empty";
+  // moe_plan_c9
+  if (dedup.empty())
+    return emitError() << "#moe.plan dedup list must not be empty";
+  for (int64_t flag : dedup)
+    if (flag != 0 && flag != 1)
+      return emitError() << "#moe.plan dedup = " << flag
+                         << " must be 0 or 1";
   return success();
+}
+
+bool PlanAttr::getDedupForLayer(unsigned layer) const {
+  ArrayRef<int64_t> dedup = getDedup();
+  return (dedup.size() == 1 ? dedup.front() : dedup[layer]) != 0;
+}
+
+PlanAttr PlanAttr::getDegrees(MLIRContext *ctx, int64_t dp, int64_t tp,
+                              int64_t ep, int64_t etp, int64_t pp) {
+  return get(ctx, dp, tp, ep, etp, pp, {DispatchStrategy::a2a}, {0});
 }
 
 DispatchStrategy PlanAttr::getDispatchForLayer(unsigned layer) const {
@@ -197,6 +242,21 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
     if (!isa<StringAttr>(attr.getValue()))
       return op->emitError() << "'" << getManifestAttrName()
                              << "' must be a string, got " << attr.getValue();
+    return success();
+  }
+  if (attr.getName() == getLayerIndexAttrName()) {
+    auto index = dyn_cast<IntegerAttr>(attr.getValue());
+    if (!index || index.getInt() < 0)
+      return op->emitError() << "'" << getLayerIndexAttrName()
+                             << "' must be a non-negative integer, got "
+                             << attr.getValue();
+    return success();
+  }
+  if (attr.getName() == getTokensSplitAttrName()) {
+    if (!isa<DenseI16ArrayAttr>(attr.getValue()))
+      return op->emitError() << "'" << getTokensSplitAttrName()
+                             << "' must be an array<i16> of grid axes, got "
+                             << attr.getValue();
     return success();
   }
   if (attr.getName() != getPlanAttrName())
@@ -244,6 +304,11 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
   if (numStrategies > 1 && numStrategies != static_cast<size_t>(numLayers))
     return op->emitError() << "#moe.plan lists " << numStrategies
                            << " dispatch strategies but the operation holds "
+                           << numLayers << " moe.layer ops";
+  size_t numDedup = plan.getDedup().size();
+  if (numDedup > 1 && numDedup != static_cast<size_t>(numLayers))
+    return op->emitError() << "#moe.plan lists " << numDedup
+                           << " dedup flags but the operation holds "
                            << numLayers << " moe.layer ops";
   return success();
 }

@@ -119,10 +119,16 @@ std::string mlir::moe::describeSharding(const shard::Sharding &sharding) {
   return text;
 }
 
-LayerSpec mlir::moe::getLayerSpec(LayerOp layer) {
-  return {layer.getNumExperts(),     static_cast<int64_t>(layer.getK()),
-          layer.getScoreAttr(),      layer.getRenormalize(),
-          layer.getActivationAttr(), layer.getCapacityAttr()};
+LayerSpec mlir::moe::getLayerSpec(LayerOp layer, PlanAttr plan) {
+  LayerSpec spec{layer.getNumExperts(),     static_cast<int64_t>(layer.getK()),
+                 layer.getScoreAttr(),      layer.getRenormalize(),
+                 layer.getActivationAttr(), layer.getCapacityAttr()};
+  if (auto index = layer->getAttrOfType<IntegerAttr>(
+          MoEDialect::getLayerIndexAttrName()))
+    spec.layerIndex = index.getInt();
+  if (plan.getDp() > 1)
+    spec.tokensSplit.push_back(kDpAxis);
+  return spec;
 }
 
 //===----------------------------------------------------------------------===//
@@ -213,6 +219,10 @@ Value RankBuilder::allToAllBlock(Value x) {
       b, loc, f32Tensor({e, tokens, hidden}),
       RankedTensorType::get({tokens, k}, i32), RankedTensorType::get({e}, i32),
       x, router.getIds(), b.getUnitAttr());
+  dispatch->setAttr(MoEDialect::getLayerIndexAttrName(),
+                    b.getI64IntegerAttr(spec.layerIndex));
+  dispatch->setAttr(MoEDialect::getTokensSplitAttrName(),
+                    b.getDenseI16ArrayAttr(spec.tokensSplit));
   // [E, T, H] -> every rank gets its E/ep experts' rows from all ep ranks.
   RankedTensorType local = f32Tensor({e / ep, ep * tokens, hidden});
   Value sent = shard::AllToAllOp::create(
@@ -293,4 +303,112 @@ Value mlir::moe::buildLayerOnRank(OpBuilder &b, Location loc,
                                   const LocalLayerOperands &local,
                                   PlanAttr plan) {
   return RankBuilder(b, loc, spec, local, plan).build();
+}
+
+//===----------------------------------------------------------------------===//
+// Matching the a2a form
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// The only user of `v`, if it is an Op.
+template <typename Op> Op onlyUser(Value v) {
+  return v.hasOneUse() ? dyn_cast<Op>(*v.getUsers().begin()) : Op();
+}
+
+bool isExpertAllToAll(shard::AllToAllOp op, int64_t split, int64_t concat) {
+  return op && op.getGrid() == kExpertGridName &&
+         op.getGridAxes() == ArrayRef<int16_t>{kEpAxis} &&
+         op.getSplitAxis().getSExtValue() == split &&
+         op.getConcatAxis().getSExtValue() == concat;
+}
+} // namespace
+
+FailureOr<AllToAllLayer> mlir::moe::matchAllToAllLayer(DispatchOp dispatch,
+                                                       std::string &why) {
+  AllToAllLayer m;
+  m.dispatch = dispatch;
+  if (!dispatch.getDropless()) {
+    why = "the dispatch has a capacity (only dropless layers use the "
+          "all-to-all form)";
+    return failure();
+  }
+  m.toExperts = onlyUser<shard::AllToAllOp>(dispatch.getBuffer());
+  if (!isExpertAllToAll(m.toExperts, 0, 1)) {
+    why = "the dispatch buffer does not go (only) to an all_to_all over the "
+          "ep axis of @moe_experts";
+    return failure();
+  }
+  m.experts = onlyUser<ExpertsOp>(m.toExperts.getResult());
+  if (!m.experts || m.experts.getInput() != m.toExperts.getResult() ||
+      m.experts.getCounts()) {
+    why = "the all_to_all does not feed (only) a moe.experts without counts";
+    return failure();
+  }
+  m.back = onlyUser<shard::AllToAllOp>(m.experts.getResult());
+  if (!isExpertAllToAll(m.back, 1, 0)) {
+    why = "the experts' output does not go back through an all_to_all";
+    return failure();
+  }
+  m.combine = onlyUser<CombineOp>(m.back.getResult());
+  if (!m.combine || m.combine.getInput() != m.back.getResult() ||
+      m.combine.getSlots() != dispatch.getSlots() ||
+      m.combine.getIds() != dispatch.getIds()) {
+    why = "the returned rows do not feed a moe.combine with the dispatch's "
+          "slots and expert ids";
+    return failure();
+  }
+  m.router = dispatch.getIds().getDefiningOp<RouterOp>();
+  if (!m.router || m.router.getTokens() != dispatch.getTokens() ||
+      m.combine.getWeights() != m.router.getWeights()) {
+    why = "the expert ids and weights do not come from a moe.router on the "
+          "dispatched tokens";
+    return failure();
+  }
+  return m;
+}
+
+LogicalResult mlir::moe::reportNotApplied(Operation *op, bool strict,
+                                          StringRef pass, const Twine &why) {
+  if (strict)
+    return op->emitError() << pass << " does not apply: " << why;
+  op->emitRemark() << pass << " does not apply: " << why;
+  return success();
+}
+
+FailureOr<SmallVector<AllToAllLayer>>
+mlir::moe::collectAllToAllLayers(ModuleOp module, ArrayRef<int64_t> layers,
+                                 bool strict, StringRef pass) {
+  SmallVector<AllToAllLayer> found;
+  llvm::SmallDenseSet<int64_t> seen;
+  bool failedAny = false;
+  module.walk([&](DispatchOp dispatch) {
+    auto index = dispatch->getAttrOfType<IntegerAttr>(
+        MoEDialect::getLayerIndexAttrName());
+    if (!layers.empty() && (!index || !llvm::is_contained(layers, index.getInt())))
+      return;
+    bool feedsAllToAll = llvm::any_of(dispatch.getBuffer().getUsers(),
+                                      llvm::IsaPred<shard::AllToAllOp>);
+    if (!feedsAllToAll)
+      return;
+    std::string why;
+    FailureOr<AllToAllLayer> match = matchAllToAllLayer(dispatch, why);
+    if (failed(match)) {
+      failedAny |= failed(reportNotApplied(dispatch, strict, pass, why));
+      return;
+    }
+    if (index)
+      seen.insert(index.getInt());
+    found.push_back(*match);
+  });
+  if (strict)
+    for (int64_t layer : layers)
+      if (!seen.contains(layer)) {
+        module.emitError() << pass << " does not apply: layer " << layer
+                           << " has no all-to-all dispatch (capacity layers "
+                              "gather tokens instead, and ep = 1 has none)";
+        failedAny = true;
+      }
+  if (failedAny)
+    return failure();
+  return found;
 }

@@ -280,8 +280,17 @@ LogicalResult FunctionPartitioner::run() {
   if (failed(partitionArguments()))
     return failure();
   SmallVector<Operation *> globalOps;
-  for (Operation &op : entry)
+  int64_t layerIndex = 0;
+  for (Operation &op : entry) {
     globalOps.push_back(&op);
+    // Which entry of the plan's per-layer lists applies (program order).
+    if (isa<LayerOp>(op) &&
+        !op.hasAttr(MoEDialect::getLayerIndexAttrName()))
+      op.setAttr(MoEDialect::getLayerIndexAttrName(),
+                 builder.getI64IntegerAttr(layerIndex));
+    if (isa<LayerOp>(op))
+      ++layerIndex;
+  }
   for (Operation *op : globalOps) {
     builder.setInsertionPoint(op);
     LogicalResult result = success();

@@ -74,7 +74,7 @@ struct LayerShardingModel
     operands.sharedDown = local(7);
     operands.sharedGateProj = local(8);
     operands.sharedGate = local(9);
-    Value result = buildLayerOnRank(builder, op->getLoc(), getLayerSpec(layer),
+    Value result = buildLayerOnRank(builder, op->getLoc(), getLayerSpec(layer, plan),
                                     operands, plan);
     partitionMap.map(layer.getResult(), result);
     return success();

@@ -47,6 +47,17 @@ def MoE_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getManifestAttrName() {
       return ::llvm::StringLiteral("moe.manifest");
     }
+    /// On the moe.dispatch of a partitioned layer: the layer's position in
+    /// program order (which `dispatch`/`dedup` entry of the plan applies).
+    static constexpr ::llvm::StringLiteral getLayerIndexAttrName() {
+      return ::llvm::StringLiteral("moe.layer_index");
+    }
+    /// On the moe.dispatch of a partitioned layer: the `@moe_dense` axes its
+    /// tokens were split over (dim 0); they are replicated over the others.
+    /// What moe-slice-allreduce and moe-dedup-tokens prove legality from.
+    static constexpr ::llvm::StringLiteral getTokensSplitAttrName() {
+      return ::llvm::StringLiteral("moe.tokens_split");
+    }
   }];
 }
 
@@ -116,10 +127,16 @@ def MoE_PlanAttr : MoE_Attr<"Plan", "plan"> {
     - `etp`: expert tensor parallel degree (each expert sliced over it),
       carved out of the tensor parallel group, so `etp` must divide `tp`;
     - `dispatch`: the dispatch strategy, either one for every MoE layer or a
-      list with one entry per `moe.layer` of the module, in program order.
+      list with one entry per `moe.layer` of the module, in program order:
+      `a2a` (all-to-all over the ep group, the baseline) or
+      `slice_allreduce` (PPMoE: local index slicing and one all-reduce,
+      `moe-slice-allreduce`);
+    - `dedup`: 1 to drop the tensor-parallel duplicates of the tokens around
+      the all-to-all (DeepSpeed-TED, `moe-dedup-tokens`), 0 not to; one
+      value for every layer or a list with one per `moe.layer`.
 
     Keys may appear in any order; a missing degree is 1 and a missing
-    `dispatch` is `a2a`. An optional `world` states the world size the plan
+    `dispatch` is `a2a`, a missing `dedup` is 0. An optional `world` states the world size the plan
     is meant for and must equal `dp * tp * pp`.
 
     When the attribute is attached to an operation as `moe.plan`, the dialect
@@ -136,9 +153,10 @@ def MoE_PlanAttr : MoE_Attr<"Plan", "plan"> {
     - `etp` divides `tp` (`moe_plan_c4`);
     - `ep * etp` divides `dp * tp` (`moe_plan_c8`);
     - the `dispatch` list is not empty (`moe_plan_c5`);
+    - the `dedup` list is not empty and holds only 0 and 1 (`moe_plan_c9`);
     - attached as `moe.plan`: `ep` divides every expert count
-      (`moe_plan_c6`), a per-layer list has one entry per `moe.layer`
-      (`moe_plan_c7`).
+      (`moe_plan_c6`), a per-layer `dispatch` or `dedup` list has one entry per
+      `moe.layer` (`moe_plan_c7`).
 
     Example:
 
@@ -153,7 +171,9 @@ def MoE_PlanAttr : MoE_Attr<"Plan", "plan"> {
     "int64_t":$etp,
     "int64_t":$pp,
     ArrayRefParameter<"::mlir::moe::DispatchStrategy",
-                      "dispatch strategy per layer (one entry: all layers)">:$dispatch
+                      "dispatch strategy per layer (one entry: all layers)">:$dispatch,
+    ArrayRefParameter<"int64_t",
+                      "dedup (0 or 1) per layer (one entry: all layers)">:$dedup
   );
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
@@ -162,6 +182,12 @@ def MoE_PlanAttr : MoE_Attr<"Plan", "plan"> {
     int64_t getWorldSize() const { return getDp() * getTp() * getPp(); }
     /// Dispatch strategy of the `layer`-th moe.layer in program order.
     ::mlir::moe::DispatchStrategy getDispatchForLayer(unsigned layer) const;
+    /// Whether the `layer`-th moe.layer drops duplicate tokens (dedup).
+    bool getDedupForLayer(unsigned layer) const;
+    /// The plan with these degrees, a2a dispatch and no dedup.
+    static PlanAttr getDegrees(::mlir::MLIRContext *ctx, int64_t dp,
+                               int64_t tp, int64_t ep, int64_t etp,
+                               int64_t pp);
   }];
 }
 

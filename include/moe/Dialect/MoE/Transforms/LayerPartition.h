@@ -59,8 +59,15 @@ struct LayerSpec {
   ActivationAttr activation;
   /// The capacity for the global token count (null: dropless).
   IntegerAttr capacity;
+  /// Position of the layer in program order, and the @moe_dense axes its
+  /// tokens are split over; both are recorded on the dispatch of an
+  /// all-to-all layer for the rewrites that follow (MoEBase.td).
+  int64_t layerIndex = 0;
+  SmallVector<int16_t> tokensSplit;
 };
-LayerSpec getLayerSpec(LayerOp layer);
+/// The spec of `layer`: attributes, its `moe.layer_index` (0 if absent) and
+/// tokens split over dp when the plan has dp > 1.
+LayerSpec getLayerSpec(LayerOp layer, PlanAttr plan);
 
 /// This rank's operands of a layer (the shardings of getLayerShardings
 /// applied): tokens [T/dp, H], the replicated router, experts [E/ep, ...]
@@ -75,6 +82,39 @@ struct LocalLayerOperands {
 /// `shard` collectives on the plan's grids, which must exist.
 Value buildLayerOnRank(OpBuilder &b, Location loc, const LayerSpec &spec,
                        const LocalLayerOperands &local, PlanAttr plan);
+
+/// The a2a form of a dropless layer on one rank, as buildLayerOnRank builds
+/// it: dispatch -> all_to_all (@moe_experts ep axis, split 0, concat 1) ->
+/// experts (no counts) -> all_to_all back -> combine, each step the only
+/// user of the previous one, and the router's results feeding dispatch and
+/// combine.
+struct AllToAllLayer {
+  RouterOp router;
+  DispatchOp dispatch;
+  shard::AllToAllOp toExperts;
+  ExpertsOp experts;
+  shard::AllToAllOp back;
+  CombineOp combine;
+};
+/// Matches the form starting at `dispatch`; failure when `dispatch` does not
+/// start one (the reason, for a remark, in `why`).
+FailureOr<AllToAllLayer> matchAllToAllLayer(DispatchOp dispatch,
+                                            std::string &why);
+
+/// What moe-slice-allreduce and moe-dedup-tokens rewrite: the all-to-all
+/// layers of `module` whose `moe.layer_index` is in `layers` (every layer
+/// when empty). A dispatch feeding an all_to_all that does not match gets a
+/// remark naming `pass` (an error when `strict`); with `strict`, a listed
+/// layer without an all-to-all form is an error too. Failure: an error was
+/// emitted.
+FailureOr<SmallVector<AllToAllLayer>>
+collectAllToAllLayers(ModuleOp module, ArrayRef<int64_t> layers, bool strict,
+                      StringRef pass);
+
+/// Reports that `pass` leaves `op` unchanged: a remark, or an error (and
+/// failure) when `strict`.
+LogicalResult reportNotApplied(Operation *op, bool strict, StringRef pass,
+                               const Twine &why);
 
 } // namespace moe
 } // namespace mlir

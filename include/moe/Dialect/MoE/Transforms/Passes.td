@@ -191,4 +191,123 @@ def MoEShardPass : Pass<"moe-shard", "ModuleOp"> {
   let dependentDialects = ["::mlir::shard::ShardDialect"];
 }
 
+//===----------------------------------------------------------------------===//
+// Communication rewrites (on the per-rank program)
+//===----------------------------------------------------------------------===//
+
+def MoEDedupTokensPass : Pass<"moe-dedup-tokens", "ModuleOp"> {
+  let summary = "DeepSpeed-TED: send each token through the expert "
+                "all-to-all once per tensor-parallel group";
+  let description = [{
+    Rewrites the all-to-all form of a dropless MoE layer (as `moe-partition`
+    and the importer build it) whose tokens are replicated over the
+    tensor-parallel group: each of the `tp` ranks routes and dispatches only
+    its `1/tp` slice of the tokens, so the all-to-all moves `1/tp` of the data
+    (`(tp-1)/tp` fewer bytes), and an `all_gather` over the tp group after
+    the combine gives every rank all rows again.
+
+    Legality comes from the shardings: the dispatch records the `@moe_dense`
+    axes its tokens were split over (`moe.tokens_split`); the pass fires only
+    when the tp axis (2) is not among them, `tp > 1`, and `tp` divides the
+    token count. Elsewhere the IR is unchanged and a remark says why;
+    `strict` makes that an error. `layers` limits the pass to the listed
+    layer indices (`moe.layer_index`); `moe-compile` passes the layers whose
+    plan entry has `dedup = 1`.
+
+    Before (tp = 2, ep = 2, 16 tokens replicated over tp):
+
+    ```mlir
+    %w, %ids = moe.router %x weight %r k = 2 ...
+    %buf, %slots, %counts = moe.dispatch %x experts %ids dropless
+        {moe.tokens_split = array<i16>} ...   // tensor<8x16x64xf32>
+    %in = shard.all_to_all %buf on @moe_experts grid_axes = [2]
+        split_axis = 0 concat_axis = 1 ...     // -> tensor<4x32x64xf32>
+    %out = moe.experts %in ...
+    %back = shard.all_to_all %out ... split_axis = 1 concat_axis = 0 ...
+    %y = moe.combine %back slots %slots experts %ids weights %w ...
+    ```
+
+    After:
+
+    ```mlir
+    %t = shard.process_multi_index on @moe_dense axes = [2] : index
+    %xs = tensor.extract_slice %x[%off, 0] [8, 64] [1, 1] ...
+    %w, %ids = moe.router %xs weight %r k = 2 ...
+    %buf, %slots, %counts = moe.dispatch %xs experts %ids dropless ...
+                                               // tensor<8x8x64xf32>
+    %in = shard.all_to_all %buf ...            // -> tensor<4x16x64xf32>
+    %out = moe.experts %in ...
+    %back = shard.all_to_all %out ...
+    %ys = moe.combine %back slots %slots experts %ids weights %w ...
+    %y = shard.all_gather %ys on @moe_dense grid_axes = [2] gather_axis = 0
+        : tensor<8x64xf32> -> tensor<16x64xf32>
+    ```
+  }];
+  let options = [
+    Option<"strict", "strict", "bool", /*default=*/"false",
+           "Fail where the rewrite does not apply instead of a remark">,
+    ListOption<"layers", "layers", "int64_t",
+               "Only these layer indices (default: all)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::shard::ShardDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+def MoESliceAllReducePass : Pass<"moe-slice-allreduce", "ModuleOp"> {
+  let summary = "PPMoE: replace the expert all-to-alls by local index "
+                "slicing and one all-reduce";
+  let description = [{
+    Rewrites the all-to-all form of a dropless MoE layer whose tokens are
+    replicated over the ranks that hold its experts (the expert-parallel
+    group lies inside a tensor-parallel group: `ep * etp` divides `tp`, and
+    the tokens are not split over tp). Every rank then already has every
+    token, so instead of sending rows away it takes the rows routed to its
+    own experts out of the dispatch buffer (index slicing), runs its
+    experts on them (only the filled rows: the dispatch counts are local
+    now), places the result in an otherwise zero buffer, and combines: a
+    gate-weighted partial output that is zero for tokens none of its
+    experts serve. One `all_reduce` over the ep group sums the partials. No
+    all-to-all remains.
+
+    Where the combined output goes straight into the expert-tensor-parallel
+    `all_reduce` and `ep * etp = tp`, the two all-reduces become one over
+    the tensor-parallel group.
+
+    Legality is read from the shardings recorded on the dispatch
+    (`moe.tokens_split`, see moe-dedup-tokens); elsewhere the IR is
+    unchanged and a remark says why; `strict` makes it an error. `layers`
+    limits the pass to the listed layer indices; `moe-compile` passes the
+    layers whose plan entry is `dispatch = slice_allreduce`.
+
+    Before (tp = 2, ep = 2): as in moe-dedup-tokens. After:
+
+    ```mlir
+    %w, %ids = moe.router %x weight %r k = 2 ...
+    %buf, %slots, %counts = moe.dispatch %x experts %ids dropless ...
+    %e = shard.process_multi_index on @moe_experts axes = [2] : index
+    %mine = tensor.extract_slice %buf[%first, 0, 0] [4, 16, 64] ...
+    %n = tensor.extract_slice %counts[%first] [4] [1] ...
+    %out = moe.experts %mine counts %n ...
+    %full = tensor.insert_slice %out into %zeros[%first, 0, 0] [4, 16, 64] ...
+    %part = moe.combine %full slots %slots experts %ids weights %w ...
+    %y = shard.all_reduce %part on @moe_experts grid_axes = [2] ...
+    ```
+  }];
+  let options = [
+    Option<"strict", "strict", "bool", /*default=*/"false",
+           "Fail where the rewrite does not apply instead of a remark">,
+    ListOption<"layers", "layers", "int64_t",
+               "Only these layer indices (default: all)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::shard::ShardDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD

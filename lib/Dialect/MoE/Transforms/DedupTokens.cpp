@@ -1,0 +1,159 @@
+//===- DedupTokens.cpp - DeepSpeed-TED duplicate-token dropping -----------===//
+//
+// Implements `moe-dedup-tokens`: where the tokens of an all-to-all MoE layer
+// are replicated over the tensor-parallel group, each tp rank routes and
+// sends only its 1/tp of them, and an all-gather over the group after the
+// combine restores every row on every rank.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Transforms/LayerPartition.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "llvm/Support/FormatVariadic.h"
+
+namespace mlir {
+namespace moe {
+#define GEN_PASS_DEF_MOEDEDUPTOKENSPASS
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace moe
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+constexpr llvm::StringLiteral kPass = "moe-dedup-tokens";
+
+/// Why the layer's tokens cannot be split over tp; empty when they can.
+std::string whyNot(DispatchOp dispatch, PlanAttr plan) {
+  auto split = dispatch->getAttrOfType<DenseI16ArrayAttr>(
+      MoEDialect::getTokensSplitAttrName());
+  if (!split)
+    return "the dispatch does not record how its tokens are sharded "
+           "(moe.tokens_split): it was not built by moe-partition or the "
+           "importer";
+  if (plan.getTp() == 1)
+    return "tp = 1: the tokens have no tensor-parallel duplicates";
+  if (llvm::is_contained(split.asArrayRef(), kTpAxis))
+    return "the tokens are already split over the tensor-parallel axis";
+  int64_t tokens =
+      cast<RankedTensorType>(dispatch.getTokens().getType()).getDimSize(0);
+  if (tokens % plan.getTp() != 0)
+    return llvm::formatv("tp = {0} does not divide the {1} tokens of a rank",
+                         plan.getTp(), tokens);
+  return "";
+}
+
+void rewrite(AllToAllLayer m, PlanAttr plan) {
+  RouterOp router = m.router;
+  OpBuilder b(router);
+  Location loc = router.getLoc();
+  Value x = m.dispatch.getTokens();
+  auto xType = cast<RankedTensorType>(x.getType());
+  int64_t tp = plan.getTp(), t = xType.getDimSize(0) / tp,
+          h = xType.getDimSize(1);
+  Type f = xType.getElementType();
+
+  // This tp rank's 1/tp of the (replicated) tokens.
+  Value index = shard::ProcessMultiIndexOp::create(
+                    b, loc, TypeRange{b.getIndexType()}, kDenseGridName,
+                    ArrayRef<int16_t>{kTpAxis})
+                    .getResult()[0];
+  Value offset = arith::MulIOp::create(
+      b, loc, index, arith::ConstantIndexOp::create(b, loc, t));
+  Value slice = tensor::ExtractSliceOp::create(
+      b, loc, RankedTensorType::get({t, h}, f), x,
+      ArrayRef<OpFoldResult>{offset, b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(t), b.getIndexAttr(h)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+
+  // The same chain on the slice.
+  auto retype = [&](Type type, int64_t dim, int64_t size) {
+    auto tensor = cast<RankedTensorType>(type);
+    SmallVector<int64_t> shape(tensor.getShape());
+    shape[dim] = size;
+    return RankedTensorType::get(shape, tensor.getElementType());
+  };
+  int64_t ep = plan.getEp();
+  auto newRouter = RouterOp::create(
+      b, loc, retype(router.getWeights().getType(), 0, t),
+      retype(router.getIds().getType(), 0, t), slice, router.getWeight(),
+      router.getBias(), router.getKAttr(), router.getScoreAttr(),
+      router.getRenormalizeAttr());
+  auto dispatch = DispatchOp::create(
+      b, loc, retype(m.dispatch.getBuffer().getType(), 1, t),
+      retype(m.dispatch.getSlots().getType(), 0, t),
+      m.dispatch.getCounts().getType(), slice, newRouter.getIds(),
+      m.dispatch.getDroplessAttr());
+  // The dispatch's tokens are now split over tp as well.
+  dispatch->setDiscardableAttrs(m.dispatch->getDiscardableAttrDictionary());
+  auto split = m.dispatch->getAttrOfType<DenseI16ArrayAttr>(
+      MoEDialect::getTokensSplitAttrName());
+  SmallVector<int16_t> axes(split.asArrayRef());
+  axes.push_back(kTpAxis);
+  dispatch->setAttr(MoEDialect::getTokensSplitAttrName(),
+                    b.getDenseI16ArrayAttr(axes));
+  Type expertsType = retype(m.toExperts.getType(), 1, ep * t);
+  Value sent = shard::AllToAllOp::create(
+      b, loc, expertsType, m.toExperts.getGridAttr(),
+      m.toExperts.getGridAxesAttr(), dispatch.getBuffer(),
+      m.toExperts.getSplitAxisAttr(), m.toExperts.getConcatAxisAttr());
+  ExpertsOp experts = m.experts;
+  Value computed = ExpertsOp::create(
+      b, loc, expertsType, sent, Value(), experts.getGate(), experts.getUp(),
+      experts.getDown(), experts.getActivationAttr());
+  Value back = shard::AllToAllOp::create(
+      b, loc, dispatch.getBuffer().getType(), m.back.getGridAttr(),
+      m.back.getGridAxesAttr(), computed, m.back.getSplitAxisAttr(),
+      m.back.getConcatAxisAttr());
+  Value mine = CombineOp::create(b, loc, RankedTensorType::get({t, h}, f),
+                                 back, dispatch.getSlots(), newRouter.getIds(),
+                                 newRouter.getWeights());
+  // The mirror on the way back: every rank gets all rows again.
+  Value all = shard::AllGatherOp::create(b, loc, xType, kDenseGridName,
+                                         ArrayRef<int16_t>{kTpAxis}, mine,
+                                         APInt(64, 0));
+  m.combine.getResult().replaceAllUsesWith(all);
+  m.combine.erase();
+  m.back.erase();
+  experts.erase();
+  m.toExperts.erase();
+  m.dispatch.erase();
+  router.erase();
+}
+
+struct MoEDedupTokensPass
+    : public moe::impl::MoEDedupTokensPassBase<MoEDedupTokensPass> {
+  using MoEDedupTokensPassBase::MoEDedupTokensPassBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto plan = module->getAttrOfType<PlanAttr>(MoEDialect::getPlanAttrName());
+    if (!plan) {
+      module.emitError() << kPass << " needs the module's #moe.plan";
+      return signalPassFailure();
+    }
+    FailureOr<SmallVector<AllToAllLayer>> sites =
+        collectAllToAllLayers(module, layers, strict, kPass);
+    if (failed(sites))
+      return signalPassFailure();
+    for (AllToAllLayer m : *sites) {
+      std::string why = whyNot(m.dispatch, plan);
+      if (!why.empty()) {
+        if (failed(reportNotApplied(m.dispatch, strict, kPass, why)))
+          signalPassFailure();
+        continue;
+      }
+      rewrite(m, plan);
+    }
+  }
+};
+
+} // namespace
