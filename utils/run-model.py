@@ -81,10 +81,10 @@ def main():
         world = 1
         if args.plan:
             compile_cmd += ["--plan", args.plan]
-            degrees = dict((k.strip(), v.strip()) for k, v in (
-                kv.split("=") for kv in args.plan.split(",") if "=" in kv))
-            for key in ("dp", "tp", "pp"):
-                world *= int(degrees.get(key, 1))
+            # world = dp * tp * pp (per-layer lists hold commas too).
+            for _, value in re.findall(r"(?:^|,)\s*(dp|tp|pp)\s*=\s*(\d+)",
+                                       args.plan):
+                world *= int(value)
         proc = subprocess.run(compile_cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             fail("moe-compile failed:\n" + proc.stderr)

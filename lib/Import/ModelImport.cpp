@@ -575,6 +575,13 @@ mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
       return error(llvm::formatv("plan dp = {0} does not divide the batch "
                                  "({1} sequences; moe-compile --batch)",
                                  plan.getDp(), batch));
+    for (auto [key, size] :
+         {std::make_pair("dispatch strategies", plan.getDispatch().size()),
+          std::make_pair("dedup flags", plan.getDedup().size())})
+      if (size > 1 && static_cast<int64_t>(size) != config.numLayers)
+        return error(llvm::formatv("plan {0} lists {1} {2} but the model has "
+                                   "{3} layers",
+                                   plan, size, key, config.numLayers));
     if (config.numExperts % plan.getEp() != 0)
       return error(llvm::formatv(
           "plan ep = {0} does not divide the {1} experts of the model",

@@ -10,15 +10,18 @@
 
 #include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Import/ModelImport.h"
 
 #include "mlir/AsmParser/AsmParser.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
@@ -163,6 +166,26 @@ FailureOr<moe::PlanAttr> parsePlanOption(MLIRContext *ctx, StringRef text,
   return plan;
 }
 
+/// The plan's per-layer communication rewrites (docs/Parallelism.md), strict:
+/// a layer the plan asks a rewrite for must get it.
+void addCommunicationRewrites(PassManager &pm, moe::PlanAttr plan,
+                              int64_t numLayers) {
+  moe::MoESliceAllReducePassOptions slice;
+  moe::MoEDedupTokensPassOptions dedup;
+  slice.strict = dedup.strict = true;
+  for (int64_t layer = 0; layer < numLayers; ++layer) {
+    if (plan.getDispatchForLayer(layer) ==
+        moe::DispatchStrategy::slice_allreduce)
+      slice.layers.push_back(layer);
+    if (plan.getDedupForLayer(layer))
+      dedup.layers.push_back(layer);
+  }
+  if (!slice.layers.empty())
+    pm.addPass(moe::createMoESliceAllReducePass(slice));
+  if (!dedup.layers.empty())
+    pm.addPass(moe::createMoEDedupTokensPass(dedup));
+}
+
 /// The rank table of --explain-plan (layout: docs/Parallelism.md).
 void explain(moe::PlanAttr plan, llvm::raw_ostream &os) {
   int64_t dp = plan.getDp(), tp = plan.getTp(), ep = plan.getEp(),
@@ -270,6 +293,8 @@ int main(int argc, char **argv) {
 
   // Import.
   OwningOpRef<ModuleOp> module;
+  int64_t numLayers = 0;
+  bool imported = false;
   {
     TimingScope importTiming = rootTiming.nest("import");
     auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(inputFilename);
@@ -281,17 +306,54 @@ int main(int argc, char **argv) {
           moe::parseModelConfig((*buffer)->getBuffer());
       if (!config)
         return fail(inputFilename + ": " + llvm::toString(config.takeError()));
-      auto imported = moe::importModel(&context, *config, batch, seqLen, plan);
-      if (!imported)
-        return fail(llvm::toString(imported.takeError()));
-      module = std::move(*imported);
+      auto model = moe::importModel(&context, *config, batch, seqLen, plan);
+      if (!model)
+        return fail(llvm::toString(model.takeError()));
+      module = std::move(*model);
+      numLayers = config->numLayers;
+      imported = true;
     } else {
       llvm::SourceMgr sourceMgr;
       sourceMgr.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
       module = parseSourceFile<ModuleOp>(sourceMgr, &context);
       if (!module)
         return 1; // the parser printed the diagnostic
+      module->walk([&](moe::LayerOp) { ++numLayers; });
+      if (plan) {
+        (*module)->setAttr(moe::MoEDialect::getPlanAttrName(), plan);
+        if (failed(mlir::verify(*module)))
+          return fail("--plan \"" + planOption + "\" does not fit '" +
+                      inputFilename + "'");
+      }
     }
+  }
+
+  // Partitioning and the plan's communication rewrites: an .mlir module with
+  // a plan of more than one rank and no grids is sharded and partitioned
+  // here, one with shard annotations only partitioned (a model config is
+  // partitioned by the importer, a module with grids and no annotations is
+  // taken as partitioned already).
+  {
+    TimingScope partitionTiming = rootTiming.nest("partition");
+    auto modulePlan = (*module)->getAttrOfType<moe::PlanAttr>(
+        moe::MoEDialect::getPlanAttrName());
+    PassManager pm(&context);
+    if (failed(applyPassManagerCLOptions(pm)))
+      return fail("invalid pass manager options");
+    pm.enableTiming(partitionTiming);
+    bool hasGrids = !module->getOps<shard::GridOp>().empty();
+    bool hasAnnotations = false;
+    module->walk([&](shard::ShardOp) { hasAnnotations = true; });
+    if (modulePlan && !imported && modulePlan.getWorldSize() > 1) {
+      if (!hasGrids)
+        pm.addPass(moe::createMoEShardPass());
+      if (!hasGrids || hasAnnotations)
+        pm.addPass(moe::createMoEPartitionPass());
+    }
+    if (modulePlan)
+      addCommunicationRewrites(pm, modulePlan, numLayers);
+    if (failed(pm.run(*module)))
+      return fail("partitioning '" + inputFilename + "' for the plan failed");
   }
 
   // Text outputs go through a ToolOutputFile (removed unless kept); objects

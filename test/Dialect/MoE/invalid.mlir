@@ -737,8 +737,20 @@ module attributes {moe.plan = #moe.plan<dispatch = []>} {}
 
 // -----
 
+// moe_plan_c9_empty_dedup
+// expected-error @+1 {{#moe.plan dedup list must not be empty}}
+module attributes {moe.plan = #moe.plan<dedup = []>} {}
+
+// -----
+
+// moe_plan_c9_dedup_flag
+// expected-error @+1 {{#moe.plan dedup = 2 must be 0 or 1}}
+module attributes {moe.plan = #moe.plan<tp = 2, ep = 2, dedup = [0, 2]>} {}
+
+// -----
+
 // moe_plan_syntax_unknown_key
-// expected-error @+1 {{unknown key 'cp' in #moe.plan; expected one of dp, tp, ep, etp, pp, world, dispatch}}
+// expected-error @+1 {{unknown key 'cp' in #moe.plan; expected one of dp, tp, ep, etp, pp, world, dispatch, dedup}}
 module attributes {moe.plan = #moe.plan<dp = 2, cp = 2>} {}
 
 // -----
@@ -805,6 +817,29 @@ module attributes {moe.plan = #moe.plan<tp = 2, ep = 2, dispatch = [a2a, slice_a
     return %y : tensor<8x16xf32>
   }
 }
+
+// -----
+
+// moe_plan_c7_dedup_per_layer
+// expected-error @+1 {{#moe.plan lists 3 dedup flags but the operation holds 1 moe.layer ops}}
+module attributes {moe.plan = #moe.plan<tp = 2, ep = 2, dedup = [1, 0, 1]>} {
+  func.func @f(%x: tensor<8x16xf32>, %wr: tensor<4x16xf32>, %w3: tensor<4x32x16xf32>, %w2: tensor<4x16x32xf32>) -> tensor<8x16xf32> {
+    %y = moe.layer %x router %wr experts(up %w3 down %w2) k = 1 score = softmax activation = relu capacity = 2 : (tensor<8x16xf32>, tensor<4x16xf32>, tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<8x16xf32>
+    return %y : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+// moe_layer_index_negative
+// expected-error @+1 {{'moe.layer_index' must be a non-negative integer, got -1 : i64}}
+module attributes {moe.layer_index = -1} {}
+
+// -----
+
+// moe_tokens_split_not_axes
+// expected-error @+1 {{'moe.tokens_split' must be an array<i16> of grid axes, got [1]}}
+module attributes {moe.tokens_split = [1]} {}
 
 // -----
 

@@ -8,7 +8,7 @@
 // CHECK-LABEL: func.func @a2a
 // CHECK-SAME: (%[[X:.*]]: tensor<8x64xf32>, %[[R:.*]]: tensor<8x64xf32>, %[[UP:.*]]: tensor<4x128x64xf32>, %[[DOWN:.*]]: tensor<4x64x128xf32>, %[[GATE:.*]]: tensor<4x128x64xf32>) -> tensor<8x64xf32>
 // CHECK-NEXT: %[[W:.*]], %[[IDS:.*]] = moe.router %[[X]] weight %[[R]] k = 2
-// CHECK-NEXT: %[[BUF:.*]], %[[SLOTS:.*]], %{{.*}} = moe.dispatch %[[X]] experts %[[IDS]] dropless : {{.*}} -> (tensor<8x8x64xf32>, tensor<8x2xi32>, tensor<8xi32>)
+// CHECK-NEXT: %[[BUF:.*]], %[[SLOTS:.*]], %{{.*}} = moe.dispatch %[[X]] experts %[[IDS]] dropless {moe.layer_index = 0 : i64, moe.tokens_split = array<i16: 1>} : {{.*}} -> (tensor<8x8x64xf32>, tensor<8x2xi32>, tensor<8xi32>)
 // CHECK-NEXT: %[[IN:.*]] = shard.all_to_all %[[BUF]] on @moe_experts grid_axes = [2] split_axis = 0 concat_axis = 1 : tensor<8x8x64xf32> -> tensor<4x16x64xf32>
 // CHECK-NEXT: %[[OUT:.*]] = moe.experts %[[IN]] gate %[[GATE]] up %[[UP]] down %[[DOWN]]
 // CHECK-NEXT: %[[BACK:.*]] = shard.all_to_all %[[OUT]] on @moe_experts grid_axes = [2] split_axis = 1 concat_axis = 0 : tensor<4x16x64xf32> -> tensor<8x8x64xf32>
@@ -62,7 +62,7 @@ module attributes {moe.plan = #moe.plan<dp = 2, ep = 2>} {
 // CHECK-NEXT: %[[DOWNL:.*]] = shard.all_slice %[[DOWNE]] on @moe_experts grid_axes = [3] slice_axis = 2 : tensor<2x32x64xf32> -> tensor<2x32x32xf32>
 // CHECK-NEXT: %[[XG:.*]] = shard.all_gather %[[XL]] on @moe_dense grid_axes = [1] gather_axis = 0 : tensor<8x32xf32> -> tensor<16x32xf32>
 // CHECK-NEXT: %[[W:.*]], %[[IDS:.*]] = moe.router %[[XG]] weight %[[R]] k = 1
-// CHECK-NEXT: %[[BUF:.*]], %[[SLOTS:.*]], %{{.*}} = moe.dispatch %[[XG]] experts %[[IDS]] : {{.*}} -> (tensor<4x5x32xf32>, tensor<16x1xi32>, tensor<4xi32>)
+// CHECK-NEXT: %[[BUF:.*]], %[[SLOTS:.*]], %{{.*}} = moe.dispatch %[[XG]] experts %[[IDS]] {moe.layer_index = 0 : i64} : {{.*}} -> (tensor<4x5x32xf32>, tensor<16x1xi32>, tensor<4xi32>)
 // CHECK-NEXT: %[[EP:.*]] = shard.process_multi_index on @moe_experts axes = [2] : index
 // CHECK: %[[MINE:.*]] = tensor.extract_slice %[[BUF]][%{{.*}}, 0, 0] [2, 5, 32] [1, 1, 1]
 // CHECK-NEXT: %[[E:.*]] = moe.experts %[[MINE]] up %[[UPL]] down %[[DOWNL]]

@@ -13,6 +13,7 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -31,8 +32,22 @@ namespace {
 
 constexpr llvm::StringLiteral kPass = "moe-dedup-tokens";
 
+/// The expert-tensor-parallel all-reduce the layer's output goes to
+/// directly, if any.
+shard::AllReduceOp etpSumOf(CombineOp combine) {
+  Value y = combine.getResult();
+  auto sum = y.hasOneUse()
+                 ? dyn_cast<shard::AllReduceOp>(*y.getUsers().begin())
+                 : shard::AllReduceOp();
+  return sum && sum.getGrid() == kExpertGridName &&
+                 sum.getGridAxes() == ArrayRef<int16_t>{kEtpAxis}
+             ? sum
+             : shard::AllReduceOp();
+}
+
 /// Why the layer's tokens cannot be split over tp; empty when they can.
-std::string whyNot(DispatchOp dispatch, PlanAttr plan) {
+std::string whyNot(const AllToAllLayer &m, PlanAttr plan) {
+  DispatchOp dispatch = m.dispatch;
   auto split = dispatch->getAttrOfType<DenseI16ArrayAttr>(
       MoEDialect::getTokensSplitAttrName());
   if (!split)
@@ -48,6 +63,10 @@ std::string whyNot(DispatchOp dispatch, PlanAttr plan) {
   if (tokens % plan.getTp() != 0)
     return llvm::formatv("tp = {0} does not divide the {1} tokens of a rank",
                          plan.getTp(), tokens);
+  if (plan.getEtp() > 1 && !etpSumOf(m.combine))
+    return "with etp > 1 the combined output must go straight to the "
+           "expert-tensor-parallel all_reduce (a shared expert in between is "
+           "not supported)";
   return "";
 }
 
@@ -106,9 +125,43 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
       m.toExperts.getGridAxesAttr(), dispatch.getBuffer(),
       m.toExperts.getSplitAxisAttr(), m.toExperts.getConcatAxisAttr());
   ExpertsOp experts = m.experts;
-  Value computed = ExpertsOp::create(
-      b, loc, expertsType, sent, Value(), experts.getGate(), experts.getUp(),
-      experts.getDown(), experts.getActivationAttr());
+  Value computed;
+  int64_t etp = plan.getEtp();
+  if (etp == 1) {
+    computed = ExpertsOp::create(b, loc, expertsType, sent, Value(),
+                                 experts.getGate(), experts.getUp(),
+                                 experts.getDown(), experts.getActivationAttr());
+  } else {
+    // TED with sliced experts: the members of an etp group hold the slices
+    // of the same experts but received different tokens, so they gather
+    // each other's rows, compute their slice on all of them, and sum the
+    // slices back onto the rows' owner (reduce_scatter). Collectives work
+    // along dim 0, hence the transposes around them.
+    auto transposed = [&](Value v) {
+      auto type = cast<RankedTensorType>(v.getType());
+      SmallVector<int64_t> shape = {type.getDimSize(1), type.getDimSize(0),
+                                    type.getDimSize(2)};
+      Value init = tensor::EmptyOp::create(b, loc, shape, f);
+      return linalg::TransposeOp::create(b, loc, v, init,
+                                         ArrayRef<int64_t>{1, 0, 2})
+          .getResult()[0];
+    };
+    Value rows = transposed(sent);
+    auto rowsFirst = cast<RankedTensorType>(rows.getType());
+    SmallVector<int64_t> gathered(rowsFirst.getShape());
+    gathered[0] *= etp;
+    Value all = shard::AllGatherOp::create(
+        b, loc, RankedTensorType::get(gathered, f), kExpertGridName,
+        ArrayRef<int16_t>{kEtpAxis}, rows, APInt(64, 0));
+    Value input = transposed(all);
+    Value partial = ExpertsOp::create(
+        b, loc, input.getType(), input, Value(), experts.getGate(),
+        experts.getUp(), experts.getDown(), experts.getActivationAttr());
+    Value summed = shard::ReduceScatterOp::create(
+        b, loc, rowsFirst, kExpertGridName, ArrayRef<int16_t>{kEtpAxis},
+        transposed(partial), shard::ReductionKind::Sum, APInt(64, 0));
+    computed = transposed(summed);
+  }
   Value back = shard::AllToAllOp::create(
       b, loc, dispatch.getBuffer().getType(), m.back.getGridAttr(),
       m.back.getGridAxesAttr(), computed, m.back.getSplitAxisAttr(),
@@ -120,6 +173,12 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
   Value all = shard::AllGatherOp::create(b, loc, xType, kDenseGridName,
                                          ArrayRef<int16_t>{kTpAxis}, mine,
                                          APInt(64, 0));
+  // With sliced experts the rows are complete already: the etp all-reduce
+  // that ended the block goes.
+  if (shard::AllReduceOp etpSum = etpSumOf(m.combine)) {
+    etpSum.getResult().replaceAllUsesWith(all);
+    etpSum.erase();
+  }
   m.combine.getResult().replaceAllUsesWith(all);
   m.combine.erase();
   m.back.erase();
@@ -145,7 +204,7 @@ struct MoEDedupTokensPass
     if (failed(sites))
       return signalPassFailure();
     for (AllToAllLayer m : *sites) {
-      std::string why = whyNot(m.dispatch, plan);
+      std::string why = whyNot(m, plan);
       if (!why.empty()) {
         if (failed(reportNotApplied(m.dispatch, strict, kPass, why)))
           signalPassFailure();

@@ -164,6 +164,9 @@ private:
   Value allGather(Value x, StringRef grid, int16_t axis, int64_t n);
   Value gridIndex(StringRef grid, int16_t axis);
   RouterOp route(Value x);
+  /// Records the layer's index on a dispatch that stands for it (a layer
+  /// kept as a moe.layer needs none).
+  void stamp(Operation *op);
 
   OpBuilder &b;
   Location loc;
@@ -179,6 +182,11 @@ RouterOp RankBuilder::route(Value x) {
       b, loc, f32Tensor({t, k}), RankedTensorType::get({t, k}, b.getI32Type()),
       x, w.router, w.routerBias, b.getI64IntegerAttr(k), spec.score,
       spec.renormalize ? b.getUnitAttr() : UnitAttr());
+}
+
+void RankBuilder::stamp(Operation *op) {
+  op->setAttr(MoEDialect::getLayerIndexAttrName(),
+              b.getI64IntegerAttr(spec.layerIndex));
 }
 
 Value RankBuilder::layer(Value x, IntegerAttr capacity) {
@@ -219,8 +227,7 @@ Value RankBuilder::allToAllBlock(Value x) {
       b, loc, f32Tensor({e, tokens, hidden}),
       RankedTensorType::get({tokens, k}, i32), RankedTensorType::get({e}, i32),
       x, router.getIds(), b.getUnitAttr());
-  dispatch->setAttr(MoEDialect::getLayerIndexAttrName(),
-                    b.getI64IntegerAttr(spec.layerIndex));
+  stamp(dispatch);
   dispatch->setAttr(MoEDialect::getTokensSplitAttrName(),
                     b.getDenseI16ArrayAttr(spec.tokensSplit));
   // [E, T, H] -> every rank gets its E/ep experts' rows from all ep ranks.
@@ -246,6 +253,7 @@ Value RankBuilder::expertSlicedBlock(Value xg) {
   auto dispatch = DispatchOp::create(
       b, loc, f32Tensor({e, c, hidden}), RankedTensorType::get({t, k}, i32),
       RankedTensorType::get({e}, i32), xg, router.getIds(), UnitAttr());
+  stamp(dispatch);
   Value first =
       arith::MulIOp::create(b, loc, gridIndex(kExpertGridName, kEpAxis),
                             arith::ConstantIndexOp::create(b, loc, e / ep));

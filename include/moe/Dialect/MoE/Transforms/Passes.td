@@ -206,6 +206,14 @@ def MoEDedupTokensPass : Pass<"moe-dedup-tokens", "ModuleOp"> {
     (`(tp-1)/tp` fewer bytes), and an `all_gather` over the tp group after
     the combine gives every rank all rows again.
 
+    With experts sliced over etp (TED's expert tensor parallelism), the
+    members of an etp group hold slices of the same experts but now receive
+    different tokens: after the all-to-all they all-gather each other's rows
+    over the etp group, compute their slice on all of them, and a
+    `reduce_scatter` over the etp group sums the slices onto each row's
+    owner. The rows are then complete, so the etp `all_reduce` that ended the
+    block is removed (the combine must feed it directly).
+
     Legality comes from the shardings: the dispatch records the `@moe_dense`
     axes its tokens were split over (`moe.tokens_split`); the pass fires only
     when the tp axis (2) is not among them, `tp > 1`, and `tp` divides the
