@@ -17,6 +17,7 @@ usage: run-model.py examples/mixtral-tiny/config.json [--seeds 1 2 3]
          [--tol 1e-5] [--iters 1] [--threads N] [--build build] [--workdir DIR]
 """
 import argparse
+import json
 import os
 import pathlib
 import re
@@ -38,6 +39,32 @@ def fail(message):
     sys.exit("run-model: error: " + message)
 
 
+def check_plan_bytes(args, compiler, world, work, output):
+    """Rank 0's --stats against moe-compile's planner estimate of the plan."""
+    measured = {}
+    for kind, group, calls, nbytes in re.findall(
+            r"^rank 0: (\S+) (\S+): (\d+) calls, (\d+) bytes$", output, re.M):
+        measured[(kind, group)] = (int(calls), int(nbytes))
+    report = work / "plan-report.json"
+    proc = subprocess.run(
+        [str(compiler), args.config, "--plan", args.plan or "dp=1",
+         "--cluster", "h100x8", "--ranks", str(world), "--batch",
+         str(args.batch), "--seq-len", str(args.seq_len), "--plan-report",
+         str(report), "--explain-plan"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        fail("the planner failed:\n" + proc.stdout + proc.stderr)
+    estimate = json.loads(report.read_text())["plans"][0]
+    predicted = {(c["kind"], c["group"]): (c["calls"], c["bytes"])
+                 for c in estimate.get("collectives", [])}
+    if predicted != measured:
+        fail("the planner's bytes differ from --stats for plan %s:\n"
+             "  predicted %s\n  measured  %s" % (
+                 args.plan, sorted(predicted.items()),
+                 sorted(measured.items())))
+    print("plan %s: predicted collective calls and bytes equal --stats "
+          "(%d kinds)" % (args.plan or "dp=1", len(measured)))
+
+
 def main():
     ap = argparse.ArgumentParser(
         description="Compile a MoE config, run it, compare with PyTorch.")
@@ -56,6 +83,9 @@ def main():
                     "--plan; the executable runs under mpiexec")
     ap.add_argument("--stats", action="store_true",
                     help="print each rank's collective calls and bytes")
+    ap.add_argument("--check-plan-bytes", action="store_true",
+                    help="check rank 0's collective calls and bytes against "
+                    "the planner's prediction for the plan (implies --stats)")
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--workdir", help="keep files here (default: a temporary "
                     "directory, removed at exit)")
@@ -114,7 +144,7 @@ def main():
                    "--iters", str(args.iters)]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
-            if args.stats:
+            if args.stats or args.check_plan_bytes:
                 cmd += ["--stats"]
             if world > 1:
                 # Oversubscribed ranks must not spin: one OpenBLAS thread each.
@@ -128,6 +158,8 @@ def main():
                 sys.stdout.write("".join(sorted(
                     l + "\n" for l in proc.stdout.splitlines()
                     if l.startswith("rank "))))
+            if args.check_plan_bytes:
+                check_plan_bytes(args, compiler, world, work, proc.stdout)
             timing = re.search(r"([0-9.]+) ms per forward pass", proc.stdout)
             ours = np.load(out_path)
             ref = MoEModel(cfg, safetensors_np.load(weights_path),

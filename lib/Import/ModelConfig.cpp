@@ -215,3 +215,25 @@ llvm::Expected<ModelConfig> mlir::moe::parseModelConfig(llvm::StringRef json) {
 #undef READ
   return config;
 }
+
+mlir::moe::plan::ModelSummary
+mlir::moe::summarizeModel(const ModelConfig &config, int64_t batch,
+                          int64_t seqLen) {
+  plan::ModelSummary m;
+  m.name = config.archName;
+  m.layers = config.numLayers;
+  m.hidden = config.hiddenSize;
+  m.heads = config.numHeads;
+  m.kvHeads = config.numKvHeads;
+  m.headDim = config.headDim;
+  m.vocab = config.vocabSize;
+  m.experts = config.numExperts;
+  m.topK = config.topK;
+  m.expertFfn = config.expertFfn;
+  m.sharedFfn = config.sharedFfn;
+  m.gated = config.activation == Activation::silu_glu;
+  m.capacityFactor = config.capacityFactor;
+  m.batch = batch;
+  m.seqLen = seqLen;
+  return m;
+}

@@ -14,6 +14,8 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Import/ModelImport.h"
 
+#include "AutoPlan.h"
+
 #include "mlir/AsmParser/AsmParser.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
@@ -91,13 +93,39 @@ static cl::opt<int64_t>
 static cl::opt<std::string>
     planOption("plan",
                cl::desc("Parallel plan, e.g. \"dp=2,ep=2\" (missing degrees "
-                        "are 1; world = dp*tp*pp); overrides a #moe.plan in "
-                        "the module"),
+                        "are 1; world = dp*tp*pp), or \"auto\" to let the "
+                        "planner choose for --cluster; overrides a #moe.plan "
+                        "in the module"),
                cl::init(""), cl::cat(category));
 static cl::opt<bool>
     explainPlan("explain-plan",
-                cl::desc("Print the plan's ranks and groups and exit"),
+                cl::desc("Print the plan's ranks and groups (with --cluster: "
+                         "the planner's report first) and exit"),
                 cl::init(false), cl::cat(category));
+static cl::opt<std::string>
+    clusterOption("cluster",
+                  cl::desc("Machine for the planner: a preset (h100x8, "
+                           "h100x8x4, a30x8, v100x128) or a JSON file "
+                           "(docs/Planner.md)"),
+                  cl::init(""), cl::cat(category));
+static cl::opt<int64_t>
+    ranksOption("ranks",
+                cl::desc("Ranks the planner plans for (default: every "
+                         "device of --cluster)"),
+                cl::init(0), cl::cat(category));
+static cl::opt<std::string>
+    skewOption("routing-skew",
+               cl::desc("Expert load the planner assumes: uniform, zipf:S or "
+                        "hist:FILE"),
+               cl::init("uniform"), cl::cat(category));
+static cl::opt<std::string>
+    planReport("plan-report",
+               cl::desc("Write the planner's estimates of every plan as "
+                        "JSON to this file"),
+               cl::init(""), cl::cat(category));
+static cl::opt<int64_t> planTop("plan-top",
+                                cl::desc("Plans in the report's table"),
+                                cl::init(10), cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));
 static cl::opt<bool> timing("timing",
@@ -274,6 +302,36 @@ int main(int argc, char **argv) {
   moe::registerShardingInterfaceExternalModels(registry);
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
+
+  // The planner: --plan auto, or an estimate of the given plan for --cluster.
+  if (planOption == "auto" || !clusterOption.empty()) {
+    if (!llvm::StringRef(inputFilename).ends_with(".json"))
+      return fail("the planner (--plan auto, --cluster) reads a model config "
+                  "(config.json); for an .mlir module use moe-opt "
+                  "--moe-plan");
+    if (planOption.empty())
+      return fail("--cluster needs --plan (auto, or a plan to estimate)");
+    auto buffer = llvm::MemoryBuffer::getFile(inputFilename);
+    if (!buffer)
+      return fail("cannot read '" + inputFilename +
+                  "': " + buffer.getError().message());
+    llvm::Expected<moe::ModelConfig> config =
+        moe::parseModelConfig((*buffer)->getBuffer());
+    if (!config)
+      return fail(inputFilename + ": " + llvm::toString(config.takeError()));
+    moe::AutoPlanOptions options{planOption,    clusterOption, ranksOption,
+                                 skewOption,    planReport,    planTop};
+    llvm::Expected<std::string> chosen = moe::runPlanner(
+        *config, batch, seqLen, options, explainPlan ? &llvm::outs() : nullptr);
+    if (!chosen)
+      return fail(llvm::toString(chosen.takeError()));
+    if (explainPlan)
+      llvm::outs() << "\n";
+    else if (planOption == "auto")
+      llvm::errs() << "moe-compile: --plan auto chose " << *chosen << " for "
+                   << clusterOption << " (--explain-plan shows why)\n";
+    planOption = *chosen;
+  }
 
   moe::PlanAttr plan;
   if (!planOption.empty()) {

@@ -14,6 +14,7 @@
 
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Plan/Planner.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -54,6 +55,11 @@ struct ModelConfig {
 
 /// Parses and validates a config; the error names the offending field.
 llvm::Expected<ModelConfig> parseModelConfig(llvm::StringRef json);
+
+/// What the planner's cost model needs of the config, for token ids
+/// [batch, seqLen].
+plan::ModelSummary summarizeModel(const ModelConfig &config, int64_t batch,
+                                  int64_t seqLen);
 
 /// Builds the forward function for token ids of shape [batch, seqLen]. The
 /// returned module carries `moe.manifest`. With a `plan` of more than one

@@ -1,0 +1,329 @@
+//===- CostModel.cpp - predicted time of one plan -------------------------===//
+//
+// Models the program moe-compile builds for a plan (docs/Parallelism.md),
+// not an idealized one: the a2a baseline's experts run on every slot of the
+// exchanged buffer, slice_allreduce's only on the rows routed to them, and
+// the collective bytes are those the runtime counts. Compute is a roofline
+// (FLOPs at the f32 peak, or the weights read at memory bandwidth, whichever
+// is slower); collectives are alpha-beta with ring all-reduce / all-gather /
+// reduce-scatter and pairwise all-to-all, on the inter-node link when the
+// group spans nodes. docs/Planner.md writes the formulas out.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Plan/Planner.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+using namespace mlir::moe::plan;
+
+std::string Candidate::str() const {
+  std::string s;
+  auto add = [&](llvm::StringRef key, int64_t v) {
+    if (v != 1)
+      s += (s.empty() ? "" : ",") + key.str() + "=" + std::to_string(v);
+  };
+  add("dp", dp);
+  add("tp", tp);
+  add("ep", ep);
+  add("etp", etp);
+  if (s.empty())
+    s = "dp=1";
+  if (sliceAllReduce)
+    s += ",dispatch=slice_allreduce";
+  if (dedup)
+    s += ",dedup=1";
+  return s;
+}
+
+double PlanCost::communicationSeconds() const {
+  double t = 0;
+  for (const CollectiveCost &c : collectives)
+    t += c.seconds;
+  return t;
+}
+
+double PlanCost::totalSeconds() const {
+  return computeSeconds + communicationSeconds();
+}
+
+std::vector<double> RoutingSkew::shares(int64_t experts) const {
+  std::vector<double> p(experts, 1.0);
+  if (kind == Zipf)
+    for (int64_t e = 0; e < experts; ++e)
+      p[e] = 1.0 / std::pow(static_cast<double>(e + 1), zipfExponent);
+  if (kind == Histogram)
+    for (int64_t e = 0; e < experts; ++e)
+      p[e] = e < static_cast<int64_t>(histogram.size()) ? histogram[e] : 0.0;
+  double sum = std::accumulate(p.begin(), p.end(), 0.0);
+  for (double &x : p)
+    x = sum > 0 ? x / sum : 1.0 / experts;
+  return p;
+}
+
+llvm::Expected<RoutingSkew> mlir::moe::plan::parseRoutingSkew(
+    llvm::StringRef text) {
+  RoutingSkew skew;
+  auto error = [&](const llvm::Twine &why) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "routing skew '" + text + "': " + why);
+  };
+  if (text == "uniform")
+    return skew;
+  if (text.consume_front("zipf:")) {
+    double s;
+    if (text.getAsDouble(s) || s < 0)
+      return error("expected zipf:S with S >= 0");
+    skew.kind = RoutingSkew::Zipf;
+    skew.zipfExponent = s;
+    return skew;
+  }
+  if (text.consume_front("hist:")) {
+    auto buffer = llvm::MemoryBuffer::getFile(text);
+    if (!buffer)
+      return error("cannot read: " + buffer.getError().message());
+    llvm::SmallVector<llvm::StringRef> items;
+    llvm::SplitString((*buffer)->getBuffer(), items, " \t\r\n,");
+    skew.kind = RoutingSkew::Histogram;
+    for (llvm::StringRef item : items) {
+      double v;
+      if (item.getAsDouble(v) || v < 0)
+        return error("'" + item + "' is not a non-negative count");
+      skew.histogram.push_back(v);
+    }
+    if (skew.histogram.empty())
+      return error("the histogram is empty");
+    return skew;
+  }
+  return error("expected uniform, zipf:S or hist:FILE");
+}
+
+namespace {
+
+constexpr double kBytes = 4; // the runtime computes and communicates in f32
+
+/// A group of `size` ranks `stride` apart (rank 0's); the link it uses.
+Link linkOf(const ClusterSpec &c, int64_t size, int64_t stride) {
+  bool spansNodes = (size - 1) * stride >= c.devicesPerNode;
+  return spansNodes ? c.interNode : c.intraNode;
+}
+
+class Estimator {
+public:
+  Estimator(const ModelSummary &m, const Candidate &p, const ClusterSpec &c,
+            const RoutingSkew &skew)
+      : m(m), p(p), c(c), shares(skew.shares(m.experts)) {}
+
+  PlanCost run();
+
+private:
+  /// Adds `calls` calls of `kind` on `group` moving `bytes` each (as the
+  /// runtime counts them).
+  void collective(llvm::StringRef kind, llvm::StringRef group, int64_t calls,
+                  double bytes);
+  /// Largest share of the routed tokens one ep rank's experts receive.
+  double busiestEpShare() const;
+
+  const ModelSummary &m;
+  const Candidate &p;
+  const ClusterSpec &c;
+  std::vector<double> shares;
+  PlanCost cost;
+};
+
+double Estimator::busiestEpShare() const {
+  int64_t perRank = m.experts / p.ep;
+  double best = 0;
+  for (int64_t r = 0; r < p.ep; ++r) {
+    double s = 0;
+    for (int64_t e = r * perRank; e < (r + 1) * perRank; ++e)
+      s += shares[e];
+    best = std::max(best, s);
+  }
+  return best;
+}
+
+void Estimator::collective(llvm::StringRef kind, llvm::StringRef group,
+                           int64_t calls, double bytes) {
+  int64_t n = 1, stride = 1;
+  if (group == "dp")
+    n = p.dp, stride = p.tp;
+  else if (group == "tp")
+    n = p.tp;
+  else if (group == "ep")
+    n = p.ep, stride = p.etp;
+  else if (group == "etp")
+    n = p.etp;
+  Link link = linkOf(c, n, stride);
+  double a = link.latency, b = link.bandwidth, steps = n - 1;
+  double t = 0;
+  if (kind == "all_reduce")
+    t = 2 * steps * a + 2 * steps / n * bytes / b;
+  else if (kind == "all_gather")
+    t = steps * a + steps * bytes / b;
+  else if (kind == "reduce_scatter")
+    t = steps * a + steps / n * bytes / b;
+  else if (kind == "all_to_all")
+    t = steps * a + bytes / b; // bytes: what leaves the rank
+  else if (kind == "gather")
+    t = a + steps * bytes / b; // the root receives every other rank's part
+  for (CollectiveCost &existing : cost.collectives)
+    if (existing.kind == kind && existing.group == group) {
+      existing.calls += calls;
+      existing.bytes += static_cast<int64_t>(bytes) * calls;
+      existing.seconds += t * calls;
+      return;
+    }
+  cost.collectives.push_back({kind.str(), group.str(), calls,
+                              static_cast<int64_t>(bytes) * calls, t * calls});
+}
+
+PlanCost Estimator::run() {
+  cost.plan = p;
+  auto infeasible = [&](const llvm::Twine &why) {
+    cost.feasible = false;
+    cost.whyNot = why.str();
+    return cost;
+  };
+  // What the compiler itself rejects.
+  if (m.heads && m.kvHeads % p.tp != 0)
+    return infeasible(llvm::formatv("tp = {0} does not divide the {1} "
+                                    "key/value heads",
+                                    p.tp, m.kvHeads));
+  if (m.experts % p.ep != 0)
+    return infeasible(llvm::formatv("ep = {0} does not divide the {1} experts",
+                                    p.ep, m.experts));
+  if (m.expertFfn % p.etp != 0 || m.sharedFfn % p.etp != 0)
+    return infeasible(llvm::formatv("etp = {0} does not divide the expert "
+                                    "FFN width",
+                                    p.etp));
+  if (m.batch % p.dp != 0)
+    return infeasible(llvm::formatv("dp = {0} does not divide the batch of "
+                                    "{1} sequences",
+                                    p.dp, m.batch));
+
+  const double h = m.hidden, e = m.experts, k = m.topK;
+  const double tokens = double(m.batch) * m.seqLen; // global
+  const double local = tokens / p.dp;               // T_local
+  const bool dropless = !m.capacityFactor;
+  const bool a2a = dropless && p.ep > 1 && !p.sliceAllReduce;
+  const bool dedup = p.dedup;
+  const bool merged = p.sliceAllReduce && p.etp > 1 && !m.sharedFfn &&
+                      p.ep * p.etp == p.tp;
+  // The rewrites' legality (moe-slice-allreduce, moe-dedup-tokens).
+  if ((p.sliceAllReduce || dedup) && (!dropless || p.ep == 1))
+    return infeasible("the rewrite needs an all-to-all layer (dropless, "
+                      "ep > 1)");
+  if (p.sliceAllReduce && p.dp > 1 && p.tp % (p.ep * p.etp) != 0)
+    return infeasible("slice_allreduce: the ep group spans data-parallel "
+                      "ranks, which hold other tokens");
+  if (dedup && (p.tp == 1 || std::fmod(local, double(p.tp)) != 0))
+    return infeasible("dedup: no tensor-parallel duplicates to drop (tp = 1 "
+                      "or tp does not divide the tokens)");
+  if (dedup && p.etp > 1 && m.sharedFfn)
+    return infeasible("dedup with etp > 1 and a shared expert is not "
+                      "supported");
+
+  double capacity = 0;
+  if (!dropless)
+    capacity = std::max(
+        1.0, std::ceil(*m.capacityFactor * tokens * k / e));
+  const double ffn = double(m.expertFfn) / p.etp;
+  const double shared = double(m.sharedFfn) / p.etp;
+  const double perRow = (m.gated ? 6.0 : 4.0) * h * ffn;
+  const double matrices = m.gated ? 3.0 : 2.0;
+
+  // Per layer: FLOPs, weight bytes read, collectives.
+  double flops = 0, weights = 0, activations = 0;
+  if (m.heads) {
+    double nh = double(m.heads) / p.tp, nkv = double(m.kvHeads) / p.tp,
+           d = m.headDim, b = double(m.batch) / p.dp, s = m.seqLen;
+    flops += 2 * local * h * (nh + 2 * nkv) * d + 2 * local * nh * d * h;
+    flops += 2 * 2 * b * nh * s * s * d;
+    weights += (h * (nh + 2 * nkv) * d + nh * d * h) * kBytes;
+    activations = std::max(activations, b * nh * s * s * kBytes);
+    if (p.tp > 1)
+      collective("all_reduce", "tp", m.layers, local * h * kBytes);
+  }
+  // Tokens the rank routes, and expert rows it computes.
+  double routed = local, rows = 0;
+  if (dropless) {
+    if (dedup)
+      routed = local / p.tp;
+    if (p.ep == 1)
+      rows = k * routed; // counts: filled rows only
+    else if (p.sliceAllReduce)
+      rows = k * routed * busiestEpShare();
+    else
+      rows = e * routed * (dedup ? p.etp : 1); // every slot of the buffer
+  } else {
+    routed = tokens; // capacity layers gather the dp group's tokens
+    if (p.ep == 1) {
+      for (double share : shares)
+        rows += std::min(capacity, k * tokens * share);
+    } else {
+      rows = e / p.ep * capacity;
+    }
+  }
+  flops += 2 * routed * h * e + rows * perRow;
+  flops += m.sharedFfn ? 6.0 * routed * h * shared : 0.0;
+  weights += (h * e + e / p.ep * matrices * h * ffn + 3 * h * shared) * kBytes;
+  double buffer = dropless ? e * routed * h : e * capacity * h;
+  activations = std::max(activations,
+                         (buffer * (dedup && p.etp > 1 ? p.etp : 1) +
+                          rows * ffn * 2 + 4 * local * h) *
+                             kBytes);
+
+  int64_t layers = m.layers;
+  if (a2a) {
+    double sent = (p.ep - 1.0) / p.ep * e * routed * h * kBytes;
+    collective("all_to_all", "ep", 2 * layers, sent);
+    if (dedup) {
+      collective("all_gather", "tp", layers, routed * h * kBytes);
+      if (p.etp > 1) {
+        double mine = e * routed * h * kBytes;
+        collective("all_gather", "etp", layers, mine);
+        collective("reduce_scatter", "etp", layers, p.etp * mine);
+      }
+    }
+  }
+  if (p.sliceAllReduce)
+    collective("all_reduce", merged ? "tp" : "ep", layers, local * h * kBytes);
+  if (!dropless) {
+    if (p.dp > 1)
+      collective("all_gather", "dp", layers, local * h * kBytes);
+    if (p.ep > 1)
+      collective("all_gather", "ep", layers, e / p.ep * capacity * h * kBytes);
+  }
+  bool etpSumRemoved = merged || (dedup && p.etp > 1);
+  if (p.etp > 1 && !etpSumRemoved)
+    collective("all_reduce", "etp", layers, local * h * kBytes);
+  if (p.world() > 1)
+    collective("gather", "dp", 1, local * h * kBytes);
+
+  double peak = c.flopsF32;
+  cost.computeSeconds =
+      layers * std::max(flops / peak, weights / c.memoryBandwidth);
+  double embedding = double(m.vocab) * h * kBytes;
+  cost.memoryBytes = layers * weights + embedding + activations;
+  if (cost.memoryBytes > c.deviceMemory)
+    return infeasible(llvm::formatv(
+        "needs {0:F1} GiB per rank, the device has {1:F1} GiB",
+        cost.memoryBytes / (1 << 30), c.deviceMemory / (1 << 30)));
+  return cost;
+}
+
+} // namespace
+
+PlanCost mlir::moe::plan::estimatePlan(const ModelSummary &model,
+                                       const Candidate &plan,
+                                       const ClusterSpec &cluster,
+                                       const RoutingSkew &skew) {
+  return Estimator(model, plan, cluster, skew).run();
+}

@@ -1,0 +1,186 @@
+//===- Search.cpp - every plan for a world size, ranked -------------------===//
+//
+// Enumerates dp x tp = world (pp = 1), ep and etp with ep * etp | dp * tp and
+// etp | tp, and for each the a2a baseline, slice_allreduce and dedup; each
+// candidate is one estimatePlan, which costs one layer and multiplies (the
+// layers of a model are alike). Infeasible candidates keep their reason.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Plan/Planner.h"
+
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+
+#include <algorithm>
+
+using namespace mlir::moe::plan;
+
+namespace {
+llvm::SmallVector<int64_t> divisors(int64_t n) {
+  llvm::SmallVector<int64_t> d;
+  for (int64_t i = 1; i <= n; ++i)
+    if (n % i == 0)
+      d.push_back(i);
+  return d;
+}
+
+std::string ms(double seconds) {
+  return llvm::formatv("{0:F3}", seconds * 1e3).str();
+}
+} // namespace
+
+std::vector<PlanCost> mlir::moe::plan::searchPlans(const ModelSummary &model,
+                                                   int64_t world,
+                                                   const ClusterSpec &cluster,
+                                                   const RoutingSkew &skew) {
+  std::vector<PlanCost> all;
+  for (int64_t tp : divisors(world)) {
+    int64_t dp = world / tp;
+    for (int64_t etp : divisors(tp))
+      for (int64_t ep : divisors(world)) {
+        if (world % (ep * etp) != 0)
+          continue;
+        for (int variant = 0; variant < 3; ++variant) {
+          Candidate c{dp, tp, ep, etp, variant == 1, variant == 2};
+          if (variant && ep == 1)
+            continue; // no all-to-all to rewrite: not a different plan
+          all.push_back(estimatePlan(model, c, cluster, skew));
+        }
+      }
+  }
+  // Feasible first, by predicted time; ties and the infeasible keep the
+  // enumeration order.
+  std::vector<size_t> order(all.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const PlanCost &x = all[a], &y = all[b];
+    if (x.feasible != y.feasible)
+      return x.feasible;
+    if (x.feasible && x.totalSeconds() != y.totalSeconds())
+      return x.totalSeconds() < y.totalSeconds();
+    return a < b;
+  });
+  std::vector<PlanCost> ranked;
+  ranked.reserve(all.size());
+  for (size_t i : order)
+    ranked.push_back(std::move(all[i]));
+  return ranked;
+}
+
+void mlir::moe::plan::printReport(const ModelSummary &model,
+                                  const ClusterSpec &cluster,
+                                  llvm::ArrayRef<PlanCost> ranked, int64_t top,
+                                  llvm::raw_ostream &os) {
+  int64_t feasible = llvm::count_if(
+      ranked, [](const PlanCost &p) { return p.feasible; });
+  int64_t world = ranked.empty() ? 0 : ranked.front().plan.world();
+  os << llvm::formatv("moe-plan: {0} ({1} layers, {2} experts, top-{3}, "
+                      "{4} tokens) on {5} ({6} nodes x {7} devices), {8} "
+                      "ranks\n",
+                      model.name, model.layers, model.experts, model.topK,
+                      model.batch * model.seqLen, cluster.name, cluster.nodes,
+                      cluster.devicesPerNode, world);
+  os << llvm::formatv("{0} plans considered, {1} feasible; predicted time of "
+                      "one forward pass per rank, in ms:\n\n",
+                      ranked.size(), feasible);
+  os << llvm::formatv("{0,4}  {1,-40} {2,9} {3,9} {4,11} {5,11} {6,11} "
+                      "{7,9} {8,10}\n",
+                      "rank", "plan", "total", "compute", "all_to_all",
+                      "all_reduce", "all_gather", "other", "GiB/rank");
+  auto kindSeconds = [](const PlanCost &p, llvm::StringRef kind) {
+    double t = 0;
+    for (const CollectiveCost &c : p.collectives)
+      if (c.kind == kind)
+        t += c.seconds;
+    return t;
+  };
+  for (int64_t i = 0; i < std::min<int64_t>(top, feasible); ++i) {
+    const PlanCost &p = ranked[i];
+    double a2a = kindSeconds(p, "all_to_all"),
+           reduce = kindSeconds(p, "all_reduce"),
+           gather = kindSeconds(p, "all_gather");
+    double other = p.communicationSeconds() - a2a - reduce - gather;
+    os << llvm::formatv("{0,4}  {1,-40} {2,9} {3,9} {4,11} {5,11} {6,11} "
+                        "{7,9} {8,10:F2}\n",
+                        i + 1, p.plan.str(), ms(p.totalSeconds()),
+                        ms(p.computeSeconds), ms(a2a), ms(reduce), ms(gather),
+                        ms(other), p.memoryBytes / (1 << 30));
+  }
+  if (feasible == 0) {
+    os << "\nno feasible plan\n";
+  } else {
+    const PlanCost &win = ranked[0];
+    os << "\nchosen: " << win.plan.str() << "\n";
+    if (feasible > 1) {
+      const PlanCost &next = ranked[1];
+      // The term that differs most between the winner and the runner-up.
+      llvm::SmallVector<std::pair<std::string, double>> terms = {
+          {"compute", next.computeSeconds - win.computeSeconds}};
+      for (llvm::StringRef kind : {"all_to_all", "all_reduce", "all_gather",
+                                   "reduce_scatter", "gather"})
+        terms.push_back({kind.str(), kindSeconds(next, kind) -
+                                         kindSeconds(win, kind)});
+      auto best = std::max_element(
+          terms.begin(), terms.end(),
+          [](auto &a, auto &b) { return a.second < b.second; });
+      os << llvm::formatv(
+          "why: {0:F1}% faster than the runner-up {1}; the largest "
+          "difference is {2} ({3} ms less)\n",
+          100.0 * (next.totalSeconds() - win.totalSeconds()) /
+              next.totalSeconds(),
+          next.plan.str(), best->first, ms(best->second));
+    }
+    os << "bytes per rank and forward pass:";
+    for (const CollectiveCost &c : win.collectives)
+      os << llvm::formatv(" {0} {1} {2}x {3};", c.kind, c.group, c.calls,
+                          c.bytes);
+    if (win.collectives.empty())
+      os << " none";
+    os << "\n";
+  }
+  // Pruned plans, grouped by reason.
+  llvm::StringMap<int64_t> reasons;
+  std::vector<std::string> order;
+  for (const PlanCost &p : ranked)
+    if (!p.feasible && reasons[p.whyNot]++ == 0)
+      order.push_back(p.whyNot);
+  if (!order.empty()) {
+    os << "\npruned:\n";
+    for (const std::string &why : order)
+      os << llvm::formatv("  {0,3} x {1}\n", reasons[why], why);
+  }
+}
+
+void mlir::moe::plan::writeReportJson(const ModelSummary &model,
+                                      const ClusterSpec &cluster,
+                                      llvm::ArrayRef<PlanCost> ranked,
+                                      llvm::raw_ostream &os) {
+  llvm::json::Array plans;
+  for (const PlanCost &p : ranked) {
+    llvm::json::Array collectives;
+    for (const CollectiveCost &c : p.collectives)
+      collectives.push_back(llvm::json::Object{{"kind", c.kind},
+                                               {"group", c.group},
+                                               {"calls", c.calls},
+                                               {"bytes", c.bytes},
+                                               {"seconds", c.seconds}});
+    llvm::json::Object entry{{"plan", p.plan.str()},
+                             {"feasible", p.feasible}};
+    if (p.feasible) {
+      entry["total_seconds"] = p.totalSeconds();
+      entry["compute_seconds"] = p.computeSeconds;
+      entry["memory_bytes"] = p.memoryBytes;
+      entry["collectives"] = std::move(collectives);
+    } else {
+      entry["why_not"] = p.whyNot;
+    }
+    plans.push_back(std::move(entry));
+  }
+  llvm::json::Object root{{"model", model.name},
+                          {"cluster", cluster.name},
+                          {"plans", std::move(plans)}};
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
+}
