@@ -9,10 +9,13 @@ per seed and exits 1 if any seed fails.
 
 With --plan "dp=2,ep=2" the model is compiled for that plan and run under
 `mpiexec -n <world>`; the reference is still the single-rank PyTorch model,
-so the check is that the plan does not change the result.
+so the check is that the plan does not change the result. --plan auto lets
+the planner choose for --cluster and --ranks; --check-plan-bytes compares
+rank 0's collective counters with the planner's prediction for the plan.
 
 usage: run-model.py examples/mixtral-tiny/config.json [--seeds 1 2 3]
-         [--batch 1] [--seq-len 16] [--plan "dp=2,ep=2"] [--stats]
+         [--batch 1] [--seq-len 16] [--plan "dp=2,ep=2" | --plan auto
+         [--cluster h100x8] [--ranks N]] [--stats] [--check-plan-bytes]
          [--weights W.safetensors] [--dtype f32]
          [--tol 1e-5] [--iters 1] [--threads N] [--build build] [--workdir DIR]
 """
@@ -83,6 +86,10 @@ def main():
                     "--plan; the executable runs under mpiexec")
     ap.add_argument("--stats", action="store_true",
                     help="print each rank's collective calls and bytes")
+    ap.add_argument("--cluster", default="h100x8",
+                    help="cluster for --plan auto (moe-compile --cluster)")
+    ap.add_argument("--ranks", type=int, default=0,
+                    help="ranks for --plan auto (moe-compile --ranks)")
     ap.add_argument("--check-plan-bytes", action="store_true",
                     help="check rank 0's collective calls and bytes against "
                     "the planner's prediction for the plan (implies --stats)")
@@ -109,6 +116,17 @@ def main():
                        "--batch", str(args.batch), "--seq-len",
                        str(args.seq_len), "-o", str(exe)]
         world = 1
+        if args.plan == "auto":
+            # The planner picks; its choice is read back from moe-compile.
+            cmd = compile_cmd + ["--plan", "auto", "--cluster", args.cluster]
+            if args.ranks:
+                cmd += ["--ranks", str(args.ranks)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            chosen = re.search(r"--plan auto chose (\S+) for", proc.stderr)
+            if proc.returncode != 0 or not chosen:
+                fail("moe-compile --plan auto failed:\n" + proc.stderr)
+            args.plan = chosen.group(1)
+            print("%s: --plan auto chose %s" % (name, args.plan))
         if args.plan:
             compile_cmd += ["--plan", args.plan]
             # world = dp * tp * pp (per-layer lists hold commas too).

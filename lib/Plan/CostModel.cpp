@@ -70,9 +70,10 @@ std::vector<double> RoutingSkew::shares(int64_t experts) const {
 llvm::Expected<RoutingSkew> mlir::moe::plan::parseRoutingSkew(
     llvm::StringRef text) {
   RoutingSkew skew;
+  const std::string whole = text.str();
   auto error = [&](const llvm::Twine &why) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "routing skew '" + text + "': " + why);
+                                   "routing skew '" + whole + "': " + why);
   };
   if (text == "uniform")
     return skew;
@@ -313,9 +314,9 @@ PlanCost Estimator::run() {
   double embedding = double(m.vocab) * h * kBytes;
   cost.memoryBytes = layers * weights + embedding + activations;
   if (cost.memoryBytes > c.deviceMemory)
-    return infeasible(llvm::formatv(
-        "needs {0:F1} GiB per rank, the device has {1:F1} GiB",
-        cost.memoryBytes / (1 << 30), c.deviceMemory / (1 << 30)));
+    return infeasible(llvm::formatv("weights and activations exceed the "
+                                    "{0:F1} GiB of a device",
+                                    c.deviceMemory / (1 << 30)));
   return cost;
 }
 

@@ -26,9 +26,14 @@ llvm::SmallVector<int64_t> divisors(int64_t n) {
   return d;
 }
 
-std::string ms(double seconds) {
-  return llvm::formatv("{0:F3}", seconds * 1e3).str();
-}
+/// Times in the report's unit: ms, or us when the best plan takes < 1 ms.
+struct Unit {
+  double scale;
+  llvm::StringRef name;
+  std::string operator()(double seconds) const {
+    return llvm::formatv("{0:F3}", seconds * scale).str();
+  }
+};
 } // namespace
 
 std::vector<PlanCost> mlir::moe::plan::searchPlans(const ModelSummary &model,
@@ -61,6 +66,10 @@ std::vector<PlanCost> mlir::moe::plan::searchPlans(const ModelSummary &model,
       return x.feasible;
     if (x.feasible && x.totalSeconds() != y.totalSeconds())
       return x.totalSeconds() < y.totalSeconds();
+    // Equal predictions: less memory per rank, then the simpler plan (the
+    // enumeration order: fewer tp, etp, ep; a2a before the rewrites).
+    if (x.feasible && x.memoryBytes != y.memoryBytes)
+      return x.memoryBytes < y.memoryBytes;
     return a < b;
   });
   std::vector<PlanCost> ranked;
@@ -83,12 +92,15 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
                       model.name, model.layers, model.experts, model.topK,
                       model.batch * model.seqLen, cluster.name, cluster.nodes,
                       cluster.devicesPerNode, world);
+  Unit ms{1e3, "ms"};
+  if (feasible && ranked.front().totalSeconds() < 1e-3)
+    ms = Unit{1e6, "us"};
   os << llvm::formatv("{0} plans considered, {1} feasible; predicted time of "
-                      "one forward pass per rank, in ms:\n\n",
-                      ranked.size(), feasible);
-  os << llvm::formatv("{0,4}  {1,-40} {2,9} {3,9} {4,11} {5,11} {6,11} "
+                      "one forward pass per rank, in {2}:\n\n",
+                      ranked.size(), feasible, ms.name);
+  os << llvm::formatv("{0,4}  {1,-50} {2,9} {3,9} {4,11} {5,11} {6,11} "
                       "{7,9} {8,10}\n",
-                      "rank", "plan", "total", "compute", "all_to_all",
+                      "#", "plan", "total", "compute", "all_to_all",
                       "all_reduce", "all_gather", "other", "GiB/rank");
   auto kindSeconds = [](const PlanCost &p, llvm::StringRef kind) {
     double t = 0;
@@ -103,7 +115,7 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
            reduce = kindSeconds(p, "all_reduce"),
            gather = kindSeconds(p, "all_gather");
     double other = p.communicationSeconds() - a2a - reduce - gather;
-    os << llvm::formatv("{0,4}  {1,-40} {2,9} {3,9} {4,11} {5,11} {6,11} "
+    os << llvm::formatv("{0,4}  {1,-50} {2,9} {3,9} {4,11} {5,11} {6,11} "
                         "{7,9} {8,10:F2}\n",
                         i + 1, p.plan.str(), ms(p.totalSeconds()),
                         ms(p.computeSeconds), ms(a2a), ms(reduce), ms(gather),
@@ -126,12 +138,21 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
       auto best = std::max_element(
           terms.begin(), terms.end(),
           [](auto &a, auto &b) { return a.second < b.second; });
-      os << llvm::formatv(
-          "why: {0:F1}% faster than the runner-up {1}; the largest "
-          "difference is {2} ({3} ms less)\n",
-          100.0 * (next.totalSeconds() - win.totalSeconds()) /
-              next.totalSeconds(),
-          next.plan.str(), best->first, ms(best->second));
+      if (next.totalSeconds() == win.totalSeconds())
+        os << llvm::formatv(
+            "why: ties with the runner-up {0} in predicted time; chosen for "
+            "{1}\n",
+            next.plan.str(),
+            next.memoryBytes > win.memoryBytes
+                ? "less memory per rank"
+                : "being the simpler plan (fewer tp, etp, ep; a2a first)");
+      else
+        os << llvm::formatv(
+            "why: {0:F1}% faster than the runner-up {1}; the largest "
+            "difference is {2} ({3} {4} less)\n",
+            100.0 * (next.totalSeconds() - win.totalSeconds()) /
+                next.totalSeconds(),
+            next.plan.str(), best->first, ms(best->second), ms.name);
     }
     os << "bytes per rank and forward pass:";
     for (const CollectiveCost &c : win.collectives)

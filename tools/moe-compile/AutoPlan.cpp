@@ -89,9 +89,14 @@ mlir::moe::runPlanner(const ModelConfig &config, int64_t batch, int64_t seqLen,
   }
   if (report)
     plan::printReport(model, *cluster, ranked, options.top, *report);
-  if (ranked.empty() || !ranked.front().feasible)
-    return error(ranked.empty()
-                     ? "no plan for " + std::to_string(ranks) + " ranks"
-                     : "no feasible plan: " + ranked.front().whyNot);
+  if (ranked.empty() || !ranked.front().feasible) {
+    // Every distinct reason, in enumeration order.
+    std::vector<std::string> reasons;
+    for (const plan::PlanCost &p : ranked)
+      if (!llvm::is_contained(reasons, p.whyNot))
+        reasons.push_back(p.whyNot);
+    return error(llvm::formatv("no feasible plan for {0} ranks: {1}", ranks,
+                               llvm::join(reasons, "; ")));
+  }
   return ranked.front().plan.str();
 }
