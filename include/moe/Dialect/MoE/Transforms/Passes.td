@@ -318,4 +318,56 @@ def MoESliceAllReducePass : Pass<"moe-slice-allreduce", "ModuleOp"> {
   ];
 }
 
+//===----------------------------------------------------------------------===//
+// Planning
+//===----------------------------------------------------------------------===//
+
+def MoEPlanPass : Pass<"moe-plan", "ModuleOp"> {
+  let summary = "Choose the module's #moe.plan with the planner's cost model";
+  let description = [{
+    Summarizes the module's `moe.layer` ops (hidden size, experts, top-k,
+    expert and shared widths, capacity, token count; the layers are assumed
+    alike), enumerates every plan for `ranks` ranks of `cluster` — dp, tp,
+    ep, etp, and the a2a, slice_allreduce and dedup variants — prunes the
+    infeasible with the reason, ranks the rest by the predicted time of the
+    compiled program (docs/Planner.md), and sets the module's `moe.plan` to
+    the fastest. The report table (top `top` plans with compute and each
+    collective, why the winner won, the pruned plans by reason) goes to
+    stderr; `report` writes every estimate as JSON.
+
+    The module is not changed otherwise: `moe-shard`, `moe-partition` and
+    the plan's rewrites (or `moe-compile`) act on the plan. Models with
+    attention are planned from their config by `moe-compile --plan auto`,
+    which knows the heads.
+
+    Before:
+
+    ```mlir
+    module {
+      func.func @forward(%x: tensor<16x64xf32>, ...) -> tensor<16x64xf32> {
+        %y = moe.layer %x router %r experts(up %u down %d gate %g) ...
+    ```
+
+    After (`moe-opt --moe-plan="cluster=h100x8 ranks=4"`):
+
+    ```mlir
+    module attributes {moe.plan = #moe.plan<dp = 4>} {
+    ```
+  }];
+  let options = [
+    Option<"cluster", "cluster", "std::string", /*default=*/"\"\"",
+           "Cluster preset (h100x8, h100x8x4, a30x8, v100x128) or JSON "
+           "file">,
+    Option<"ranks", "ranks", "int64_t", /*default=*/"0",
+           "Ranks to plan for (default: every device of the cluster)">,
+    Option<"routingSkew", "routing-skew", "std::string",
+           /*default=*/"\"uniform\"",
+           "Expert load: uniform, zipf:S or hist:FILE">,
+    Option<"report", "report", "std::string", /*default=*/"\"\"",
+           "Write every plan's estimate as JSON to this file">,
+    Option<"top", "top", "int64_t", /*default=*/"10",
+           "Plans in the report table">
+  ];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD
