@@ -11,7 +11,10 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
+
+#include <cstdlib>
 
 using namespace mlir::moe::plan;
 using llvm::json::Object;
@@ -219,11 +222,26 @@ mlir::moe::plan::getClusterPreset(llvm::StringRef name) {
       llvm::inconvertibleErrorCode(),
       "unknown cluster preset '" + name + "'; presets: " +
           llvm::join(getClusterPresetNames(), ", ") +
-          ", or the path of a JSON file (docs/Planner.md)");
+          ", local (measured by moert-calibrate), or the path of a JSON "
+          "file (docs/Planner.md)");
 }
 
 llvm::Expected<ClusterSpec>
 mlir::moe::plan::loadCluster(llvm::StringRef presetOrPath) {
+  // `local` is measured, not built in: moert-calibrate writes it.
+  std::string localPath;
+  if (presetOrPath == "local") {
+    const char *env = std::getenv("MOE_CLUSTER_LOCAL");
+    localPath = env && *env ? env : "local.json";
+    if (!llvm::sys::fs::exists(localPath))
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          "the 'local' cluster is measured on this machine: run `mpiexec -n "
+          "<ranks> build/bin/moert-calibrate local.json` first (or point "
+          "MOE_CLUSTER_LOCAL at its output); '" +
+              localPath + "' does not exist");
+    presetOrPath = localPath;
+  }
   if (!presetOrPath.ends_with(".json"))
     return getClusterPreset(presetOrPath);
   auto buffer = llvm::MemoryBuffer::getFile(presetOrPath);

@@ -105,7 +105,8 @@ static cl::opt<bool>
 static cl::opt<std::string>
     clusterOption("cluster",
                   cl::desc("Machine for the planner: a preset (h100x8, "
-                           "h100x8x4, a30x8, v100x128) or a JSON file "
+                           "h100x8x4, a30x8, v100x128), local (written by "
+                           "moert-calibrate) or a JSON file "
                            "(docs/Planner.md)"),
                   cl::init(""), cl::cat(category));
 static cl::opt<int64_t>
