@@ -109,10 +109,35 @@ namespace {
 
 constexpr double kBytes = 4; // the runtime computes and communicates in f32
 
-/// A group of `size` ranks `stride` apart (rank 0's); the link it uses.
-Link linkOf(const ClusterSpec &c, int64_t size, int64_t stride) {
-  bool spansNodes = (size - 1) * stride >= c.devicesPerNode;
-  return spansNodes ? c.interNode : c.intraNode;
+/// Alpha-beta times of one call, `bytes` as the runtime counts them (the
+/// input of all-reduce, all-gather, reduce-scatter and gather; what leaves
+/// the rank for all-to-all), for `n` ranks on one link.
+double ring(llvm::StringRef kind, double n, double bytes, Link l) {
+  double a = l.latency, b = l.bandwidth, steps = n - 1;
+  if (kind == "all_reduce")
+    return 2 * steps * a + 2 * steps / n * bytes / b;
+  if (kind == "all_gather")
+    return steps * a + steps * bytes / b;
+  if (kind == "reduce_scatter")
+    return steps * a + steps / n * bytes / b;
+  if (kind == "all_to_all")
+    return steps * a + bytes / b; // pairwise exchange
+  return a + steps * bytes / b;   // gather: the root receives the rest
+}
+
+/// log2(n) rounds: a (double binary) tree for all-reduce, recursive doubling
+/// / halving for all-gather and reduce-scatter; none for the others.
+std::optional<double> logarithmic(llvm::StringRef kind, double n,
+                                  double bytes, Link l) {
+  double rounds = std::ceil(std::log2(n));
+  double a = l.latency, b = l.bandwidth;
+  if (kind == "all_reduce")
+    return 2 * rounds * a + 2 * bytes / b;
+  if (kind == "all_gather")
+    return rounds * a + (n - 1) * bytes / b;
+  if (kind == "reduce_scatter")
+    return rounds * a + (n - 1) / n * bytes / b;
+  return std::nullopt;
 }
 
 class Estimator {
@@ -161,19 +186,55 @@ void Estimator::collective(llvm::StringRef kind, llvm::StringRef group,
     n = p.ep, stride = p.etp;
   else if (group == "etp")
     n = p.etp;
-  Link link = linkOf(c, n, stride);
-  double a = link.latency, b = link.bandwidth, steps = n - 1;
+  // Rank 0's group: `perNode` members on each of `nodes` nodes.
+  int64_t perNode = stride >= c.devicesPerNode
+                        ? 1
+                        : std::min<int64_t>(n, c.devicesPerNode / stride);
+  int64_t nodes = (n + perNode - 1) / perNode;
+  double dn = n;
+
+  // The fastest algorithm the model knows for this group.
+  std::string algorithm;
   double t = 0;
-  if (kind == "all_reduce")
-    t = 2 * steps * a + 2 * steps / n * bytes / b;
-  else if (kind == "all_gather")
-    t = steps * a + steps * bytes / b;
-  else if (kind == "reduce_scatter")
-    t = steps * a + steps / n * bytes / b;
-  else if (kind == "all_to_all")
-    t = steps * a + bytes / b; // bytes: what leaves the rank
-  else if (kind == "gather")
-    t = a + steps * bytes / b; // the root receives every other rank's part
+  auto consider = [&](llvm::StringRef name, double seconds) {
+    if (algorithm.empty() || seconds < t) {
+      algorithm = name.str();
+      t = seconds;
+    }
+  };
+  if (nodes == 1) {
+    consider(kind == "all_to_all" ? "pairwise"
+             : kind == "gather"   ? "direct"
+                                  : "ring",
+             ring(kind, dn, bytes, c.intraNode));
+    if (auto logT = logarithmic(kind, dn, bytes, c.intraNode))
+      consider(kind == "all_reduce" ? "tree" : "recursive-doubling", *logT);
+  } else {
+    // Flat over the slowest link.
+    consider(kind == "all_to_all" ? "pairwise"
+             : kind == "gather"   ? "direct"
+                                  : "ring",
+             ring(kind, dn, bytes, c.interNode));
+    if (auto logT = logarithmic(kind, dn, bytes, c.interNode))
+      consider(kind == "all_reduce" ? "tree" : "recursive-doubling", *logT);
+    double q = perNode, m = nodes;
+    if (kind == "all_reduce") {
+      // Reduce-scatter in the node, all-reduce of 1/q across nodes,
+      // all-gather in the node.
+      consider("hierarchical",
+               ring("reduce_scatter", q, bytes, c.intraNode) +
+                   ring("all_reduce", m, bytes / q, c.interNode) +
+                   ring("all_gather", q, bytes / q, c.intraNode));
+    } else if (kind == "all_to_all") {
+      // Only the part bound for other nodes crosses the inter-node link.
+      double intraShare = (q - 1) / (dn - 1), interShare = 1 - intraShare;
+      consider("hierarchical",
+               (q - 1) * c.intraNode.latency +
+                   (dn - q) * c.interNode.latency +
+                   intraShare * bytes / c.intraNode.bandwidth +
+                   interShare * bytes / c.interNode.bandwidth);
+    }
+  }
   for (CollectiveCost &existing : cost.collectives)
     if (existing.kind == kind && existing.group == group) {
       existing.calls += calls;
@@ -181,7 +242,7 @@ void Estimator::collective(llvm::StringRef kind, llvm::StringRef group,
       existing.seconds += t * calls;
       return;
     }
-  cost.collectives.push_back({kind.str(), group.str(), calls,
+  cost.collectives.push_back({kind.str(), group.str(), algorithm, calls,
                               static_cast<int64_t>(bytes) * calls, t * calls});
 }
 

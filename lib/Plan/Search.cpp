@@ -158,6 +158,11 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
     for (const CollectiveCost &c : win.collectives)
       os << llvm::formatv(" {0} {1} {2}x {3};", c.kind, c.group, c.calls,
                           c.bytes);
+    if (!win.collectives.empty()) {
+      os << "\nalgorithms (fastest predicted):";
+      for (const CollectiveCost &c : win.collectives)
+        os << llvm::formatv(" {0} {1} {2};", c.kind, c.group, c.algorithm);
+    }
     if (win.collectives.empty())
       os << " none";
     os << "\n";
@@ -185,6 +190,7 @@ void mlir::moe::plan::writeReportJson(const ModelSummary &model,
     for (const CollectiveCost &c : p.collectives)
       collectives.push_back(llvm::json::Object{{"kind", c.kind},
                                                {"group", c.group},
+                                               {"algorithm", c.algorithm},
                                                {"calls", c.calls},
                                                {"bytes", c.bytes},
                                                {"seconds", c.seconds}});

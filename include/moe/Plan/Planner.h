@@ -110,6 +110,8 @@ struct CollectiveCost {
   std::string kind;  // all_to_all, all_reduce, all_gather, reduce_scatter,
                      // gather
   std::string group; // dp, tp, ep, etp
+  std::string algorithm; // the fastest the model knows for it: ring, tree,
+                         // recursive-doubling, pairwise, hierarchical, direct
   int64_t calls = 0;
   int64_t bytes = 0; // what the runtime's --stats counts, summed over calls
   double seconds = 0;
