@@ -97,6 +97,11 @@ def MoELowerCollectivesPass : Pass<"moe-lower-collectives", "ModuleOp"> {
       and the inverse transpose;
     - `shard.process_multi_index` of one axis by `moert_group_rank`.
 
+    A module whose `dlti.map` fixes `"MPI:comm_world_rank"` (as upstream's
+    shard-to-MPI tests do) gets constants instead of `moert_group_rank`
+    calls, placed in the groups by the module's `#moe.plan`; that makes the
+    lowering of one rank testable without MPI.
+
     Each call takes contiguous 1-D buffers: the tensor is collapsed, handed
     over with `bufferization.to_buffer`, and the result comes back through
     `bufferization.to_tensor restrict` of a fresh allocation, so one-shot

@@ -9,6 +9,7 @@
 #include "moe/Utils/LinalgBuilders.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/DLTI/DLTI.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -58,9 +59,39 @@ private:
   LogicalResult lowerAllSlice(shard::AllSliceOp op);
   /// This process's rank in `group`, as an index.
   Value groupRank(OpBuilder &b, Location loc, int32_t group);
+  /// A world rank fixed by the module's `dlti.map` ("MPI:comm_world_rank",
+  /// as upstream's shard-to-MPI tests do): group ranks become constants,
+  /// computed with the plan's layout (docs/Parallelism.md).
+  LogicalResult readFixedRank();
 
   ModuleOp module;
+  std::optional<int64_t> fixedRank;
+  PlanAttr plan;
 };
+
+LogicalResult Lowering::readFixedRank() {
+  FailureOr<Attribute> rank = dlti::query(
+      module, ArrayRef<StringRef>{"MPI:comm_world_rank"}, /*emitError=*/false);
+  if (failed(rank))
+    return success();
+  auto value = dyn_cast<IntegerAttr>(*rank);
+  plan = module->getAttrOfType<PlanAttr>(MoEDialect::getPlanAttrName());
+  if (!value || value.getInt() < 0)
+    return module.emitError() << "\"MPI:comm_world_rank\" must be a "
+                                 "non-negative integer, got "
+                              << *rank;
+  if (!plan)
+    return module.emitError()
+           << "a fixed \"MPI:comm_world_rank\" needs the module's #moe.plan "
+              "to place the rank in its groups";
+  if (value.getInt() >= plan.getWorldSize())
+    return module.emitError()
+           << "\"MPI:comm_world_rank\" = " << value.getInt()
+           << " is outside the " << plan.getWorldSize() << " ranks of "
+           << plan;
+  fixedRank = value.getInt();
+  return success();
+}
 
 FailureOr<int32_t> Lowering::groupOf(Operation *op, StringRef grid,
                                      ArrayRef<int16_t> axes) {
@@ -228,6 +259,28 @@ LogicalResult Lowering::lowerAllToAll(shard::AllToAllOp op) {
 }
 
 Value Lowering::groupRank(OpBuilder &b, Location loc, int32_t group) {
+  if (fixedRank) {
+    // moert_plan_coords: tp innermost, then dp; experts etp innermost, then
+    // ep, within a stage's dp * tp ranks.
+    int64_t tp = plan.getTp(), stage = plan.getDp() * tp;
+    int64_t local = *fixedRank % stage;
+    int64_t index = 0;
+    switch (group) {
+    case kDpGroup:
+      index = local / tp;
+      break;
+    case kTpGroup:
+      index = local % tp;
+      break;
+    case kEpGroup:
+      index = (local / plan.getEtp()) % plan.getEp();
+      break;
+    case kEtpGroup:
+      index = (local % tp) % plan.getEtp();
+      break;
+    }
+    return arith::ConstantIndexOp::create(b, loc, index);
+  }
   func::FuncOp fn = callee(
       "moert_group_rank",
       FunctionType::get(b.getContext(), {b.getI32Type()}, {b.getI64Type()}));
@@ -292,6 +345,8 @@ LogicalResult Lowering::lowerAllSlice(shard::AllSliceOp op) {
 }
 
 LogicalResult Lowering::run() {
+  if (failed(readFixedRank()))
+    return failure();
   SmallVector<Operation *> ops;
   module.walk([&](Operation *op) {
     if (isa<shard::AllGatherOp, shard::AllReduceOp, shard::AllToAllOp,

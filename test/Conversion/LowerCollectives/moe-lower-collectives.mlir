@@ -128,3 +128,48 @@ func.func @reduce_scatter_axis_one(%x: tensor<8x64xf32>) -> tensor<8x32xf32> {
   %r = shard.reduce_scatter %x on @moe_dense grid_axes = [1] scatter_axis = 1 : tensor<8x64xf32> -> tensor<8x32xf32>
   return %r : tensor<8x32xf32>
 }
+
+// -----
+
+// A world rank fixed by the module's dlti.map (as upstream's shard-to-MPI
+// tests do): rank 2 of dp=2, tp=2, ep=2, etp=2 is dp 1, tp 0, ep 1, etp 0
+// (docs/Parallelism.md), so the process indices and the slice offset are
+// constants and no moert_group_rank call remains.
+
+// CHECK-LABEL: func @fixed_rank
+// CHECK-NOT: moert_group_rank
+// CHECK: %[[R:.*]] = arith.constant 1 : index
+// CHECK-NEXT: %[[ROWS:.*]] = arith.constant 4 : index
+// CHECK-NEXT: %[[OFF:.*]] = arith.muli %[[R]], %[[ROWS]] : index
+// CHECK-NEXT: %[[S:.*]] = tensor.extract_slice %{{.*}}[%[[OFF]], 0] [4, 64] [1, 1] : tensor<8x64xf32> to tensor<4x64xf32>
+// CHECK-NEXT: %[[DP:.*]] = arith.constant 1 : index
+// CHECK-NEXT: %[[TP:.*]] = arith.constant 0 : index
+// CHECK-NEXT: %[[EP:.*]] = arith.constant 1 : index
+// CHECK-NEXT: %[[ETP:.*]] = arith.constant 0 : index
+// CHECK-NEXT: return %[[S]], %[[DP]], %[[TP]], %[[EP]], %[[ETP]]
+module attributes {dlti.map = #dlti.map<"MPI:comm_world_rank" = 2 : i64>,
+                   moe.plan = #moe.plan<dp = 2, tp = 2, ep = 2, etp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x2)
+  shard.grid @moe_experts(shape = 1x1x2x2)
+  func.func @fixed_rank(%x: tensor<8x64xf32>) -> (tensor<4x64xf32>, index, index, index, index) {
+    %s = shard.all_slice %x on @moe_dense grid_axes = [1] slice_axis = 0 : tensor<8x64xf32> -> tensor<4x64xf32>
+    %dp = shard.process_multi_index on @moe_dense axes = [1] : index
+    %tp = shard.process_multi_index on @moe_dense axes = [2] : index
+    %ep = shard.process_multi_index on @moe_experts axes = [2] : index
+    %etp = shard.process_multi_index on @moe_experts axes = [3] : index
+    return %s, %dp, %tp, %ep, %etp : tensor<4x64xf32>, index, index, index, index
+  }
+}
+
+// -----
+
+// expected-error @+1 {{"MPI:comm_world_rank" = 4 is outside the 4 ranks of #moe.plan<dp = 2, tp = 2>}}
+module attributes {dlti.map = #dlti.map<"MPI:comm_world_rank" = 4 : i64>,
+                   moe.plan = #moe.plan<dp = 2, tp = 2>} {
+}
+
+// -----
+
+// expected-error @+1 {{a fixed "MPI:comm_world_rank" needs the module's #moe.plan to place the rank in its groups}}
+module attributes {dlti.map = #dlti.map<"MPI:comm_world_rank" = 1 : i64>} {
+}
