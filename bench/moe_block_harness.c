@@ -11,8 +11,7 @@
 
 #define _POSIX_C_SOURCE 200809L
 
-#include "moert/memref.h"
-#include "moert/npy.h"
+#include "moe_block_io.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -25,35 +24,9 @@ void _mlir_ciface_moe_block(moert_memref2d_f32_t *out, moert_memref2d_f32_t *x,
                             moert_memref3d_f32_t *w3, moert_memref3d_f32_t *w2,
                             moert_memref3d_f32_t *w1);
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static float *load(const char *dir, const char *name, int rank,
-                   int64_t *shape) {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/%s.npy", dir, name);
-  moert_npy_array_t a;
-  moert_status_t status = moert_npy_read(path, &a);
-  if (status || a.rank != rank) {
-    fprintf(stderr, "error: %s: %s\n", path,
-            status ? moert_status_message(status) : "unexpected rank");
-    exit(1);
-  }
-  memcpy(shape, a.shape, sizeof(int64_t) * (size_t)rank);
-  return a.data;
-}
-
-static moert_memref2d_f32_t m2(float *p, const int64_t *s) {
-  moert_memref2d_f32_t m = {p, p, 0, {s[0], s[1]}, {s[1], 1}};
-  return m;
-}
-static moert_memref3d_f32_t m3(float *p, const int64_t *s) {
-  moert_memref3d_f32_t m = {
-      p, p, 0, {s[0], s[1], s[2]}, {s[1] * s[2], s[2], 1}};
-  return m;
+static void fail(const char *message) {
+  fprintf(stderr, "error: %s\n", message);
+  exit(1);
 }
 
 int main(int argc, char **argv) {
@@ -64,9 +37,9 @@ int main(int argc, char **argv) {
   const char *dir = argv[1];
   int iters = atoi(argv[2]), k = atoi(argv[3]);
   int64_t sx[2], sr[2], s1[3], s3[3], s2[3];
-  float *x = load(dir, "x", 2, sx), *r = load(dir, "router", 2, sr);
-  float *w1 = load(dir, "w1", 3, s1), *w3 = load(dir, "w3", 3, s3),
-        *w2 = load(dir, "w2", 3, s2);
+  float *x = load(dir, "x", 2, sx, fail), *r = load(dir, "router", 2, sr, fail);
+  float *w1 = load(dir, "w1", 3, s1, fail), *w3 = load(dir, "w3", 3, s3, fail),
+        *w2 = load(dir, "w2", 3, s2, fail);
   moert_memref2d_f32_t mx = m2(x, sx), mr = m2(r, sr);
   moert_memref3d_f32_t m1 = m3(w1, s1), mw3 = m3(w3, s3), mw2 = m3(w2, s2);
   moert_memref2d_f32_t out = {0};
@@ -105,13 +78,7 @@ int main(int argc, char **argv) {
 
   char path[4096];
   snprintf(path, sizeof(path), "%s/out.npy", dir);
-  int64_t os[2] = {out.sizes[0], out.sizes[1]};
-  float *dense = malloc(sizeof(float) * (size_t)(os[0] * os[1]));
-  for (int64_t i = 0; i < os[0]; ++i)
-    for (int64_t j = 0; j < os[1]; ++j)
-      dense[i * os[1] + j] =
-          out.aligned[out.offset + i * out.strides[0] + j * out.strides[1]];
-  moert_status_t status = moert_npy_write_f32(path, 2, os, dense);
+  moert_status_t status = writeOutput(path, &out);
   if (status) {
     fprintf(stderr, "error: %s\n", moert_status_message(status));
     return 1;

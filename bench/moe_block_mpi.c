@@ -17,9 +17,8 @@
 
 #define _POSIX_C_SOURCE 200809L
 
+#include "moe_block_io.h"
 #include "moert/comm.h"
-#include "moert/memref.h"
-#include "moert/npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,38 +33,6 @@ void _mlir_ciface_moe_block(moert_memref2d_f32_t *out, moert_memref2d_f32_t *x,
                             moert_memref3d_f32_t *gate
 #endif
 );
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static float *load(const char *dir, const char *name, int rank,
-                   int64_t *shape) {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/%s.npy", dir, name);
-  moert_npy_array_t a;
-  moert_status_t status = moert_npy_read(path, &a);
-  if (status || a.rank != rank) {
-    char message[4200];
-    snprintf(message, sizeof(message), "%s: %s", path,
-             status ? moert_status_message(status) : "unexpected rank");
-    moert_comm_abort(message);
-  }
-  memcpy(shape, a.shape, sizeof(int64_t) * (size_t)rank);
-  return a.data;
-}
-
-static moert_memref2d_f32_t m2(float *p, const int64_t *s) {
-  moert_memref2d_f32_t m = {p, p, 0, {s[0], s[1]}, {s[1], 1}};
-  return m;
-}
-static moert_memref3d_f32_t m3(float *p, const int64_t *s) {
-  moert_memref3d_f32_t m = {
-      p, p, 0, {s[0], s[1], s[2]}, {s[1] * s[2], s[2], 1}};
-  return m;
-}
 
 /* "dp=2,ep=2": missing degrees are 1. */
 static int parsePlan(const char *text, moert_plan_t *plan) {
@@ -107,13 +74,15 @@ int main(int argc, char **argv) {
   const char *dir = argv[2];
   int iters = atoi(argv[3]);
   int64_t sx[2], sr[2], su[3], sd[3];
-  float *x = load(dir, "x", 2, sx), *router = load(dir, "router", 2, sr);
-  float *up = load(dir, "up", 3, su), *down = load(dir, "down", 3, sd);
+  float *x = load(dir, "x", 2, sx, moert_comm_abort),
+        *router = load(dir, "router", 2, sr, moert_comm_abort);
+  float *up = load(dir, "up", 3, su, moert_comm_abort),
+        *down = load(dir, "down", 3, sd, moert_comm_abort);
   moert_memref2d_f32_t mx = m2(x, sx), mr = m2(router, sr);
   moert_memref3d_f32_t mu = m3(up, su), md = m3(down, sd);
 #ifdef MOE_BLOCK_GATED
   int64_t sg[3];
-  float *gate = load(dir, "gate", 3, sg);
+  float *gate = load(dir, "gate", 3, sg, moert_comm_abort);
   moert_memref3d_f32_t mg = m3(gate, sg);
 #define CALL(out) _mlir_ciface_moe_block(out, &mx, &mr, &mu, &md, &mg)
 #else
@@ -138,8 +107,7 @@ int main(int argc, char **argv) {
   fflush(stdout);
   moert_comm_print_stats(stdout);
   if (argc == 5 && moert_comm_rank() == 0) {
-    int64_t shape[2] = {out.sizes[0], out.sizes[1]};
-    status = moert_npy_write_f32(argv[4], 2, shape, out.aligned + out.offset);
+    status = writeOutput(argv[4], &out);
     if (status)
       moert_comm_abort(moert_status_message(status));
   }

@@ -9,9 +9,9 @@
 #include "moe/Plan/Planner.h"
 
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
-#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 #include <cstdlib>
@@ -135,8 +135,8 @@ constexpr llvm::StringLiteral kPresets[][2] = {
 
 } // namespace
 
-llvm::Expected<ClusterSpec> mlir::moe::plan::parseClusterSpec(
-    llvm::StringRef text) {
+llvm::Expected<ClusterSpec>
+mlir::moe::plan::parseClusterSpec(llvm::StringRef text) {
   llvm::Expected<Value> parsed = llvm::json::parse(text);
   if (!parsed)
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
@@ -220,8 +220,8 @@ mlir::moe::plan::getClusterPreset(llvm::StringRef name) {
       return parseClusterSpec(preset[1]);
   return llvm::createStringError(
       llvm::inconvertibleErrorCode(),
-      "unknown cluster preset '" + name + "'; presets: " +
-          llvm::join(getClusterPresetNames(), ", ") +
+      "unknown cluster preset '" + name +
+          "'; presets: " + llvm::join(getClusterPresetNames(), ", ") +
           ", local (measured by moert-calibrate), or the path of a JSON "
           "file (docs/Planner.md)");
 }
@@ -247,8 +247,7 @@ mlir::moe::plan::loadCluster(llvm::StringRef presetOrPath) {
   auto buffer = llvm::MemoryBuffer::getFile(presetOrPath);
   if (!buffer)
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "cannot read cluster spec '" +
-                                       presetOrPath +
+                                   "cannot read cluster spec '" + presetOrPath +
                                        "': " + buffer.getError().message());
   auto spec = parseClusterSpec((*buffer)->getBuffer());
   if (!spec)

@@ -67,8 +67,8 @@ std::vector<double> RoutingSkew::shares(int64_t experts) const {
   return p;
 }
 
-llvm::Expected<RoutingSkew> mlir::moe::plan::parseRoutingSkew(
-    llvm::StringRef text) {
+llvm::Expected<RoutingSkew>
+mlir::moe::plan::parseRoutingSkew(llvm::StringRef text) {
   RoutingSkew skew;
   const std::string whole = text.str();
   auto error = [&](const llvm::Twine &why) {
@@ -127,8 +127,8 @@ double ring(llvm::StringRef kind, double n, double bytes, Link l) {
 
 /// log2(n) rounds: a (double binary) tree for all-reduce, recursive doubling
 /// / halving for all-gather and reduce-scatter; none for the others.
-std::optional<double> logarithmic(llvm::StringRef kind, double n,
-                                  double bytes, Link l) {
+std::optional<double> logarithmic(llvm::StringRef kind, double n, double bytes,
+                                  Link l) {
   double rounds = std::ceil(std::log2(n));
   double a = l.latency, b = l.bandwidth;
   if (kind == "all_reduce")
@@ -202,21 +202,15 @@ void Estimator::collective(llvm::StringRef kind, llvm::StringRef group,
       t = seconds;
     }
   };
-  if (nodes == 1) {
-    consider(kind == "all_to_all" ? "pairwise"
-             : kind == "gather"   ? "direct"
-                                  : "ring",
-             ring(kind, dn, bytes, c.intraNode));
-    if (auto logT = logarithmic(kind, dn, bytes, c.intraNode))
-      consider(kind == "all_reduce" ? "tree" : "recursive-doubling", *logT);
-  } else {
-    // Flat over the slowest link.
-    consider(kind == "all_to_all" ? "pairwise"
-             : kind == "gather"   ? "direct"
-                                  : "ring",
-             ring(kind, dn, bytes, c.interNode));
-    if (auto logT = logarithmic(kind, dn, bytes, c.interNode))
-      consider(kind == "all_reduce" ? "tree" : "recursive-doubling", *logT);
+  // The flat algorithms over the group's slowest link.
+  Link slowest = nodes == 1 ? c.intraNode : c.interNode;
+  consider(kind == "all_to_all" ? "pairwise"
+           : kind == "gather"   ? "direct"
+                                : "ring",
+           ring(kind, dn, bytes, slowest));
+  if (auto logT = logarithmic(kind, dn, bytes, slowest))
+    consider(kind == "all_reduce" ? "tree" : "recursive-doubling", *logT);
+  if (nodes > 1) {
     double q = perNode, m = nodes;
     if (kind == "all_reduce") {
       // Reduce-scatter in the node, all-reduce of 1/q across nodes,
@@ -228,11 +222,10 @@ void Estimator::collective(llvm::StringRef kind, llvm::StringRef group,
     } else if (kind == "all_to_all") {
       // Only the part bound for other nodes crosses the inter-node link.
       double intraShare = (q - 1) / (dn - 1), interShare = 1 - intraShare;
-      consider("hierarchical",
-               (q - 1) * c.intraNode.latency +
-                   (dn - q) * c.interNode.latency +
-                   intraShare * bytes / c.intraNode.bandwidth +
-                   interShare * bytes / c.interNode.bandwidth);
+      consider("hierarchical", (q - 1) * c.intraNode.latency +
+                                   (dn - q) * c.interNode.latency +
+                                   intraShare * bytes / c.intraNode.bandwidth +
+                                   interShare * bytes / c.interNode.bandwidth);
     }
   }
   for (CollectiveCost &existing : cost.collectives)
@@ -276,8 +269,8 @@ PlanCost Estimator::run() {
   const bool dropless = !m.capacityFactor;
   const bool a2a = dropless && p.ep > 1 && !p.sliceAllReduce;
   const bool dedup = p.dedup;
-  const bool merged = p.sliceAllReduce && p.etp > 1 && !m.sharedFfn &&
-                      p.ep * p.etp == p.tp;
+  const bool merged =
+      p.sliceAllReduce && p.etp > 1 && !m.sharedFfn && p.ep * p.etp == p.tp;
   // The rewrites' legality (moe-slice-allreduce, moe-dedup-tokens).
   if ((p.sliceAllReduce || dedup) && (!dropless || p.ep == 1))
     return infeasible("the rewrite needs an all-to-all layer (dropless, "
@@ -294,8 +287,7 @@ PlanCost Estimator::run() {
 
   double capacity = 0;
   if (!dropless)
-    capacity = std::max(
-        1.0, std::ceil(*m.capacityFactor * tokens * k / e));
+    capacity = std::max(1.0, std::ceil(*m.capacityFactor * tokens * k / e));
   const double ffn = double(m.expertFfn) / p.etp;
   const double shared = double(m.sharedFfn) / p.etp;
   const double perRow = (m.gated ? 6.0 : 4.0) * h * ffn;
@@ -337,10 +329,10 @@ PlanCost Estimator::run() {
   flops += m.sharedFfn ? 6.0 * routed * h * shared : 0.0;
   weights += (h * e + e / p.ep * matrices * h * ffn + 3 * h * shared) * kBytes;
   double buffer = dropless ? e * routed * h : e * capacity * h;
-  activations = std::max(activations,
-                         (buffer * (dedup && p.etp > 1 ? p.etp : 1) +
-                          rows * ffn * 2 + 4 * local * h) *
-                             kBytes);
+  activations =
+      std::max(activations, (buffer * (dedup && p.etp > 1 ? p.etp : 1) +
+                             rows * ffn * 2 + 4 * local * h) *
+                                kBytes);
 
   int64_t layers = m.layers;
   if (a2a) {

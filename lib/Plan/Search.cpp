@@ -83,8 +83,8 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
                                   const ClusterSpec &cluster,
                                   llvm::ArrayRef<PlanCost> ranked, int64_t top,
                                   llvm::raw_ostream &os) {
-  int64_t feasible = llvm::count_if(
-      ranked, [](const PlanCost &p) { return p.feasible; });
+  int64_t feasible =
+      llvm::count_if(ranked, [](const PlanCost &p) { return p.feasible; });
   int64_t world = ranked.empty() ? 0 : ranked.front().plan.world();
   os << llvm::formatv("moe-plan: {0} ({1} layers, {2} experts, top-{3}, "
                       "{4} tokens) on {5} ({6} nodes x {7} devices), {8} "
@@ -133,11 +133,12 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
           {"compute", next.computeSeconds - win.computeSeconds}};
       for (llvm::StringRef kind : {"all_to_all", "all_reduce", "all_gather",
                                    "reduce_scatter", "gather"})
-        terms.push_back({kind.str(), kindSeconds(next, kind) -
-                                         kindSeconds(win, kind)});
-      auto best = std::max_element(
-          terms.begin(), terms.end(),
-          [](auto &a, auto &b) { return a.second < b.second; });
+        terms.push_back(
+            {kind.str(), kindSeconds(next, kind) - kindSeconds(win, kind)});
+      auto best =
+          std::max_element(terms.begin(), terms.end(), [](auto &a, auto &b) {
+            return a.second < b.second;
+          });
       if (next.totalSeconds() == win.totalSeconds())
         os << llvm::formatv(
             "why: ties with the runner-up {0} in predicted time; chosen for "
@@ -194,8 +195,7 @@ void mlir::moe::plan::writeReportJson(const ModelSummary &model,
                                                {"calls", c.calls},
                                                {"bytes", c.bytes},
                                                {"seconds", c.seconds}});
-    llvm::json::Object entry{{"plan", p.plan.str()},
-                             {"feasible", p.feasible}};
+    llvm::json::Object entry{{"plan", p.plan.str()}, {"feasible", p.feasible}};
     if (p.feasible) {
       entry["total_seconds"] = p.totalSeconds();
       entry["compute_seconds"] = p.computeSeconds;

@@ -66,9 +66,9 @@ int main(int argc, char **argv) {
     a[i] = b[i] = 1.0f / (float)(1 + i % 7);
   double gemm;
   TIMED(5,
-        for (int k = 0; k < 4; ++k) cblas_sgemm(
-            CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b,
-            n, 0.0f, c, n),
+        for (int k = 0; k < 4; ++k)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n,
+                        1.0f, a, n, b, n, 0.0f, c, n),
         gemm);
   double flops = 4.0 * 2.0 * n * n * n / gemm;
 
@@ -98,8 +98,8 @@ int main(int argc, char **argv) {
     memset(sendBuf, 2, per * size);
     double a2a;
     TIMED(3,
-          MPI_Alltoall(sendBuf, (int)per, MPI_BYTE, recvBuf, (int)per,
-                       MPI_BYTE, MPI_COMM_WORLD),
+          MPI_Alltoall(sendBuf, (int)per, MPI_BYTE, recvBuf, (int)per, MPI_BYTE,
+                       MPI_COMM_WORLD),
           a2a);
     double sent = (double)per * (size - 1);
     double wire = a2a - (size - 1) * latency;

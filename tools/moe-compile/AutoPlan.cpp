@@ -36,7 +36,8 @@ llvm::Expected<plan::Candidate> parseCandidate(llvm::StringRef text) {
       c.etp = n;
     else if (key == "pp" && number && n == 1)
       continue;
-    else if (key == "dispatch" && (value == "a2a" || value == "slice_allreduce"))
+    else if (key == "dispatch" &&
+             (value == "a2a" || value == "slice_allreduce"))
       c.sliceAllReduce = value == "slice_allreduce";
     else if (key == "dedup" && number && (n == 0 || n == 1))
       c.dedup = n == 1;

@@ -29,8 +29,8 @@ struct AutoPlanOptions {
 /// Runs the planner for `config`. Returns the plan to compile in --plan
 /// syntax; the report goes to `report` when it is non-null. Errors are
 /// returned as text.
-llvm::Expected<std::string> runPlanner(const ModelConfig &config,
-                                       int64_t batch, int64_t seqLen,
+llvm::Expected<std::string> runPlanner(const ModelConfig &config, int64_t batch,
+                                       int64_t seqLen,
                                        const AutoPlanOptions &options,
                                        llvm::raw_ostream *report);
 

@@ -320,8 +320,8 @@ int main(int argc, char **argv) {
         moe::parseModelConfig((*buffer)->getBuffer());
     if (!config)
       return fail(inputFilename + ": " + llvm::toString(config.takeError()));
-    moe::AutoPlanOptions options{planOption,    clusterOption, ranksOption,
-                                 skewOption,    planReport,    planTop};
+    moe::AutoPlanOptions options{planOption, clusterOption, ranksOption,
+                                 skewOption, planReport,    planTop};
     llvm::Expected<std::string> chosen = moe::runPlanner(
         *config, batch, seqLen, options, explainPlan ? &llvm::outs() : nullptr);
     if (!chosen)
@@ -344,8 +344,7 @@ int main(int argc, char **argv) {
     plan = *parsed;
   }
   if (explainPlan) {
-    explain(plan ? plan
-                 : moe::PlanAttr::getDegrees(&context, 1, 1, 1, 1, 1),
+    explain(plan ? plan : moe::PlanAttr::getDegrees(&context, 1, 1, 1, 1, 1),
             llvm::outs());
     return 0;
   }

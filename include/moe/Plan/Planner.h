@@ -42,9 +42,9 @@ struct ClusterSpec {
   std::string name;
   int64_t nodes = 1;
   int64_t devicesPerNode = 1;
-  double deviceMemory = 0;   // bytes
-  double flopsF32 = 0;       // peak FLOP/s
-  double flopsBf16 = 0;      // peak FLOP/s (also f16)
+  double deviceMemory = 0;    // bytes
+  double flopsF32 = 0;        // peak FLOP/s
+  double flopsBf16 = 0;       // peak FLOP/s (also f16)
   double memoryBandwidth = 0; // bytes/s
   Link intraNode, interNode;
   double hostDeviceBandwidth = 0; // bytes/s
@@ -68,7 +68,7 @@ struct ModelSummary {
   std::string name;
   int64_t layers = 1;
   int64_t hidden = 0;
-  int64_t heads = 0;   // 0: no attention (a bare MoE stack)
+  int64_t heads = 0; // 0: no attention (a bare MoE stack)
   int64_t kvHeads = 0;
   int64_t headDim = 0;
   int64_t vocab = 0;
@@ -107,9 +107,9 @@ struct Candidate {
 
 /// One collective kind on one group, per forward pass and rank.
 struct CollectiveCost {
-  std::string kind;  // all_to_all, all_reduce, all_gather, reduce_scatter,
-                     // gather
-  std::string group; // dp, tp, ep, etp
+  std::string kind;      // all_to_all, all_reduce, all_gather, reduce_scatter,
+                         // gather
+  std::string group;     // dp, tp, ep, etp
   std::string algorithm; // the fastest the model knows for it: ring, tree,
                          // recursive-doubling, pairwise, hierarchical, direct
   int64_t calls = 0;

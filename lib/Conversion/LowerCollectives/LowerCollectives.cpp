@@ -87,8 +87,7 @@ LogicalResult Lowering::readFixedRank() {
   if (value.getInt() >= plan.getWorldSize())
     return module.emitError()
            << "\"MPI:comm_world_rank\" = " << value.getInt()
-           << " is outside the " << plan.getWorldSize() << " ranks of "
-           << plan;
+           << " is outside the " << plan.getWorldSize() << " ranks of " << plan;
   fixedRank = value.getInt();
   return success();
 }

@@ -177,8 +177,7 @@ void PlanAttr::print(AsmPrinter &printer) const {
 
 LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                int64_t dp, int64_t tp, int64_t ep, int64_t etp,
-                               int64_t pp,
-                               ArrayRef<DispatchStrategy> dispatch,
+                               int64_t pp, ArrayRef<DispatchStrategy> dispatch,
                                ArrayRef<int64_t> dedup) {
   // moe_plan_c1
   int64_t degrees[5] = {dp, tp, ep, etp, pp};
@@ -212,8 +211,7 @@ LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "#moe.plan dedup list must not be empty";
   for (int64_t flag : dedup)
     if (flag != 0 && flag != 1)
-      return emitError() << "#moe.plan dedup = " << flag
-                         << " must be 0 or 1";
+      return emitError() << "#moe.plan dedup = " << flag << " must be 0 or 1";
   return success();
 }
 
@@ -247,16 +245,16 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
   if (attr.getName() == getLayerIndexAttrName()) {
     auto index = dyn_cast<IntegerAttr>(attr.getValue());
     if (!index || index.getInt() < 0)
-      return op->emitError() << "'" << getLayerIndexAttrName()
-                             << "' must be a non-negative integer, got "
-                             << attr.getValue();
+      return op->emitError()
+             << "'" << getLayerIndexAttrName()
+             << "' must be a non-negative integer, got " << attr.getValue();
     return success();
   }
   if (attr.getName() == getTokensSplitAttrName()) {
     if (!isa<DenseI16ArrayAttr>(attr.getValue()))
-      return op->emitError() << "'" << getTokensSplitAttrName()
-                             << "' must be an array<i16> of grid axes, got "
-                             << attr.getValue();
+      return op->emitError()
+             << "'" << getTokensSplitAttrName()
+             << "' must be an array<i16> of grid axes, got " << attr.getValue();
     return success();
   }
   if (attr.getName() != getPlanAttrName())
@@ -276,7 +274,8 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
   int64_t numLayers = 0;
   llvm::SmallDenseSet<int64_t> indices;
   WalkResult walk = op->walk([&](Operation *nested) -> WalkResult {
-    if (auto index = nested->getAttrOfType<IntegerAttr>(getLayerIndexAttrName()))
+    if (auto index =
+            nested->getAttrOfType<IntegerAttr>(getLayerIndexAttrName()))
       indices.insert(index.getInt());
     else if (isa<LayerOp>(nested))
       ++numLayers;

@@ -36,9 +36,8 @@ constexpr llvm::StringLiteral kPass = "moe-dedup-tokens";
 /// directly, if any.
 shard::AllReduceOp etpSumOf(CombineOp combine) {
   Value y = combine.getResult();
-  auto sum = y.hasOneUse()
-                 ? dyn_cast<shard::AllReduceOp>(*y.getUsers().begin())
-                 : shard::AllReduceOp();
+  auto sum = y.hasOneUse() ? dyn_cast<shard::AllReduceOp>(*y.getUsers().begin())
+                           : shard::AllReduceOp();
   return sum && sum.getGrid() == kExpertGridName &&
                  sum.getGridAxes() == ArrayRef<int16_t>{kEtpAxis}
              ? sum
@@ -101,16 +100,16 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
     return RankedTensorType::get(shape, tensor.getElementType());
   };
   int64_t ep = plan.getEp();
-  auto newRouter = RouterOp::create(
-      b, loc, retype(router.getWeights().getType(), 0, t),
-      retype(router.getIds().getType(), 0, t), slice, router.getWeight(),
-      router.getBias(), router.getKAttr(), router.getScoreAttr(),
-      router.getRenormalizeAttr());
-  auto dispatch = DispatchOp::create(
-      b, loc, retype(m.dispatch.getBuffer().getType(), 1, t),
-      retype(m.dispatch.getSlots().getType(), 0, t),
-      m.dispatch.getCounts().getType(), slice, newRouter.getIds(),
-      m.dispatch.getDroplessAttr());
+  auto newRouter =
+      RouterOp::create(b, loc, retype(router.getWeights().getType(), 0, t),
+                       retype(router.getIds().getType(), 0, t), slice,
+                       router.getWeight(), router.getBias(), router.getKAttr(),
+                       router.getScoreAttr(), router.getRenormalizeAttr());
+  auto dispatch =
+      DispatchOp::create(b, loc, retype(m.dispatch.getBuffer().getType(), 1, t),
+                         retype(m.dispatch.getSlots().getType(), 0, t),
+                         m.dispatch.getCounts().getType(), slice,
+                         newRouter.getIds(), m.dispatch.getDroplessAttr());
   // The dispatch's tokens are now split over tp as well.
   dispatch->setDiscardableAttrs(m.dispatch->getDiscardableAttrDictionary());
   auto split = m.dispatch->getAttrOfType<DenseI16ArrayAttr>(
@@ -128,9 +127,9 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
   Value computed;
   int64_t etp = plan.getEtp();
   if (etp == 1) {
-    computed = ExpertsOp::create(b, loc, expertsType, sent, Value(),
-                                 experts.getGate(), experts.getUp(),
-                                 experts.getDown(), experts.getActivationAttr());
+    computed = ExpertsOp::create(
+        b, loc, expertsType, sent, Value(), experts.getGate(), experts.getUp(),
+        experts.getDown(), experts.getActivationAttr());
   } else {
     // TED with sliced experts: the members of an etp group hold the slices
     // of the same experts but received different tokens, so they gather
@@ -166,8 +165,8 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
       b, loc, dispatch.getBuffer().getType(), m.back.getGridAttr(),
       m.back.getGridAxesAttr(), computed, m.back.getSplitAxisAttr(),
       m.back.getConcatAxisAttr());
-  Value mine = CombineOp::create(b, loc, RankedTensorType::get({t, h}, f),
-                                 back, dispatch.getSlots(), newRouter.getIds(),
+  Value mine = CombineOp::create(b, loc, RankedTensorType::get({t, h}, f), back,
+                                 dispatch.getSlots(), newRouter.getIds(),
                                  newRouter.getWeights());
   // The mirror on the way back: every rank gets all rows again.
   Value all = shard::AllGatherOp::create(b, loc, xType, kDenseGridName,
@@ -193,25 +192,9 @@ struct MoEDedupTokensPass
   using MoEDedupTokensPassBase::MoEDedupTokensPassBase;
 
   void runOnOperation() override {
-    ModuleOp module = getOperation();
-    auto plan = module->getAttrOfType<PlanAttr>(MoEDialect::getPlanAttrName());
-    if (!plan) {
-      module.emitError() << kPass << " needs the module's #moe.plan";
-      return signalPassFailure();
-    }
-    FailureOr<SmallVector<AllToAllLayer>> sites =
-        collectAllToAllLayers(module, layers, strict, kPass);
-    if (failed(sites))
-      return signalPassFailure();
-    for (AllToAllLayer m : *sites) {
-      std::string why = whyNot(m, plan);
-      if (!why.empty()) {
-        if (failed(reportNotApplied(m.dispatch, strict, kPass, why)))
-          signalPassFailure();
-        continue;
-      }
-      rewrite(m, plan);
-    }
+    if (failed(rewriteAllToAllLayers(getOperation(), layers, strict, kPass,
+                                     whyNot, rewrite)))
+      signalPassFailure();
   }
 };
 

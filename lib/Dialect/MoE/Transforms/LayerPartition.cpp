@@ -103,8 +103,9 @@ LayerShardings mlir::moe::getLayerShardings(LayerOp layer, PlanAttr plan) {
 }
 
 std::string mlir::moe::describeSharding(const shard::Sharding &sharding) {
-  if (!sharding || llvm::all_of(sharding.getSplitAxes(),
-                                [](shard::GridAxesAttr a) { return a.empty(); }))
+  if (!sharding ||
+      llvm::all_of(sharding.getSplitAxes(),
+                   [](shard::GridAxesAttr a) { return a.empty(); }))
     return "replicated";
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -223,10 +224,10 @@ Value RankBuilder::allToAllBlock(Value x) {
   int64_t e = spec.numExperts, k = spec.topK;
   Type i32 = b.getI32Type();
   RouterOp router = route(x);
-  auto dispatch = DispatchOp::create(
-      b, loc, f32Tensor({e, tokens, hidden}),
-      RankedTensorType::get({tokens, k}, i32), RankedTensorType::get({e}, i32),
-      x, router.getIds(), b.getUnitAttr());
+  auto dispatch = DispatchOp::create(b, loc, f32Tensor({e, tokens, hidden}),
+                                     RankedTensorType::get({tokens, k}, i32),
+                                     RankedTensorType::get({e}, i32), x,
+                                     router.getIds(), b.getUnitAttr());
   stamp(dispatch);
   dispatch->setAttr(MoEDialect::getTokensSplitAttrName(),
                     b.getDenseI16ArrayAttr(spec.tokensSplit));
@@ -235,9 +236,8 @@ Value RankBuilder::allToAllBlock(Value x) {
   Value sent = shard::AllToAllOp::create(
       b, loc, local, kExpertGridName, ArrayRef<int16_t>{kEpAxis},
       dispatch.getBuffer(), APInt(64, 0), APInt(64, 1));
-  Value computed =
-      ExpertsOp::create(b, loc, local, sent, /*counts=*/Value(), w.gate, w.up,
-                        w.down, spec.activation);
+  Value computed = ExpertsOp::create(b, loc, local, sent, /*counts=*/Value(),
+                                     w.gate, w.up, w.down, spec.activation);
   Value back = shard::AllToAllOp::create(
       b, loc, dispatch.getBuffer().getType(), kExpertGridName,
       ArrayRef<int16_t>{kEpAxis}, computed, APInt(64, 1), APInt(64, 0));
@@ -265,9 +265,8 @@ Value RankBuilder::expertSlicedBlock(Value xg) {
                              b.getIndexAttr(hidden)},
       ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1),
                              b.getIndexAttr(1)});
-  Value computed =
-      ExpertsOp::create(b, loc, local, mine, /*counts=*/Value(), w.gate, w.up,
-                        w.down, spec.activation);
+  Value computed = ExpertsOp::create(b, loc, local, mine, /*counts=*/Value(),
+                                     w.gate, w.up, w.down, spec.activation);
   Value all = allGather(computed, kExpertGridName, kEpAxis, ep);
   return CombineOp::create(b, loc, xg.getType(), all, dispatch.getSlots(),
                            router.getIds(), router.getWeights());
@@ -287,9 +286,9 @@ Value RankBuilder::build() {
     if (dp == 1) {
       y = yg;
     } else {
-      Value offset = arith::MulIOp::create(
-          b, loc, gridIndex(kDenseGridName, kDpAxis),
-          arith::ConstantIndexOp::create(b, loc, tokens));
+      Value offset =
+          arith::MulIOp::create(b, loc, gridIndex(kDenseGridName, kDpAxis),
+                                arith::ConstantIndexOp::create(b, loc, tokens));
       y = tensor::ExtractSliceOp::create(
           b, loc, f32Tensor({tokens, hidden}), yg,
           ArrayRef<OpFoldResult>{offset, b.getIndexAttr(0)},
@@ -319,7 +318,8 @@ Value mlir::moe::buildLayerOnRank(OpBuilder &b, Location loc,
 
 namespace {
 /// The only user of `v`, if it is an Op.
-template <typename Op> Op onlyUser(Value v) {
+template <typename Op>
+Op onlyUser(Value v) {
   return v.hasOneUse() ? dyn_cast<Op>(*v.getUsers().begin()) : Op();
 }
 
@@ -375,8 +375,11 @@ FailureOr<AllToAllLayer> mlir::moe::matchAllToAllLayer(DispatchOp dispatch,
   return m;
 }
 
-LogicalResult mlir::moe::reportNotApplied(Operation *op, bool strict,
-                                          StringRef pass, const Twine &why) {
+namespace {
+/// Reports that `pass` leaves `op` unchanged: a remark, or an error (and
+/// failure) when `strict`.
+LogicalResult reportNotApplied(Operation *op, bool strict, StringRef pass,
+                               const Twine &why) {
   if (strict)
     return op->emitError() << pass << " does not apply: " << why;
   op->emitRemark() << pass << " does not apply: " << why;
@@ -384,15 +387,16 @@ LogicalResult mlir::moe::reportNotApplied(Operation *op, bool strict,
 }
 
 FailureOr<SmallVector<AllToAllLayer>>
-mlir::moe::collectAllToAllLayers(ModuleOp module, ArrayRef<int64_t> layers,
-                                 bool strict, StringRef pass) {
+collectAllToAllLayers(ModuleOp module, ArrayRef<int64_t> layers, bool strict,
+                      StringRef pass) {
   SmallVector<AllToAllLayer> found;
   llvm::SmallDenseSet<int64_t> seen;
   bool failedAny = false;
   module.walk([&](DispatchOp dispatch) {
     auto index = dispatch->getAttrOfType<IntegerAttr>(
         MoEDialect::getLayerIndexAttrName());
-    if (!layers.empty() && (!index || !llvm::is_contained(layers, index.getInt())))
+    if (!layers.empty() &&
+        (!index || !llvm::is_contained(layers, index.getInt())))
       return;
     bool feedsAllToAll = llvm::any_of(dispatch.getBuffer().getUsers(),
                                       llvm::IsaPred<shard::AllToAllOp>);
@@ -419,4 +423,27 @@ mlir::moe::collectAllToAllLayers(ModuleOp module, ArrayRef<int64_t> layers,
   if (failedAny)
     return failure();
   return found;
+}
+} // namespace
+
+LogicalResult mlir::moe::rewriteAllToAllLayers(
+    ModuleOp module, ArrayRef<int64_t> layers, bool strict, StringRef pass,
+    function_ref<std::string(const AllToAllLayer &, PlanAttr)> whyNot,
+    function_ref<void(AllToAllLayer, PlanAttr)> rewrite) {
+  auto plan = module->getAttrOfType<PlanAttr>(MoEDialect::getPlanAttrName());
+  if (!plan)
+    return module.emitError() << pass << " needs the module's #moe.plan";
+  FailureOr<SmallVector<AllToAllLayer>> sites =
+      collectAllToAllLayers(module, layers, strict, pass);
+  if (failed(sites))
+    return failure();
+  bool failedAny = false;
+  for (const AllToAllLayer &m : *sites) {
+    std::string why = whyNot(m, plan);
+    if (why.empty())
+      rewrite(m, plan);
+    else
+      failedAny |= failed(reportNotApplied(m.dispatch, strict, pass, why));
+  }
+  return failure(failedAny);
 }

@@ -66,8 +66,7 @@ private:
     return it == shardings.end() ? shard::Sharding() : it->second;
   }
   /// The local type of `type` under `s`, or an error at `op`.
-  FailureOr<Type> localType(Operation *op, Type type,
-                            const shard::Sharding &s);
+  FailureOr<Type> localType(Operation *op, Type type, const shard::Sharding &s);
   /// `v` (local, sharded `from`) re-sharded to `to`, built at `op`.
   FailureOr<Value> reshard(Operation *op, Value v, const shard::Sharding &from,
                            const shard::Sharding &to, Type globalType);
@@ -98,9 +97,9 @@ FailureOr<Type> FunctionPartitioner::localType(Operation *op, Type type,
     int64_t parts = 1;
     for (int16_t axis : axes) {
       if (axis < 0 || axis >= grid.getRank())
-        return op->emitOpError() << "splits over axis " << axis << " of @"
-                                 << s.getGrid() << ", which has "
-                                 << grid.getRank() << " axes";
+        return op->emitOpError()
+               << "splits over axis " << axis << " of @" << s.getGrid()
+               << ", which has " << grid.getRank() << " axes";
       parts *= grid.getShape()[axis];
     }
     if (tensor.isDynamicDim(d) || tensor.getDimSize(d) % parts != 0)
@@ -194,8 +193,8 @@ LogicalResult FunctionPartitioner::partitionShard(shard::ShardOp op) {
     return op.emitOpError() << "has halos or explicit shard sizes, which "
                                "moe-partition does not support";
   Value src = op.getSrc();
-  FailureOr<Value> v = reshard(op, local(src), shardingOf(src), to,
-                               src.getType());
+  FailureOr<Value> v =
+      reshard(op, local(src), shardingOf(src), to, src.getType());
   if (failed(v))
     return failure();
   mapping.map(op.getResult(), *v);
@@ -246,16 +245,14 @@ LogicalResult FunctionPartitioner::partitionOther(Operation *op) {
       mixed = true;
   }
   bool replicated = !common;
-  bool elementwise = op->hasTrait<OpTrait::Elementwise>() &&
-                     op->getNumRegions() == 0 && !mixed &&
-                     llvm::all_of(op->getOperands(), [&](Value v) {
-                       return describeSharding(shardingOf(v)) ==
-                              describeSharding(common);
-                     });
+  bool elementwise =
+      op->hasTrait<OpTrait::Elementwise>() && op->getNumRegions() == 0 &&
+      !mixed && llvm::all_of(op->getOperands(), [&](Value v) {
+        return describeSharding(shardingOf(v)) == describeSharding(common);
+      });
   if (!replicated && !elementwise)
     return op->emitOpError()
-           << "has operands sharded "
-           << describeSharding(common)
+           << "has operands sharded " << describeSharding(common)
            << (mixed ? " and otherwise" : "")
            << "; moe-partition partitions moe ops, elementwise ops whose "
               "operands share one sharding, and ops on replicated values";
@@ -284,8 +281,7 @@ LogicalResult FunctionPartitioner::run() {
   for (Operation &op : entry) {
     globalOps.push_back(&op);
     // Which entry of the plan's per-layer lists applies (program order).
-    if (isa<LayerOp>(op) &&
-        !op.hasAttr(MoEDialect::getLayerIndexAttrName()))
+    if (isa<LayerOp>(op) && !op.hasAttr(MoEDialect::getLayerIndexAttrName()))
       op.setAttr(MoEDialect::getLayerIndexAttrName(),
                  builder.getI64IntegerAttr(layerIndex));
     if (isa<LayerOp>(op))
@@ -303,11 +299,11 @@ LogicalResult FunctionPartitioner::run() {
       for (Value v : ret.getOperands())
         values.push_back(local(v));
       func::ReturnOp::create(builder, ret.getLoc(), values);
-      func.setFunctionType(FunctionType::get(
-          func.getContext(), entry.getArgumentTypes(), ValueRange(values).getTypes()));
+      func.setFunctionType(FunctionType::get(func.getContext(),
+                                             entry.getArgumentTypes(),
+                                             ValueRange(values).getTypes()));
     } else if (auto iface = dyn_cast<shard::ShardingInterface>(op);
-               iface && op->getDialect() &&
-               isa<MoEDialect>(op->getDialect())) {
+               iface && op->getDialect() && isa<MoEDialect>(op->getDialect())) {
       result = partitionWithInterface(op, iface);
     } else {
       result = partitionOther(op);
@@ -333,7 +329,8 @@ struct MoEPartitionPass
     ModuleOp module = getOperation();
     auto plan = module->getAttrOfType<PlanAttr>(MoEDialect::getPlanAttrName());
     SymbolTableCollection symbols;
-    for (auto func : llvm::make_early_inc_range(module.getOps<func::FuncOp>())) {
+    for (auto func :
+         llvm::make_early_inc_range(module.getOps<func::FuncOp>())) {
       if (func.isExternal())
         continue;
       bool sharded = false, unsharded = false;

@@ -95,11 +95,11 @@ struct MoEPlanPass : public moe::impl::MoEPlanPassBase<MoEPlanPass> {
     if (ranked.empty() || !ranked.front().feasible)
       return fail("no feasible plan for " + llvm::Twine(world) + " ranks");
     const plan::Candidate &c = ranked.front().plan;
-    auto chosen = PlanAttr::get(
-        &getContext(), c.dp, c.tp, c.ep, c.etp, /*pp=*/1,
-        {c.sliceAllReduce ? DispatchStrategy::slice_allreduce
-                          : DispatchStrategy::a2a},
-        {c.dedup ? 1 : 0});
+    auto chosen =
+        PlanAttr::get(&getContext(), c.dp, c.tp, c.ep, c.etp, /*pp=*/1,
+                      {c.sliceAllReduce ? DispatchStrategy::slice_allreduce
+                                        : DispatchStrategy::a2a},
+                      {c.dedup ? 1 : 0});
     module->setAttr(MoEDialect::getPlanAttrName(), chosen);
   }
 };

@@ -41,10 +41,9 @@ LogicalResult ensureGrids(ModuleOp module, PlanAttr plan) {
         std::make_tuple(kExpertGridName, experts, getExpertGridShape(plan))}) {
     auto grid = dyn_cast_or_null<shard::GridOp>(symbol);
     if (!grid)
-      return module.emitError()
-             << "moe-shard: the module defines one of @" << kDenseGridName
-             << " and @" << kExpertGridName
-             << " but not the other as a shard.grid";
+      return module.emitError() << "moe-shard: the module defines one of @"
+                                << kDenseGridName << " and @" << kExpertGridName
+                                << " but not the other as a shard.grid";
     if (grid.getShape() != ArrayRef<int64_t>(shape)) {
       InFlightDiagnostic diag = grid.emitOpError() << "has shape ";
       llvm::interleave(grid.getShape(), diag, "x");
@@ -56,7 +55,9 @@ LogicalResult ensureGrids(ModuleOp module, PlanAttr plan) {
   return success();
 }
 
-bool isAnnotated(Value v) { return v.getDefiningOp<shard::ShardOp>() != nullptr; }
+bool isAnnotated(Value v) {
+  return v.getDefiningOp<shard::ShardOp>() != nullptr;
+}
 
 struct MoEShardPass : public moe::impl::MoEShardPassBase<MoEShardPass> {
   using MoEShardPassBase::MoEShardPassBase;
@@ -82,8 +83,8 @@ Value MoEShardPass::annotateArgument(BlockArgument arg,
         return existing.getResult();
   OpBuilder b = OpBuilder::atBlockBegin(arg.getOwner());
   Location loc = arg.getLoc();
-  auto annotated = shard::ShardOp::create(b, loc, arg,
-                                          shardingValue(b, loc, s), UnitAttr());
+  auto annotated =
+      shard::ShardOp::create(b, loc, arg, shardingValue(b, loc, s), UnitAttr());
   arg.replaceAllUsesExcept(annotated.getResult(), annotated);
   return annotated.getResult();
 }
@@ -99,17 +100,15 @@ void MoEShardPass::annotateLayer(LayerOp layer,
       v = annotateArgument(arg, sharding);
     OpBuilder b(layer);
     Location loc = layer.getLoc();
-    operand.set(shard::ShardOp::create(b, loc, v,
-                                       shardingValue(b, loc, sharding),
-                                       b.getUnitAttr()));
+    operand.set(shard::ShardOp::create(
+        b, loc, v, shardingValue(b, loc, sharding), b.getUnitAttr()));
   }
   OpBuilder b = OpBuilder(layer->getContext());
   b.setInsertionPointAfter(layer);
   Location loc = layer.getLoc();
-  auto result =
-      shard::ShardOp::create(b, loc, layer.getResult(),
-                             shardingValue(b, loc, shardings.result),
-                             UnitAttr());
+  auto result = shard::ShardOp::create(b, loc, layer.getResult(),
+                                       shardingValue(b, loc, shardings.result),
+                                       UnitAttr());
   layer.getResult().replaceAllUsesExcept(result.getResult(), result);
 }
 
@@ -137,7 +136,8 @@ void MoEShardPass::runOnOperation() {
     SmallVector<LayerOp> layers;
     func.walk([&](LayerOp layer) { layers.push_back(layer); });
     for (LayerOp layer : layers) {
-      if (layer->getParentOp() != func || func.getBody().getBlocks().size() != 1) {
+      if (layer->getParentOp() != func ||
+          func.getBody().getBlocks().size() != 1) {
         layer.emitOpError() << "is not in the single block of its function's "
                                "body; moe-shard annotates only such layers";
         failedAny = true;

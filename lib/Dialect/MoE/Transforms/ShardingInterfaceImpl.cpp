@@ -45,9 +45,8 @@ struct LayerShardingModel
     for (auto [i, given] : llvm::enumerate(operandShardings)) {
       if (differs(given, expected.operands[i]))
         return op->emitOpError()
-               << "operand #" << i << " is sharded "
-               << describeSharding(given) << ", but under " << plan
-               << " the layer's rule needs "
+               << "operand #" << i << " is sharded " << describeSharding(given)
+               << ", but under " << plan << " the layer's rule needs "
                << describeSharding(expected.operands[i])
                << " (the layout moe-shard annotates)";
     }
@@ -74,8 +73,8 @@ struct LayerShardingModel
     operands.sharedDown = local(7);
     operands.sharedGateProj = local(8);
     operands.sharedGate = local(9);
-    Value result = buildLayerOnRank(builder, op->getLoc(), getLayerSpec(layer, plan),
-                                    operands, plan);
+    Value result = buildLayerOnRank(builder, op->getLoc(),
+                                    getLayerSpec(layer, plan), operands, plan);
     partitionMap.map(layer.getResult(), result);
     return success();
   }

@@ -34,7 +34,8 @@ constexpr llvm::StringLiteral kPass = "moe-slice-allreduce";
 
 /// Why the layer's tokens are not known to be replicated over its
 /// expert-parallel group; empty when they are.
-std::string whyNotReplicated(DispatchOp dispatch, PlanAttr plan) {
+std::string whyNotReplicated(const AllToAllLayer &m, PlanAttr plan) {
+  DispatchOp dispatch = m.dispatch;
   auto split = dispatch->getAttrOfType<DenseI16ArrayAttr>(
       MoEDialect::getTokensSplitAttrName());
   if (!split)
@@ -80,9 +81,8 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
   Value counts = tensor::ExtractSliceOp::create(
       b, loc,
       RankedTensorType::get(
-          {local},
-          cast<RankedTensorType>(m.dispatch.getCounts().getType())
-              .getElementType()),
+          {local}, cast<RankedTensorType>(m.dispatch.getCounts().getType())
+                       .getElementType()),
       m.dispatch.getCounts(), ArrayRef<OpFoldResult>{first},
       ArrayRef<OpFoldResult>{b.getIndexAttr(local)},
       ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
@@ -92,14 +92,13 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
       experts.getDown(), experts.getActivationAttr());
   // Other experts' rows are zero: the combine gives this rank's partial sum.
   Value zeros = buildZeros(
-      b, loc,
-      {b.getIndexAttr(e), b.getIndexAttr(rows), b.getIndexAttr(h)},
+      b, loc, {b.getIndexAttr(e), b.getIndexAttr(rows), b.getIndexAttr(h)},
       bufferType.getElementType());
   Value full = tensor::InsertSliceOp::create(b, loc, computed, zeros, offsets,
                                              sizes, strides);
-  Value partial = CombineOp::create(b, loc, combine.getType(), full,
-                                    combine.getSlots(), combine.getIds(),
-                                    combine.getWeights());
+  Value partial =
+      CombineOp::create(b, loc, combine.getType(), full, combine.getSlots(),
+                        combine.getIds(), combine.getWeights());
 
   // One all-reduce: over the tp group when it also replaces the etp one.
   Value result = combine.getResult();
@@ -111,15 +110,15 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
                plan.getEp() * plan.getEtp() == plan.getTp();
   if (merge) {
     b.setInsertionPoint(etpSum);
-    Value sum = shard::AllReduceOp::create(b, loc, partial.getType(),
-                                           kDenseGridName,
-                                           ArrayRef<int16_t>{kTpAxis}, partial);
+    Value sum =
+        shard::AllReduceOp::create(b, loc, partial.getType(), kDenseGridName,
+                                   ArrayRef<int16_t>{kTpAxis}, partial);
     etpSum.getResult().replaceAllUsesWith(sum);
     etpSum.erase();
   } else {
-    Value sum = shard::AllReduceOp::create(b, loc, partial.getType(),
-                                           kExpertGridName,
-                                           ArrayRef<int16_t>{kEpAxis}, partial);
+    Value sum =
+        shard::AllReduceOp::create(b, loc, partial.getType(), kExpertGridName,
+                                   ArrayRef<int16_t>{kEpAxis}, partial);
     result.replaceAllUsesWith(sum);
   }
   combine.erase();
@@ -133,25 +132,9 @@ struct MoESliceAllReducePass
   using MoESliceAllReducePassBase::MoESliceAllReducePassBase;
 
   void runOnOperation() override {
-    ModuleOp module = getOperation();
-    auto plan = module->getAttrOfType<PlanAttr>(MoEDialect::getPlanAttrName());
-    if (!plan) {
-      module.emitError() << kPass << " needs the module's #moe.plan";
-      return signalPassFailure();
-    }
-    FailureOr<SmallVector<AllToAllLayer>> sites =
-        collectAllToAllLayers(module, layers, strict, kPass);
-    if (failed(sites))
-      return signalPassFailure();
-    for (AllToAllLayer m : *sites) {
-      std::string why = whyNotReplicated(m.dispatch, plan);
-      if (!why.empty()) {
-        if (failed(reportNotApplied(m.dispatch, strict, kPass, why)))
-          signalPassFailure();
-        continue;
-      }
-      rewrite(m, plan);
-    }
+    if (failed(rewriteAllToAllLayers(getOperation(), layers, strict, kPass,
+                                     whyNotReplicated, rewrite)))
+      signalPassFailure();
   }
 };
 

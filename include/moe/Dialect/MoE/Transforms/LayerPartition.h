@@ -101,20 +101,17 @@ struct AllToAllLayer {
 FailureOr<AllToAllLayer> matchAllToAllLayer(DispatchOp dispatch,
                                             std::string &why);
 
-/// What moe-slice-allreduce and moe-dedup-tokens rewrite: the all-to-all
-/// layers of `module` whose `moe.layer_index` is in `layers` (every layer
-/// when empty). A dispatch feeding an all_to_all that does not match gets a
-/// remark naming `pass` (an error when `strict`); with `strict`, a listed
-/// layer without an all-to-all form is an error too. Failure: an error was
-/// emitted.
-FailureOr<SmallVector<AllToAllLayer>>
-collectAllToAllLayers(ModuleOp module, ArrayRef<int64_t> layers, bool strict,
-                      StringRef pass);
-
-/// Reports that `pass` leaves `op` unchanged: a remark, or an error (and
-/// failure) when `strict`.
-LogicalResult reportNotApplied(Operation *op, bool strict, StringRef pass,
-                               const Twine &why);
+/// The driver of moe-slice-allreduce and moe-dedup-tokens. The module's
+/// plan is required. Every all-to-all layer whose `moe.layer_index` is in
+/// `layers` (every layer when empty) is rewritten by `rewrite` unless
+/// `whyNot` gives a reason, which becomes a remark naming `pass` (an error
+/// when `strict`); a dispatch feeding an all_to_all that does not match the
+/// form is reported the same way, and with `strict` a listed layer without
+/// an all-to-all form is an error. Failure: an error was emitted.
+LogicalResult rewriteAllToAllLayers(
+    ModuleOp module, ArrayRef<int64_t> layers, bool strict, StringRef pass,
+    function_ref<std::string(const AllToAllLayer &, PlanAttr)> whyNot,
+    function_ref<void(AllToAllLayer, PlanAttr)> rewrite);
 
 } // namespace moe
 } // namespace mlir
