@@ -47,15 +47,9 @@ shard::AllReduceOp etpSumOf(CombineOp combine) {
 /// Why the layer's tokens cannot be split over tp; empty when they can.
 std::string whyNot(const AllToAllLayer &m, PlanAttr plan) {
   DispatchOp dispatch = m.dispatch;
-  auto split = dispatch->getAttrOfType<DenseI16ArrayAttr>(
-      MoEDialect::getTokensSplitAttrName());
-  if (!split)
-    return "the dispatch does not record how its tokens are sharded "
-           "(moe.tokens_split): it was not built by moe-partition or the "
-           "importer";
   if (plan.getTp() == 1)
     return "tp = 1: the tokens have no tensor-parallel duplicates";
-  if (llvm::is_contained(split.asArrayRef(), kTpAxis))
+  if (llvm::is_contained(m.tokensSplit, kTpAxis))
     return "the tokens are already split over the tensor-parallel axis";
   int64_t tokens =
       cast<RankedTensorType>(dispatch.getTokens().getType()).getDimSize(0);
@@ -112,9 +106,7 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
                          newRouter.getIds(), m.dispatch.getDroplessAttr());
   // The dispatch's tokens are now split over tp as well.
   dispatch->setDiscardableAttrs(m.dispatch->getDiscardableAttrDictionary());
-  auto split = m.dispatch->getAttrOfType<DenseI16ArrayAttr>(
-      MoEDialect::getTokensSplitAttrName());
-  SmallVector<int16_t> axes(split.asArrayRef());
+  SmallVector<int16_t> axes(m.tokensSplit);
   axes.push_back(kTpAxis);
   dispatch->setAttr(MoEDialect::getTokensSplitAttrName(),
                     b.getDenseI16ArrayAttr(axes));

@@ -121,9 +121,13 @@ std::string mlir::moe::describeSharding(const shard::Sharding &sharding) {
 }
 
 LayerSpec mlir::moe::getLayerSpec(LayerOp layer, PlanAttr plan) {
-  LayerSpec spec{layer.getNumExperts(),     static_cast<int64_t>(layer.getK()),
-                 layer.getScoreAttr(),      layer.getRenormalize(),
-                 layer.getActivationAttr(), layer.getCapacityAttr()};
+  LayerSpec spec;
+  spec.numExperts = layer.getNumExperts();
+  spec.topK = layer.getK();
+  spec.score = layer.getScoreAttr();
+  spec.renormalize = layer.getRenormalize();
+  spec.activation = layer.getActivationAttr();
+  spec.capacity = layer.getCapacityAttr();
   if (auto index = layer->getAttrOfType<IntegerAttr>(
           MoEDialect::getLayerIndexAttrName()))
     spec.layerIndex = index.getInt();
@@ -438,8 +442,17 @@ LogicalResult mlir::moe::rewriteAllToAllLayers(
   if (failed(sites))
     return failure();
   bool failedAny = false;
-  for (const AllToAllLayer &m : *sites) {
-    std::string why = whyNot(m, plan);
+  for (AllToAllLayer &m : *sites) {
+    // Legality is proven from the token sharding the dispatch records.
+    auto split = m.dispatch->getAttrOfType<DenseI16ArrayAttr>(
+        MoEDialect::getTokensSplitAttrName());
+    if (split)
+      m.tokensSplit = split.asArrayRef();
+    std::string why =
+        split ? whyNot(m, plan)
+              : "the dispatch does not record how its tokens are sharded "
+                "(moe.tokens_split): it was not built by moe-partition or the "
+                "importer";
     if (why.empty())
       rewrite(m, plan);
     else

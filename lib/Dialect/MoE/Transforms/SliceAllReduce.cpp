@@ -35,17 +35,10 @@ constexpr llvm::StringLiteral kPass = "moe-slice-allreduce";
 /// Why the layer's tokens are not known to be replicated over its
 /// expert-parallel group; empty when they are.
 std::string whyNotReplicated(const AllToAllLayer &m, PlanAttr plan) {
-  DispatchOp dispatch = m.dispatch;
-  auto split = dispatch->getAttrOfType<DenseI16ArrayAttr>(
-      MoEDialect::getTokensSplitAttrName());
-  if (!split)
-    return "the dispatch does not record how its tokens are sharded "
-           "(moe.tokens_split): it was not built by moe-partition or the "
-           "importer";
-  if (llvm::is_contained(split.asArrayRef(), kTpAxis))
+  if (llvm::is_contained(m.tokensSplit, kTpAxis))
     return "the tokens are split over the tensor-parallel axis";
   int64_t groupSpan = plan.getEp() * plan.getEtp();
-  if (llvm::is_contained(split.asArrayRef(), kDpAxis) &&
+  if (llvm::is_contained(m.tokensSplit, kDpAxis) &&
       plan.getTp() % groupSpan != 0)
     return llvm::formatv(
         "the tokens are split over dp = {0} and the expert-parallel group "

@@ -52,10 +52,10 @@ std::string describeSharding(const shard::Sharding &sharding);
 
 /// What the rule needs of a layer besides its operands.
 struct LayerSpec {
-  int64_t numExperts;
-  int64_t topK;
+  int64_t numExperts = 0;
+  int64_t topK = 1;
   ScoreFunctionAttr score;
-  bool renormalize;
+  bool renormalize = false;
   ActivationAttr activation;
   /// The capacity for the global token count (null: dropless).
   IntegerAttr capacity;
@@ -95,6 +95,9 @@ struct AllToAllLayer {
   ExpertsOp experts;
   shard::AllToAllOp back;
   CombineOp combine;
+  /// The @moe_dense axes the dispatched tokens were split over (its
+  /// `moe.tokens_split`; set by rewriteAllToAllLayers).
+  ArrayRef<int16_t> tokensSplit;
 };
 /// Matches the form starting at `dispatch`; failure when `dispatch` does not
 /// start one (the reason, for a remark, in `why`).
@@ -106,8 +109,9 @@ FailureOr<AllToAllLayer> matchAllToAllLayer(DispatchOp dispatch,
 /// `layers` (every layer when empty) is rewritten by `rewrite` unless
 /// `whyNot` gives a reason, which becomes a remark naming `pass` (an error
 /// when `strict`); a dispatch feeding an all_to_all that does not match the
-/// form is reported the same way, and with `strict` a listed layer without
-/// an all-to-all form is an error. Failure: an error was emitted.
+/// form, or does not record its token sharding, is reported the same way, and
+/// with `strict` a listed layer without an all-to-all form is an error.
+/// Failure: an error was emitted.
 LogicalResult rewriteAllToAllLayers(
     ModuleOp module, ArrayRef<int64_t> layers, bool strict, StringRef pass,
     function_ref<std::string(const AllToAllLayer &, PlanAttr)> whyNot,
