@@ -5,6 +5,7 @@ signal (a crash) or an exit code other than 0 or 1, or if a rejected input
 printed no diagnostic.
 
 usage: mangle.py MOE_OPT VALID.mlir [--splits INVALID.mlir] [--variants N]
+         [--args "--moe-shard --moe-partition"]
 """
 import argparse
 import random
@@ -12,8 +13,11 @@ import subprocess
 import sys
 
 
+EXTRA_ARGS = []
+
+
 def run(moe_opt, text, what):
-    proc = subprocess.run([moe_opt, "-", "-o", "/dev/null"],
+    proc = subprocess.run([moe_opt, "-", "-o", "/dev/null"] + EXTRA_ARGS,
                           input=text.encode("utf-8", "surrogateescape"),
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           timeout=60)
@@ -34,7 +38,10 @@ def main():
     parser.add_argument("valid")
     parser.add_argument("--splits")
     parser.add_argument("--variants", type=int, default=120)
+    parser.add_argument("--args", default="",
+                        help="moe-opt flags (passes) to run on every input")
     args = parser.parse_args()
+    EXTRA_ARGS.extend(args.args.split())
 
     text = open(args.valid, encoding="utf-8").read()
     rng = random.Random(20261123)  # deterministic: a failure reproduces
