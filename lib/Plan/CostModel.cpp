@@ -314,8 +314,10 @@ PlanCost Estimator::run() {
       rows = k * routed; // counts: filled rows only
     else if (p.sliceAllReduce)
       rows = k * routed * busiestEpShare();
+    else if (dedup && p.etp > 1)
+      rows = e * routed * p.etp; // gathered over etp, every slot
     else
-      rows = e * routed * (dedup ? p.etp : 1); // every slot of the buffer
+      rows = k * routed * p.ep * busiestEpShare(); // counts exchanged
   } else {
     routed = tokens; // capacity layers gather the dp group's tokens
     if (p.ep == 1) {
@@ -338,6 +340,10 @@ PlanCost Estimator::run() {
   if (a2a) {
     double sent = (p.ep - 1.0) / p.ep * e * routed * h * kBytes;
     collective("all_to_all", "ep", 2 * layers, sent);
+    // The dispatch counts travel too (f32), except where the etp group
+    // gathers the rows after a dedup.
+    if (!(dedup && p.etp > 1))
+      collective("all_to_all", "ep", layers, (p.ep - 1.0) / p.ep * e * kBytes);
     if (dedup) {
       collective("all_gather", "tp", layers, routed * h * kBytes);
       if (p.etp > 1) {

@@ -269,11 +269,13 @@ LogicalResult lowerDispatch(RewriterBase &rewriter, DispatchOp op) {
 // moe.experts
 //===----------------------------------------------------------------------===//
 
-/// The [rows, cols] slice of expert `e` of a stacked [E, rows, cols] tensor.
+/// Rows [first, first + rows) of expert `e` of a stacked [E, R, cols] tensor,
+/// as [rows, cols].
 Value expertSlice(OpBuilder &b, Location loc, Value stacked, Value e,
-                  OpFoldResult rows) {
+                  OpFoldResult rows, OpFoldResult first = {}) {
   auto type = cast<RankedTensorType>(stacked.getType());
-  SmallVector<OpFoldResult> offsets = {e, b.getIndexAttr(0), b.getIndexAttr(0)};
+  SmallVector<OpFoldResult> offsets = {e, first ? first : b.getIndexAttr(0),
+                                       b.getIndexAttr(0)};
   SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1), rows,
                                      tensor::getMixedSize(b, loc, stacked, 2)};
   SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
@@ -295,21 +297,46 @@ LogicalResult lowerExperts(RewriterBase &rewriter, ExpertsOp op) {
 
   Value out0 = buildZeros(
       rewriter, loc, tensor::getMixedSizes(rewriter, loc, op.getInput()), f);
+  // Each expert's rows come in `segments` equal parts (one without counts or
+  // with [E] counts), each filled from its start; one iteration per part.
+  Value counts = op.getCounts();
+  int64_t segments =
+      counts && cast<RankedTensorType>(counts.getType()).getRank() == 2
+          ? cast<RankedTensorType>(counts.getType()).getDimSize(1)
+          : 1;
+  if (ShapedType::isDynamic(segments))
+    return op.emitOpError() << "needs a static number of count segments";
   OpFoldResult capacity = tensor::getMixedSize(rewriter, loc, op.getInput(), 1);
   Value capacityV = getValueOrCreateConstantIndexOp(rewriter, loc, capacity);
+  Value segmentRows =
+      segments == 1 ? capacityV
+                    : arith::DivUIOp::create(rewriter, loc, capacityV,
+                                             cIndex(rewriter, loc, segments))
+                          .getResult();
   Activation activation = op.getActivation();
   auto loop = scf::ForOp::create(
       rewriter, loc, cIndex(rewriter, loc, 0),
-      cIndex(rewriter, loc, numExperts), cIndex(rewriter, loc, 1),
+      cIndex(rewriter, loc, numExperts * segments), cIndex(rewriter, loc, 1),
       ValueRange{out0},
-      [&](OpBuilder &b, Location l, Value e, ValueRange iter) {
-        OpFoldResult rows = capacity;
-        if (Value counts = op.getCounts()) {
-          Value n = indexCast(b, l, tensor::ExtractOp::create(b, l, counts, e));
-          n = arith::MaxSIOp::create(b, l, n, cIndex(b, l, 0));
-          rows = arith::MinSIOp::create(b, l, n, capacityV).getResult();
+      [&](OpBuilder &b, Location l, Value i, ValueRange iter) {
+        Value e = i, s;
+        OpFoldResult first = b.getIndexAttr(0);
+        OpFoldResult rows = segments == 1 ? capacity : segmentRows;
+        if (segments > 1) {
+          e = arith::DivUIOp::create(b, l, i, cIndex(b, l, segments));
+          s = arith::RemUIOp::create(b, l, i, cIndex(b, l, segments));
+          first = arith::MulIOp::create(b, l, s, segmentRows).getResult();
         }
-        Value x = expertSlice(b, l, op.getInput(), e, rows);
+        if (counts) {
+          SmallVector<Value> at = {e};
+          if (s)
+            at.push_back(s);
+          Value n =
+              indexCast(b, l, tensor::ExtractOp::create(b, l, counts, at));
+          n = arith::MaxSIOp::create(b, l, n, cIndex(b, l, 0));
+          rows = arith::MinSIOp::create(b, l, n, segmentRows).getResult();
+        }
+        Value x = expertSlice(b, l, op.getInput(), e, rows, first);
         OpFoldResult ffn = tensor::getMixedSize(b, l, op.getUp(), 1);
         Value up = buildMatmulTransposedB(
             b, l, x, expertSlice(b, l, op.getUp(), e, ffn));
@@ -334,8 +361,7 @@ LogicalResult lowerExperts(RewriterBase &rewriter, ExpertsOp op) {
         OpFoldResult hiddenSize = tensor::getMixedSize(b, l, op.getDown(), 1);
         Value y = buildMatmulTransposedB(
             b, l, hidden, expertSlice(b, l, op.getDown(), e, hiddenSize));
-        SmallVector<OpFoldResult> offsets = {e, b.getIndexAttr(0),
-                                             b.getIndexAttr(0)};
+        SmallVector<OpFoldResult> offsets = {e, first, b.getIndexAttr(0)};
         SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1), rows,
                                            tensor::getMixedSize(b, l, y, 1)};
         SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));

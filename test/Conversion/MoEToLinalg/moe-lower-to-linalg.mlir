@@ -121,3 +121,27 @@ func.func @layer_not_decomposed(%x: tensor<8x16xf32>, %wr: tensor<4x16xf32>, %wi
   %y = moe.layer %x router %wr experts(up %wi down %wo) k = 1 score = softmax activation = relu capacity = 2 : (tensor<8x16xf32>, tensor<4x16xf32>, tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<8x16xf32>
   return %y : tensor<8x16xf32>
 }
+
+// -----
+
+// Counts in segments ([E, S]): expert e's C rows are S parts of C/S, each
+// filled from its start; one loop iteration per (expert, segment), computing
+// rows [s * C/S, s * C/S + counts[e, s]).
+// CHECK-LABEL: func @experts_segments
+// CHECK-DAG: %[[SEG:.*]] = arith.constant 2 : index
+// CHECK-DAG: %[[N:.*]] = arith.constant 8 : index
+// CHECK: scf.for %[[I:.*]] = %{{.*}} to %[[N]] step
+// CHECK: %[[E:.*]] = arith.divui %[[I]], %{{.*}} : index
+// CHECK: %[[S:.*]] = arith.remui %[[I]], %{{.*}} : index
+// CHECK: %[[FIRST:.*]] = arith.muli %[[S]], %{{.*}} : index
+// CHECK: tensor.extract %{{.*}}[%[[E]], %[[S]]] : tensor<4x2xi32>
+// CHECK: tensor.extract_slice %{{.*}}[%[[E]], %[[FIRST]], 0] [1, %{{.*}}, 16] [1, 1, 1] : tensor<4x6x16xf32> to tensor<?x16xf32>
+// CHECK: tensor.insert_slice %{{.*}} into %{{.*}}[%[[E]], %[[FIRST]], 0]
+func.func @experts_segments(%buf: tensor<4x6x16xf32>, %n: tensor<4x2xi32>,
+                            %u: tensor<4x32x16xf32>, %d: tensor<4x16x32xf32>)
+    -> tensor<4x6x16xf32> {
+  %y = moe.experts %buf counts %n up %u down %d activation = relu
+      : (tensor<4x6x16xf32>, tensor<4x2xi32>, tensor<4x32x16xf32>,
+         tensor<4x16x32xf32>) -> tensor<4x6x16xf32>
+  return %y : tensor<4x6x16xf32>
+}

@@ -306,8 +306,17 @@ func.func @moe_dispatch_c9_counts_dtype(%x: tensor<8x16xf32>, %ids: tensor<8x2xi
 
 // moe_experts_c9_counts
 func.func @moe_experts_c9_counts(%buf: tensor<4x4x16xf32>, %n: tensor<2xi32>, %u: tensor<4x32x16xf32>, %d: tensor<4x16x32xf32>) {
-  // expected-error @+1 {{'moe.experts' op expects 'counts' to be a 1-D tensor of 4 elements (one per expert), got 'tensor<2xi32>'}}
+  // expected-error @+1 {{'moe.experts' op expects 'counts' to be a 1-D tensor of 4 elements (one per expert), or 2-D with one row per expert, got 'tensor<2xi32>'}}
   moe.experts %buf counts %n up %u down %d activation = relu : (tensor<4x4x16xf32>, tensor<2xi32>, tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<4x4x16xf32>
+  return
+}
+
+// -----
+
+// moe_experts_c9_count_segments
+func.func @moe_experts_c9_count_segments(%buf: tensor<4x4x16xf32>, %n: tensor<4x3xi32>, %u: tensor<4x32x16xf32>, %d: tensor<4x16x32xf32>) {
+  // expected-error @+1 {{'moe.experts' op expects the 3 count segments to divide the 4 rows of each expert}}
+  moe.experts %buf counts %n up %u down %d activation = relu : (tensor<4x4x16xf32>, tensor<4x3xi32>, tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<4x4x16xf32>
   return
 }
 

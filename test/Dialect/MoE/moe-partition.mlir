@@ -8,9 +8,15 @@
 // CHECK-LABEL: func.func @a2a
 // CHECK-SAME: (%[[X:.*]]: tensor<8x64xf32>, %[[R:.*]]: tensor<8x64xf32>, %[[UP:.*]]: tensor<4x128x64xf32>, %[[DOWN:.*]]: tensor<4x64x128xf32>, %[[GATE:.*]]: tensor<4x128x64xf32>) -> tensor<8x64xf32>
 // CHECK-NEXT: %[[W:.*]], %[[IDS:.*]] = moe.router %[[X]] weight %[[R]] k = 2
-// CHECK-NEXT: %[[BUF:.*]], %[[SLOTS:.*]], %{{.*}} = moe.dispatch %[[X]] experts %[[IDS]] dropless {moe.layer_index = 0 : i64, moe.tokens_split = array<i16: 1>} : {{.*}} -> (tensor<8x8x64xf32>, tensor<8x2xi32>, tensor<8xi32>)
+// CHECK-NEXT: %[[BUF:.*]], %[[SLOTS:.*]], %[[COUNTS:.*]] = moe.dispatch %[[X]] experts %[[IDS]] dropless {moe.layer_index = 0 : i64, moe.tokens_split = array<i16: 1>} : {{.*}} -> (tensor<8x8x64xf32>, tensor<8x2xi32>, tensor<8xi32>)
 // CHECK-NEXT: %[[IN:.*]] = shard.all_to_all %[[BUF]] on @moe_experts grid_axes = [2] split_axis = 0 concat_axis = 1 : tensor<8x8x64xf32> -> tensor<4x16x64xf32>
-// CHECK-NEXT: %[[OUT:.*]] = moe.experts %[[IN]] gate %[[GATE]] up %[[UP]] down %[[DOWN]]
+// The counts travel the same way, so the experts compute only filled rows:
+// one [4, 2] table of (local expert, source rank) counts.
+// CHECK: linalg.generic {{.*}} ins(%[[COUNTS]] : tensor<8xi32>) outs(%{{.*}} : tensor<8xf32>)
+// CHECK: %[[C3:.*]] = tensor.expand_shape %{{.*}} {{\[\[}}0, 1, 2]] output_shape [8, 1, 1] : tensor<8xf32> into tensor<8x1x1xf32>
+// CHECK-NEXT: %[[CIN:.*]] = shard.all_to_all %[[C3]] on @moe_experts grid_axes = [2] split_axis = 0 concat_axis = 1 : tensor<8x1x1xf32> -> tensor<4x2x1xf32>
+// CHECK: %[[TABLE:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<4x2xi32>)
+// CHECK: %[[OUT:.*]] = moe.experts %[[IN]] counts %[[TABLE]] gate %[[GATE]] up %[[UP]] down %[[DOWN]]
 // CHECK-NEXT: %[[BACK:.*]] = shard.all_to_all %[[OUT]] on @moe_experts grid_axes = [2] split_axis = 1 concat_axis = 0 : tensor<4x16x64xf32> -> tensor<8x8x64xf32>
 // CHECK-NEXT: %[[Y:.*]] = moe.combine %[[BACK]] slots %[[SLOTS]] experts %[[IDS]] weights %[[W]]
 // CHECK-NEXT: %[[H:.*]] = arith.addf %[[X]], %[[Y]] : tensor<8x64xf32>

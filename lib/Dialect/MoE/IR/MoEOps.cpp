@@ -279,11 +279,20 @@ LogicalResult ExpertsOp::verify() {
   // moe_experts_c9
   if (Value counts = getCounts()) {
     auto type = cast<RankedTensorType>(counts.getType());
-    if (type.getRank() != 1 ||
+    if ((type.getRank() != 1 && type.getRank() != 2) ||
         !dimsCompatible(type.getDimSize(0), input.getDimSize(0)))
       return emitOpError() << "expects 'counts' to be a 1-D tensor of "
                            << Dim{input.getDimSize(0)}
-                           << " elements (one per expert), got " << type;
+                           << " elements (one per expert), or 2-D with one "
+                              "row per expert, got "
+                           << type;
+    int64_t segments = type.getRank() == 2 ? type.getDimSize(1) : 1;
+    int64_t capacity = input.getDimSize(1);
+    if (!ShapedType::isDynamic(segments) && !ShapedType::isDynamic(capacity) &&
+        (segments < 1 || capacity % segments != 0))
+      return emitOpError() << "expects the " << segments
+                           << " count segments to divide the " << capacity
+                           << " rows of each expert";
   }
   // moe_experts_c8
   if (getOutput().getType() != input)

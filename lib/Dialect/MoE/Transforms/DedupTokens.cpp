@@ -119,8 +119,12 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
   Value computed;
   int64_t etp = plan.getEtp();
   if (etp == 1) {
+    // The new dispatch's counts travel with its rows, as before.
+    Value counts = experts.getCounts()
+                       ? buildExchangedCounts(b, loc, dispatch.getCounts(), ep)
+                       : Value();
     computed = ExpertsOp::create(
-        b, loc, expertsType, sent, Value(), experts.getGate(), experts.getUp(),
+        b, loc, expertsType, sent, counts, experts.getGate(), experts.getUp(),
         experts.getDown(), experts.getActivationAttr());
   } else {
     // TED with sliced experts: the members of an etp group hold the slices
@@ -174,6 +178,8 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
   m.combine.erase();
   m.back.erase();
   experts.erase();
+  for (Operation *op : llvm::reverse(m.countsExchange))
+    op->erase();
   m.toExperts.erase();
   m.dispatch.erase();
   router.erase();

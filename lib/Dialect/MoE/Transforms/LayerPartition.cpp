@@ -17,6 +17,8 @@
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/LayerExpansion.h"
 
+#include "moe/Utils/LinalgBuilders.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
@@ -240,8 +242,10 @@ Value RankBuilder::allToAllBlock(Value x) {
   Value sent = shard::AllToAllOp::create(
       b, loc, local, kExpertGridName, ArrayRef<int16_t>{kEpAxis},
       dispatch.getBuffer(), APInt(64, 0), APInt(64, 1));
-  Value computed = ExpertsOp::create(b, loc, local, sent, /*counts=*/Value(),
-                                     w.gate, w.up, w.down, spec.activation);
+  // Each rank then computes only the filled rows of every segment.
+  Value counts = buildExchangedCounts(b, loc, dispatch.getCounts(), ep);
+  Value computed = ExpertsOp::create(b, loc, local, sent, counts, w.gate, w.up,
+                                     w.down, spec.activation);
   Value back = shard::AllToAllOp::create(
       b, loc, dispatch.getBuffer().getType(), kExpertGridName,
       ArrayRef<int16_t>{kEpAxis}, computed, APInt(64, 1), APInt(64, 0));
@@ -309,6 +313,33 @@ Value RankBuilder::build() {
 }
 } // namespace
 
+Value mlir::moe::buildExchangedCounts(OpBuilder &b, Location loc, Value counts,
+                                      int64_t ep) {
+  auto type = cast<RankedTensorType>(counts.getType());
+  int64_t e = type.getDimSize(0);
+  Type f32 = b.getF32Type(), intType = type.getElementType();
+  Value asFloat = buildMap(
+      b, loc, ValueRange{counts},
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        return arith::SIToFPOp::create(nb, l, f32, a[0]).getResult();
+      },
+      f32);
+  Value cube = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({e, 1, 1}, f32), asFloat,
+      ArrayRef<ReassociationIndices>{{0, 1, 2}});
+  Value received = shard::AllToAllOp::create(
+      b, loc, RankedTensorType::get({e / ep, ep, 1}, f32), kExpertGridName,
+      ArrayRef<int16_t>{kEpAxis}, cube, APInt(64, 0), APInt(64, 1));
+  Value table = tensor::CollapseShapeOp::create(
+      b, loc, received, ArrayRef<ReassociationIndices>{{0}, {1, 2}});
+  return buildMap(
+      b, loc, ValueRange{table},
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        return arith::FPToSIOp::create(nb, l, intType, a[0]).getResult();
+      },
+      intType);
+}
+
 Value mlir::moe::buildLayerOnRank(OpBuilder &b, Location loc,
                                   const LayerSpec &spec,
                                   const LocalLayerOperands &local,
@@ -351,10 +382,24 @@ FailureOr<AllToAllLayer> mlir::moe::matchAllToAllLayer(DispatchOp dispatch,
     return failure();
   }
   m.experts = onlyUser<ExpertsOp>(m.toExperts.getResult());
-  if (!m.experts || m.experts.getInput() != m.toExperts.getResult() ||
-      m.experts.getCounts()) {
-    why = "the all_to_all does not feed (only) a moe.experts without counts";
+  if (!m.experts || m.experts.getInput() != m.toExperts.getResult()) {
+    why = "the all_to_all does not feed (only) a moe.experts";
     return failure();
+  }
+  if (Value counts = m.experts.getCounts()) {
+    // Walk back to the dispatch counts through single-use ops.
+    Value v = counts;
+    while (v != dispatch.getCounts()) {
+      Operation *def = v.getDefiningOp();
+      if (!def || def->getNumResults() != 1 || !v.hasOneUse() ||
+          def->getNumOperands() == 0) {
+        why = "the experts' counts do not come from the dispatch counts "
+              "through an exchange of their own";
+        return failure();
+      }
+      m.countsExchange.insert(m.countsExchange.begin(), def);
+      v = def->getOperand(0);
+    }
   }
   m.back = onlyUser<shard::AllToAllOp>(m.experts.getResult());
   if (!isExpertAllToAll(m.back, 1, 0)) {

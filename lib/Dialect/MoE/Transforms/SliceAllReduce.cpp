@@ -117,6 +117,8 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
   combine.erase();
   m.back.erase();
   experts.erase();
+  for (Operation *op : llvm::reverse(m.countsExchange))
+    op->erase();
   m.toExperts.erase();
 }
 

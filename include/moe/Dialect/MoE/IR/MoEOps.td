@@ -172,7 +172,10 @@ def MoE_ExpertsOp : MoE_Op<"experts", [Pure, AttrSizedOperandSegments]> {
     since the FFN has no bias, zero out. With `counts` (from `moe.dispatch`),
     only rows `0 ..< counts[e]` of expert `e` are computed and the others are
     zero in the result, which is the same value for a dispatched buffer and
-    saves the work on padding.
+    saves the work on padding. `counts` of shape `[E, S]` splits each
+    expert's `C` rows into `S` equal segments, each filled from its start:
+    rows `s·C/S ..< s·C/S + counts[e, s]` are computed. That is the layout
+    an expert-parallel all-to-all delivers (one segment per source rank).
 
     **Constraints:**
     - `input` is `[E, C, H]`, `up` is `[E, F, H]`, `down` is `[E, H, F]`
@@ -182,7 +185,8 @@ def MoE_ExpertsOp : MoE_Op<"experts", [Pure, AttrSizedOperandSegments]> {
     - `E`, `H` and `F` agree across operands (`moe_experts_c6`);
     - all operands share the element type of `input`, and the result has the
       type of `input` (`moe_experts_c7`, `moe_experts_c8`);
-    - `counts`, when present, is `[E]` (`moe_experts_c9`).
+    - `counts`, when present, is `[E]` or `[E, S]` with `S` dividing `C`
+      (`moe_experts_c9`).
 
     Example:
 
