@@ -244,3 +244,29 @@ module attributes {moe.plan = #moe.plan<dp = 2, ep = 2>} {
     return %xs : tensor<3x16xf32>
   }
 }
+
+// -----
+
+// A layer result without an annotation has the sharding the layer's rule
+// gives it (split over dp like its tokens), so returning it whole gathers it.
+// CHECK-LABEL: func.func @unannotated_result
+// CHECK: %[[Y:.*]] = moe.layer %{{.*}} : (tensor<4x16xf32>
+// CHECK-NEXT: %[[ALL:.*]] = shard.all_gather %[[Y]] on @moe_dense grid_axes = [1] gather_axis = 0 : tensor<4x16xf32> -> tensor<8x16xf32>
+// CHECK-NEXT: return %[[ALL]] : tensor<8x16xf32>
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  shard.grid @moe_experts(shape = 1x2x1x1)
+  func.func @unannotated_result(%x: tensor<8x16xf32>, %r: tensor<4x16xf32>,
+                                %up: tensor<4x32x16xf32>,
+                                %down: tensor<4x16x32xf32>) -> tensor<8x16xf32> {
+    %tok = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %rep = shard.sharding @moe_dense split_axes = [[]] : !shard.sharding
+    %xu = shard.shard %x to %tok annotate_for_users : tensor<8x16xf32>
+    %y = moe.layer %xu router %r experts(up %up down %down)
+        k = 1 score = softmax activation = relu
+        : (tensor<8x16xf32>, tensor<4x16xf32>, tensor<4x32x16xf32>,
+           tensor<4x16x32xf32>) -> tensor<8x16xf32>
+    %o = shard.shard %y to %rep annotate_for_users : tensor<8x16xf32>
+    return %o : tensor<8x16xf32>
+  }
+}

@@ -217,6 +217,13 @@ FunctionPartitioner::partitionWithInterface(Operation *op,
       if (auto annotation = dyn_cast<shard::ShardOp>(user))
         if (!annotation.getAnnotateForUsers())
           declared = shard::Sharding(annotation.getSharding());
+    // Without an annotation the result has the sharding the layer's rule
+    // gives it (its tokens'), never an assumed replication.
+    auto layer = dyn_cast<LayerOp>(op);
+    auto plan = func->getParentOfType<ModuleOp>()->getAttrOfType<PlanAttr>(
+        MoEDialect::getPlanAttrName());
+    if (!declared && layer && plan)
+      declared = getLayerShardings(layer, plan).result;
     resultShardings.push_back(declared);
   }
   if (failed(iface.partition(operands, operandShardings, resultShardings,
