@@ -22,88 +22,78 @@ using llvm::json::Value;
 
 namespace {
 
-llvm::Error fieldError(const llvm::Twine &field, const llvm::Twine &what) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 "cluster spec: '" + field + "' " + what);
-}
-
-/// Reads the keys of `obj` into the expected set, rejecting others.
+/// Reads the fields of one JSON object, in order; the first problem is kept
+/// (shared with the readers of nested objects) and later reads return 0.
 class Fields {
 public:
-  Fields(const Object &obj, std::string prefix)
-      : obj(obj), prefix(std::move(prefix)) {}
+  Fields(const Object *obj, std::string prefix, std::string &error)
+      : obj(obj), prefix(std::move(prefix)), error(error) {}
 
-  llvm::Expected<double> positive(llvm::StringRef key) {
-    seen.push_back(key);
-    const Value *v = obj.get(key);
-    if (!v)
-      return fieldError(prefix + key, "is missing");
-    std::optional<double> d = v->getAsNumber();
-    if (!d)
-      return fieldError(prefix + key, "must be a number");
-    if (!(*d > 0))
-      return fieldError(prefix + key, "must be > 0");
-    return *d;
+  double positive(llvm::StringRef key) {
+    const Value *v = get(key);
+    std::optional<double> d = v ? v->getAsNumber() : std::nullopt;
+    if (v && !d)
+      fail(key, "must be a number");
+    else if (d && !(*d > 0))
+      fail(key, "must be > 0");
+    return d && *d > 0 ? *d : 0;
   }
-  llvm::Expected<int64_t> count(llvm::StringRef key) {
-    seen.push_back(key);
-    const Value *v = obj.get(key);
-    if (!v)
-      return fieldError(prefix + key, "is missing");
-    std::optional<int64_t> i = v->getAsInteger();
-    if (!i || *i < 1)
-      return fieldError(prefix + key, "must be an integer >= 1");
-    return *i;
+  int64_t count(llvm::StringRef key) {
+    const Value *v = get(key);
+    std::optional<int64_t> i = v ? v->getAsInteger() : std::nullopt;
+    if (v && (!i || *i < 1))
+      fail(key, "must be an integer >= 1");
+    return i && *i >= 1 ? *i : 0;
   }
-  llvm::Expected<const Object *> object(llvm::StringRef key) {
-    seen.push_back(key);
-    const Value *v = obj.get(key);
-    if (!v)
-      return fieldError(prefix + key, "is missing");
-    const Object *o = v->getAsObject();
-    if (!o)
-      return fieldError(prefix + key, "must be an object");
-    return o;
+  Fields object(llvm::StringRef key) {
+    const Value *v = get(key);
+    const Object *o = v ? v->getAsObject() : nullptr;
+    if (v && !o)
+      fail(key, "must be an object");
+    return Fields(o, prefix + key.str() + ".", error);
   }
   std::optional<std::string> string(llvm::StringRef key) {
     seen.push_back(key);
-    if (const Value *v = obj.get(key))
-      if (auto s = v->getAsString())
-        return s->str();
+    if (const Value *v = obj ? obj->get(key) : nullptr)
+      if (auto str = v->getAsString())
+        return str->str();
     return std::nullopt;
   }
-  llvm::Error rejectOthers() {
-    for (const auto &kv : obj)
-      if (!llvm::is_contained(seen, llvm::StringRef(kv.first)))
-        return fieldError(prefix + kv.first.str(),
-                          "is not a cluster spec field (docs/Planner.md)");
-    return llvm::Error::success();
+  Link link(llvm::StringRef key) {
+    Fields f = object(key);
+    Link l{f.positive("bandwidth_gbs") * 1e9, f.positive("latency_us") * 1e-6};
+    f.rejectOthers();
+    return l;
+  }
+  /// Keys of the object that no read asked for are errors.
+  void rejectOthers() {
+    if (obj)
+      for (const auto &kv : *obj)
+        if (!llvm::is_contained(seen, llvm::StringRef(kv.first)))
+          fail(kv.first.str(), "is not a cluster spec field (docs/Planner.md)");
   }
 
 private:
-  const Object &obj;
+  /// The value of `key`; a missing key is the error (inside a present object).
+  const Value *get(llvm::StringRef key) {
+    seen.push_back(key);
+    if (!obj)
+      return nullptr;
+    const Value *v = obj->get(key);
+    if (!v)
+      fail(key, "is missing");
+    return v;
+  }
+  void fail(llvm::StringRef key, const llvm::Twine &what) {
+    if (error.empty())
+      error = ("cluster spec: '" + prefix + key + "' " + what).str();
+  }
+
+  const Object *obj;
   std::string prefix;
+  std::string &error;
   llvm::SmallVector<llvm::StringRef> seen;
 };
-
-llvm::Expected<Link> parseLink(Fields &parent, llvm::StringRef key) {
-  auto obj = parent.object(key);
-  if (!obj)
-    return obj.takeError();
-  Fields f(**obj, (key + ".").str());
-  Link link;
-  auto bw = f.positive("bandwidth_gbs");
-  if (!bw)
-    return bw.takeError();
-  auto lat = f.positive("latency_us");
-  if (!lat)
-    return lat.takeError();
-  if (llvm::Error e = f.rejectOthers())
-    return std::move(e);
-  link.bandwidth = *bw * 1e9;
-  link.latency = *lat * 1e-6;
-  return link;
-}
 
 // Approximate public figures; docs/Planner.md lists their sources.
 constexpr llvm::StringLiteral kPresets[][2] = {
@@ -144,62 +134,29 @@ mlir::moe::plan::parseClusterSpec(llvm::StringRef text) {
                                        llvm::toString(parsed.takeError()));
   const Object *root = parsed->getAsObject();
   if (!root)
-    return fieldError("(top level)", "must be a JSON object");
-  Fields f(*root, "");
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "cluster spec: '(top level)' must be a JSON object");
+  std::string error;
+  Fields f(root, "", error);
   ClusterSpec spec;
   spec.name = f.string("name").value_or("unnamed");
-  auto nodes = f.count("nodes");
-  if (!nodes)
-    return nodes.takeError();
-  auto perNode = f.count("devices_per_node");
-  if (!perNode)
-    return perNode.takeError();
-  spec.nodes = *nodes;
-  spec.devicesPerNode = *perNode;
-
-  auto device = f.object("device");
-  if (!device)
-    return device.takeError();
-  Fields d(**device, "device.");
-  auto memory = d.positive("memory_gib");
-  if (!memory)
-    return memory.takeError();
-  auto peak = d.object("peak_tflops");
-  if (!peak)
-    return peak.takeError();
-  Fields p(**peak, "device.peak_tflops.");
-  auto f32 = p.positive("f32");
-  if (!f32)
-    return f32.takeError();
-  auto bf16 = p.positive("bf16");
-  if (!bf16)
-    return bf16.takeError();
-  if (llvm::Error e = p.rejectOthers())
-    return std::move(e);
-  auto hbm = d.positive("memory_bandwidth_gbs");
-  if (!hbm)
-    return hbm.takeError();
-  if (llvm::Error e = d.rejectOthers())
-    return std::move(e);
-  spec.deviceMemory = *memory * 1024.0 * 1024.0 * 1024.0;
-  spec.flopsF32 = *f32 * 1e12;
-  spec.flopsBf16 = *bf16 * 1e12;
-  spec.memoryBandwidth = *hbm * 1e9;
-
-  auto intra = parseLink(f, "intra_node");
-  if (!intra)
-    return intra.takeError();
-  auto inter = parseLink(f, "inter_node");
-  if (!inter)
-    return inter.takeError();
-  spec.intraNode = *intra;
-  spec.interNode = *inter;
-  auto host = f.positive("host_device_bandwidth_gbs");
-  if (!host)
-    return host.takeError();
-  spec.hostDeviceBandwidth = *host * 1e9;
-  if (llvm::Error e = f.rejectOthers())
-    return std::move(e);
+  spec.nodes = f.count("nodes");
+  spec.devicesPerNode = f.count("devices_per_node");
+  Fields device = f.object("device");
+  spec.deviceMemory = device.positive("memory_gib") * 1024.0 * 1024.0 * 1024.0;
+  Fields peak = device.object("peak_tflops");
+  spec.flopsF32 = peak.positive("f32") * 1e12;
+  spec.flopsBf16 = peak.positive("bf16") * 1e12;
+  peak.rejectOthers();
+  spec.memoryBandwidth = device.positive("memory_bandwidth_gbs") * 1e9;
+  device.rejectOthers();
+  spec.intraNode = f.link("intra_node");
+  spec.interNode = f.link("inter_node");
+  spec.hostDeviceBandwidth = f.positive("host_device_bandwidth_gbs") * 1e9;
+  f.rejectOthers();
+  if (!error.empty())
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), error);
   return spec;
 }
 
