@@ -1,9 +1,10 @@
 //===- CostModel.cpp - predicted time of one plan -------------------------===//
 //
 // Models the program moe-compile builds for a plan (docs/Parallelism.md),
-// not an idealized one: the a2a baseline's experts run on every slot of the
-// exchanged buffer, slice_allreduce's only on the rows routed to them, and
-// the collective bytes are those the runtime counts. Compute is a roofline
+// not an idealized one: the a2a baseline's experts run on the filled rows
+// they receive (every tensor-parallel replica sends its copy of the tokens),
+// slice_allreduce's only on the rows routed to them, and the collective bytes
+// are those the runtime counts. Compute is a roofline
 // (FLOPs at the f32 peak, or the weights read at memory bandwidth, whichever
 // is slower); collectives are alpha-beta with ring all-reduce / all-gather /
 // reduce-scatter and pairwise all-to-all, on the inter-node link when the
@@ -246,6 +247,16 @@ PlanCost Estimator::run() {
     cost.whyNot = why.str();
     return cost;
   };
+  // What the plan attribute rejects.
+  if (p.dp < 1 || p.tp < 1 || p.ep < 1 || p.etp < 1)
+    return infeasible("every degree must be >= 1");
+  if (p.tp % p.etp != 0 || (p.dp * p.tp) % (p.ep * p.etp) != 0)
+    return infeasible(llvm::formatv("etp = {0} must divide tp = {1}, and "
+                                    "ep * etp = {2} must divide dp * tp = {3}",
+                                    p.etp, p.tp, p.ep * p.etp, p.dp * p.tp));
+  if (p.sliceAllReduce && p.dedup)
+    return infeasible("slice_allreduce and dedup exclude each other (dedup "
+                      "rewrites the all-to-all slice_allreduce removes)");
   // What the compiler itself rejects.
   if (m.heads && m.kvHeads % p.tp != 0)
     return infeasible(llvm::formatv("tp = {0} does not divide the {1} "

@@ -26,6 +26,8 @@ llvm::Expected<plan::Candidate> parseCandidate(llvm::StringRef text) {
     value = value.trim();
     int64_t n = 0;
     bool number = !value.getAsInteger(10, n);
+    if (number && n < 1 && key != "dedup")
+      return error("'" + item + "': degrees are >= 1");
     if (key == "dp" && number)
       c.dp = n;
     else if (key == "tp" && number)
@@ -66,6 +68,8 @@ mlir::moe::runPlanner(const ModelConfig &config, int64_t batch, int64_t seqLen,
     return skew.takeError();
   plan::ModelSummary model = summarizeModel(config, batch, seqLen);
   int64_t ranks = options.ranks ? options.ranks : cluster->devices();
+  if (ranks < 1)
+    return error(llvm::formatv("--ranks {0} must be >= 1", ranks));
   if (ranks > cluster->devices())
     return error(llvm::formatv("--ranks {0} exceeds the {1} devices of "
                                "cluster '{2}'",

@@ -376,7 +376,17 @@ int main(int argc, char **argv) {
       module = parseSourceFile<ModuleOp>(sourceMgr, &context);
       if (!module)
         return 1; // the parser printed the diagnostic
-      module->walk([&](moe::LayerOp) { ++numLayers; });
+      // Layers are moe.layer ops or, once partitioned, the ops carrying
+      // their moe.layer_index (as the plan's verifier counts them).
+      llvm::SmallDenseSet<int64_t> indices;
+      module->walk([&](Operation *op) {
+        if (auto index = op->getAttrOfType<IntegerAttr>(
+                moe::MoEDialect::getLayerIndexAttrName()))
+          indices.insert(index.getInt());
+        else if (isa<moe::LayerOp>(op))
+          ++numLayers;
+      });
+      numLayers += indices.size();
       if (plan) {
         (*module)->setAttr(moe::MoEDialect::getPlanAttrName(), plan);
         if (failed(mlir::verify(*module)))
@@ -402,13 +412,16 @@ int main(int argc, char **argv) {
     bool hasGrids = !module->getOps<shard::GridOp>().empty();
     bool hasAnnotations = false;
     module->walk([&](shard::ShardOp) { hasAnnotations = true; });
+    // A module partitioned before (grids, no annotations) is compiled as it
+    // is: its rewrites were applied, or not, where it was partitioned.
+    bool partitionedHere = imported || !hasGrids || hasAnnotations;
     if (modulePlan && !imported && modulePlan.getWorldSize() > 1) {
       if (!hasGrids)
         pm.addPass(moe::createMoEShardPass());
       if (!hasGrids || hasAnnotations)
         pm.addPass(moe::createMoEPartitionPass());
     }
-    if (modulePlan)
+    if (modulePlan && partitionedHere)
       addCommunicationRewrites(pm, modulePlan, numLayers);
     if (failed(pm.run(*module)))
       return fail("partitioning '" + inputFilename + "' for the plan failed");

@@ -329,8 +329,8 @@ LogicalResult lowerExperts(RewriterBase &rewriter, ExpertsOp op) {
         }
         if (counts) {
           SmallVector<Value> at = {e};
-          if (s)
-            at.push_back(s);
+          if (cast<RankedTensorType>(counts.getType()).getRank() == 2)
+            at.push_back(s ? s : cIndex(b, l, 0));
           Value n =
               indexCast(b, l, tensor::ExtractOp::create(b, l, counts, at));
           n = arith::MaxSIOp::create(b, l, n, cIndex(b, l, 0));

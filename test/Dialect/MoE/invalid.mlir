@@ -758,6 +758,12 @@ module attributes {moe.plan = #moe.plan<tp = 2, ep = 2, dedup = [0, 2]>} {}
 
 // -----
 
+// moe_plan_c10_slice_and_dedup
+// expected-error @+1 {{#moe.plan asks for both dispatch = slice_allreduce and dedup = 1 on layer 1; dedup rewrites the all-to-all that slice_allreduce removes}}
+module attributes {moe.plan = #moe.plan<tp = 2, ep = 2, dispatch = [a2a, slice_allreduce], dedup = 1>} {}
+
+// -----
+
 // moe_plan_syntax_unknown_key
 // expected-error @+1 {{unknown key 'cp' in #moe.plan; expected one of dp, tp, ep, etp, pp, world, dispatch, dedup}}
 module attributes {moe.plan = #moe.plan<dp = 2, cp = 2>} {}

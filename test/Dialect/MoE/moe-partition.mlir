@@ -270,3 +270,16 @@ module attributes {moe.plan = #moe.plan<dp = 2>} {
     return %o : tensor<8x16xf32>
   }
 }
+
+// -----
+
+// A sharding that is not a shard.sharding op cannot be read: an error, not a
+// guess.
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  func.func @opaque(%x: tensor<8x16xf32>, %s: !shard.sharding) -> tensor<8x16xf32> {
+    // expected-error @+1 {{'shard.shard' op has a sharding moe-partition cannot read (it must come from a shard.sharding op)}}
+    %xs = shard.shard %x to %s : tensor<8x16xf32>
+    return %xs : tensor<8x16xf32>
+  }
+}

@@ -212,6 +212,19 @@ LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   for (int64_t flag : dedup)
     if (flag != 0 && flag != 1)
       return emitError() << "#moe.plan dedup = " << flag << " must be 0 or 1";
+  // moe_plan_c10: dedup rewrites the all-to-all slice_allreduce removes.
+  size_t layers = std::max(dispatch.size(), dedup.size());
+  for (size_t i = 0; i < layers; ++i) {
+    DispatchStrategy d = dispatch[dispatch.size() == 1 ? 0 : i];
+    int64_t flag = dedup[dedup.size() == 1 ? 0 : i];
+    if (d == DispatchStrategy::slice_allreduce && flag)
+      return emitError() << "#moe.plan asks for both dispatch = "
+                            "slice_allreduce and dedup = 1"
+                         << (layers > 1 ? " on layer " + std::to_string(i)
+                                        : std::string())
+                         << "; dedup rewrites the all-to-all that "
+                            "slice_allreduce removes";
+  }
   return success();
 }
 

@@ -181,8 +181,11 @@ void rewrite(AllToAllLayer m, PlanAttr plan) {
   for (Operation *op : llvm::reverse(m.countsExchange))
     op->erase();
   m.toExperts.erase();
-  m.dispatch.erase();
-  router.erase();
+  // Other users of the old routing keep it (and its work).
+  if (m.dispatch->use_empty())
+    m.dispatch.erase();
+  if (router->use_empty())
+    router.erase();
 }
 
 struct MoEDedupTokensPass

@@ -52,6 +52,15 @@ ArrayRef<int16_t> axesOf(const shard::Sharding &s, int64_t d) {
   return s.getSplitAxes()[d].asArrayRef();
 }
 
+/// The sharding of an annotation, read only from a shard.sharding op
+/// (shard::Sharding(Value) assumes one); an error at `op` otherwise.
+FailureOr<shard::Sharding> readSharding(shard::ShardOp op) {
+  if (!op.getSharding().getDefiningOp<shard::ShardingOp>())
+    return op.emitOpError() << "has a sharding moe-partition cannot read (it "
+                               "must come from a shard.sharding op)";
+  return shard::Sharding(op.getSharding());
+}
+
 class FunctionPartitioner {
 public:
   FunctionPartitioner(func::FuncOp func, SymbolTableCollection &symbols)
@@ -168,7 +177,10 @@ LogicalResult FunctionPartitioner::partitionArguments() {
     for (Operation *user : arg.getUsers()) {
       auto annotation = dyn_cast<shard::ShardOp>(user);
       if (annotation && !annotation.getAnnotateForUsers()) {
-        sharding = shard::Sharding(annotation.getSharding());
+        FailureOr<shard::Sharding> read = readSharding(annotation);
+        if (failed(read))
+          return failure();
+        sharding = *read;
         break;
       }
     }
@@ -182,10 +194,10 @@ LogicalResult FunctionPartitioner::partitionArguments() {
 }
 
 LogicalResult FunctionPartitioner::partitionShard(shard::ShardOp op) {
-  shard::Sharding to(op.getSharding());
-  if (!to)
-    return op.emitOpError() << "has a sharding moe-partition cannot read "
-                               "(it must come from a shard.sharding op)";
+  FailureOr<shard::Sharding> read = readSharding(op);
+  if (failed(read))
+    return failure();
+  shard::Sharding to = *read;
   if (!to.getStaticHaloSizes().empty() ||
       !to.getStaticShardedDimsOffsets().empty() ||
       !to.getDynamicHaloSizes().empty() ||
@@ -215,8 +227,12 @@ FunctionPartitioner::partitionWithInterface(Operation *op,
     shard::Sharding declared;
     for (Operation *user : result.getUsers())
       if (auto annotation = dyn_cast<shard::ShardOp>(user))
-        if (!annotation.getAnnotateForUsers())
-          declared = shard::Sharding(annotation.getSharding());
+        if (!annotation.getAnnotateForUsers()) {
+          FailureOr<shard::Sharding> read = readSharding(annotation);
+          if (failed(read))
+            return failure();
+          declared = *read;
+        }
     // Without an annotation the result has the sharding the layer's rule
     // gives it (its tokens'), never an assumed replication.
     auto layer = dyn_cast<LayerOp>(op);
@@ -284,16 +300,8 @@ LogicalResult FunctionPartitioner::run() {
   if (failed(partitionArguments()))
     return failure();
   SmallVector<Operation *> globalOps;
-  int64_t layerIndex = 0;
-  for (Operation &op : entry) {
+  for (Operation &op : entry)
     globalOps.push_back(&op);
-    // Which entry of the plan's per-layer lists applies (program order).
-    if (isa<LayerOp>(op) && !op.hasAttr(MoEDialect::getLayerIndexAttrName()))
-      op.setAttr(MoEDialect::getLayerIndexAttrName(),
-                 builder.getI64IntegerAttr(layerIndex));
-    if (isa<LayerOp>(op))
-      ++layerIndex;
-  }
   for (Operation *op : globalOps) {
     builder.setInsertionPoint(op);
     LogicalResult result = success();
@@ -336,6 +344,16 @@ struct MoEPartitionPass
     ModuleOp module = getOperation();
     auto plan = module->getAttrOfType<PlanAttr>(MoEDialect::getPlanAttrName());
     SymbolTableCollection symbols;
+    // Which entry of the plan's per-layer lists applies: the layers' order in
+    // the module, as the plan's verifier counts them.
+    int64_t layerIndex = 0;
+    module.walk([&](LayerOp layer) {
+      if (!layer->hasAttr(MoEDialect::getLayerIndexAttrName()))
+        layer->setAttr(
+            MoEDialect::getLayerIndexAttrName(),
+            IntegerAttr::get(IntegerType::get(&getContext(), 64), layerIndex));
+      ++layerIndex;
+    });
     for (auto func :
          llvm::make_early_inc_range(module.getOps<func::FuncOp>())) {
       if (func.isExternal())

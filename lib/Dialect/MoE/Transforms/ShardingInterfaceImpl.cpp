@@ -37,6 +37,10 @@ struct LayerShardingModel
     if (!plan)
       return op->emitOpError()
              << "cannot be partitioned without a #moe.plan on its module";
+    if (!layer.getTokens().getType().getElementType().isF32())
+      return op->emitOpError() << "is partitioned for f32 tokens and weights "
+                                  "only, got "
+                               << layer.getTokens().getType();
     LayerShardings expected = getLayerShardings(layer, plan);
     auto differs = [](const shard::Sharding &given,
                       const shard::Sharding &wanted) {

@@ -154,6 +154,8 @@ def MoE_PlanAttr : MoE_Attr<"Plan", "plan"> {
     - `ep * etp` divides `dp * tp` (`moe_plan_c8`);
     - the `dispatch` list is not empty (`moe_plan_c5`);
     - the `dedup` list is not empty and holds only 0 and 1 (`moe_plan_c9`);
+    - no layer has both `dispatch = slice_allreduce` and `dedup = 1`
+      (`moe_plan_c10`);
     - attached as `moe.plan`: `ep` divides every expert count
       (`moe_plan_c6`), a per-layer `dispatch` or `dedup` list has one entry per
       `moe.layer` (`moe_plan_c7`).
