@@ -12,12 +12,19 @@
 #include "moert/comm.h"
 
 #include <mpi.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int gInitialized; /* MPI_Init called by us */
-static int gUsingMpi;    /* the group communicators exist */
+/* Wait for collectives by testing and yielding (nanosleep after a few
+ * tries) instead of MPICH's busy-polling blocking calls: on by default when
+ * this node runs more ranks than it has cores; MOERT_WAIT=spin|yield
+ * chooses. */
+static int gYieldWait;
+static int gUsingMpi; /* the group communicators exist */
 static int gRank, gSize = 1;
 static moert_plan_t gPlan = {1, 1, 1, 1, 1};
 static MPI_Comm gComms[MOERT_NUM_GROUPS];
@@ -138,8 +145,57 @@ moert_status_t moert_comm_init(const moert_plan_t *plan, int *argc,
     MPI_Comm_set_errhandler(gComms[g], MPI_ERRORS_RETURN);
   }
   gUsingMpi = 1;
+
+  /* Ranks on this node vs cores: oversubscribed ranks must not spin. */
+  MPI_Comm node;
+  int onNode = 1;
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, gRank,
+                          MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+    MPI_Comm_size(node, &onNode);
+    MPI_Comm_free(&node);
+  }
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  const char *wait = getenv("MOERT_WAIT");
+  if (wait && !strcmp(wait, "yield"))
+    gYieldWait = 1;
+  else if (wait && !strcmp(wait, "spin"))
+    gYieldWait = 0;
+  else if (wait && *wait)
+    return moert_status_make(MOERT_INVALID_ARGUMENT,
+                             "MOERT_WAIT=%s: expected spin or yield", wait);
+  else
+    gYieldWait = cores > 0 && onNode > cores;
   return NULL;
 }
+
+/* Completes `request`, yielding the core between tests. */
+static int waitYielding(MPI_Request *request) {
+  for (unsigned tries = 0;; ++tries) {
+    int done = 0;
+    int rc = MPI_Test(request, &done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS || done)
+      return rc;
+    if (tries < 1000) {
+      sched_yield();
+    } else {
+      struct timespec pause = {0, 20000}; /* 20 us */
+      nanosleep(&pause, NULL);
+    }
+  }
+}
+
+/* Runs a collective: blocking, or started non-blocking and waited for
+ * yielding (MOERT_WAIT). */
+#define RUN_COLLECTIVE(blocking, nonblocking, what)                            \
+  do {                                                                         \
+    if (gYieldWait) {                                                          \
+      MPI_Request request_;                                                    \
+      check(nonblocking, what);                                                \
+      check(waitYielding(&request_), what);                                    \
+    } else {                                                                   \
+      check(blocking, what);                                                   \
+    }                                                                          \
+  } while (0)
 
 int moert_comm_rank(void) { return gRank; }
 int moert_comm_size(void) { return gSize; }
@@ -272,9 +328,11 @@ void _mlir_ciface_moert_all_reduce_f32(moert_memref1d_f32_t *in,
   int size;
   MPI_Comm comm = beginCollective(MOERT_ALL_REDUCE, group, in, out, &size);
   if (comm != MPI_COMM_NULL)
-    check(MPI_Allreduce(data(in), data(out), (int)in->sizes[0], MPI_FLOAT,
-                        MPI_SUM, comm),
-          "Allreduce");
+    RUN_COLLECTIVE(MPI_Allreduce(data(in), data(out), (int)in->sizes[0],
+                                 MPI_FLOAT, MPI_SUM, comm),
+                   MPI_Iallreduce(data(in), data(out), (int)in->sizes[0],
+                                  MPI_FLOAT, MPI_SUM, comm, &request_),
+                   "Allreduce");
 }
 
 void _mlir_ciface_moert_all_gather_f32(moert_memref1d_f32_t *in,
@@ -284,8 +342,11 @@ void _mlir_ciface_moert_all_gather_f32(moert_memref1d_f32_t *in,
   MPI_Comm comm = beginCollective(MOERT_ALL_GATHER, group, in, out, &size);
   int n = (int)in->sizes[0];
   if (comm != MPI_COMM_NULL)
-    check(MPI_Allgather(data(in), n, MPI_FLOAT, data(out), n, MPI_FLOAT, comm),
-          "Allgather");
+    RUN_COLLECTIVE(
+        MPI_Allgather(data(in), n, MPI_FLOAT, data(out), n, MPI_FLOAT, comm),
+        MPI_Iallgather(data(in), n, MPI_FLOAT, data(out), n, MPI_FLOAT, comm,
+                       &request_),
+        "Allgather");
 }
 
 void _mlir_ciface_moert_all_to_all_f32(moert_memref1d_f32_t *in,
@@ -296,9 +357,11 @@ void _mlir_ciface_moert_all_to_all_f32(moert_memref1d_f32_t *in,
   if (comm == MPI_COMM_NULL)
     return;
   int chunk = (int)(in->sizes[0] / size);
-  check(MPI_Alltoall(data(in), chunk, MPI_FLOAT, data(out), chunk, MPI_FLOAT,
-                     comm),
-        "Alltoall");
+  RUN_COLLECTIVE(MPI_Alltoall(data(in), chunk, MPI_FLOAT, data(out), chunk,
+                              MPI_FLOAT, comm),
+                 MPI_Ialltoall(data(in), chunk, MPI_FLOAT, data(out), chunk,
+                               MPI_FLOAT, comm, &request_),
+                 "Alltoall");
 }
 
 void _mlir_ciface_moert_reduce_scatter_f32(moert_memref1d_f32_t *in,
@@ -307,9 +370,12 @@ void _mlir_ciface_moert_reduce_scatter_f32(moert_memref1d_f32_t *in,
   int size;
   MPI_Comm comm = beginCollective(MOERT_REDUCE_SCATTER, group, in, out, &size);
   if (comm != MPI_COMM_NULL)
-    check(MPI_Reduce_scatter_block(data(in), data(out), (int)out->sizes[0],
-                                   MPI_FLOAT, MPI_SUM, comm),
-          "Reduce_scatter_block");
+    RUN_COLLECTIVE(
+        MPI_Reduce_scatter_block(data(in), data(out), (int)out->sizes[0],
+                                 MPI_FLOAT, MPI_SUM, comm),
+        MPI_Ireduce_scatter_block(data(in), data(out), (int)out->sizes[0],
+                                  MPI_FLOAT, MPI_SUM, comm, &request_),
+        "Reduce_scatter_block");
 }
 
 void moert_comm_gather_f32(const float *in, float *out, long n,
@@ -321,6 +387,9 @@ void moert_comm_gather_f32(const float *in, float *out, long n,
     memmove(out, in, (size_t)n * sizeof(float));
     return;
   }
-  check(MPI_Gather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, 0, comm),
-        "Gather");
+  RUN_COLLECTIVE(
+      MPI_Gather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, 0, comm),
+      MPI_Igather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, 0, comm,
+                  &request_),
+      "Gather");
 }

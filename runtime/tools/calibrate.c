@@ -8,13 +8,18 @@
  *   - f32 rate: cblas_sgemm 256x256x256 on every rank at once, the slowest
  *     rank's rate (OpenBLAS threads as the environment sets them);
  *   - memory bandwidth: a 64 MiB copy on every rank at once;
- *   - link: MPI_Allreduce of 8 bytes (latency) and MPI_Alltoall of 8 MiB per
- *     rank (bandwidth) on MPI_COMM_WORLD, fitted to the planner's formulas.
+ *   - link: the runtime's own all-reduce of one float (latency) and
+ *     all-to-all of 8 MiB per rank (bandwidth) over all ranks, waiting the
+ *     way compiled programs wait (MOERT_WAIT), fitted to the planner's
+ *     formulas.
  * Prints the spec to stdout too (rank 0).
  *
  *===----------------------------------------------------------------------===*/
 
 #define _POSIX_C_SOURCE 200809L
+
+#include "moert/comm.h"
+#include "moert/memref.h"
 
 #include <cblas.h>
 #include <mpi.h>
@@ -51,6 +56,13 @@ int main(int argc, char **argv) {
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
+  /* The runtime's groups for a plan of `size` data-parallel ranks. */
+  moert_plan_t plan = {size, 1, 1, 1, 1};
+  moert_status_t status = moert_comm_init(&plan, &argc, &argv);
+  if (status) {
+    fprintf(stderr, "moert-calibrate: %s\n", moert_status_message(status));
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
   if (argc > 2) {
     if (rank == 0)
       fprintf(stderr, "usage: mpiexec -n N %s [OUT.json]\n", argv[0]);
@@ -87,21 +99,23 @@ int main(int argc, char **argv) {
    * from an all-to-all (each rank sends (n-1)/n of its buffer). */
   double latency = 1e-6, linkBandwidth = bandwidth;
   if (size > 1) {
-    double small = 1, smallOut, reduce;
-    TIMED(20,
-          MPI_Allreduce(&small, &smallOut, 1, MPI_DOUBLE, MPI_SUM,
-                        MPI_COMM_WORLD),
+    /* Every rank in one dp group: the runtime's group of all ranks. */
+    float small = 1, smallOut;
+    moert_memref1d_f32_t in1 = {&small, &small, 0, {1}, {1}};
+    moert_memref1d_f32_t out1 = {&smallOut, &smallOut, 0, {1}, {1}};
+    double reduce;
+    TIMED(20, _mlir_ciface_moert_all_reduce_f32(&in1, &out1, MOERT_GROUP_DP),
           reduce);
     latency = reduce / (2.0 * (size - 1));
-    size_t per = (8u << 20) / (size_t)size;
-    char *sendBuf = malloc(per * size), *recvBuf = malloc(per * size);
-    memset(sendBuf, 2, per * size);
+    int64_t per = (2 << 20) / size; /* floats to each rank: 8 MiB in all */
+    float *sendBuf = calloc((size_t)(per * size), sizeof(float));
+    float *recvBuf = calloc((size_t)(per * size), sizeof(float));
+    moert_memref1d_f32_t inA = {sendBuf, sendBuf, 0, {per * size}, {1}};
+    moert_memref1d_f32_t outA = {recvBuf, recvBuf, 0, {per * size}, {1}};
     double a2a;
-    TIMED(3,
-          MPI_Alltoall(sendBuf, (int)per, MPI_BYTE, recvBuf, (int)per, MPI_BYTE,
-                       MPI_COMM_WORLD),
+    TIMED(3, _mlir_ciface_moert_all_to_all_f32(&inA, &outA, MOERT_GROUP_DP),
           a2a);
-    double sent = (double)per * (size - 1);
+    double sent = (double)per * sizeof(float) * (size - 1);
     double wire = a2a - (size - 1) * latency;
     linkBandwidth = sent / (wire > 0 ? wire : a2a);
     free(sendBuf);
@@ -140,6 +154,7 @@ int main(int argc, char **argv) {
   free(c);
   free(src);
   free(dst);
+  moert_comm_finalize();
   MPI_Finalize();
   return 0;
 }
