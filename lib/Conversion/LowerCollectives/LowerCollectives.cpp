@@ -51,6 +51,10 @@ private:
   /// reshaped to `resultShape`.
   Value collective(OpBuilder &b, Location loc, StringRef name, Value input,
                    ArrayRef<int64_t> resultShape, int32_t group);
+  /// Replaces the one-result collective `op` on `input` by runtime function
+  /// `name` over `group`.
+  LogicalResult replaceByCall(Operation *op, StringRef name, Value input,
+                              int32_t group);
   LogicalResult lowerAllGather(shard::AllGatherOp op);
   LogicalResult lowerAllReduce(shard::AllReduceOp op);
   LogicalResult lowerAllToAll(shard::AllToAllOp op);
@@ -167,6 +171,16 @@ bool isF32Tensor(Type type) {
   return tensor && tensor.hasStaticShape() && tensor.getElementType().isF32();
 }
 
+LogicalResult Lowering::replaceByCall(Operation *op, StringRef name,
+                                      Value input, int32_t group) {
+  OpBuilder b(op);
+  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  op->getResult(0).replaceAllUsesWith(
+      collective(b, op->getLoc(), name, input, resultType.getShape(), group));
+  op->erase();
+  return success();
+}
+
 LogicalResult Lowering::lowerAllGather(shard::AllGatherOp op) {
   FailureOr<int32_t> group = groupOf(op, op.getGrid(), op.getGridAxes());
   if (failed(group))
@@ -174,13 +188,7 @@ LogicalResult Lowering::lowerAllGather(shard::AllGatherOp op) {
   if (op.getGatherAxis() != 0 || !isF32Tensor(op.getInput().getType()))
     return op.emitOpError() << "is lowered for f32 tensors gathered along "
                             << "axis 0 only";
-  OpBuilder b(op);
-  auto resultType = cast<RankedTensorType>(op.getResult().getType());
-  op.getResult().replaceAllUsesWith(
-      collective(b, op.getLoc(), "moert_all_gather_f32", op.getInput(),
-                 resultType.getShape(), *group));
-  op.erase();
-  return success();
+  return replaceByCall(op, "moert_all_gather_f32", op.getInput(), *group);
 }
 
 LogicalResult Lowering::lowerAllReduce(shard::AllReduceOp op) {
@@ -191,13 +199,7 @@ LogicalResult Lowering::lowerAllReduce(shard::AllReduceOp op) {
       !isF32Tensor(op.getInput().getType()) ||
       op.getInput().getType() != op.getResult().getType())
     return op.emitOpError() << "is lowered for sums of f32 tensors only";
-  OpBuilder b(op);
-  auto resultType = cast<RankedTensorType>(op.getResult().getType());
-  op.getResult().replaceAllUsesWith(
-      collective(b, op.getLoc(), "moert_all_reduce_f32", op.getInput(),
-                 resultType.getShape(), *group));
-  op.erase();
-  return success();
+  return replaceByCall(op, "moert_all_reduce_f32", op.getInput(), *group);
 }
 
 /// x permuted by `perm` (result dim i = x dim perm[i]).
@@ -308,13 +310,7 @@ LogicalResult Lowering::lowerReduceScatter(shard::ReduceScatterOp op) {
       op.getScatterAxis() != 0 || !isF32Tensor(op.getInput().getType()))
     return op.emitOpError() << "is lowered for sums of f32 tensors scattered "
                             << "along axis 0 only";
-  OpBuilder b(op);
-  auto resultType = cast<RankedTensorType>(op.getResult().getType());
-  op.getResult().replaceAllUsesWith(
-      collective(b, op.getLoc(), "moert_reduce_scatter_f32", op.getInput(),
-                 resultType.getShape(), *group));
-  op.erase();
-  return success();
+  return replaceByCall(op, "moert_reduce_scatter_f32", op.getInput(), *group);
 }
 
 LogicalResult Lowering::lowerAllSlice(shard::AllSliceOp op) {
