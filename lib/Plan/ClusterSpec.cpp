@@ -95,32 +95,38 @@ private:
   llvm::SmallVector<llvm::StringRef> seen;
 };
 
-// Approximate public figures; docs/Planner.md lists their sources.
-constexpr llvm::StringLiteral kPresets[][2] = {
-    {"h100x8", R"({"name": "h100x8", "nodes": 1, "devices_per_node": 8,
-      "device": {"memory_gib": 80, "peak_tflops": {"f32": 67, "bf16": 989},
-                 "memory_bandwidth_gbs": 3350},
-      "intra_node": {"bandwidth_gbs": 450, "latency_us": 3},
-      "inter_node": {"bandwidth_gbs": 50, "latency_us": 6},
-      "host_device_bandwidth_gbs": 55})"},
-    {"h100x8x4", R"({"name": "h100x8x4", "nodes": 4, "devices_per_node": 8,
-      "device": {"memory_gib": 80, "peak_tflops": {"f32": 67, "bf16": 989},
-                 "memory_bandwidth_gbs": 3350},
-      "intra_node": {"bandwidth_gbs": 450, "latency_us": 3},
-      "inter_node": {"bandwidth_gbs": 50, "latency_us": 6},
-      "host_device_bandwidth_gbs": 55})"},
-    {"a30x8", R"({"name": "a30x8", "nodes": 1, "devices_per_node": 8,
-      "device": {"memory_gib": 24, "peak_tflops": {"f32": 10.3, "bf16": 165},
-                 "memory_bandwidth_gbs": 933},
-      "intra_node": {"bandwidth_gbs": 12, "latency_us": 10},
-      "inter_node": {"bandwidth_gbs": 12, "latency_us": 10},
-      "host_device_bandwidth_gbs": 25})"},
-    {"v100x128", R"({"name": "v100x128", "nodes": 32, "devices_per_node": 4,
-      "device": {"memory_gib": 32, "peak_tflops": {"f32": 15.7, "bf16": 125},
-                 "memory_bandwidth_gbs": 900},
-      "intra_node": {"bandwidth_gbs": 75, "latency_us": 5},
-      "inter_node": {"bandwidth_gbs": 6.25, "latency_us": 8},
-      "host_device_bandwidth_gbs": 16})"},
+// Approximate public figures; docs/Planner.md lists their sources. A preset
+// is a number of nodes of one machine: the device, links and host fields of
+// the JSON schema.
+constexpr llvm::StringLiteral kH100Node = R"(
+  "device": {"memory_gib": 80, "peak_tflops": {"f32": 67, "bf16": 989},
+             "memory_bandwidth_gbs": 3350},
+  "intra_node": {"bandwidth_gbs": 450, "latency_us": 3},
+  "inter_node": {"bandwidth_gbs": 50, "latency_us": 6},
+  "host_device_bandwidth_gbs": 55)";
+constexpr llvm::StringLiteral kA30Node = R"(
+  "device": {"memory_gib": 24, "peak_tflops": {"f32": 10.3, "bf16": 165},
+             "memory_bandwidth_gbs": 933},
+  "intra_node": {"bandwidth_gbs": 12, "latency_us": 10},
+  "inter_node": {"bandwidth_gbs": 12, "latency_us": 10},
+  "host_device_bandwidth_gbs": 25)";
+constexpr llvm::StringLiteral kV100Node = R"(
+  "device": {"memory_gib": 32, "peak_tflops": {"f32": 15.7, "bf16": 125},
+             "memory_bandwidth_gbs": 900},
+  "intra_node": {"bandwidth_gbs": 75, "latency_us": 5},
+  "inter_node": {"bandwidth_gbs": 6.25, "latency_us": 8},
+  "host_device_bandwidth_gbs": 16)";
+
+struct Preset {
+  llvm::StringLiteral name;
+  int64_t nodes, devicesPerNode;
+  llvm::StringLiteral machine;
+};
+constexpr Preset kPresets[] = {
+    {"h100x8", 1, 8, kH100Node},
+    {"h100x8x4", 4, 8, kH100Node},
+    {"a30x8", 1, 8, kA30Node},
+    {"v100x128", 32, 4, kV100Node},
 };
 
 } // namespace
@@ -163,8 +169,8 @@ mlir::moe::plan::parseClusterSpec(llvm::StringRef text) {
 llvm::ArrayRef<llvm::StringRef> mlir::moe::plan::getClusterPresetNames() {
   static const llvm::SmallVector<llvm::StringRef> names = [] {
     llvm::SmallVector<llvm::StringRef> n;
-    for (const auto &preset : kPresets)
-      n.push_back(preset[0]);
+    for (const Preset &preset : kPresets)
+      n.push_back(preset.name);
     return n;
   }();
   return names;
@@ -172,9 +178,13 @@ llvm::ArrayRef<llvm::StringRef> mlir::moe::plan::getClusterPresetNames() {
 
 llvm::Expected<ClusterSpec>
 mlir::moe::plan::getClusterPreset(llvm::StringRef name) {
-  for (const auto &preset : kPresets)
-    if (name == preset[0])
-      return parseClusterSpec(preset[1]);
+  for (const Preset &p : kPresets)
+    if (name == p.name)
+      return parseClusterSpec(
+          ("{\"name\": \"" + p.name + "\", \"nodes\": " + llvm::Twine(p.nodes) +
+           ", \"devices_per_node\": " + llvm::Twine(p.devicesPerNode) + "," +
+           p.machine + "}")
+              .str());
   return llvm::createStringError(
       llvm::inconvertibleErrorCode(),
       "unknown cluster preset '" + name +
