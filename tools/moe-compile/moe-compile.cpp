@@ -376,17 +376,7 @@ int main(int argc, char **argv) {
       module = parseSourceFile<ModuleOp>(sourceMgr, &context);
       if (!module)
         return 1; // the parser printed the diagnostic
-      // Layers are moe.layer ops or, once partitioned, the ops carrying
-      // their moe.layer_index (as the plan's verifier counts them).
-      llvm::SmallDenseSet<int64_t> indices;
-      module->walk([&](Operation *op) {
-        if (auto index = op->getAttrOfType<IntegerAttr>(
-                moe::MoEDialect::getLayerIndexAttrName()))
-          indices.insert(index.getInt());
-        else if (isa<moe::LayerOp>(op))
-          ++numLayers;
-      });
-      numLayers += indices.size();
+      numLayers = moe::countPlanLayers(*module);
       if (plan) {
         (*module)->setAttr(moe::MoEDialect::getPlanAttrName(), plan);
         if (failed(mlir::verify(*module)))

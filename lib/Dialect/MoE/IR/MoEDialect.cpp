@@ -282,16 +282,7 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
   // moe_plan_c6: every expert set divides evenly over the EP group. The
   // router sees all experts before and after partitioning, so it is the op
   // that names the model's expert count.
-  // A layer is a moe.layer, or, once partitioned, the ops carrying its
-  // moe.layer_index.
-  int64_t numLayers = 0;
-  llvm::SmallDenseSet<int64_t> indices;
   WalkResult walk = op->walk([&](Operation *nested) -> WalkResult {
-    if (auto index =
-            nested->getAttrOfType<IntegerAttr>(getLayerIndexAttrName()))
-      indices.insert(index.getInt());
-    else if (isa<LayerOp>(nested))
-      ++numLayers;
     if (!isa<LayerOp, RouterOp>(nested))
       return WalkResult::advance();
     // Both ops take the router weight [E, H] as operand 1. Nested ops may not
@@ -317,7 +308,7 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
     return failure();
 
   // moe_plan_c7: only while the layers are visible (lowered code has none).
-  numLayers += indices.size();
+  int64_t numLayers = countPlanLayers(op);
   if (numLayers == 0)
     return success();
   size_t numStrategies = plan.getDispatch().size();
@@ -331,4 +322,17 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
                            << " dedup flags but the operation holds "
                            << numLayers << " moe.layer ops";
   return success();
+}
+
+int64_t mlir::moe::countPlanLayers(Operation *root) {
+  int64_t unindexed = 0;
+  llvm::SmallDenseSet<int64_t> indices;
+  root->walk([&](Operation *op) {
+    if (auto index =
+            op->getAttrOfType<IntegerAttr>(MoEDialect::getLayerIndexAttrName()))
+      indices.insert(index.getInt());
+    else if (isa<LayerOp>(op))
+      ++unindexed;
+  });
+  return unindexed + static_cast<int64_t>(indices.size());
 }

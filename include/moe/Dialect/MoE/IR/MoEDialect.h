@@ -26,6 +26,11 @@ namespace moe {
 /// moe-lower-collectives: pp x dp x tp, and pp x dp*tp/(ep*etp) x ep x etp.
 constexpr llvm::StringLiteral kDenseGridName = "moe_dense";
 constexpr llvm::StringLiteral kExpertGridName = "moe_experts";
+
+/// The MoE layers under `root` that a plan's per-layer lists count: each
+/// moe.layer, or, once partitioned, each distinct `moe.layer_index` on the
+/// ops standing for one.
+int64_t countPlanLayers(Operation *root);
 } // namespace moe
 } // namespace mlir
 
