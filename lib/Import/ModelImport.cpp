@@ -14,12 +14,14 @@
 
 #include "moe/Import/ModelImport.h"
 #include "moe/Dialect/MoE/Transforms/LayerPartition.h"
+#include "moe/Plan/Planner.h"
 #include "moe/Utils/LinalgBuilders.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -52,10 +54,11 @@ constexpr Slice kWhole = {Slice::None, 0};
 class ModelBuilder {
 public:
   ModelBuilder(MLIRContext *ctx, const ModelConfig &config, int64_t batch,
-               int64_t seqLen, PlanAttr plan)
+               int64_t seqLen, PlanAttr plan, int64_t microbatches)
       : ctx(ctx), b(ctx), loc(UnknownLoc::get(ctx)), config(config), plan(plan),
         dp(plan ? plan.getDp() : 1), tp(plan ? plan.getTp() : 1),
         ep(plan ? plan.getEp() : 1), etp(plan ? plan.getEtp() : 1),
+        pp(plan ? plan.getPp() : 1), microbatches(microbatches),
         globalBatch(batch), batch(batch / dp), seqLen(seqLen),
         tokens(this->batch * seqLen), globalTokens(batch * seqLen) {}
 
@@ -81,7 +84,7 @@ private:
   /// Sum of x over `axis` of `grid`.
   Value allReduce(Value x, StringRef grid, int16_t axis);
 
-  bool isPartitioned() const { return dp * tp * ep * etp > 1; }
+  bool isPartitioned() const { return dp * tp * ep * etp * pp > 1; }
   /// The MoE weights of a layer, experts possibly sliced over ep.
   LocalLayerOperands moeWeights(const std::string &prefix,
                                 int64_t localExperts);
@@ -98,14 +101,22 @@ private:
   /// replicated over tp).
   Value moeBlock(Value x, const std::string &prefix, int64_t layer);
   Value embed(Value ids);
+  /// One decoder layer on x; `name` is its weights' prefix.
+  Value decoderLayer(Value x, const std::string &name, int64_t layer);
+  /// The pipelined body (pp > 1): each stage runs its layers on every
+  /// microbatch, receiving from the previous stage and sending to the next;
+  /// stage 0 embeds, the last stage normalizes. Returns [batch, seq, hidden],
+  /// meaningful on the last stage.
+  Value pipeline(Value ids, RankedTensorType outType);
 
   MLIRContext *ctx;
   OpBuilder b;
   Location loc;
   const ModelConfig &config;
   PlanAttr plan;
-  int64_t dp, tp, ep, etp;
-  // batch and tokens are this rank's; the global ones are dp times larger.
+  int64_t dp, tp, ep, etp, pp, microbatches;
+  // batch and tokens are this rank's (one microbatch's inside a pipeline);
+  // the global ones are dp times larger.
   int64_t globalBatch, batch, seqLen, tokens, globalTokens;
   Value blob;
   int64_t blobSize = 0;
@@ -113,6 +124,8 @@ private:
   // so views are created against a placeholder and retyped at the end.
   std::string manifest;
   SmallVector<tensor::ExtractSliceOp> slices;
+  // The pipeline stage that alone loads the weights being reserved (-1: all).
+  int64_t onlyStage = -1;
 };
 
 int64_t ModelBuilder::reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
@@ -122,6 +135,8 @@ int64_t ModelBuilder::reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
   for (int64_t d : shape)
     elements *= d;
   blobSize += elements * count;
+  if (onlyStage >= 0)
+    manifest += llvm::formatv("stage {0} ", onlyStage);
   switch (part.kind) {
   case Slice::None:
     manifest += "tensor";
@@ -460,6 +475,143 @@ Value ModelBuilder::embed(Value ids) {
       });
 }
 
+Value ModelBuilder::decoderLayer(Value x, const std::string &p,
+                                 int64_t layer) {
+  int64_t h = config.hiddenSize;
+  // This rank's heads (tp splits whole heads).
+  int64_t nh = config.numHeads / tp, nkv = config.numKvHeads / tp,
+          d = config.headDim;
+  Value normed = rmsNorm(x, weight(p + "input_layernorm.weight", {h}));
+  // Megatron: q/k/v split by heads (rows), o_proj by its input columns;
+  // the partial outputs of o_proj are summed over the tp group.
+  Value qW =
+      weight(p + "self_attn.q_proj.weight", {nh * d, h}, 1, tpSlice(0));
+  Value qB = config.qkvBias ? weight(p + "self_attn.q_proj.bias", {nh * d}, 1,
+                                     tpSlice(0))
+                            : Value();
+  Value kW =
+      weight(p + "self_attn.k_proj.weight", {nkv * d, h}, 1, tpSlice(0));
+  Value kB = config.qkvBias ? weight(p + "self_attn.k_proj.bias", {nkv * d},
+                                     1, tpSlice(0))
+                            : Value();
+  Value vW =
+      weight(p + "self_attn.v_proj.weight", {nkv * d, h}, 1, tpSlice(0));
+  Value vB = config.qkvBias ? weight(p + "self_attn.v_proj.bias", {nkv * d},
+                                     1, tpSlice(0))
+                            : Value();
+  Value oW =
+      weight(p + "self_attn.o_proj.weight", {h, nh * d}, 1, tpSlice(1));
+  Value q = rope(linear(normed, qW, qB));
+  Value k = rope(linear(normed, kW, kB));
+  Value v = linear(normed, vW, vB);
+  Value attn = linear(attention(q, k, v), oW);
+  if (tp > 1)
+    attn = allReduce(attn, kDenseGridName, kTpAxis);
+  x = add(x, attn);
+  Value normed2 =
+      rmsNorm(x, weight(p + "post_attention_layernorm.weight", {h}));
+  x = add(x, moeBlock(normed2, p, layer));
+  return x;
+}
+
+Value ModelBuilder::pipeline(Value ids, RankedTensorType outType) {
+  int64_t h = config.hiddenSize, perStage = config.numLayers / pp;
+  int64_t mbBatch = batch / microbatches;
+  Type f = b.getF32Type();
+  // From here on, batch and tokens are one microbatch's.
+  batch = mbBatch;
+  tokens = mbBatch * seqLen;
+  auto index = [&](int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v).getResult();
+  };
+  Value stage = shard::ProcessMultiIndexOp::create(
+                    b, loc, kDenseGridName, ArrayRef<shard::GridAxis>{kPpAxis})
+                    .getResult()[0];
+  auto isStage = [&](int64_t s) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, stage,
+                                 index(s))
+        .getResult();
+  };
+  auto grid = FlatSymbolRefAttr::get(ctx, kDenseGridName);
+  auto ppAxis = b.getDenseI16ArrayAttr({kPpAxis});
+  auto dynamicPeer = b.getDenseI64ArrayAttr({ShapedType::kDynamic});
+  auto hiddenType = RankedTensorType::get({tokens, h}, f);
+  auto mbOutType = RankedTensorType::get({mbBatch, seqLen, h}, f);
+
+  auto loop = scf::ForOp::create(
+      b, loc, index(0), index(microbatches), index(1),
+      ValueRange{buildZeros(b, loc,
+                            {b.getIndexAttr(globalBatch / dp),
+                             b.getIndexAttr(seqLen), b.getIndexAttr(h)},
+                            f)});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value first = arith::MulIOp::create(b, loc, loop.getInductionVar(),
+                                      index(mbBatch));
+  Value mbIds = tensor::ExtractSliceOp::create(
+      b, loc, RankedTensorType::get({mbBatch, seqLen}, b.getI64Type()), ids,
+      ArrayRef<OpFoldResult>{first, b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(mbBatch), b.getIndexAttr(seqLen)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+
+  // Stage 0 embeds; the others receive the previous stage's hidden states.
+  auto input = scf::IfOp::create(b, loc, TypeRange{hiddenType}, isStage(0),
+                                 /*withElseRegion=*/true);
+  b.setInsertionPointToStart(input.thenBlock());
+  onlyStage = 0;
+  scf::YieldOp::create(b, loc, embed(mbIds));
+  onlyStage = -1;
+  b.setInsertionPointToStart(input.elseBlock());
+  Value previous = arith::SubIOp::create(b, loc, stage, index(1));
+  Value received = shard::RecvOp::create(
+      b, loc, hiddenType, grid, ppAxis,
+      buildEmpty(b, loc, {b.getIndexAttr(tokens), b.getIndexAttr(h)}, f),
+      dynamicPeer, ValueRange{previous});
+  scf::YieldOp::create(b, loc, received);
+  b.setInsertionPointAfter(input);
+
+  // This stage's layers: local layer j is checkpoint layer
+  // stage * perStage + j (the runtime substitutes the stage).
+  Value x = input.getResult(0);
+  for (int64_t j = 0; j < perStage; ++j)
+    x = decoderLayer(
+        x, llvm::formatv("model.layers.{{stage*{0}+{1}}.", perStage, j).str(),
+        j);
+
+  // The last stage normalizes; the others send to the next stage.
+  auto output = scf::IfOp::create(b, loc, TypeRange{mbOutType},
+                                  isStage(pp - 1), /*withElseRegion=*/true);
+  b.setInsertionPointToStart(output.thenBlock());
+  onlyStage = pp - 1;
+  Value normed = rmsNorm(x, weight("model.norm.weight", {h}));
+  onlyStage = -1;
+  scf::YieldOp::create(
+      b, loc,
+      ValueRange{tensor::ExpandShapeOp::create(
+          b, loc, mbOutType, normed,
+          ArrayRef<ReassociationIndices>{{0, 1}, {2}})});
+  b.setInsertionPointToStart(output.elseBlock());
+  Value next = arith::AddIOp::create(b, loc, stage, index(1));
+  shard::SendOp::create(b, loc, hiddenType, grid, ppAxis, x, dynamicPeer,
+                        ValueRange{next});
+  scf::YieldOp::create(
+      b, loc,
+      buildZeros(b, loc,
+                 {b.getIndexAttr(mbBatch), b.getIndexAttr(seqLen),
+                  b.getIndexAttr(h)},
+                 f));
+  b.setInsertionPointAfter(output);
+  Value acc = tensor::InsertSliceOp::create(
+      b, loc, output.getResult(0), loop.getRegionIterArgs()[0],
+      ArrayRef<OpFoldResult>{first, b.getIndexAttr(0), b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(mbBatch), b.getIndexAttr(seqLen),
+                             b.getIndexAttr(h)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1),
+                             b.getIndexAttr(1)});
+  scf::YieldOp::create(b, loc, acc);
+  return loop.getResult(0);
+}
+
 OwningOpRef<ModuleOp> ModelBuilder::build() {
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
   b.setInsertionPointToEnd(module->getBody());
@@ -481,46 +633,18 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   b.setInsertionPointToStart(entry);
   blob = entry->getArgument(1);
 
-  Value x = embed(entry->getArgument(0));
-  // This rank's heads (tp splits whole heads).
-  int64_t nh = config.numHeads / tp, nkv = config.numKvHeads / tp,
-          d = config.headDim;
-  for (int64_t layer = 0; layer < config.numLayers; ++layer) {
-    std::string p = "model.layers." + std::to_string(layer) + ".";
-    Value normed = rmsNorm(x, weight(p + "input_layernorm.weight", {h}));
-    // Megatron: q/k/v split by heads (rows), o_proj by its input columns;
-    // the partial outputs of o_proj are summed over the tp group.
-    Value qW =
-        weight(p + "self_attn.q_proj.weight", {nh * d, h}, 1, tpSlice(0));
-    Value qB = config.qkvBias ? weight(p + "self_attn.q_proj.bias", {nh * d}, 1,
-                                       tpSlice(0))
-                              : Value();
-    Value kW =
-        weight(p + "self_attn.k_proj.weight", {nkv * d, h}, 1, tpSlice(0));
-    Value kB = config.qkvBias ? weight(p + "self_attn.k_proj.bias", {nkv * d},
-                                       1, tpSlice(0))
-                              : Value();
-    Value vW =
-        weight(p + "self_attn.v_proj.weight", {nkv * d, h}, 1, tpSlice(0));
-    Value vB = config.qkvBias ? weight(p + "self_attn.v_proj.bias", {nkv * d},
-                                       1, tpSlice(0))
-                              : Value();
-    Value oW =
-        weight(p + "self_attn.o_proj.weight", {h, nh * d}, 1, tpSlice(1));
-    Value q = rope(linear(normed, qW, qB));
-    Value k = rope(linear(normed, kW, kB));
-    Value v = linear(normed, vW, vB);
-    Value attn = linear(attention(q, k, v), oW);
-    if (tp > 1)
-      attn = allReduce(attn, kDenseGridName, kTpAxis);
-    x = add(x, attn);
-    Value normed2 =
-        rmsNorm(x, weight(p + "post_attention_layernorm.weight", {h}));
-    x = add(x, moeBlock(normed2, p, layer));
+  Value out;
+  if (pp == 1) {
+    Value x = embed(entry->getArgument(0));
+    for (int64_t layer = 0; layer < config.numLayers; ++layer)
+      x = decoderLayer(x, "model.layers." + std::to_string(layer) + ".",
+                       layer);
+    x = rmsNorm(x, weight("model.norm.weight", {h}));
+    out = tensor::ExpandShapeOp::create(
+        b, loc, outType, x, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+  } else {
+    out = pipeline(entry->getArgument(0), outType);
   }
-  x = rmsNorm(x, weight("model.norm.weight", {h}));
-  Value out = tensor::ExpandShapeOp::create(
-      b, loc, outType, x, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
   func::ReturnOp::create(b, loc, out);
 
   // Now the buffer's size is known: give the argument its static type.
@@ -537,6 +661,8 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
     header +=
         llvm::formatv("plan {0} {1} {2} {3} {4}\n", plan.getDp(), plan.getTp(),
                       plan.getEp(), plan.getEtp(), plan.getPp());
+  if (pp > 1)
+    header += llvm::formatv("microbatches {0}\n", microbatches);
   (*module)->setAttr(kManifestAttrName, b.getStringAttr(header + manifest));
   return module;
 }
@@ -545,18 +671,30 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
 
 llvm::Expected<OwningOpRef<ModuleOp>>
 mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
-                       int64_t batch, int64_t seqLen, PlanAttr plan) {
+                       int64_t batch, int64_t seqLen, PlanAttr plan,
+                       int64_t microbatches) {
   auto error = [](const llvm::Twine &message) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
   };
   if (batch < 1 || seqLen < 1)
     return error(llvm::formatv(
         "batch ({0}) and sequence length ({1}) must be >= 1", batch, seqLen));
+  if (microbatches < 0)
+    return error(llvm::formatv("--microbatches must be >= 1, got {0}",
+                               microbatches));
+  int64_t pp = plan ? plan.getPp() : 1;
   if (plan) {
-    if (plan.getPp() != 1)
+    if (config.numLayers % pp != 0)
       return error(llvm::formatv(
-          "plan {0}: pipeline parallelism (pp) is not implemented yet; dp, "
-          "tp, ep and etp are",
+          "plan pp = {0} does not divide the {1} layers of the model (each "
+          "pipeline stage runs the same number of layers)",
+          pp, config.numLayers));
+    if (pp > 1 &&
+        (plan.getDispatch().size() > 1 || plan.getDedup().size() > 1))
+      return error(llvm::formatv(
+          "plan {0}: per-layer dispatch or dedup lists need pp = 1 (every "
+          "pipeline stage runs the same program); give one value for all "
+          "layers",
           plan));
     if (config.numKvHeads % plan.getTp() != 0)
       return error(llvm::formatv(
@@ -587,10 +725,28 @@ mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
           "plan ep = {0} does not divide the {1} experts of the model",
           plan.getEp(), config.numExperts));
   }
+  int64_t localBatch = batch / (plan ? plan.getDp() : 1);
+  if (pp == 1 && microbatches > 1)
+    return error(llvm::formatv("--microbatches {0} needs a pipeline (pp > 1)",
+                               microbatches));
+  if (microbatches == 0)
+    microbatches = plan::defaultMicrobatches(
+        localBatch, pp, /*dropless=*/!config.capacityFactor);
+  if (localBatch % microbatches != 0)
+    return error(llvm::formatv("--microbatches {0} does not divide the {1} "
+                               "sequences of a data-parallel rank",
+                               microbatches, localBatch));
+  if (microbatches > 1 && config.capacityFactor)
+    return error(llvm::formatv(
+        "--microbatches {0}: the model's experts have a capacity "
+        "(capacity_factor), and routing microbatches separately would drop "
+        "other tokens than routing the batch; use --microbatches 1",
+        microbatches));
   context->loadDialect<MoEDialect, func::FuncDialect, linalg::LinalgDialect,
                        tensor::TensorDialect, arith::ArithDialect,
-                       math::MathDialect, shard::ShardDialect>();
-  ModelBuilder builder(context, config, batch, seqLen, plan);
+                       math::MathDialect, scf::SCFDialect,
+                       shard::ShardDialect>();
+  ModelBuilder builder(context, config, batch, seqLen, plan, microbatches);
   OwningOpRef<ModuleOp> module = builder.build();
   if (failed(mlir::verify(*module)))
     return llvm::createStringError(llvm::inconvertibleErrorCode(),

@@ -34,6 +34,7 @@ std::string Candidate::str() const {
   add("tp", tp);
   add("ep", ep);
   add("etp", etp);
+  add("pp", pp);
   if (s.empty())
     s = "dp=1";
   if (sliceAllReduce)
@@ -51,7 +52,18 @@ double PlanCost::communicationSeconds() const {
 }
 
 double PlanCost::totalSeconds() const {
-  return computeSeconds + communicationSeconds();
+  return computeSeconds + communicationSeconds() + bubbleSeconds;
+}
+
+int64_t mlir::moe::plan::defaultMicrobatches(int64_t localBatch, int64_t pp,
+                                             bool dropless) {
+  if (pp <= 1 || !dropless || localBatch < 1)
+    return 1;
+  int64_t best = 1;
+  for (int64_t m = 1; m <= std::min(localBatch, 4 * pp); ++m)
+    if (localBatch % m == 0)
+      best = m;
+  return best;
 }
 
 std::vector<double> RoutingSkew::shares(int64_t experts) const {
@@ -187,6 +199,10 @@ void Estimator::collective(llvm::StringRef kind, llvm::StringRef group,
     n = p.ep, stride = p.etp;
   else if (group == "etp")
     n = p.etp;
+  else if (group == "pp")
+    n = p.pp, stride = p.dp * p.tp;
+  else if (group == "world") // the output's move from the last stage
+    n = 2, stride = (p.pp - 1) * p.dp * p.tp;
   // Rank 0's group: `perNode` members on each of `nodes` nodes.
   int64_t perNode = stride >= c.devicesPerNode
                         ? 1
@@ -205,8 +221,9 @@ void Estimator::collective(llvm::StringRef kind, llvm::StringRef group,
   };
   // The flat algorithms over the group's slowest link.
   Link slowest = nodes == 1 ? c.intraNode : c.interNode;
+  bool direct = kind == "gather" || kind == "send" || kind == "recv";
   consider(kind == "all_to_all" ? "pairwise"
-           : kind == "gather"   ? "direct"
+           : direct             ? "direct"
                                 : "ring",
            ring(kind, dn, bytes, slowest));
   if (auto logT = logarithmic(kind, dn, bytes, slowest))
@@ -248,7 +265,8 @@ PlanCost Estimator::run() {
     return cost;
   };
   // What the plan attribute rejects.
-  if (p.dp < 1 || p.tp < 1 || p.ep < 1 || p.etp < 1)
+  if (p.dp < 1 || p.tp < 1 || p.ep < 1 || p.etp < 1 || p.pp < 1 ||
+      p.microbatches < 1)
     return infeasible("every degree must be >= 1");
   if (p.tp % p.etp != 0 || (p.dp * p.tp) % (p.ep * p.etp) != 0)
     return infeasible(llvm::formatv("etp = {0} must divide tp = {1}, and "
@@ -273,10 +291,22 @@ PlanCost Estimator::run() {
     return infeasible(llvm::formatv("dp = {0} does not divide the batch of "
                                     "{1} sequences",
                                     p.dp, m.batch));
+  if (m.layers % p.pp != 0)
+    return infeasible(llvm::formatv("pp = {0} does not divide the {1} layers",
+                                    p.pp, m.layers));
+  const int64_t mbs = p.microbatches;
+  if ((m.batch / p.dp) % mbs != 0)
+    return infeasible(llvm::formatv("{0} microbatches do not divide the {1} "
+                                    "sequences of a rank",
+                                    mbs, m.batch / p.dp));
+  if (mbs > 1 && m.capacityFactor)
+    return infeasible("microbatches of a capacity-limited model would drop "
+                      "other tokens");
 
   const double h = m.hidden, e = m.experts, k = m.topK;
   const double tokens = double(m.batch) * m.seqLen; // global
-  const double local = tokens / p.dp;               // T_local
+  // T_local: the tokens of one call of a layer (one microbatch's).
+  const double local = tokens / p.dp / mbs;
   const bool dropless = !m.capacityFactor;
   const bool a2a = dropless && p.ep > 1 && !p.sliceAllReduce;
   const bool dedup = p.dedup;
@@ -304,17 +334,19 @@ PlanCost Estimator::run() {
   const double perRow = (m.gated ? 6.0 : 4.0) * h * ffn;
   const double matrices = m.gated ? 3.0 : 2.0;
 
+  // Layer calls of this rank: its stage's layers, once per microbatch.
+  const int64_t layers = m.layers / p.pp * mbs;
   // Per layer: FLOPs, weight bytes read, collectives.
   double flops = 0, weights = 0, activations = 0;
   if (m.heads) {
     double nh = double(m.heads) / p.tp, nkv = double(m.kvHeads) / p.tp,
-           d = m.headDim, b = double(m.batch) / p.dp, s = m.seqLen;
+           d = m.headDim, b = double(m.batch) / p.dp / mbs, s = m.seqLen;
     flops += 2 * local * h * (nh + 2 * nkv) * d + 2 * local * nh * d * h;
     flops += 2 * 2 * b * nh * s * s * d;
     weights += (h * (nh + 2 * nkv) * d + nh * d * h) * kBytes;
     activations = std::max(activations, b * nh * s * s * kBytes);
     if (p.tp > 1)
-      collective("all_reduce", "tp", m.layers, local * h * kBytes);
+      collective("all_reduce", "tp", layers, local * h * kBytes);
   }
   // Tokens the rank routes, and expert rows it computes.
   double routed = local, rows = 0;
@@ -347,7 +379,6 @@ PlanCost Estimator::run() {
                              rows * ffn * 2 + 4 * local * h) *
                                 kBytes);
 
-  int64_t layers = m.layers;
   if (a2a) {
     double sent = (p.ep - 1.0) / p.ep * e * routed * h * kBytes;
     collective("all_to_all", "ep", 2 * layers, sent);
@@ -375,14 +406,24 @@ PlanCost Estimator::run() {
   bool etpSumRemoved = merged || (dedup && p.etp > 1);
   if (p.etp > 1 && !etpSumRemoved)
     collective("all_reduce", "etp", layers, local * h * kBytes);
-  if (p.world() > 1)
-    collective("gather", "dp", 1, local * h * kBytes);
 
   double peak = c.flopsF32;
   cost.computeSeconds =
       layers * std::max(flops / peak, weights / c.memoryBandwidth);
+  // A pipeline of M microbatches takes M + pp - 1 steps of a stage; the
+  // busy time above is M of them.
+  cost.bubbleSeconds = (p.pp - 1.0) / mbs *
+                       (cost.computeSeconds + cost.communicationSeconds());
+  if (p.pp > 1) {
+    // Rank 0 (stage 0) sends each microbatch on; the last stage's output
+    // comes back to it.
+    collective("send", "pp", mbs, local * h * kBytes);
+    collective("recv", "world", 1, tokens * h * kBytes);
+  } else if (p.world() > 1) {
+    collective("gather", "dp", 1, local * h * kBytes);
+  }
   double embedding = double(m.vocab) * h * kBytes;
-  cost.memoryBytes = layers * weights + embedding + activations;
+  cost.memoryBytes = m.layers / p.pp * weights + embedding + activations;
   if (cost.memoryBytes > c.deviceMemory)
     return infeasible(llvm::formatv("weights and activations exceed the "
                                     "{0:F1} GiB of a device",

@@ -1,6 +1,6 @@
 //===- Search.cpp - every plan for a world size, ranked -------------------===//
 //
-// Enumerates dp x tp = world (pp = 1), ep and etp with ep * etp | dp * tp and
+// Enumerates pp x dp x tp = world, ep and etp with ep * etp | dp * tp and
 // etp | tp, and for each the a2a baseline, slice_allreduce and dedup; each
 // candidate is one estimatePlan, which costs one layer and multiplies (the
 // layers of a model are alike). Infeasible candidates keep their reason.
@@ -39,21 +39,29 @@ struct Unit {
 std::vector<PlanCost> mlir::moe::plan::searchPlans(const ModelSummary &model,
                                                    int64_t world,
                                                    const ClusterSpec &cluster,
-                                                   const RoutingSkew &skew) {
+                                                   const RoutingSkew &skew,
+                                                   bool pipelines) {
   std::vector<PlanCost> all;
-  for (int64_t tp : divisors(world)) {
-    int64_t dp = world / tp;
-    for (int64_t etp : divisors(tp))
-      for (int64_t ep : divisors(world)) {
-        if (world % (ep * etp) != 0)
-          continue;
-        for (int variant = 0; variant < 3; ++variant) {
-          Candidate c{dp, tp, ep, etp, variant == 1, variant == 2};
-          if (variant && ep == 1)
-            continue; // no all-to-all to rewrite: not a different plan
-          all.push_back(estimatePlan(model, c, cluster, skew));
+  for (int64_t pp : divisors(world)) {
+    if (model.layers % pp != 0 || (pp > 1 && !pipelines))
+      continue; // stages of unequal depth are not built
+    int64_t stage = world / pp;
+    for (int64_t tp : divisors(stage)) {
+      int64_t dp = stage / tp;
+      int64_t mbs =
+          defaultMicrobatches(model.batch / dp, pp, !model.capacityFactor);
+      for (int64_t etp : divisors(tp))
+        for (int64_t ep : divisors(stage)) {
+          if (stage % (ep * etp) != 0)
+            continue;
+          for (int variant = 0; variant < 3; ++variant) {
+            Candidate c{dp, tp, ep, etp, variant == 1, variant == 2, pp, mbs};
+            if (variant && ep == 1)
+              continue; // no all-to-all to rewrite: not a different plan
+            all.push_back(estimatePlan(model, c, cluster, skew));
+          }
         }
-      }
+    }
   }
   // Feasible first, by predicted time; ties and the infeasible keep the
   // enumeration order.
@@ -114,7 +122,7 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
     double a2a = kindSeconds(p, "all_to_all"),
            reduce = kindSeconds(p, "all_reduce"),
            gather = kindSeconds(p, "all_gather");
-    double other = p.communicationSeconds() - a2a - reduce - gather;
+    double other = p.totalSeconds() - p.computeSeconds - a2a - reduce - gather;
     os << llvm::formatv("{0,4}  {1,-50} {2,9} {3,9} {4,11} {5,11} {6,11} "
                         "{7,9} {8,10:F2}\n",
                         i + 1, p.plan.str(), ms(p.totalSeconds()),
@@ -130,9 +138,11 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
       const PlanCost &next = ranked[1];
       // The term that differs most between the winner and the runner-up.
       llvm::SmallVector<std::pair<std::string, double>> terms = {
-          {"compute", next.computeSeconds - win.computeSeconds}};
+          {"compute", next.computeSeconds - win.computeSeconds},
+          {"the pipeline bubble", next.bubbleSeconds - win.bubbleSeconds}};
       for (llvm::StringRef kind : {"all_to_all", "all_reduce", "all_gather",
-                                   "reduce_scatter", "gather"})
+                                   "reduce_scatter", "gather", "send",
+                                   "recv"})
         terms.push_back(
             {kind.str(), kindSeconds(next, kind) - kindSeconds(win, kind)});
       auto best =
@@ -198,6 +208,10 @@ void mlir::moe::plan::writeReportJson(const ModelSummary &model,
     llvm::json::Object entry{{"plan", p.plan.str()}, {"feasible", p.feasible}};
     if (p.feasible) {
       entry["total_seconds"] = p.totalSeconds();
+      if (p.plan.pp > 1) {
+        entry["microbatches"] = p.plan.microbatches;
+        entry["bubble_seconds"] = p.bubbleSeconds;
+      }
       entry["compute_seconds"] = p.computeSeconds;
       entry["memory_bytes"] = p.memoryBytes;
       entry["collectives"] = std::move(collectives);

@@ -31,10 +31,11 @@ static MPI_Comm gComms[MOERT_NUM_GROUPS];
 static long long gCalls[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
 static long long gBytes[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
 
-static const char *kGroupNames[MOERT_NUM_GROUPS] = {"world", "dp", "tp", "ep",
-                                                    "etp"};
+static const char *kGroupNames[MOERT_NUM_GROUPS] = {"world", "dp", "tp",
+                                                    "ep",    "etp", "pp"};
 static const char *kCollectiveNames[MOERT_NUM_COLLECTIVES] = {
-    "all_reduce", "all_gather", "all_to_all", "reduce_scatter", "gather"};
+    "all_reduce", "all_gather", "all_to_all", "reduce_scatter",
+    "gather",     "send",       "recv"};
 
 int moert_plan_world_size(const moert_plan_t *plan) {
   return plan->dp * plan->tp * plan->pp;
@@ -137,7 +138,8 @@ moert_status_t moert_comm_init(const moert_plan_t *plan, int *argc,
       0, c.pp * plan->tp + c.tp,                  /* dp */
       c.pp * plan->dp + c.dp,                     /* tp */
       c.pp * (stageSize / plan->ep) + c.ep_group, /* ep */
-      (c.pp * plan->dp + c.dp) * (plan->tp / plan->etp) + c.etp_group};
+      (c.pp * plan->dp + c.dp) * (plan->tp / plan->etp) + c.etp_group,
+      c.dp * plan->tp + c.tp /* pp */};
   gComms[MOERT_GROUP_WORLD] = MPI_COMM_WORLD;
   for (int g = 1; g < MOERT_NUM_GROUPS; ++g) {
     check(MPI_Comm_split(MPI_COMM_WORLD, colors[g], gRank, &gComms[g]),
@@ -169,10 +171,10 @@ moert_status_t moert_comm_init(const moert_plan_t *plan, int *argc,
 }
 
 /* Completes `request`, yielding the core between tests. */
-static int waitYielding(MPI_Request *request) {
+static int waitYielding(MPI_Request *request, MPI_Status *status) {
   for (unsigned tries = 0;; ++tries) {
     int done = 0;
-    int rc = MPI_Test(request, &done, MPI_STATUS_IGNORE);
+    int rc = MPI_Test(request, &done, status);
     if (rc != MPI_SUCCESS || done)
       return rc;
     if (tries < 1000) {
@@ -191,7 +193,7 @@ static int waitYielding(MPI_Request *request) {
     if (gYieldWait) {                                                          \
       MPI_Request request_;                                                    \
       check(nonblocking, what);                                                \
-      check(waitYielding(&request_), what);                                    \
+      check(waitYielding(&request_, MPI_STATUS_IGNORE), what);                                 \
     } else {                                                                   \
       check(blocking, what);                                                   \
     }                                                                          \
@@ -392,4 +394,85 @@ void moert_comm_gather_f32(const float *in, float *out, long n,
       MPI_Igather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, 0, comm,
                   &request_),
       "Gather");
+}
+
+/* Completes a point-to-point request the way the collectives wait. */
+static void finish(MPI_Request *request, MPI_Status *status,
+                   const char *what) {
+  if (gYieldWait)
+    check(waitYielding(request, status), what);
+  else
+    check(MPI_Wait(request, status), what);
+}
+
+/* The communicator of `group` for a point-to-point call with `peer`; aborts
+ * on a peer outside the group or on this rank itself. */
+static MPI_Comm peerComm(const char *what, int32_t group, int64_t peer,
+                         const moert_memref1d_f32_t *buffer) {
+  int size, rank;
+  MPI_Comm comm = groupComm(group, &size, &rank);
+  char message[256];
+  if (peer < 0 || peer >= size || peer == rank || comm == MPI_COMM_NULL) {
+    snprintf(message, sizeof(message),
+             "%s with rank %lld of a %s group of %d (this rank is %d)", what,
+             (long long)peer, kGroupNames[group], size, rank);
+    moert_comm_abort(message);
+  }
+  if (buffer->sizes[0] > 1 && buffer->strides[0] != 1) {
+    snprintf(message, sizeof(message), "%s on a strided buffer", what);
+    moert_comm_abort(message);
+  }
+  return comm;
+}
+
+void _mlir_ciface_moert_send_f32(moert_memref1d_f32_t *in, int32_t group,
+                                 int64_t peer) {
+  MPI_Comm comm = peerComm("send", group, peer, in);
+  count(MOERT_SEND, group, in->sizes[0] * (long long)sizeof(float));
+  MPI_Request request;
+  check(MPI_Isend(data(in), (int)in->sizes[0], MPI_FLOAT, (int)peer, 0, comm,
+                  &request),
+        "Isend");
+  finish(&request, MPI_STATUS_IGNORE, "Isend");
+}
+
+void _mlir_ciface_moert_recv_f32(moert_memref1d_f32_t *out, int32_t group,
+                                 int64_t peer) {
+  MPI_Comm comm = peerComm("recv", group, peer, out);
+  count(MOERT_RECV, group, out->sizes[0] * (long long)sizeof(float));
+  MPI_Request request;
+  check(MPI_Irecv(data(out), (int)out->sizes[0], MPI_FLOAT, (int)peer, 0, comm,
+                  &request),
+        "Irecv");
+  /* A message of another size is a compiler bug: MPI reports truncation,
+   * and a shorter one is caught here. */
+  MPI_Status status;
+  finish(&request, &status, "Irecv");
+  int received = 0;
+  MPI_Get_count(&status, MPI_FLOAT, &received);
+  if (received != out->sizes[0]) {
+    char message[160];
+    snprintf(message, sizeof(message),
+             "recv: expected %lld elements, got %d",
+             (long long)out->sizes[0], received);
+    moert_comm_abort(message);
+  }
+}
+
+void moert_comm_move_f32(float *buffer, long n, int from, int to) {
+  if (from == to || !gUsingMpi)
+    return;
+  MPI_Request request;
+  if (gRank == from) {
+    count(MOERT_SEND, MOERT_GROUP_WORLD, (long long)n * (long long)sizeof(float));
+    check(MPI_Isend(buffer, (int)n, MPI_FLOAT, to, 1, MPI_COMM_WORLD, &request),
+          "Isend");
+    finish(&request, MPI_STATUS_IGNORE, "Isend");
+  } else if (gRank == to) {
+    count(MOERT_RECV, MOERT_GROUP_WORLD, (long long)n * (long long)sizeof(float));
+    check(MPI_Irecv(buffer, (int)n, MPI_FLOAT, from, 1, MPI_COMM_WORLD,
+                    &request),
+          "Irecv");
+    finish(&request, MPI_STATUS_IGNORE, "Irecv");
+  }
 }

@@ -27,6 +27,7 @@ typedef struct Manifest {
   char arch[128];
   int64_t batch, seq, hidden, vocab, blob; /* batch: the global batch */
   int tied;                                /* lm_head is embed_tokens */
+  int64_t microbatches;                    /* of a pipeline (pp > 1) */
   moert_plan_t plan;                       /* all 1 without a plan line */
   const char *tensors;                     /* first "tensor" line */
 } Manifest;
@@ -97,7 +98,8 @@ static int parseManifest(const char *text, Manifest *m) {
   if (strncmp(text, "moe-model 1\n", 12) != 0)
     return error("the executable's weight manifest has an unknown version");
   const char *line = text + 12;
-  while (*line && strncmp(line, "tensor ", 7) != 0) {
+  while (*line && strncmp(line, "tensor", 6) != 0 &&
+         strncmp(line, "stage ", 6) != 0) {
     char key[32];
     char value[128];
     if (!strncmp(line, "plan ", 5)) {
@@ -127,6 +129,8 @@ static int parseManifest(const char *text, Manifest *m) {
       m->blob = strtoll(value, NULL, 10);
     else if (!strcmp(key, "tied"))
       m->tied = atoi(value);
+    else if (!strcmp(key, "microbatches"))
+      m->microbatches = strtoll(value, NULL, 10);
     line = strchr(line, '\n');
     if (!line)
       break;
@@ -211,6 +215,24 @@ static int hasTensor(const Checkpoint *c, const char *name) {
   return 0;
 }
 
+/* Copies `name` to `out`, replacing "{stage*K+J}" by K * stage + J: the
+ * checkpoint layer of a pipeline stage's local layer J. */
+static int substituteStage(const char *name, int stage, char *out,
+                           size_t size) {
+  const char *hole = strstr(name, "{stage*");
+  if (!hole) {
+    snprintf(out, size, "%s", name);
+    return 0;
+  }
+  long k, j;
+  int used = 0;
+  if (sscanf(hole, "{stage*%ld+%ld}%n", &k, &j, &used) != 2 || used == 0)
+    return -1;
+  snprintf(out, size, "%.*s%ld%s", (int)(hole - name), name, k * stage + j,
+           hole + used);
+  return 0;
+}
+
 /* Fills the weight buffer from the checkpoint, tensor by tensor. */
 static int loadWeights(const Manifest *m, const Checkpoint *ckpt, float *blob) {
   moert_status_t status = NULL;
@@ -226,6 +248,20 @@ static int loadWeights(const Manifest *m, const Checkpoint *ckpt, float *blob) {
     memcpy(buffer, line, length);
     buffer[length] = '\0';
     line = end ? end + 1 : line + length;
+
+    /* "stage S <entry>": only pipeline stage S reads it (the embedding on
+     * the first stage, the final norm on the last). */
+    int stage = moert_comm_coords().pp;
+    if (!strncmp(buffer, "stage ", 6)) {
+      int only = -1, used = 0;
+      if (sscanf(buffer, "stage %d %n", &only, &used) != 1 || used == 0) {
+        rc = error("malformed manifest line: %s", buffer);
+        break;
+      }
+      if (only != stage)
+        continue;
+      memmove(buffer, buffer + used, strlen(buffer + used) + 1);
+    }
 
     /* "tensor": the whole tensor. "tensor-ep": the stacked experts of this
      * rank's expert-parallel slice, experts [ep * count, (ep + 1) * count).
@@ -270,7 +306,12 @@ static int loadWeights(const Manifest *m, const Checkpoint *ckpt, float *blob) {
     }
     while (*cursor == ' ')
       ++cursor;
-    const char *name = cursor;
+    char stageName[MAX_LINE];
+    if (substituteStage(cursor, stage, stageName, sizeof(stageName))) {
+      rc = error("malformed manifest line: %s", buffer);
+      break;
+    }
+    const char *name = stageName;
     const char *hole = strstr(name, "{}");
     if (offset < 0 || count < 1 || offset + elements * count > m->blob) {
       rc = error("manifest entry out of range: %s", buffer);
@@ -538,13 +579,23 @@ static int runModel(int argc, char **argv, const char *manifestText,
             dense[at++] =
                 result.aligned[result.offset + b * result.strides[0] +
                                s * result.strides[1] + h * result.strides[2]];
-      moert_comm_gather_f32(dense, all, (long)local, MOERT_GROUP_DP);
+      /* The last pipeline stage holds the output: its dp group gathers it,
+       * and its first rank passes it on to rank 0. */
+      moert_coords_t coords = moert_comm_coords();
+      if (coords.pp == m.plan.pp - 1)
+        moert_comm_gather_f32(dense, all, (long)local, MOERT_GROUP_DP);
+      if (m.plan.pp > 1) {
+        int lastRoot = (m.plan.pp - 1) * m.plan.dp * m.plan.tp;
+        moert_comm_move_f32(all, (long)(local * m.plan.dp), lastRoot, 0);
+      }
       if (isRoot)
         rc = logits ? writeLogits(&m, all, &ckpt, output)
                     : writeHidden(&m, all, output);
     }
     free(dense);
     free(all);
+    /* A pipeline's stages finish at different times: report the slowest. */
+    elapsed = moert_comm_max_f64(elapsed);
     if (!rc && isRoot)
       printf("%s: batch %" PRId64 ", seq %" PRId64 ", %d rank%s: %.3f ms per "
              "forward pass (%ld iterations)\n",

@@ -2,7 +2,9 @@
  *
  * Run as `mpiexec -n 4 moert-comm-test`: with the plan dp=2, tp=2, ep=2,
  * etp=2 it checks the group layout and every collective compiled code calls
- * against values each rank can compute on its own. Prints one line per check
+ * against values each rank can compute on its own. With `--pp` the plan is
+ * tp=2, pp=2 and it checks the pipeline group, send/recv and the output
+ * move. Prints one line per check
  * on rank 0 and ends with "N passed, N failed"; exits non-zero on failure.
  *
  *===----------------------------------------------------------------------===*/
@@ -11,6 +13,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int passed, failed;
 
@@ -35,8 +38,38 @@ static moert_memref1d_f32_t vec(float *p, long n) {
   return m;
 }
 
+/* tp=2, pp=2: stage 0 is ranks {0,1}, stage 1 ranks {2,3}; the pp groups
+ * are {0,2} and {1,3}. */
+static void pipelineChecks(void) {
+  int r = moert_comm_rank();
+  moert_coords_t c = moert_comm_coords();
+  expect(c.pp == r / 2 && c.tp == r % 2 && c.dp == 0, "pipeline coordinates");
+  expect(moert_group_rank(MOERT_GROUP_PP) == c.pp,
+         "the pp group rank is the stage");
+  float buffer[3] = {(float)r, 1.0f, 2.0f};
+  moert_memref1d_f32_t m = vec(buffer, 3);
+  if (c.pp == 0)
+    _mlir_ciface_moert_send_f32(&m, MOERT_GROUP_PP, 1);
+  else
+    _mlir_ciface_moert_recv_f32(&m, MOERT_GROUP_PP, 0);
+  expect(buffer[0] == (float)c.tp && buffer[2] == 2.0f,
+         "send/recv moves a stage's buffer to the next stage");
+  moert_collective_t kind = c.pp == 0 ? MOERT_SEND : MOERT_RECV;
+  expect(moert_comm_calls(kind, MOERT_GROUP_PP) == 1 &&
+             moert_comm_bytes(kind, MOERT_GROUP_PP) ==
+                 3 * (long long)sizeof(float),
+         "send and recv count their bytes on the pp group");
+  float out[2] = {(float)r, (float)r};
+  moert_comm_move_f32(out, 2, 3, 0);
+  expect(r != 0 || (out[0] == 3.0f && out[1] == 3.0f),
+         "move brings the last stage's rows to rank 0");
+}
+
 int main(int argc, char **argv) {
+  int pipeline = argc > 1 && !strcmp(argv[1], "--pp");
   moert_plan_t plan = {2, 2, 2, 2, 1};
+  if (pipeline)
+    plan = (moert_plan_t){1, 2, 1, 1, 2};
   moert_status_t status = moert_comm_init(&plan, &argc, &argv);
   if (status) {
     fprintf(stderr, "error: %s\n", moert_status_message(status));
@@ -46,6 +79,13 @@ int main(int argc, char **argv) {
   moert_coords_t c = moert_comm_coords();
 
   expect(moert_comm_size() == 4, "world of 4 ranks");
+  if (pipeline) {
+    pipelineChecks();
+    if (r == 0)
+      printf("%d passed, %d failed\n", passed, failed);
+    moert_comm_finalize();
+    return failed ? 1 : 0;
+  }
   /* Experts: etp partners {0,1}, {2,3}; ep groups {0,2}, {1,3}. */
   expect(c.tp == r % 2 && c.dp == r / 2 && c.etp == r % 2 && c.ep == r / 2,
          "coordinates");

@@ -36,8 +36,8 @@ llvm::Expected<plan::Candidate> parseCandidate(llvm::StringRef text) {
       c.ep = n;
     else if (key == "etp" && number)
       c.etp = n;
-    else if (key == "pp" && number && n == 1)
-      continue;
+    else if (key == "pp" && number)
+      c.pp = n;
     else if (key == "dispatch" &&
              (value == "a2a" || value == "slice_allreduce"))
       c.sliceAllReduce = value == "slice_allreduce";
@@ -45,7 +45,7 @@ llvm::Expected<plan::Candidate> parseCandidate(llvm::StringRef text) {
       c.dedup = n == 1;
     else
       return error("the planner cannot estimate '" + item +
-                   "' (it takes dp, tp, ep, etp, pp = 1, and one dispatch "
+                   "' (it takes dp, tp, ep, etp, pp, and one dispatch "
                    "and dedup for all layers)");
   }
   return c;
@@ -82,6 +82,11 @@ mlir::moe::runPlanner(const ModelConfig &config, int64_t batch, int64_t seqLen,
     auto candidate = parseCandidate(options.plan);
     if (!candidate)
       return candidate.takeError();
+    candidate->microbatches =
+        options.microbatches
+            ? options.microbatches
+            : plan::defaultMicrobatches(batch / candidate->dp, candidate->pp,
+                                        !config.capacityFactor);
     ranked.push_back(plan::estimatePlan(model, *candidate, *cluster, *skew));
   }
   if (!options.reportPath.empty()) {

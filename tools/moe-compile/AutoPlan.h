@@ -24,6 +24,7 @@ struct AutoPlanOptions {
   std::string skew = "uniform";
   std::string reportPath;
   int64_t top = 10;
+  int64_t microbatches = 0; // of a given pipeline plan; 0: the default
 };
 
 /// Runs the planner for `config`. Returns the plan to compile in --plan

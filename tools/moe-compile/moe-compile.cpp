@@ -97,6 +97,13 @@ static cl::opt<std::string>
                         "planner choose for --cluster; overrides a #moe.plan "
                         "in the module"),
                cl::init(""), cl::cat(category));
+static cl::opt<int64_t> microbatches(
+    "microbatches",
+    cl::desc("Microbatches of a pipeline (pp > 1): each stage passes one on "
+             "while it computes the next (default: up to 4 * pp dividing a "
+             "data-parallel rank's sequences; 1 for capacity-limited "
+             "experts)"),
+    cl::init(0), cl::cat(category));
 static cl::opt<bool>
     explainPlan("explain-plan",
                 cl::desc("Print the plan's ranks and groups (with --cluster: "
@@ -240,6 +247,11 @@ void explain(moe::PlanAttr plan, llvm::raw_ostream &os) {
     os << ", 1/" << etp << " of the FFN width of each";
   os << "; the expert weights are replicated " << replicas << " time"
      << (replicas == 1 ? "" : "s") << " per stage.\n";
+  if (pp > 1)
+    os << "  pipeline: stage s runs layers [s * L/" << pp << ", (s + 1) * L/"
+       << pp << "); stage 0 embeds, stage " << pp - 1
+       << " normalizes; hidden states go from stage s to s + 1 over the pp "
+          "group (the ranks with the same dp and tp).\n";
 }
 
 std::unique_ptr<llvm::TargetMachine> createHostTargetMachine() {
@@ -320,8 +332,14 @@ int main(int argc, char **argv) {
         moe::parseModelConfig((*buffer)->getBuffer());
     if (!config)
       return fail(inputFilename + ": " + llvm::toString(config.takeError()));
+    if (microbatches.getNumOccurrences() && microbatches < 1)
+      return fail("--microbatches must be >= 1");
+    if (planOption == "auto" && microbatches.getNumOccurrences())
+      return fail("--microbatches with --plan auto: the planner chooses the "
+                  "microbatches of the pipelines it considers");
     moe::AutoPlanOptions options{planOption, clusterOption, ranksOption,
-                                 skewOption, planReport,    planTop};
+                                 skewOption, planReport,    planTop,
+                                 microbatches};
     llvm::Expected<std::string> chosen = moe::runPlanner(
         *config, batch, seqLen, options, explainPlan ? &llvm::outs() : nullptr);
     if (!chosen)
@@ -334,6 +352,8 @@ int main(int argc, char **argv) {
     planOption = *chosen;
   }
 
+  if (microbatches.getNumOccurrences() && microbatches < 1)
+    return fail("--microbatches must be >= 1");
   moe::PlanAttr plan;
   if (!planOption.empty()) {
     std::string error;
@@ -364,11 +384,13 @@ int main(int argc, char **argv) {
           moe::parseModelConfig((*buffer)->getBuffer());
       if (!config)
         return fail(inputFilename + ": " + llvm::toString(config.takeError()));
-      auto model = moe::importModel(&context, *config, batch, seqLen, plan);
+      auto model = moe::importModel(&context, *config, batch, seqLen, plan,
+                                    microbatches);
       if (!model)
         return fail(llvm::toString(model.takeError()));
       module = std::move(*model);
-      numLayers = config->numLayers;
+      // A pipeline stage's program holds its own layers.
+      numLayers = config->numLayers / (plan ? plan.getPp() : 1);
       imported = true;
     } else {
       llvm::SourceMgr sourceMgr;
@@ -377,6 +399,9 @@ int main(int argc, char **argv) {
       if (!module)
         return 1; // the parser printed the diagnostic
       numLayers = moe::countPlanLayers(*module);
+      if (microbatches.getNumOccurrences())
+        return fail("--microbatches applies to model configs (the importer "
+                    "builds the pipeline)");
       if (plan) {
         (*module)->setAttr(moe::MoEDialect::getPlanAttrName(), plan);
         if (failed(mlir::verify(*module)))

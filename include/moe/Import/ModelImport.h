@@ -67,11 +67,15 @@ plan::ModelSummary summarizeModel(const ModelConfig &config, int64_t batch,
 /// computes batch / dp sequences, holds num_experts / ep experts, and
 /// communicates through `shard` collectives on the grids `@moe_dense`
 /// (pp x dp x tp) and `@moe_experts` (pp x dp*tp/(ep*etp) x ep x etp); the
-/// plan is attached as `moe.plan`.
+/// plan is attached as `moe.plan`. With pp > 1 each stage runs
+/// num_layers / pp layers on `microbatches` microbatches (0: the default of
+/// plan::defaultMicrobatches), passing hidden states on with shard.send /
+/// shard.recv over grid axis 0.
 llvm::Expected<OwningOpRef<ModuleOp>> importModel(MLIRContext *context,
                                                   const ModelConfig &config,
                                                   int64_t batch, int64_t seqLen,
-                                                  PlanAttr plan = {});
+                                                  PlanAttr plan = {},
+                                                  int64_t microbatches = 0);
 
 /// Name of the module attribute that holds the weight manifest.
 constexpr llvm::StringLiteral kManifestAttrName =

@@ -94,22 +94,30 @@ struct RoutingSkew {
 /// comma separated).
 llvm::Expected<RoutingSkew> parseRoutingSkew(llvm::StringRef text);
 
-/// One plan's degrees and strategies (pp is always 1 here: the compiler does
-/// not build pipelines yet).
+/// Microbatches of a pipeline when the user gives none: 1 without a
+/// pipeline or when experts have a capacity (routing microbatches apart
+/// would change which tokens are dropped); otherwise the largest divisor of
+/// the data-parallel rank's sequences up to 4 * pp, which keeps the bubble
+/// (pp - 1) / (microbatches + pp - 1) small.
+int64_t defaultMicrobatches(int64_t localBatch, int64_t pp, bool dropless);
+
+/// One plan's degrees and strategies.
 struct Candidate {
   int64_t dp = 1, tp = 1, ep = 1, etp = 1;
   bool sliceAllReduce = false, dedup = false;
-  int64_t world() const { return dp * tp; }
-  /// "dp=2,tp=2,ep=4[,dispatch=slice_allreduce][,dedup=1]": what --plan
-  /// takes.
+  int64_t pp = 1;
+  int64_t microbatches = 1; // of a pipeline (pp > 1)
+  int64_t world() const { return dp * tp * pp; }
+  /// "dp=2,tp=2,ep=4[,pp=2][,dispatch=slice_allreduce][,dedup=1]": what
+  /// --plan takes (the microbatches are moe-compile's --microbatches).
   std::string str() const;
 };
 
 /// One collective kind on one group, per forward pass and rank.
 struct CollectiveCost {
   std::string kind;      // all_to_all, all_reduce, all_gather, reduce_scatter,
-                         // gather
-  std::string group;     // dp, tp, ep, etp
+                         // gather, send, recv
+  std::string group;     // dp, tp, ep, etp, pp, world
   std::string algorithm; // the fastest the model knows for it: ring, tree,
                          // recursive-doubling, pairwise, hierarchical, direct
   int64_t calls = 0;
@@ -125,6 +133,8 @@ struct PlanCost {
   double computeSeconds = 0;
   std::vector<CollectiveCost> collectives;
   double memoryBytes = 0; // weights + activations per rank
+  /// A pipeline's idle time: (pp - 1) microbatch steps of a stage.
+  double bubbleSeconds = 0;
   double totalSeconds() const;
   double communicationSeconds() const;
 };
@@ -134,10 +144,12 @@ PlanCost estimatePlan(const ModelSummary &model, const Candidate &plan,
                       const ClusterSpec &cluster, const RoutingSkew &skew);
 
 /// Every plan for `world` ranks, ranked (feasible first, by predicted time);
-/// the infeasible carry their reason.
+/// the infeasible carry their reason. Pipelines (pp > 1, with the default
+/// microbatches) are considered when `pipelines` is set.
 std::vector<PlanCost> searchPlans(const ModelSummary &model, int64_t world,
                                   const ClusterSpec &cluster,
-                                  const RoutingSkew &skew);
+                                  const RoutingSkew &skew,
+                                  bool pipelines = true);
 
 /// The readable report: the model, the machine, the top `top` plans with
 /// their breakdown, why the winner won, and the pruned plans by reason.

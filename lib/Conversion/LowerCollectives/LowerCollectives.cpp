@@ -34,7 +34,8 @@ enum Group : int32_t {
   kDpGroup = 1,
   kTpGroup = 2,
   kEpGroup = 3,
-  kEtpGroup = 4
+  kEtpGroup = 4,
+  kPpGroup = 5
 };
 
 class Lowering {
@@ -61,6 +62,10 @@ private:
   LogicalResult lowerIndex(shard::ProcessMultiIndexOp op);
   LogicalResult lowerReduceScatter(shard::ReduceScatterOp op);
   LogicalResult lowerAllSlice(shard::AllSliceOp op);
+  /// shard.send / shard.recv to one peer of a one-axis group.
+  LogicalResult lowerPointToPoint(Operation *op, StringRef name, Value data,
+                                  ArrayRef<int64_t> staticPeer,
+                                  ValueRange dynamicPeer);
   /// This process's rank in `group`, as an index.
   Value groupRank(OpBuilder &b, Location loc, int32_t group);
   /// A world rank fixed by the module's `dlti.map` ("MPI:comm_world_rank",
@@ -99,6 +104,8 @@ LogicalResult Lowering::readFixedRank() {
 FailureOr<int32_t> Lowering::groupOf(Operation *op, StringRef grid,
                                      ArrayRef<int16_t> axes) {
   if (axes.size() == 1) {
+    if (grid == kDenseGridName && axes[0] == 0)
+      return kPpGroup;
     if (grid == kDenseGridName && axes[0] == 1)
       return kDpGroup;
     if (grid == kDenseGridName && axes[0] == 2)
@@ -109,7 +116,8 @@ FailureOr<int32_t> Lowering::groupOf(Operation *op, StringRef grid,
       return kEtpGroup;
   }
   return op->emitOpError() << "has no runtime group: expected @"
-                           << kDenseGridName << " axis 1 (dp) or 2 (tp), or @"
+                           << kDenseGridName
+                           << " axis 0 (pp), 1 (dp) or 2 (tp), or @"
                            << kExpertGridName << " axis 2 (ep) or 3 (etp)";
 }
 
@@ -279,6 +287,9 @@ Value Lowering::groupRank(OpBuilder &b, Location loc, int32_t group) {
     case kEtpGroup:
       index = (local % tp) % plan.getEtp();
       break;
+    case kPpGroup:
+      index = *fixedRank / stage;
+      break;
     }
     return arith::ConstantIndexOp::create(b, loc, index);
   }
@@ -339,6 +350,70 @@ LogicalResult Lowering::lowerAllSlice(shard::AllSliceOp op) {
   return success();
 }
 
+LogicalResult Lowering::lowerPointToPoint(Operation *op, StringRef name,
+                                          Value data,
+                                          ArrayRef<int64_t> staticPeer,
+                                          ValueRange dynamicPeer) {
+  auto grid = op->getAttrOfType<FlatSymbolRefAttr>("grid");
+  auto axes = op->getAttrOfType<DenseI16ArrayAttr>("grid_axes");
+  FailureOr<int32_t> group =
+      groupOf(op, grid.getValue(), axes ? axes.asArrayRef() : ArrayRef<int16_t>{});
+  if (failed(group))
+    return failure();
+  if (!isF32Tensor(data.getType()) || staticPeer.size() != 1)
+    return op->emitOpError() << "is lowered for static f32 tensors and a "
+                             << "peer given by one index";
+  OpBuilder b(op);
+  Location loc = op->getLoc();
+  MLIRContext *ctx = b.getContext();
+  auto type = cast<RankedTensorType>(data.getType());
+  Type f32 = b.getF32Type();
+  int64_t dyn = ShapedType::kDynamic;
+  auto anyVector =
+      MemRefType::get({dyn}, f32, StridedLayoutAttr::get(ctx, dyn, {dyn}));
+  auto flatType = MemRefType::get({type.getNumElements()}, f32);
+  Value peer = ShapedType::isDynamic(staticPeer[0])
+                   ? dynamicPeer.front()
+                   : arith::ConstantIndexOp::create(b, loc, staticPeer[0]);
+  peer = arith::IndexCastOp::create(b, loc, b.getI64Type(), peer);
+  func::FuncOp fn =
+      callee(name, FunctionType::get(
+                       ctx, {anyVector, b.getI32Type(), b.getI64Type()}, {}));
+  Value group32 = arith::ConstantIntOp::create(b, loc, *group, 32);
+  ReassociationIndices all;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    all.push_back(i);
+  if (isa<shard::SendOp>(op)) {
+    Value flat = type.getRank() == 1
+                     ? data
+                     : tensor::CollapseShapeOp::create(
+                           b, loc, data, ArrayRef<ReassociationIndices>{all});
+    Value in = bufferization::ToBufferOp::create(b, loc, flatType, flat,
+                                                 /*read_only=*/true);
+    func::CallOp::create(
+        b, loc, fn,
+        ValueRange{memref::CastOp::create(b, loc, anyVector, in), group32,
+                   peer});
+    // The result of a send is its input (upstream leaves it unspecified).
+    op->getResult(0).replaceAllUsesWith(data);
+    op->erase();
+    return success();
+  }
+  Value out = memref::AllocOp::create(b, loc, flatType);
+  func::CallOp::create(
+      b, loc, fn,
+      ValueRange{memref::CastOp::create(b, loc, anyVector, out), group32, peer});
+  Value result = bufferization::ToTensorOp::create(
+      b, loc, RankedTensorType::get({type.getNumElements()}, f32), out,
+      /*restrict=*/true, /*writable=*/true);
+  if (type.getRank() != 1)
+    result = tensor::ExpandShapeOp::create(b, loc, type, result,
+                                           ArrayRef<ReassociationIndices>{all});
+  op->getResult(0).replaceAllUsesWith(result);
+  op->erase();
+  return success();
+}
+
 LogicalResult Lowering::run() {
   if (failed(readFixedRank()))
     return failure();
@@ -346,7 +421,7 @@ LogicalResult Lowering::run() {
   module.walk([&](Operation *op) {
     if (isa<shard::AllGatherOp, shard::AllReduceOp, shard::AllToAllOp,
             shard::ReduceScatterOp, shard::AllSliceOp,
-            shard::ProcessMultiIndexOp>(op))
+            shard::ProcessMultiIndexOp, shard::SendOp, shard::RecvOp>(op))
       ops.push_back(op);
   });
   for (Operation *op : ops) {
@@ -358,7 +433,18 @@ LogicalResult Lowering::run() {
             .Case(
                 [&](shard::ReduceScatterOp o) { return lowerReduceScatter(o); })
             .Case([&](shard::AllSliceOp o) { return lowerAllSlice(o); })
-            .Case([&](shard::ProcessMultiIndexOp o) { return lowerIndex(o); });
+            .Case([&](shard::ProcessMultiIndexOp o) { return lowerIndex(o); })
+            .Case([&](shard::SendOp o) {
+              return lowerPointToPoint(o, "moert_send_f32", o.getInput(),
+                                       o.getDestination(),
+                                       o.getDestinationDynamic());
+            })
+            .Case([&](shard::RecvOp o) -> LogicalResult {
+              if (!o.getSource())
+                return o.emitOpError() << "needs a source to be lowered";
+              return lowerPointToPoint(o, "moert_recv_f32", o.getInput(),
+                                       *o.getSource(), o.getSourceDynamic());
+            });
     if (failed(result))
       return failure();
   }

@@ -34,7 +34,8 @@ typedef enum moert_group {
   MOERT_GROUP_TP = 2,  /* one tensor-parallel group */
   MOERT_GROUP_EP = 3,  /* one expert-parallel group */
   MOERT_GROUP_ETP = 4, /* one expert-tensor-parallel group */
-  MOERT_NUM_GROUPS = 5
+  MOERT_GROUP_PP = 5,  /* same dp and tp ranks, all pipeline stages */
+  MOERT_NUM_GROUPS = 6
 } moert_group_t;
 
 typedef enum moert_collective {
@@ -43,7 +44,9 @@ typedef enum moert_collective {
   MOERT_ALL_TO_ALL = 2,
   MOERT_REDUCE_SCATTER = 3,
   MOERT_GATHER = 4,
-  MOERT_NUM_COLLECTIVES = 5
+  MOERT_SEND = 5,
+  MOERT_RECV = 6,
+  MOERT_NUM_COLLECTIVES = 7
 } moert_collective_t;
 
 /* The coordinates of world rank `rank` under `plan` (docs/Parallelism.md):
@@ -91,6 +94,11 @@ MOERT_API void moert_comm_print_stats(FILE *out);
  * `count` elements of f32 per rank. */
 MOERT_API void moert_comm_gather_f32(const float *in, float *out, long count,
                                      moert_group_t group);
+/* Moves `count` f32 from world rank `from` to world rank `to` (a copy when
+ * they are the same rank; nothing on the other ranks). Counted as a send on
+ * `from` and a recv on `to`, group world. */
+MOERT_API void moert_comm_move_f32(float *buffer, long count, int from,
+                                   int to);
 
 /* This rank's position in `group` (0 without MPI); compiled code calls it
  * for rank-dependent offsets. */
@@ -116,6 +124,13 @@ MOERT_API void _mlir_ciface_moert_all_to_all_f32(moert_memref1d_f32_t *in,
 MOERT_API void _mlir_ciface_moert_reduce_scatter_f32(moert_memref1d_f32_t *in,
                                                      moert_memref1d_f32_t *out,
                                                      int32_t group);
+/* Point to point inside `group` (the pipeline's stages): `peer` is the
+ * partner's rank in the group; send returns once `in` may be reused, recv
+ * once `out` holds the data. Sizes must match on both sides. */
+MOERT_API void _mlir_ciface_moert_send_f32(moert_memref1d_f32_t *in,
+                                           int32_t group, int64_t peer);
+MOERT_API void _mlir_ciface_moert_recv_f32(moert_memref1d_f32_t *out,
+                                           int32_t group, int64_t peer);
 
 #ifdef __cplusplus
 } /* extern "C" */

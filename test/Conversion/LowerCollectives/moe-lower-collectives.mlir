@@ -63,7 +63,7 @@ func.func @all_reduce_sum(%x: tensor<8x64xf32>) -> tensor<8x64xf32> {
 shard.grid @other(shape = 2)
 
 func.func @unknown_grid(%x: tensor<8x64xf32>) -> tensor<16x64xf32> {
-  // expected-error @+1 {{'shard.all_gather' op has no runtime group: expected @moe_dense axis 1 (dp) or 2 (tp), or @moe_experts axis 2 (ep) or 3 (etp)}}
+  // expected-error @+1 {{'shard.all_gather' op has no runtime group: expected @moe_dense axis 0 (pp), 1 (dp) or 2 (tp), or @moe_experts axis 2 (ep) or 3 (etp)}}
   %g = shard.all_gather %x on @other grid_axes = [0] gather_axis = 0 : tensor<8x64xf32> -> tensor<16x64xf32>
   return %g : tensor<16x64xf32>
 }
@@ -172,4 +172,66 @@ module attributes {dlti.map = #dlti.map<"MPI:comm_world_rank" = 4 : i64>,
 
 // expected-error @+1 {{a fixed "MPI:comm_world_rank" needs the module's #moe.plan to place the rank in its groups}}
 module attributes {dlti.map = #dlti.map<"MPI:comm_world_rank" = 1 : i64>} {
+}
+
+// -----
+
+// A pipeline's point to point: grid axis 0 is the pp group (5); the peer is
+// the stage index, passed as i64.
+shard.grid @moe_dense(shape = 2x1x1)
+
+// CHECK-DAG: func.func private @moert_send_f32(memref<?xf32, strided<[?], offset: ?>>, i32, i64) attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @moert_recv_f32(memref<?xf32, strided<[?], offset: ?>>, i32, i64) attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func @send_recv
+// CHECK-SAME: (%[[X:.*]]: tensor<4x64xf32>, %[[PEER:.*]]: index)
+func.func @send_recv(%x: tensor<4x64xf32>, %peer: index) -> (tensor<4x64xf32>, tensor<4x64xf32>) {
+  // CHECK: %[[P:.*]] = arith.index_cast %[[PEER]] : index to i64
+  // CHECK: %[[PP:.*]] = arith.constant 5 : i32
+  // CHECK: %[[FLAT:.*]] = tensor.collapse_shape %[[X]]
+  // CHECK: %[[IN:.*]] = bufferization.to_buffer %[[FLAT]] read_only
+  // CHECK: call @moert_send_f32(%{{.*}}, %[[PP]], %[[P]])
+  %sent = shard.send %x on @moe_dense grid_axes = [0] destination = [%peer] : (tensor<4x64xf32>, index) -> tensor<4x64xf32>
+  // CHECK: %[[ONE:.*]] = arith.constant 1 : index
+  // CHECK: %[[Q:.*]] = arith.index_cast %[[ONE]] : index to i64
+  // CHECK: %[[OUT:.*]] = memref.alloc() : memref<256xf32>
+  // CHECK: call @moert_recv_f32(%{{.*}}, %{{.*}}, %[[Q]])
+  // CHECK: %[[T:.*]] = bufferization.to_tensor %[[OUT]] restrict writable
+  // CHECK: %[[R:.*]] = tensor.expand_shape %[[T]] {{\[\[}}0, 1]] output_shape [4, 64]
+  %r = shard.recv %x on @moe_dense grid_axes = [0] source = [1] : (tensor<4x64xf32>) -> tensor<4x64xf32>
+  // CHECK: return %[[X]], %[[R]]
+  return %sent, %r : tensor<4x64xf32>, tensor<4x64xf32>
+}
+
+// -----
+
+shard.grid @moe_dense(shape = 2x1x1)
+
+func.func @recv_without_source(%x: tensor<4x64xf32>) -> tensor<4x64xf32> {
+  // expected-error @+1 {{'shard.recv' op needs a source to be lowered}}
+  %r = shard.recv %x on @moe_dense grid_axes = [0] : (tensor<4x64xf32>) -> tensor<4x64xf32>
+  return %r : tensor<4x64xf32>
+}
+
+// -----
+
+shard.grid @moe_dense(shape = 2x1x1)
+
+func.func @send_on_two_axes(%x: tensor<4x64xf32>) -> tensor<4x64xf32> {
+  // expected-error @+1 {{'shard.send' op has no runtime group}}
+  %s = shard.send %x on @moe_dense grid_axes = [0, 1] destination = [1, 0] : (tensor<4x64xf32>) -> tensor<4x64xf32>
+  return %s : tensor<4x64xf32>
+}
+
+// -----
+
+// With the rank fixed (world rank 3 of dp=2, pp=2), the stage is a constant.
+module attributes {dlti.map = #dlti.map<"MPI:comm_world_rank" = 3 : i32>, moe.plan = #moe.plan<dp = 2, pp = 2>} {
+  shard.grid @moe_dense(shape = 2x2x1)
+  // CHECK-LABEL: func @fixed_stage
+  func.func @fixed_stage() -> index {
+    // CHECK: %[[S:.*]] = arith.constant 1 : index
+    // CHECK: return %[[S]]
+    %s = shard.process_multi_index on @moe_dense axes = [0] : index
+    return %s : index
+  }
 }

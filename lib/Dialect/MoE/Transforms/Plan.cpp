@@ -83,7 +83,8 @@ struct MoEPlanPass : public moe::impl::MoEPlanPassBase<MoEPlanPass> {
       return signalPassFailure();
 
     std::vector<plan::PlanCost> ranked =
-        plan::searchPlans(*model, world, *spec, *skew);
+        plan::searchPlans(*model, world, *spec, *skew,
+                          /*pipelines=*/false); // moe-shard builds no stages
     if (!report.empty()) {
       std::error_code ec;
       llvm::raw_fd_ostream os(report, ec);

@@ -22,6 +22,7 @@ namespace moe {
 /// Axes of the grids (docs/Parallelism.md): @moe_dense is pp x dp x tp,
 /// @moe_experts is pp x dp*tp/(ep*etp) x ep x etp.
 enum GridAxis : int16_t {
+  kPpAxis = 0,  // both grids
   kDpAxis = 1,  // @moe_dense
   kTpAxis = 2,  // @moe_dense
   kEpAxis = 2,  // @moe_experts
