@@ -475,8 +475,7 @@ Value ModelBuilder::embed(Value ids) {
       });
 }
 
-Value ModelBuilder::decoderLayer(Value x, const std::string &p,
-                                 int64_t layer) {
+Value ModelBuilder::decoderLayer(Value x, const std::string &p, int64_t layer) {
   int64_t h = config.hiddenSize;
   // This rank's heads (tp splits whole heads).
   int64_t nh = config.numHeads / tp, nkv = config.numKvHeads / tp,
@@ -484,23 +483,19 @@ Value ModelBuilder::decoderLayer(Value x, const std::string &p,
   Value normed = rmsNorm(x, weight(p + "input_layernorm.weight", {h}));
   // Megatron: q/k/v split by heads (rows), o_proj by its input columns;
   // the partial outputs of o_proj are summed over the tp group.
-  Value qW =
-      weight(p + "self_attn.q_proj.weight", {nh * d, h}, 1, tpSlice(0));
-  Value qB = config.qkvBias ? weight(p + "self_attn.q_proj.bias", {nh * d}, 1,
-                                     tpSlice(0))
-                            : Value();
-  Value kW =
-      weight(p + "self_attn.k_proj.weight", {nkv * d, h}, 1, tpSlice(0));
-  Value kB = config.qkvBias ? weight(p + "self_attn.k_proj.bias", {nkv * d},
-                                     1, tpSlice(0))
-                            : Value();
-  Value vW =
-      weight(p + "self_attn.v_proj.weight", {nkv * d, h}, 1, tpSlice(0));
-  Value vB = config.qkvBias ? weight(p + "self_attn.v_proj.bias", {nkv * d},
-                                     1, tpSlice(0))
-                            : Value();
-  Value oW =
-      weight(p + "self_attn.o_proj.weight", {h, nh * d}, 1, tpSlice(1));
+  Value qW = weight(p + "self_attn.q_proj.weight", {nh * d, h}, 1, tpSlice(0));
+  Value qB = config.qkvBias
+                 ? weight(p + "self_attn.q_proj.bias", {nh * d}, 1, tpSlice(0))
+                 : Value();
+  Value kW = weight(p + "self_attn.k_proj.weight", {nkv * d, h}, 1, tpSlice(0));
+  Value kB = config.qkvBias
+                 ? weight(p + "self_attn.k_proj.bias", {nkv * d}, 1, tpSlice(0))
+                 : Value();
+  Value vW = weight(p + "self_attn.v_proj.weight", {nkv * d, h}, 1, tpSlice(0));
+  Value vB = config.qkvBias
+                 ? weight(p + "self_attn.v_proj.bias", {nkv * d}, 1, tpSlice(0))
+                 : Value();
+  Value oW = weight(p + "self_attn.o_proj.weight", {h, nh * d}, 1, tpSlice(1));
   Value q = rope(linear(normed, qW, qB));
   Value k = rope(linear(normed, kW, kB));
   Value v = linear(normed, vW, vB);
@@ -546,8 +541,8 @@ Value ModelBuilder::pipeline(Value ids, RankedTensorType outType) {
                             f)});
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(loop.getBody());
-  Value first = arith::MulIOp::create(b, loc, loop.getInductionVar(),
-                                      index(mbBatch));
+  Value first =
+      arith::MulIOp::create(b, loc, loop.getInductionVar(), index(mbBatch));
   Value mbIds = tensor::ExtractSliceOp::create(
       b, loc, RankedTensorType::get({mbBatch, seqLen}, b.getI64Type()), ids,
       ArrayRef<OpFoldResult>{first, b.getIndexAttr(0)},
@@ -579,27 +574,25 @@ Value ModelBuilder::pipeline(Value ids, RankedTensorType outType) {
         j);
 
   // The last stage normalizes; the others send to the next stage.
-  auto output = scf::IfOp::create(b, loc, TypeRange{mbOutType},
-                                  isStage(pp - 1), /*withElseRegion=*/true);
+  auto output = scf::IfOp::create(b, loc, TypeRange{mbOutType}, isStage(pp - 1),
+                                  /*withElseRegion=*/true);
   b.setInsertionPointToStart(output.thenBlock());
   onlyStage = pp - 1;
   Value normed = rmsNorm(x, weight("model.norm.weight", {h}));
   onlyStage = -1;
-  scf::YieldOp::create(
-      b, loc,
-      ValueRange{tensor::ExpandShapeOp::create(
-          b, loc, mbOutType, normed,
-          ArrayRef<ReassociationIndices>{{0, 1}, {2}})});
+  scf::YieldOp::create(b, loc,
+                       ValueRange{tensor::ExpandShapeOp::create(
+                           b, loc, mbOutType, normed,
+                           ArrayRef<ReassociationIndices>{{0, 1}, {2}})});
   b.setInsertionPointToStart(output.elseBlock());
   Value next = arith::AddIOp::create(b, loc, stage, index(1));
   shard::SendOp::create(b, loc, hiddenType, grid, ppAxis, x, dynamicPeer,
                         ValueRange{next});
-  scf::YieldOp::create(
-      b, loc,
-      buildZeros(b, loc,
-                 {b.getIndexAttr(mbBatch), b.getIndexAttr(seqLen),
-                  b.getIndexAttr(h)},
-                 f));
+  scf::YieldOp::create(b, loc,
+                       buildZeros(b, loc,
+                                  {b.getIndexAttr(mbBatch),
+                                   b.getIndexAttr(seqLen), b.getIndexAttr(h)},
+                                  f));
   b.setInsertionPointAfter(output);
   Value acc = tensor::InsertSliceOp::create(
       b, loc, output.getResult(0), loop.getRegionIterArgs()[0],
@@ -637,8 +630,7 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   if (pp == 1) {
     Value x = embed(entry->getArgument(0));
     for (int64_t layer = 0; layer < config.numLayers; ++layer)
-      x = decoderLayer(x, "model.layers." + std::to_string(layer) + ".",
-                       layer);
+      x = decoderLayer(x, "model.layers." + std::to_string(layer) + ".", layer);
     x = rmsNorm(x, weight("model.norm.weight", {h}));
     out = tensor::ExpandShapeOp::create(
         b, loc, outType, x, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
@@ -680,8 +672,8 @@ mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
     return error(llvm::formatv(
         "batch ({0}) and sequence length ({1}) must be >= 1", batch, seqLen));
   if (microbatches < 0)
-    return error(llvm::formatv("--microbatches must be >= 1, got {0}",
-                               microbatches));
+    return error(
+        llvm::formatv("--microbatches must be >= 1, got {0}", microbatches));
   int64_t pp = plan ? plan.getPp() : 1;
   if (plan) {
     if (config.numLayers % pp != 0)
@@ -689,8 +681,7 @@ mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
           "plan pp = {0} does not divide the {1} layers of the model (each "
           "pipeline stage runs the same number of layers)",
           pp, config.numLayers));
-    if (pp > 1 &&
-        (plan.getDispatch().size() > 1 || plan.getDedup().size() > 1))
+    if (pp > 1 && (plan.getDispatch().size() > 1 || plan.getDedup().size() > 1))
       return error(llvm::formatv(
           "plan {0}: per-layer dispatch or dedup lists need pp = 1 (every "
           "pipeline stage runs the same program); give one value for all "
@@ -742,10 +733,10 @@ mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
         "(capacity_factor), and routing microbatches separately would drop "
         "other tokens than routing the batch; use --microbatches 1",
         microbatches));
-  context->loadDialect<MoEDialect, func::FuncDialect, linalg::LinalgDialect,
-                       tensor::TensorDialect, arith::ArithDialect,
-                       math::MathDialect, scf::SCFDialect,
-                       shard::ShardDialect>();
+  context
+      ->loadDialect<MoEDialect, func::FuncDialect, linalg::LinalgDialect,
+                    tensor::TensorDialect, arith::ArithDialect,
+                    math::MathDialect, scf::SCFDialect, shard::ShardDialect>();
   ModelBuilder builder(context, config, batch, seqLen, plan, microbatches);
   OwningOpRef<ModuleOp> module = builder.build();
   if (failed(mlir::verify(*module)))

@@ -412,8 +412,8 @@ PlanCost Estimator::run() {
       layers * std::max(flops / peak, weights / c.memoryBandwidth);
   // A pipeline of M microbatches takes M + pp - 1 steps of a stage; the
   // busy time above is M of them.
-  cost.bubbleSeconds = (p.pp - 1.0) / mbs *
-                       (cost.computeSeconds + cost.communicationSeconds());
+  cost.bubbleSeconds =
+      (p.pp - 1.0) / mbs * (cost.computeSeconds + cost.communicationSeconds());
   if (p.pp > 1) {
     // Rank 0 (stage 0) sends each microbatch on; the last stage's output
     // comes back to it.

@@ -141,8 +141,7 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
           {"compute", next.computeSeconds - win.computeSeconds},
           {"the pipeline bubble", next.bubbleSeconds - win.bubbleSeconds}};
       for (llvm::StringRef kind : {"all_to_all", "all_reduce", "all_gather",
-                                   "reduce_scatter", "gather", "send",
-                                   "recv"})
+                                   "reduce_scatter", "gather", "send", "recv"})
         terms.push_back(
             {kind.str(), kindSeconds(next, kind) - kindSeconds(win, kind)});
       auto best =

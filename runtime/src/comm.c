@@ -31,7 +31,7 @@ static MPI_Comm gComms[MOERT_NUM_GROUPS];
 static long long gCalls[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
 static long long gBytes[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
 
-static const char *kGroupNames[MOERT_NUM_GROUPS] = {"world", "dp", "tp",
+static const char *kGroupNames[MOERT_NUM_GROUPS] = {"world", "dp",  "tp",
                                                     "ep",    "etp", "pp"};
 static const char *kCollectiveNames[MOERT_NUM_COLLECTIVES] = {
     "all_reduce", "all_gather", "all_to_all", "reduce_scatter",
@@ -135,7 +135,8 @@ moert_status_t moert_comm_init(const moert_plan_t *plan, int *argc,
   moert_coords_t c = moert_plan_coords(plan, gRank);
   int stageSize = plan->dp * plan->tp;
   int colors[MOERT_NUM_GROUPS] = {
-      0, c.pp * plan->tp + c.tp,                  /* dp */
+      0,
+      c.pp * plan->tp + c.tp,                     /* dp */
       c.pp * plan->dp + c.dp,                     /* tp */
       c.pp * (stageSize / plan->ep) + c.ep_group, /* ep */
       (c.pp * plan->dp + c.dp) * (plan->tp / plan->etp) + c.etp_group,
@@ -193,7 +194,7 @@ static int waitYielding(MPI_Request *request, MPI_Status *status) {
     if (gYieldWait) {                                                          \
       MPI_Request request_;                                                    \
       check(nonblocking, what);                                                \
-      check(waitYielding(&request_, MPI_STATUS_IGNORE), what);                                 \
+      check(waitYielding(&request_, MPI_STATUS_IGNORE), what);                 \
     } else {                                                                   \
       check(blocking, what);                                                   \
     }                                                                          \
@@ -397,8 +398,7 @@ void moert_comm_gather_f32(const float *in, float *out, long n,
 }
 
 /* Completes a point-to-point request the way the collectives wait. */
-static void finish(MPI_Request *request, MPI_Status *status,
-                   const char *what) {
+static void finish(MPI_Request *request, MPI_Status *status, const char *what) {
   if (gYieldWait)
     check(waitYielding(request, status), what);
   else
@@ -452,8 +452,7 @@ void _mlir_ciface_moert_recv_f32(moert_memref1d_f32_t *out, int32_t group,
   MPI_Get_count(&status, MPI_FLOAT, &received);
   if (received != out->sizes[0]) {
     char message[160];
-    snprintf(message, sizeof(message),
-             "recv: expected %lld elements, got %d",
+    snprintf(message, sizeof(message), "recv: expected %lld elements, got %d",
              (long long)out->sizes[0], received);
     moert_comm_abort(message);
   }
@@ -464,15 +463,17 @@ void moert_comm_move_f32(float *buffer, long n, int from, int to) {
     return;
   MPI_Request request;
   if (gRank == from) {
-    count(MOERT_SEND, MOERT_GROUP_WORLD, (long long)n * (long long)sizeof(float));
+    count(MOERT_SEND, MOERT_GROUP_WORLD,
+          (long long)n * (long long)sizeof(float));
     check(MPI_Isend(buffer, (int)n, MPI_FLOAT, to, 1, MPI_COMM_WORLD, &request),
           "Isend");
     finish(&request, MPI_STATUS_IGNORE, "Isend");
   } else if (gRank == to) {
-    count(MOERT_RECV, MOERT_GROUP_WORLD, (long long)n * (long long)sizeof(float));
-    check(MPI_Irecv(buffer, (int)n, MPI_FLOAT, from, 1, MPI_COMM_WORLD,
-                    &request),
-          "Irecv");
+    count(MOERT_RECV, MOERT_GROUP_WORLD,
+          (long long)n * (long long)sizeof(float));
+    check(
+        MPI_Irecv(buffer, (int)n, MPI_FLOAT, from, 1, MPI_COMM_WORLD, &request),
+        "Irecv");
     finish(&request, MPI_STATUS_IGNORE, "Irecv");
   }
 }

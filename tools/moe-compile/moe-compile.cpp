@@ -337,8 +337,8 @@ int main(int argc, char **argv) {
     if (planOption == "auto" && microbatches.getNumOccurrences())
       return fail("--microbatches with --plan auto: the planner chooses the "
                   "microbatches of the pipelines it considers");
-    moe::AutoPlanOptions options{planOption, clusterOption, ranksOption,
-                                 skewOption, planReport,    planTop,
+    moe::AutoPlanOptions options{planOption,  clusterOption, ranksOption,
+                                 skewOption,  planReport,    planTop,
                                  microbatches};
     llvm::Expected<std::string> chosen = moe::runPlanner(
         *config, batch, seqLen, options, explainPlan ? &llvm::outs() : nullptr);

@@ -80,10 +80,10 @@ def MoELowerCollectivesPass : Pass<"moe-lower-collectives", "ModuleOp"> {
     A partitioned model (`moe-compile --plan`) communicates with upstream
     `shard` ops on the grids `@moe_dense` (pp x dp x tp) and `@moe_experts`
     (pp x dp*tp/(ep*etp) x ep x etp). This pass maps (grid, axis) to the
-    runtime's groups — `@moe_dense` axis 1 is the data-parallel group, axis 2
-    the tensor-parallel group, `@moe_experts` axis 2 the expert-parallel
-    group and axis 3 the expert-tensor-parallel group — and replaces, on f32
-    tensors:
+    runtime's groups — `@moe_dense` axis 0 is the pipeline group (one rank
+    per stage), axis 1 the data-parallel group, axis 2 the tensor-parallel
+    group, `@moe_experts` axis 2 the expert-parallel group and axis 3 the
+    expert-tensor-parallel group — and replaces, on f32 tensors:
 
     - `shard.all_gather` (gather axis 0) by `moert_all_gather_f32`;
     - `shard.all_reduce` (sum) by `moert_all_reduce_f32`;
@@ -95,7 +95,20 @@ def MoELowerCollectivesPass : Pass<"moe-lower-collectives", "ModuleOp"> {
       or (1, 0) — the expert-parallel dispatch and combine — by a transpose
       that makes each destination's chunk contiguous, `moert_all_to_all_f32`,
       and the inverse transpose;
-    - `shard.process_multi_index` of one axis by `moert_group_rank`.
+    - `shard.process_multi_index` of one axis by `moert_group_rank`;
+    - `shard.send` / `shard.recv` with one (static or dynamic) peer index by
+      `moert_send_f32` / `moert_recv_f32`, point to point inside the group
+      (a pipeline passing hidden states to the next stage).
+
+    ```mlir
+    // before
+    %r = shard.recv %e on @moe_dense grid_axes = [0] source = [%prev]
+        : (tensor<4x64xf32>, index) -> tensor<4x64xf32>
+    // after
+    %buf = memref.alloc() : memref<256xf32>
+    call @moert_recv_f32(%cast, %c5_i32, %prev_i64) : (...) -> ()
+    %r = ... bufferization.to_tensor %buf ... tensor.expand_shape ...
+    ```
 
     A module whose `dlti.map` fixes `"MPI:comm_world_rank"` (as upstream's
     shard-to-MPI tests do) gets constants instead of `moert_group_rank`

@@ -71,11 +71,9 @@ plan::ModelSummary summarizeModel(const ModelConfig &config, int64_t batch,
 /// num_layers / pp layers on `microbatches` microbatches (0: the default of
 /// plan::defaultMicrobatches), passing hidden states on with shard.send /
 /// shard.recv over grid axis 0.
-llvm::Expected<OwningOpRef<ModuleOp>> importModel(MLIRContext *context,
-                                                  const ModelConfig &config,
-                                                  int64_t batch, int64_t seqLen,
-                                                  PlanAttr plan = {},
-                                                  int64_t microbatches = 0);
+llvm::Expected<OwningOpRef<ModuleOp>>
+importModel(MLIRContext *context, const ModelConfig &config, int64_t batch,
+            int64_t seqLen, PlanAttr plan = {}, int64_t microbatches = 0);
 
 /// Name of the module attribute that holds the weight manifest.
 constexpr llvm::StringLiteral kManifestAttrName =

@@ -356,8 +356,8 @@ LogicalResult Lowering::lowerPointToPoint(Operation *op, StringRef name,
                                           ValueRange dynamicPeer) {
   auto grid = op->getAttrOfType<FlatSymbolRefAttr>("grid");
   auto axes = op->getAttrOfType<DenseI16ArrayAttr>("grid_axes");
-  FailureOr<int32_t> group =
-      groupOf(op, grid.getValue(), axes ? axes.asArrayRef() : ArrayRef<int16_t>{});
+  FailureOr<int32_t> group = groupOf(
+      op, grid.getValue(), axes ? axes.asArrayRef() : ArrayRef<int16_t>{});
   if (failed(group))
     return failure();
   if (!isF32Tensor(data.getType()) || staticPeer.size() != 1)
@@ -376,9 +376,9 @@ LogicalResult Lowering::lowerPointToPoint(Operation *op, StringRef name,
                    ? dynamicPeer.front()
                    : arith::ConstantIndexOp::create(b, loc, staticPeer[0]);
   peer = arith::IndexCastOp::create(b, loc, b.getI64Type(), peer);
-  func::FuncOp fn =
-      callee(name, FunctionType::get(
-                       ctx, {anyVector, b.getI32Type(), b.getI64Type()}, {}));
+  func::FuncOp fn = callee(
+      name,
+      FunctionType::get(ctx, {anyVector, b.getI32Type(), b.getI64Type()}, {}));
   Value group32 = arith::ConstantIntOp::create(b, loc, *group, 32);
   ReassociationIndices all;
   for (int64_t i = 0; i < type.getRank(); ++i)
@@ -402,7 +402,8 @@ LogicalResult Lowering::lowerPointToPoint(Operation *op, StringRef name,
   Value out = memref::AllocOp::create(b, loc, flatType);
   func::CallOp::create(
       b, loc, fn,
-      ValueRange{memref::CastOp::create(b, loc, anyVector, out), group32, peer});
+      ValueRange{memref::CastOp::create(b, loc, anyVector, out), group32,
+                 peer});
   Value result = bufferization::ToTensorOp::create(
       b, loc, RankedTensorType::get({type.getNumElements()}, f32), out,
       /*restrict=*/true, /*writable=*/true);

@@ -97,8 +97,7 @@ MOERT_API void moert_comm_gather_f32(const float *in, float *out, long count,
 /* Moves `count` f32 from world rank `from` to world rank `to` (a copy when
  * they are the same rank; nothing on the other ranks). Counted as a send on
  * `from` and a recv on `to`, group world. */
-MOERT_API void moert_comm_move_f32(float *buffer, long count, int from,
-                                   int to);
+MOERT_API void moert_comm_move_f32(float *buffer, long count, int from, int to);
 
 /* This rank's position in `group` (0 without MPI); compiled code calls it
  * for rank-dependent offsets. */
