@@ -113,7 +113,7 @@ module {
 
 // -----
 
-// expected-error @+1 {{moe-shard: pipeline parallelism (pp = 2) is not implemented}}
+// expected-error @+1 {{moe-shard: pipeline parallelism (pp = 2) places layers on stages, which moe-shard does not do; moe-compile builds pipelines from a model config}}
 module attributes {moe.plan = #moe.plan<dp = 1, pp = 2>} {
 }
 

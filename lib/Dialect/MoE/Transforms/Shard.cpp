@@ -122,8 +122,10 @@ void MoEShardPass::runOnOperation() {
     return signalPassFailure();
   }
   if (plan.getPp() != 1) {
-    module.emitError() << "moe-shard: pipeline parallelism (pp = "
-                       << plan.getPp() << ") is not implemented";
+    module.emitError()
+        << "moe-shard: pipeline parallelism (pp = " << plan.getPp()
+        << ") places layers on stages, which moe-shard does not do; "
+           "moe-compile builds pipelines from a model config";
     return signalPassFailure();
   }
   if (failed(ensureGrids(module, plan)))
