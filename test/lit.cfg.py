@@ -35,6 +35,22 @@ if config.moe_build_runtime:
     config.available_features.add("runtime")
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
+# The CUDA target: `cuda-toolkit` when the build has libmoert_cuda (the
+# toolkit was found; executables link), `cuda` when an NVIDIA GPU is usable
+# here (GPU execution tests, test/Integration).
+import os
+import subprocess
+if config.moe_build_runtime and os.path.exists(
+        os.path.join(config.moe_obj_root, "lib", "libmoert_cuda.so")):
+    config.available_features.add("cuda-toolkit")
+try:
+    smi = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
+                         timeout=30)
+    if smi.returncode == 0 and "GPU" in smi.stdout:
+        config.available_features.add("cuda")
+except (OSError, subprocess.SubprocessError):
+    pass
+
 # Multi-rank tests run on CPU ranks under MPICH's mpiexec.
 import shutil
 if shutil.which("mpiexec"):

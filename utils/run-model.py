@@ -80,6 +80,9 @@ def main():
     ap.add_argument("--dtype", choices=["f32", "bf16", "f16"], default="f32",
                     help="storage type of the random weights")
     ap.add_argument("--tol", type=float, default=1e-5)
+    ap.add_argument("--target", choices=["cpu", "cuda"], default="cpu",
+                    help="moe-compile --target (cuda needs an NVIDIA GPU to "
+                    "run)")
     ap.add_argument("--iters", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--plan", default="", help="parallel plan for moe-compile "
@@ -112,7 +115,7 @@ def main():
         work.mkdir(parents=True, exist_ok=True)
         exe = work / "model"
         t0 = time.time()
-        compile_cmd = [str(compiler), args.config, "--target", "cpu",
+        compile_cmd = [str(compiler), args.config, "--target", args.target,
                        "--batch", str(args.batch), "--seq-len",
                        str(args.seq_len), "-o", str(exe)]
         world = 1

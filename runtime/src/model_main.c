@@ -527,12 +527,12 @@ static int runModel(int argc, char **argv, const char *manifestText,
   if (threads > 0)
     openblas_set_num_threads((int)threads);
 
-  float *blob =
-      aligned_alloc(64, ((size_t)m.blob * sizeof(float) + 63) / 64 * 64);
-  int64_t *ids = malloc((size_t)(localBatch(&m) * m.seq) * sizeof(int64_t));
+  float *blob = moert_buffer_alloc((size_t)m.blob * sizeof(float));
+  int64_t *ids =
+      moert_buffer_alloc((size_t)(localBatch(&m) * m.seq) * sizeof(int64_t));
   if (!blob || !ids) {
-    free(blob);
-    free(ids);
+    moert_buffer_free(blob);
+    moert_buffer_free(ids);
     return error("out of memory for %" PRId64 " weights", m.blob);
   }
   Checkpoint ckpt;
@@ -554,7 +554,7 @@ static int runModel(int argc, char **argv, const char *manifestText,
   double elapsed = 0;
   for (long i = 0; !rc && i < warmup + iters; ++i) {
     if (result.allocated)
-      free(result.allocated);
+      moert_buffer_free(result.allocated);
     double start = now();
     forward(&result, &idsRef, &blobRef);
     if (i >= warmup)
@@ -607,9 +607,9 @@ static int runModel(int argc, char **argv, const char *manifestText,
       moert_comm_print_stats(stdout);
     }
   }
-  free(result.allocated);
+  moert_buffer_free(result.allocated);
   closeCheckpoint(&ckpt);
-  free(blob);
-  free(ids);
+  moert_buffer_free(blob);
+  moert_buffer_free(ids);
   return rc;
 }

@@ -17,6 +17,7 @@
 #include "AutoPlan.h"
 
 #include "mlir/AsmParser/AsmParser.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -68,14 +69,29 @@ static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
                                            cl::init("a.out"),
                                            cl::cat(category));
 static cl::opt<std::string>
-    target("target", cl::desc("Target: cpu (CPU ranks; the default)"),
+    target("target",
+           cl::desc("Target: cpu (CPU ranks; the default) or cuda (GPU "
+                    "kernels + cuBLAS, docs/Cuda.md)"),
            cl::init("cpu"), cl::cat(category));
-enum class Emit { Mlir, LoweredMlir, LlvmIr, Object, Executable };
+static cl::opt<std::string> cudaChip("cuda-chip",
+                                     cl::desc("--target cuda: the GPU "
+                                              "architecture (default sm_90)"),
+                                     cl::init("sm_90"), cl::cat(category));
+static cl::opt<std::string> cudaFormat(
+    "cuda-format",
+    cl::desc("--target cuda: how kernels are embedded: fatbin (SASS for "
+             "--cuda-chip plus PTX; needs ptxas, the default when the build "
+             "found the CUDA toolkit), bin (SASS) or isa (PTX, compiled by "
+             "the driver at load)"),
+    cl::init(""), cl::cat(category));
+enum class Emit { Mlir, LoweredMlir, Ptx, LlvmIr, Object, Executable };
 static cl::opt<Emit> emit(
     "emit", cl::desc("What to produce"), cl::init(Emit::Executable),
     cl::values(clEnumValN(Emit::Mlir, "mlir", "the imported model (moe IR)"),
                clEnumValN(Emit::LoweredMlir, "lowered-mlir",
                           "the module after the target pipeline"),
+               clEnumValN(Emit::Ptx, "ptx",
+                          "--target cuda: the PTX of every kernel"),
                clEnumValN(Emit::LlvmIr, "llvm", "optimized LLVM IR"),
                clEnumValN(Emit::Object, "obj", "an object file"),
                clEnumValN(Emit::Executable, "exe",
@@ -298,8 +314,31 @@ int main(int argc, char **argv) {
       "MLIR's options (--mlir-print-ir-after-all, --mlir-timing, ...) are "
       "accepted too; --help-hidden lists them.\n");
 
-  if (target != "cpu")
-    return fail("unknown --target '" + target + "'; expected 'cpu'");
+  if (target != "cpu" && target != "cuda")
+    return fail("unknown --target '" + target + "'; expected 'cpu' or 'cuda'");
+  bool cuda = target == "cuda";
+  if (emit == Emit::Ptx && !cuda)
+    return fail("--emit=ptx needs --target cuda");
+  if (!cuda && (cudaChip.getNumOccurrences() || cudaFormat.getNumOccurrences()))
+    return fail("--cuda-chip and --cuda-format need --target cuda");
+  moe::CudaPipelineOptions cudaOptions;
+  cudaOptions.chip = cudaChip;
+  cudaOptions.toolkit = MOE_CUDA_TOOLKIT_ROOT;
+  cudaOptions.format = !cudaFormat.empty()           ? std::string(cudaFormat)
+                       : cudaOptions.toolkit.empty() ? "isa"
+                                                     : "fatbin";
+  if (emit == Emit::Ptx)
+    cudaOptions.format = "isa"; // the PTX, to print
+  if (cudaOptions.format != "isa" && cudaOptions.format != "bin" &&
+      cudaOptions.format != "fatbin")
+    return fail("unknown --cuda-format '" + cudaFormat +
+                "'; expected isa, bin or fatbin");
+  if (!llvm::StringRef(cudaOptions.chip).starts_with("sm_"))
+    return fail("--cuda-chip '" + cudaChip + "' is not an sm_XX architecture");
+  if (cuda && emit == Emit::Executable && !MOE_HAVE_CUDA_RUNTIME)
+    return fail("this build has no CUDA runtime (libmoert_cuda: the CUDA "
+                "toolkit was not found at configure time); --emit=ptx, "
+                "lowered-mlir, llvm and obj still work");
 
   DefaultTimingManager tm;
   applyDefaultTimingManagerCLOptions(tm);
@@ -411,6 +450,15 @@ int main(int argc, char **argv) {
     }
   }
 
+  if (cuda) {
+    auto modulePlan = (*module)->getAttrOfType<moe::PlanAttr>(
+        moe::MoEDialect::getPlanAttrName());
+    if (modulePlan && modulePlan.getWorldSize() > 1)
+      return fail("--target cuda builds one-rank executables for now (plan " +
+                  llvm::formatv("{0}", modulePlan).str() +
+                  " has more ranks): the NCCL collectives are not built yet");
+  }
+
   // Partitioning and the plan's communication rewrites: an .mlir module with
   // a plan of more than one rank and no grids is sharded and partitioned
   // here, one with shard annotations only partitioned (a model config is
@@ -445,7 +493,8 @@ int main(int argc, char **argv) {
   // Text outputs go through a ToolOutputFile (removed unless kept); objects
   // and executables are written by codegen and the linker.
   std::unique_ptr<llvm::ToolOutputFile> output;
-  if (emit == Emit::Mlir || emit == Emit::LoweredMlir || emit == Emit::LlvmIr) {
+  if (emit == Emit::Mlir || emit == Emit::LoweredMlir || emit == Emit::Ptx ||
+      emit == Emit::LlvmIr) {
     std::string errorMessage;
     output = openOutputFile(outputFilename, &errorMessage);
     if (!output)
@@ -471,12 +520,29 @@ int main(int argc, char **argv) {
     if (failed(applyPassManagerCLOptions(pm)))
       return fail("invalid pass manager options");
     pm.enableTiming(pipelineTiming);
-    moe::buildMoECpuPipeline(pm);
+    if (cuda) {
+      std::string error;
+      if (failed(moe::buildMoECudaPipeline(pm, cudaOptions, error)))
+        return fail("the cuda pipeline: " + error);
+    } else {
+      moe::buildMoECpuPipeline(pm);
+    }
     if (failed(pm.run(*module)))
-      return fail("the cpu pipeline failed on '" + inputFilename + "'");
+      return fail("the " + target + " pipeline failed on '" + inputFilename +
+                  "'");
   }
   if (emit == Emit::LoweredMlir) {
     module->print(output->os());
+    output->keep();
+    return 0;
+  }
+  if (emit == Emit::Ptx) {
+    // Each kernel module's object holds its PTX (format isa).
+    for (auto binary : module->getOps<gpu::BinaryOp>())
+      for (Attribute attr : binary.getObjects())
+        if (auto object = dyn_cast<gpu::ObjectAttr>(attr))
+          output->os() << "// kernel module @" << binary.getSymName() << "\n"
+                       << object.getObject().getValue() << "\n";
     output->keep();
     return 0;
   }
@@ -545,9 +611,15 @@ int main(int argc, char **argv) {
     std::string rpath = "-Wl,-rpath," + libDir;
     std::string mainLib = libDir + "/libmoert_main.a";
     std::string libPath = "-L" + libDir;
-    SmallVector<StringRef> args = {
-        linker, objectPath.str(), mainLib, libPath, "-lmoert", rpath, "-lm",
-        "-o",   outputFilename};
+    SmallVector<StringRef> args = {linker,
+                                   objectPath.str(),
+                                   mainLib,
+                                   libPath,
+                                   cuda ? "-lmoert_cuda" : "-lmoert",
+                                   rpath,
+                                   "-lm",
+                                   "-o",
+                                   outputFilename};
     std::string linkError;
     int rc = llvm::sys::ExecuteAndWait(linker, args, std::nullopt, {}, 0, 0,
                                        &linkError);

@@ -14,6 +14,7 @@
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 int main(int argc, char **argv) {
@@ -22,10 +23,13 @@ int main(int argc, char **argv) {
   mlir::moe::registerMoEPipelines();
   mlir::moe::registerMoEConversionPasses();
   mlir::moe::registerMoECpuPipeline();
+  mlir::moe::registerMoECudaPipeline();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
+  // gpu-module-to-binary translates kernels to LLVM IR (the CUDA pipeline).
+  mlir::registerAllToLLVMIRTranslations(registry);
   registry.insert<mlir::moe::MoEDialect>();
   mlir::moe::registerShardingInterfaceExternalModels(registry);
 

@@ -36,6 +36,24 @@ void buildMoECpuPipeline(OpPassManager &pm);
 /// Registers `moe-cpu-pipeline` (buildMoECpuPipeline) with the pass registry.
 void registerMoECpuPipeline();
 
+/// What `--target cuda` compiles for (docs/Cuda.md).
+struct CudaPipelineOptions {
+  std::string chip = "sm_90";
+  std::string features = "+ptx80";
+  /// gpu-module-to-binary format: isa (PTX), bin or fatbin (need ptxas).
+  std::string format = "isa";
+  std::string toolkit; // CUDA toolkit root for ptxas; empty: MLIR's search
+  int64_t blockSize = 256;
+};
+/// The textual pipeline, and the pipeline added to `pm` (an error names a
+/// malformed option).
+std::string getMoECudaPipeline(const CudaPipelineOptions &options);
+LogicalResult buildMoECudaPipeline(OpPassManager &pm,
+                                   const CudaPipelineOptions &options,
+                                   std::string &error);
+/// Registers `moe-cuda-pipeline` with the pass registry.
+void registerMoECudaPipeline();
+
 #define GEN_PASS_REGISTRATION
 #include "moe/Conversion/Passes.h.inc"
 

@@ -189,6 +189,46 @@ def MoEApproximateMathPass : Pass<"moe-approximate-math"> {
 }
 
 //===----------------------------------------------------------------------===//
+// CUDA: constant globals -> buffers the device can read
+//===----------------------------------------------------------------------===//
+
+def MoEGpuCopyGlobalsPass : Pass<"moe-gpu-copy-globals", "ModuleOp"> {
+  let summary = "Read constant globals through allocated copies, so that "
+                "kernels never see host globals";
+  let description = [{
+    Part of the CUDA pipeline (`moe-cuda-pipeline`, docs/Cuda.md), after
+    bufferization and before `buffer-deallocation-pipeline`. A constant
+    tensor (the rotary tables of the imported models) bufferizes to a
+    `memref.get_global` of a static host global; once a loop that reads it
+    becomes a kernel, the device would dereference a host address. This pass
+    gives every `memref.get_global` in a function a `memref.alloc` of the same
+    shape, filled by `memref.copy` right after it, and makes every other use
+    read the copy. In the CUDA pipeline allocations come from the runtime's
+    allocator (managed memory the device can reach), and
+    `buffer-deallocation-pipeline` frees the copy.
+
+    Before:
+
+    ```mlir
+    %t = memref.get_global @__constant_8x16xf32 : memref<8x16xf32>
+    ... uses of %t ...
+    ```
+
+    After:
+
+    ```mlir
+    %t = memref.get_global @__constant_8x16xf32 : memref<8x16xf32>
+    %c = memref.alloc() : memref<8x16xf32>
+    memref.copy %t, %c : memref<8x16xf32> to memref<8x16xf32>
+    ... uses of %c ...
+    ```
+
+    Globals with a non-identity layout are an error.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
+//===----------------------------------------------------------------------===//
 // linalg contractions -> BLAS calls (buffer level, after bufferization)
 //===----------------------------------------------------------------------===//
 

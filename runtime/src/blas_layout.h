@@ -1,0 +1,59 @@
+/*===- blas_layout.h - strided memrefs as BLAS operands ------------*- C -*-===*
+ *
+ * Shared by the OpenBLAS (blas.c) and cuBLAS (cuda/cuda_blas.c) entry points
+ * of moert_sgemm.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#ifndef MOERT_BLAS_LAYOUT_H
+#define MOERT_BLAS_LAYOUT_H
+
+#include "moert/memref.h"
+
+/* How a 2-D memref maps onto BLAS: row- or column-major with a leading
+ * dimension. Returns 0 when neither dimension has unit stride. */
+static inline int moertBlasLayout(const moert_memref2d_f32_t *m,
+                                  int *columnMajor, int64_t *ld) {
+  int64_t rows = m->sizes[0], cols = m->sizes[1];
+  int64_t s0 = m->strides[0], s1 = m->strides[1];
+  int64_t minRow = cols > 1 ? cols : 1, minCol = rows > 1 ? rows : 1;
+  if ((s1 == 1 || cols <= 1) && (rows <= 1 || s0 >= minRow)) {
+    *columnMajor = 0;
+    *ld = rows <= 1 ? minRow : s0;
+    return 1;
+  }
+  if ((s0 == 1 || rows <= 1) && (cols <= 1 || s1 >= minCol)) {
+    *columnMajor = 1;
+    *ld = cols <= 1 ? minCol : s1;
+    return 1;
+  }
+  return 0;
+}
+
+static inline float moertLoad2d(const moert_memref2d_f32_t *m, int64_t i,
+                                int64_t j) {
+  return m->aligned[m->offset + i * m->strides[0] + j * m->strides[1]];
+}
+
+/* C (+)= op(A) * op(B) by a plain loop: operands BLAS cannot take. */
+static inline void moertGemmLoop(const moert_memref2d_f32_t *a,
+                                 const moert_memref2d_f32_t *b,
+                                 moert_memref2d_f32_t *c, int transposeA,
+                                 int transposeB, int accumulate) {
+  int64_t m = c->sizes[0], n = c->sizes[1];
+  int64_t k = transposeA ? a->sizes[0] : a->sizes[1];
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float *out =
+          c->aligned + c->offset + i * c->strides[0] + j * c->strides[1];
+      float acc = accumulate ? *out : 0.0f;
+      for (int64_t p = 0; p < k; ++p) {
+        float x = transposeA ? moertLoad2d(a, p, i) : moertLoad2d(a, i, p);
+        float y = transposeB ? moertLoad2d(b, j, p) : moertLoad2d(b, p, j);
+        acc += x * y;
+      }
+      *out = acc;
+    }
+}
+
+#endif /* MOERT_BLAS_LAYOUT_H */

@@ -1,0 +1,21 @@
+/*===- cuda_internal.h - shared by the CUDA backend's files --------*- C
+ * -*-===*/
+
+#ifndef MOERT_CUDA_INTERNAL_H
+#define MOERT_CUDA_INTERNAL_H
+
+#include "moert/moert.h"
+
+#include <cuda.h>
+
+/* Opens the driver and makes this rank's device current (once). */
+void moertCudaInit(void);
+/* Waits for all work on the device. */
+void moertCudaSynchronize(void);
+/* Aborts every rank: "CUDA: <what> failed: <detail>". */
+void moertCudaFail(const char *what, const char *detail)
+    __attribute__((noreturn));
+/* moertCudaFail with the driver's name and description of `result`. */
+void moertCudaCheck(CUresult result, const char *what);
+
+#endif /* MOERT_CUDA_INTERNAL_H */

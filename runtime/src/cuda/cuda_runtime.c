@@ -1,0 +1,264 @@
+/*===- cuda_runtime.c - the CUDA backend: driver, memory, kernels ---------===*
+ *
+ * What `moe-compile --target cuda` executables call besides the shared
+ * runtime (docs/Cuda.md):
+ *
+ * - the `mgpu*` entry points MLIR's gpu-to-llvm lowering emits (Debian's
+ *   MLIR ships no CUDA runtime wrappers): modules, kernel launches, streams;
+ * - the allocator of compiled code (`_mlir_memref_to_llvm_alloc`/`free`,
+ *   finalize-memref-to-llvm's generic functions) and moert_buffer_alloc:
+ *   CUDA managed memory, so kernels, cuBLAS and the host loops that stay on
+ *   the CPU all reach every buffer.
+ *
+ * The driver (libcuda.so.1) is opened on first use, so an executable starts
+ * (and prints --help) on a machine without a GPU and fails at the first CUDA
+ * call with a message. Every driver call is checked; a failure aborts every
+ * rank with the call, the error name and its description.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#define _GNU_SOURCE
+
+#include "cuda_internal.h"
+
+#include "moert/comm.h"
+#include "moert/model.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOERT_XSTR(x) MOERT_STR(x)
+#define MOERT_STR(x) #x
+
+/* The driver functions used; cuda.h maps some names to their _v2 symbols,
+ * which MOERT_XSTR spells out for dlsym. */
+#define MOERT_DRIVER_FUNCTIONS(X)                                              \
+  X(cuInit)                                                                    \
+  X(cuDeviceGetCount)                                                          \
+  X(cuDeviceGet)                                                               \
+  X(cuDevicePrimaryCtxRetain)                                                  \
+  X(cuCtxSetCurrent)                                                           \
+  X(cuCtxSynchronize)                                                          \
+  X(cuGetErrorName)                                                            \
+  X(cuGetErrorString)                                                          \
+  X(cuModuleLoadData)                                                          \
+  X(cuModuleLoadDataEx)                                                        \
+  X(cuModuleUnload)                                                            \
+  X(cuModuleGetFunction)                                                       \
+  X(cuLaunchKernel)                                                            \
+  X(cuStreamCreate)                                                            \
+  X(cuStreamSynchronize)                                                       \
+  X(cuMemAllocManaged)                                                         \
+  X(cuMemFree)
+
+#define MOERT_DECLARE(name) static __typeof__(&name) p_##name;
+MOERT_DRIVER_FUNCTIONS(MOERT_DECLARE)
+#undef MOERT_DECLARE
+
+static void *gDriver;
+static CUstream gStream;
+
+void moertCudaFail(const char *what, const char *detail) {
+  char message[1024];
+  snprintf(message, sizeof(message), "CUDA: %s failed: %s", what, detail);
+  moert_comm_abort(message);
+  exit(1); /* moert_comm_abort does not return */
+}
+
+void moertCudaCheck(CUresult result, const char *what) {
+  if (result == CUDA_SUCCESS)
+    return;
+  const char *name = "unknown error", *text = "";
+  if (p_cuGetErrorName)
+    p_cuGetErrorName(result, &name);
+  if (p_cuGetErrorString)
+    p_cuGetErrorString(result, &text);
+  char detail[512];
+  snprintf(detail, sizeof(detail), "%s (%s)", name, text);
+  moertCudaFail(what, detail);
+}
+
+void moertCudaInit(void) {
+  if (gDriver)
+    return;
+  void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!driver) {
+    char message[768];
+    snprintf(message, sizeof(message),
+             "this executable was compiled with --target cuda and needs an "
+             "NVIDIA GPU and its driver, but libcuda.so.1 cannot be loaded "
+             "(%s)",
+             dlerror());
+    moert_comm_abort(message);
+  }
+#define MOERT_LOAD(name)                                                       \
+  p_##name = (__typeof__(p_##name))dlsym(driver, MOERT_XSTR(name));            \
+  if (!p_##name)                                                               \
+    moertCudaFail("dlsym", MOERT_XSTR(name) " is not in libcuda.so.1");
+  MOERT_DRIVER_FUNCTIONS(MOERT_LOAD)
+#undef MOERT_LOAD
+  gDriver = driver;
+  moertCudaCheck(p_cuInit(0), "cuInit");
+  int count = 0;
+  moertCudaCheck(p_cuDeviceGetCount(&count), "cuDeviceGetCount");
+  if (count < 1)
+    moertCudaFail("cuDeviceGetCount", "no CUDA device is visible");
+  /* One device per rank on a node: rank modulo the visible devices
+   * (CUDA_VISIBLE_DEVICES narrows them). */
+  int ordinal = moert_comm_rank() % count;
+  CUdevice device;
+  CUcontext context;
+  moertCudaCheck(p_cuDeviceGet(&device, ordinal), "cuDeviceGet");
+  moertCudaCheck(p_cuDevicePrimaryCtxRetain(&context, device),
+                 "cuDevicePrimaryCtxRetain");
+  moertCudaCheck(p_cuCtxSetCurrent(context), "cuCtxSetCurrent");
+}
+
+void moertCudaSynchronize(void) {
+  moertCudaInit();
+  moertCudaCheck(p_cuCtxSynchronize(), "cuCtxSynchronize");
+}
+
+/*===----------------------------------------------------------------------===*
+ * Memory
+ *===----------------------------------------------------------------------===*/
+
+static void *allocManaged(size_t bytes) {
+  moertCudaInit();
+  CUdeviceptr pointer = 0;
+  moertCudaCheck(
+      p_cuMemAllocManaged(&pointer, bytes ? bytes : 1, CU_MEM_ATTACH_GLOBAL),
+      "cuMemAllocManaged");
+  return (void *)(uintptr_t)pointer;
+}
+
+static void freeManaged(void *pointer) {
+  if (!pointer)
+    return;
+  /* Kernels may still read it. */
+  moertCudaCheck(p_cuCtxSynchronize(), "cuCtxSynchronize");
+  moertCudaCheck(p_cuMemFree((CUdeviceptr)(uintptr_t)pointer), "cuMemFree");
+}
+
+MOERT_API void *moert_buffer_alloc(size_t bytes) { return allocManaged(bytes); }
+MOERT_API void moert_buffer_free(void *buffer) { freeManaged(buffer); }
+
+/* finalize-memref-to-llvm{use-generic-functions}: managed allocations are
+ * aligned to at least 256 bytes. */
+MOERT_API void *_mlir_memref_to_llvm_alloc(size_t bytes) {
+  return allocManaged(bytes);
+}
+MOERT_API void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment,
+                                                   size_t bytes) {
+  if (alignment > 256)
+    moertCudaFail("_mlir_memref_to_llvm_aligned_alloc",
+                  "alignments above 256 bytes are not supported");
+  return allocManaged(bytes);
+}
+MOERT_API void _mlir_memref_to_llvm_free(void *pointer) {
+  freeManaged(pointer);
+}
+
+/*===----------------------------------------------------------------------===*
+ * Modules and kernels (the mgpu* ABI of MLIR's gpu-to-llvm)
+ *===----------------------------------------------------------------------===*/
+
+/* Modules are registered by global constructors before main; loading waits
+ * for the first kernel, so that a machine without a GPU can still run
+ * --help. */
+typedef struct LazyModule {
+  const void *data;
+  int jit; /* PTX for the driver to compile */
+  int optLevel;
+  CUmodule module;
+} LazyModule;
+
+static LazyModule *newModule(const void *data, int jit, int optLevel) {
+  LazyModule *m = calloc(1, sizeof(LazyModule));
+  if (!m)
+    moertCudaFail("mgpuModuleLoad", "out of host memory");
+  m->data = data;
+  m->jit = jit;
+  m->optLevel = optLevel;
+  return m;
+}
+
+MOERT_API void *mgpuModuleLoad(void *data, size_t size) {
+  (void)size;
+  return newModule(data, 0, 0);
+}
+
+MOERT_API void *mgpuModuleLoadJIT(void *data, int optLevel) {
+  return newModule(data, 1, optLevel);
+}
+
+static CUmodule loadModule(LazyModule *m) {
+  if (m->module)
+    return m->module;
+  moertCudaInit();
+  if (!m->jit) {
+    moertCudaCheck(p_cuModuleLoadData(&m->module, m->data), "cuModuleLoadData");
+    return m->module;
+  }
+  char log[4096] = "";
+  CUjit_option options[] = {CU_JIT_OPTIMIZATION_LEVEL, CU_JIT_ERROR_LOG_BUFFER,
+                            CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+  void *values[] = {(void *)(intptr_t)m->optLevel, log,
+                    (void *)(intptr_t)sizeof(log)};
+  CUresult result =
+      p_cuModuleLoadDataEx(&m->module, m->data, 3, options, values);
+  if (result != CUDA_SUCCESS && log[0])
+    moertCudaFail("cuModuleLoadDataEx (PTX JIT)", log);
+  moertCudaCheck(result, "cuModuleLoadDataEx (PTX JIT)");
+  return m->module;
+}
+
+MOERT_API void mgpuModuleUnload(void *module) {
+  LazyModule *m = module;
+  if (!m)
+    return;
+  /* At exit (global destructors) after the driver was used. */
+  if (m->module && gDriver)
+    p_cuModuleUnload(m->module);
+  free(m);
+}
+
+MOERT_API void *mgpuModuleGetFunction(void *module, const char *name) {
+  CUfunction function;
+  moertCudaCheck(p_cuModuleGetFunction(&function, loadModule(module), name),
+                 "cuModuleGetFunction");
+  return function;
+}
+
+/* One stream for every launch: gpu-to-llvm creates and destroys a stream
+ * around each synchronous launch; reusing one saves the creation. It has
+ * the default flags, so it is ordered with cuBLAS on the legacy stream. */
+MOERT_API void *mgpuStreamCreate(void) {
+  moertCudaInit();
+  if (!gStream)
+    moertCudaCheck(p_cuStreamCreate(&gStream, CU_STREAM_DEFAULT),
+                   "cuStreamCreate");
+  return gStream;
+}
+
+MOERT_API void mgpuStreamDestroy(void *stream) { (void)stream; }
+
+MOERT_API void mgpuStreamSynchronize(void *stream) {
+  moertCudaCheck(p_cuStreamSynchronize(stream), "cuStreamSynchronize");
+}
+
+MOERT_API void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
+                                intptr_t gridZ, intptr_t blockX,
+                                intptr_t blockY, intptr_t blockZ,
+                                int32_t sharedBytes, void *stream,
+                                void **params, void **extra,
+                                size_t paramsCount) {
+  (void)paramsCount;
+  moertCudaCheck(p_cuLaunchKernel(function, (unsigned)gridX, (unsigned)gridY,
+                                  (unsigned)gridZ, (unsigned)blockX,
+                                  (unsigned)blockY, (unsigned)blockZ,
+                                  (unsigned)sharedBytes, stream, params, extra),
+                 "cuLaunchKernel");
+}

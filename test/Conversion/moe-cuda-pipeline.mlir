@@ -1,0 +1,36 @@
+// RUN: moe-opt %s --moe-cuda-pipeline | FileCheck %s
+// RUN: moe-opt %s --moe-cuda-pipeline="chip=sm_80 block-size=128" | FileCheck %s --check-prefix=SM80
+//
+// The CUDA pipeline: the parallel loops become kernels in gpu.binary modules
+// for the NVVM target (PTX by default here: format isa needs no ptxas), the
+// matrix products call the runtime's moert_sgemm (cuBLAS), and buffers come
+// from the runtime's allocator (_mlir_memref_to_llvm_alloc: managed memory).
+// The host is the LLVM dialect; what is left of gpu is launch_func on
+// compiled binaries.
+
+// CHECK-NOT: moe.
+// CHECK-NOT: linalg.
+// CHECK-NOT: scf.
+// CHECK-NOT: gpu.module
+// CHECK-DAG: llvm.func @_mlir_memref_to_llvm_alloc(i64) -> !llvm.ptr
+// CHECK-DAG: llvm.func @_mlir_ciface_moert_sgemm(!llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i32, i32)
+// CHECK: llvm.func @moe_block(
+// CHECK: llvm.call @_mlir_memref_to_llvm_alloc
+// CHECK: gpu.launch_func @moe_block_kernel{{[_0-9]*}}::@moe_block_kernel{{[_0-9]*}} blocks in ({{.*}}) threads in ({{.*}}) : i64 args(
+// CHECK: llvm.call @moert_sgemm
+// CHECK: gpu.binary @moe_block_kernel{{[_0-9]*}}  [#gpu.object<#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">, properties = {{.*}}, assembly = "
+// CHECK-SAME: .target sm_90
+// CHECK-SAME: .entry moe_block_kernel
+
+// SM80: gpu.binary @moe_block_kernel{{[_0-9]*}}  [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx80">
+// SM80-SAME: .target sm_80
+// SM80-SAME: .maxntid 128, 1, 1
+func.func @moe_block(%x: tensor<16x32xf32>, %router: tensor<4x32xf32>,
+                     %wi: tensor<4x64x32xf32>, %wo: tensor<4x32x64xf32>)
+    -> tensor<16x32xf32> attributes {llvm.emit_c_interface} {
+  %y = moe.layer %x router %router experts(up %wi down %wo)
+      k = 1 score = softmax activation = relu capacity = 5
+      : (tensor<16x32xf32>, tensor<4x32xf32>, tensor<4x64x32xf32>,
+         tensor<4x32x64xf32>) -> tensor<16x32xf32>
+  return %y : tensor<16x32xf32>
+}
