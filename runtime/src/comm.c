@@ -11,6 +11,11 @@
 
 #include "moert/comm.h"
 
+#ifdef MOERT_NCCL
+/* libmoert_cuda: compiled code's collectives run on NCCL. */
+#include "cuda/nccl_backend.h"
+#endif
+
 #include <mpi.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -26,6 +31,7 @@ static int gInitialized; /* MPI_Init called by us */
 static int gYieldWait;
 static int gUsingMpi; /* the group communicators exist */
 static int gRank, gSize = 1;
+static int gLocalRank; /* among the ranks on this node */
 static moert_plan_t gPlan = {1, 1, 1, 1, 1};
 static MPI_Comm gComms[MOERT_NUM_GROUPS];
 static long long gCalls[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
@@ -155,6 +161,7 @@ moert_status_t moert_comm_init(const moert_plan_t *plan, int *argc,
   if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, gRank,
                           MPI_INFO_NULL, &node) == MPI_SUCCESS) {
     MPI_Comm_size(node, &onNode);
+    MPI_Comm_rank(node, &gLocalRank);
     MPI_Comm_free(&node);
   }
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -201,12 +208,17 @@ static int waitYielding(MPI_Request *request, MPI_Status *status) {
   } while (0)
 
 int moert_comm_rank(void) { return gRank; }
+int moert_comm_local_rank(void) { return gLocalRank; }
 int moert_comm_size(void) { return gSize; }
 moert_coords_t moert_comm_coords(void) {
   return moert_plan_coords(&gPlan, gRank);
 }
 
 void moert_comm_finalize(void) {
+#ifdef MOERT_NCCL
+  if (gUsingMpi)
+    moertNcclFinalize();
+#endif
   if (gUsingMpi)
     for (int g = 1; g < MOERT_NUM_GROUPS; ++g)
       MPI_Comm_free(&gComms[g]);
@@ -330,6 +342,11 @@ void _mlir_ciface_moert_all_reduce_f32(moert_memref1d_f32_t *in,
                                        int32_t group) {
   int size;
   MPI_Comm comm = beginCollective(MOERT_ALL_REDUCE, group, in, out, &size);
+#ifdef MOERT_NCCL
+  if (comm != MPI_COMM_NULL)
+    moertNcclAllReduce(group, comm, data(in), data(out), (size_t)in->sizes[0]);
+  return;
+#endif
   if (comm != MPI_COMM_NULL)
     RUN_COLLECTIVE(MPI_Allreduce(data(in), data(out), (int)in->sizes[0],
                                  MPI_FLOAT, MPI_SUM, comm),
@@ -344,6 +361,11 @@ void _mlir_ciface_moert_all_gather_f32(moert_memref1d_f32_t *in,
   int size;
   MPI_Comm comm = beginCollective(MOERT_ALL_GATHER, group, in, out, &size);
   int n = (int)in->sizes[0];
+#ifdef MOERT_NCCL
+  if (comm != MPI_COMM_NULL)
+    moertNcclAllGather(group, comm, data(in), data(out), (size_t)n);
+  return;
+#endif
   if (comm != MPI_COMM_NULL)
     RUN_COLLECTIVE(
         MPI_Allgather(data(in), n, MPI_FLOAT, data(out), n, MPI_FLOAT, comm),
@@ -360,6 +382,10 @@ void _mlir_ciface_moert_all_to_all_f32(moert_memref1d_f32_t *in,
   if (comm == MPI_COMM_NULL)
     return;
   int chunk = (int)(in->sizes[0] / size);
+#ifdef MOERT_NCCL
+  moertNcclAllToAll(group, comm, data(in), data(out), (size_t)chunk, size);
+  return;
+#endif
   RUN_COLLECTIVE(MPI_Alltoall(data(in), chunk, MPI_FLOAT, data(out), chunk,
                               MPI_FLOAT, comm),
                  MPI_Ialltoall(data(in), chunk, MPI_FLOAT, data(out), chunk,
@@ -372,6 +398,12 @@ void _mlir_ciface_moert_reduce_scatter_f32(moert_memref1d_f32_t *in,
                                            int32_t group) {
   int size;
   MPI_Comm comm = beginCollective(MOERT_REDUCE_SCATTER, group, in, out, &size);
+#ifdef MOERT_NCCL
+  if (comm != MPI_COMM_NULL)
+    moertNcclReduceScatter(group, comm, data(in), data(out),
+                           (size_t)out->sizes[0]);
+  return;
+#endif
   if (comm != MPI_COMM_NULL)
     RUN_COLLECTIVE(
         MPI_Reduce_scatter_block(data(in), data(out), (int)out->sizes[0],
@@ -429,6 +461,10 @@ void _mlir_ciface_moert_send_f32(moert_memref1d_f32_t *in, int32_t group,
                                  int64_t peer) {
   MPI_Comm comm = peerComm("send", group, peer, in);
   count(MOERT_SEND, group, in->sizes[0] * (long long)sizeof(float));
+#ifdef MOERT_NCCL
+  moertNcclSend(group, comm, data(in), (size_t)in->sizes[0], (int)peer);
+  return;
+#endif
   MPI_Request request;
   check(MPI_Isend(data(in), (int)in->sizes[0], MPI_FLOAT, (int)peer, 0, comm,
                   &request),
@@ -440,6 +476,10 @@ void _mlir_ciface_moert_recv_f32(moert_memref1d_f32_t *out, int32_t group,
                                  int64_t peer) {
   MPI_Comm comm = peerComm("recv", group, peer, out);
   count(MOERT_RECV, group, out->sizes[0] * (long long)sizeof(float));
+#ifdef MOERT_NCCL
+  moertNcclRecv(group, comm, data(out), (size_t)out->sizes[0], (int)peer);
+  return;
+#endif
   MPI_Request request;
   check(MPI_Irecv(data(out), (int)out->sizes[0], MPI_FLOAT, (int)peer, 0, comm,
                   &request),

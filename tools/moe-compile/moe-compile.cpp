@@ -335,10 +335,11 @@ int main(int argc, char **argv) {
                 "'; expected isa, bin or fatbin");
   if (!llvm::StringRef(cudaOptions.chip).starts_with("sm_"))
     return fail("--cuda-chip '" + cudaChip + "' is not an sm_XX architecture");
-  if (cuda && emit == Emit::Executable && !MOE_HAVE_CUDA_RUNTIME)
+  if (cuda && emit == Emit::Executable &&
+      !llvm::sys::fs::exists(MOE_RUNTIME_LIB_DIR "/libmoert_cuda.so"))
     return fail("this build has no CUDA runtime (libmoert_cuda: the CUDA "
-                "toolkit was not found at configure time); --emit=ptx, "
-                "lowered-mlir, llvm and obj still work");
+                "toolkit with cuBLAS and NCCL was not found at configure "
+                "time); --emit=ptx, lowered-mlir, llvm and obj still work");
 
   DefaultTimingManager tm;
   applyDefaultTimingManagerCLOptions(tm);
@@ -448,15 +449,6 @@ int main(int argc, char **argv) {
                       inputFilename + "'");
       }
     }
-  }
-
-  if (cuda) {
-    auto modulePlan = (*module)->getAttrOfType<moe::PlanAttr>(
-        moe::MoEDialect::getPlanAttrName());
-    if (modulePlan && modulePlan.getWorldSize() > 1)
-      return fail("--target cuda builds one-rank executables for now (plan " +
-                  llvm::formatv("{0}", modulePlan).str() +
-                  " has more ranks): the NCCL collectives are not built yet");
   }
 
   // Partitioning and the plan's communication rewrites: an .mlir module with

@@ -71,6 +71,8 @@ MOERT_API moert_status_t moert_comm_init(const moert_plan_t *plan, int *argc,
 /* Rank in the world (0 without MPI). */
 MOERT_API int moert_comm_rank(void);
 MOERT_API int moert_comm_size(void);
+/* Rank among the ranks on this node (0 without MPI): picks a GPU. */
+MOERT_API int moert_comm_local_rank(void);
 MOERT_API moert_coords_t moert_comm_coords(void);
 /* Aborts every rank after printing `message` (a failed rank must not leave
  * the others waiting in a collective). */

@@ -12,6 +12,10 @@
 void moertCudaInit(void);
 /* Waits for all work on the device. */
 void moertCudaSynchronize(void);
+/* The stream kernels and collectives run on, and its state
+ * (CUDA_SUCCESS when idle, CUDA_ERROR_NOT_READY when busy). */
+CUstream moertCudaStream(void);
+CUresult moertCudaStreamQuery(CUstream stream);
 /* Aborts every rank: "CUDA: <what> failed: <detail>". */
 void moertCudaFail(const char *what, const char *detail)
     __attribute__((noreturn));

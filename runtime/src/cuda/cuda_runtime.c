@@ -50,6 +50,7 @@
   X(cuLaunchKernel)                                                            \
   X(cuStreamCreate)                                                            \
   X(cuStreamSynchronize)                                                       \
+  X(cuStreamQuery)                                                             \
   X(cuMemAllocManaged)                                                         \
   X(cuMemFree)
 
@@ -105,9 +106,9 @@ void moertCudaInit(void) {
   moertCudaCheck(p_cuDeviceGetCount(&count), "cuDeviceGetCount");
   if (count < 1)
     moertCudaFail("cuDeviceGetCount", "no CUDA device is visible");
-  /* One device per rank on a node: rank modulo the visible devices
-   * (CUDA_VISIBLE_DEVICES narrows them). */
-  int ordinal = moert_comm_rank() % count;
+  /* One device per rank on a node: the node-local rank modulo the visible
+   * devices (CUDA_VISIBLE_DEVICES narrows them). */
+  int ordinal = moert_comm_local_rank() % count;
   CUdevice device;
   CUcontext context;
   moertCudaCheck(p_cuDeviceGet(&device, ordinal), "cuDeviceGet");
@@ -235,13 +236,19 @@ MOERT_API void *mgpuModuleGetFunction(void *module, const char *name) {
 /* One stream for every launch: gpu-to-llvm creates and destroys a stream
  * around each synchronous launch; reusing one saves the creation. It has
  * the default flags, so it is ordered with cuBLAS on the legacy stream. */
-MOERT_API void *mgpuStreamCreate(void) {
+CUstream moertCudaStream(void) {
   moertCudaInit();
   if (!gStream)
     moertCudaCheck(p_cuStreamCreate(&gStream, CU_STREAM_DEFAULT),
                    "cuStreamCreate");
   return gStream;
 }
+
+CUresult moertCudaStreamQuery(CUstream stream) {
+  return p_cuStreamQuery(stream);
+}
+
+MOERT_API void *mgpuStreamCreate(void) { return moertCudaStream(); }
 
 MOERT_API void mgpuStreamDestroy(void *stream) { (void)stream; }
 

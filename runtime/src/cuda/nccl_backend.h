@@ -1,0 +1,36 @@
+/*===- nccl_backend.h - the collectives of compiled code on NCCL ---*- C -*-===*
+ *
+ * libmoert_cuda runs the collectives compiled code calls (comm.c's
+ * _mlir_ciface_moert_* entry points, after their checks and counters) on
+ * NCCL over the device buffers. One NCCL communicator per runtime group,
+ * created at the group's first collective from a unique id broadcast over
+ * the group's MPI communicator; non-blocking, so every wait polls
+ * ncclCommGetAsyncError and gives up after MOERT_NCCL_TIMEOUT seconds
+ * (default 300) with a message.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#ifndef MOERT_NCCL_BACKEND_H
+#define MOERT_NCCL_BACKEND_H
+
+#include <mpi.h>
+#include <stddef.h>
+
+/* `group` is the runtime's group number, `mpi` its MPI communicator. Counts
+ * are in f32 elements: per rank for all_gather, per chunk for all_to_all,
+ * the output's for reduce_scatter. */
+void moertNcclAllReduce(int group, MPI_Comm mpi, const float *in, float *out,
+                        size_t count);
+void moertNcclAllGather(int group, MPI_Comm mpi, const float *in, float *out,
+                        size_t count);
+void moertNcclReduceScatter(int group, MPI_Comm mpi, const float *in,
+                            float *out, size_t count);
+void moertNcclAllToAll(int group, MPI_Comm mpi, const float *in, float *out,
+                       size_t chunk, int size);
+void moertNcclSend(int group, MPI_Comm mpi, const float *in, size_t count,
+                   int peer);
+void moertNcclRecv(int group, MPI_Comm mpi, float *out, size_t count, int peer);
+/* Destroys the communicators (before the MPI ones go). */
+void moertNcclFinalize(void);
+
+#endif /* MOERT_NCCL_BACKEND_H */
