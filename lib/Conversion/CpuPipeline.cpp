@@ -7,6 +7,8 @@
 
 #include "moe/Conversion/Passes.h"
 
+#include "Pipelines.h"
+
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/ErrorHandling.h"
 
@@ -14,34 +16,27 @@ using namespace mlir;
 
 /// The textual form keeps the pipeline readable next to its documentation
 /// (docs/Pipeline.md); every step is an upstream or moe pass.
-static constexpr const char *kCpuPipeline =
-    "moe-decompose,"
-    "moe-lower-to-linalg,"
-    "moe-lower-collectives,"
-    "canonicalize,cse,"
-    "one-shot-bufferize{bufferize-function-boundaries "
-    "function-boundary-type-conversion=identity-layout-map},"
-    "canonicalize,"
-    "moe-linalg-to-blas,"
-    "buffer-deallocation-pipeline,"
-    "convert-bufferization-to-memref,"
-    "convert-linalg-to-loops,"
-    "moe-approximate-math,"
-    "lower-affine,"
-    "convert-scf-to-cf,"
-    "expand-strided-metadata,"
-    "lower-affine,"
-    "finalize-memref-to-llvm,"
-    "convert-math-to-llvm,"
-    "convert-math-to-libm,"
-    "convert-arith-to-llvm,"
-    "convert-index-to-llvm,"
-    "convert-func-to-llvm,"
-    "convert-cf-to-llvm,"
-    "reconcile-unrealized-casts";
+static std::string getCpuPipeline() {
+  return std::string(moe::kFrontPipeline) + "buffer-deallocation-pipeline,"
+                                            "convert-bufferization-to-memref,"
+                                            "convert-linalg-to-loops,"
+                                            "moe-approximate-math,"
+                                            "lower-affine,"
+                                            "convert-scf-to-cf,"
+                                            "expand-strided-metadata,"
+                                            "lower-affine,"
+                                            "finalize-memref-to-llvm,"
+                                            "convert-math-to-llvm,"
+                                            "convert-math-to-libm,"
+                                            "convert-arith-to-llvm,"
+                                            "convert-index-to-llvm,"
+                                            "convert-func-to-llvm,"
+                                            "convert-cf-to-llvm,"
+                                            "reconcile-unrealized-casts";
+}
 
 void mlir::moe::buildMoECpuPipeline(OpPassManager &pm) {
-  if (failed(parsePassPipeline(kCpuPipeline, pm)))
+  if (failed(parsePassPipeline(getCpuPipeline(), pm)))
     llvm::report_fatal_error("moe-cpu-pipeline: a pass is not registered");
 }
 

@@ -12,6 +12,8 @@
 
 #include "moe/Conversion/Passes.h"
 
+#include "Pipelines.h"
+
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -20,14 +22,7 @@ using namespace mlir;
 std::string mlir::moe::getMoECudaPipeline(const CudaPipelineOptions &options) {
   // The same front half as the CPU pipeline (docs/Passes.md).
   std::string pipeline =
-      "moe-decompose,"
-      "moe-lower-to-linalg,"
-      "moe-lower-collectives,"
-      "canonicalize,cse,"
-      "one-shot-bufferize{bufferize-function-boundaries "
-      "function-boundary-type-conversion=identity-layout-map},"
-      "canonicalize,"
-      "moe-linalg-to-blas,"
+      std::string(kFrontPipeline) +
       "moe-gpu-copy-globals,"
       "buffer-deallocation-pipeline,"
       "convert-bufferization-to-memref,"

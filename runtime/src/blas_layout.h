@@ -56,4 +56,34 @@ static inline void moertGemmLoop(const moert_memref2d_f32_t *a,
     }
 }
 
+/* A product C (+)= op(A) * op(B) as BLAS sees it. */
+typedef struct moertGemm {
+  int64_t m, n, k;
+  int64_t lda, ldb, ldc;
+  int transposeA, transposeB; /* of the row-major operands */
+} moertGemm;
+
+/* What moert_sgemm does: 0 nothing (C is empty), 1 a BLAS call with `g`
+ * (C row-major, A and B row- or column-major: a column-major operand is the
+ * row-major transpose of itself), 2 the loop (k = 0, or strides BLAS cannot
+ * take). */
+static inline int moertPlanGemm(const moert_memref2d_f32_t *a,
+                                const moert_memref2d_f32_t *b,
+                                const moert_memref2d_f32_t *c, int transposeA,
+                                int transposeB, moertGemm *g) {
+  g->m = c->sizes[0];
+  g->n = c->sizes[1];
+  g->k = transposeA ? a->sizes[0] : a->sizes[1];
+  if (g->m == 0 || g->n == 0)
+    return 0;
+  int aCol, bCol, cCol;
+  if (g->k == 0 || !moertBlasLayout(a, &aCol, &g->lda) ||
+      !moertBlasLayout(b, &bCol, &g->ldb) ||
+      !moertBlasLayout(c, &cCol, &g->ldc) || cCol)
+    return 2;
+  g->transposeA = (transposeA != 0) != (aCol != 0);
+  g->transposeB = (transposeB != 0) != (bCol != 0);
+  return 1;
+}
+
 #endif /* MOERT_BLAS_LAYOUT_H */

@@ -457,45 +457,52 @@ static MPI_Comm peerComm(const char *what, int32_t group, int64_t peer,
   return comm;
 }
 
-void _mlir_ciface_moert_send_f32(moert_memref1d_f32_t *in, int32_t group,
-                                 int64_t peer) {
-  MPI_Comm comm = peerComm("send", group, peer, in);
-  count(MOERT_SEND, group, in->sizes[0] * (long long)sizeof(float));
+/* send (kind MOERT_SEND, `buffer` read) or recv (MOERT_RECV, written). */
+static void pointToPoint(moert_collective_t kind, moert_memref1d_f32_t *buffer,
+                         int32_t group, int64_t peer) {
+  int sending = kind == MOERT_SEND;
+  const char *name = kCollectiveNames[kind];
+  MPI_Comm comm = peerComm(name, group, peer, buffer);
+  long long n = buffer->sizes[0];
+  count(kind, group, n * (long long)sizeof(float));
 #ifdef MOERT_NCCL
-  moertNcclSend(group, comm, data(in), (size_t)in->sizes[0], (int)peer);
+  moertNcclPointToPoint(sending, group, comm, data(buffer), (size_t)n,
+                        (int)peer);
   return;
 #endif
   MPI_Request request;
-  check(MPI_Isend(data(in), (int)in->sizes[0], MPI_FLOAT, (int)peer, 0, comm,
-                  &request),
-        "Isend");
-  finish(&request, MPI_STATUS_IGNORE, "Isend");
+  MPI_Status status;
+  if (sending)
+    check(MPI_Isend(data(buffer), (int)n, MPI_FLOAT, (int)peer, 0, comm,
+                    &request),
+          "Isend");
+  else
+    check(MPI_Irecv(data(buffer), (int)n, MPI_FLOAT, (int)peer, 0, comm,
+                    &request),
+          "Irecv");
+  finish(&request, &status, sending ? "Isend" : "Irecv");
+  if (sending)
+    return;
+  /* A message of another size is a compiler bug: MPI reports truncation,
+   * and a shorter one is caught here. */
+  int received = 0;
+  MPI_Get_count(&status, MPI_FLOAT, &received);
+  if (received != n) {
+    char message[160];
+    snprintf(message, sizeof(message), "recv: expected %lld elements, got %d",
+             n, received);
+    moert_comm_abort(message);
+  }
+}
+
+void _mlir_ciface_moert_send_f32(moert_memref1d_f32_t *in, int32_t group,
+                                 int64_t peer) {
+  pointToPoint(MOERT_SEND, in, group, peer);
 }
 
 void _mlir_ciface_moert_recv_f32(moert_memref1d_f32_t *out, int32_t group,
                                  int64_t peer) {
-  MPI_Comm comm = peerComm("recv", group, peer, out);
-  count(MOERT_RECV, group, out->sizes[0] * (long long)sizeof(float));
-#ifdef MOERT_NCCL
-  moertNcclRecv(group, comm, data(out), (size_t)out->sizes[0], (int)peer);
-  return;
-#endif
-  MPI_Request request;
-  check(MPI_Irecv(data(out), (int)out->sizes[0], MPI_FLOAT, (int)peer, 0, comm,
-                  &request),
-        "Irecv");
-  /* A message of another size is a compiler bug: MPI reports truncation,
-   * and a shorter one is caught here. */
-  MPI_Status status;
-  finish(&request, &status, "Irecv");
-  int received = 0;
-  MPI_Get_count(&status, MPI_FLOAT, &received);
-  if (received != out->sizes[0]) {
-    char message[160];
-    snprintf(message, sizeof(message), "recv: expected %lld elements, got %d",
-             (long long)out->sizes[0], received);
-    moert_comm_abort(message);
-  }
+  pointToPoint(MOERT_RECV, out, group, peer);
 }
 
 void moert_comm_move_f32(float *buffer, long n, int from, int to) {

@@ -28,15 +28,11 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
                                         moert_memref2d_f32_t *c,
                                         int32_t transposeA, int32_t transposeB,
                                         int32_t accumulate) {
-  int64_t m = c->sizes[0], n = c->sizes[1];
-  int64_t k = transposeA ? a->sizes[0] : a->sizes[1];
-  if (m == 0 || n == 0)
+  moertGemm g;
+  int plan = moertPlanGemm(a, b, c, transposeA, transposeB, &g);
+  if (plan == 0)
     return;
-  int aCol, bCol, cCol;
-  int64_t lda, ldb, ldc;
-  if (k == 0 || !moertBlasLayout(a, &aCol, &lda) ||
-      !moertBlasLayout(b, &bCol, &ldb) || !moertBlasLayout(c, &cCol, &ldc) ||
-      cCol) {
+  if (plan == 2) {
     /* Shapes BLAS cannot take: on the host, after the device is idle. */
     moertCudaSynchronize();
     moertGemmLoop(a, b, c, transposeA, transposeB, accumulate);
@@ -45,15 +41,14 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
   moertCudaInit();
   if (!gHandle)
     checkBlas(cublasCreate(&gHandle), "cublasCreate");
-  cublasOperation_t ta =
-      (transposeA != 0) != (aCol != 0) ? CUBLAS_OP_T : CUBLAS_OP_N;
-  cublasOperation_t tb =
-      (transposeB != 0) != (bCol != 0) ? CUBLAS_OP_T : CUBLAS_OP_N;
   float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-  checkBlas(cublasSgemm(gHandle, tb, ta, (int)n, (int)m, (int)k, &alpha,
-                        b->aligned + b->offset, (int)ldb,
-                        a->aligned + a->offset, (int)lda, &beta,
-                        c->aligned + c->offset, (int)ldc),
+  /* Column-major: C^T (n x m) = op(B)^T op(A)^T, the row-major operands
+   * read as their transposes with the same transpose flags. */
+  checkBlas(cublasSgemm(gHandle, g.transposeB ? CUBLAS_OP_T : CUBLAS_OP_N,
+                        g.transposeA ? CUBLAS_OP_T : CUBLAS_OP_N, (int)g.n,
+                        (int)g.m, (int)g.k, &alpha, b->aligned + b->offset,
+                        (int)g.ldb, a->aligned + a->offset, (int)g.lda, &beta,
+                        c->aligned + c->offset, (int)g.ldc),
             "cublasSgemm");
   moertCudaSynchronize();
 }

@@ -166,20 +166,17 @@ void moertNcclAllToAll(int group, MPI_Comm mpi, const float *in, float *out,
   finish(comm, "all_to_all");
 }
 
-void moertNcclSend(int group, MPI_Comm mpi, const float *in, size_t count,
-                   int peer) {
+void moertNcclPointToPoint(int sending, int group, MPI_Comm mpi, float *buffer,
+                           size_t count, int peer) {
   ncclComm_t comm = commOf(group, mpi);
-  settle(comm, ncclSend(in, count, ncclFloat, peer, comm, moertCudaStream()),
-         "ncclSend");
-  finish(comm, "ncclSend");
-}
-
-void moertNcclRecv(int group, MPI_Comm mpi, float *out, size_t count,
-                   int peer) {
-  ncclComm_t comm = commOf(group, mpi);
-  settle(comm, ncclRecv(out, count, ncclFloat, peer, comm, moertCudaStream()),
-         "ncclRecv");
-  finish(comm, "ncclRecv");
+  const char *what = sending ? "ncclSend" : "ncclRecv";
+  settle(
+      comm,
+      sending
+          ? ncclSend(buffer, count, ncclFloat, peer, comm, moertCudaStream())
+          : ncclRecv(buffer, count, ncclFloat, peer, comm, moertCudaStream()),
+      what);
+  finish(comm, what);
 }
 
 void moertNcclFinalize(void) {

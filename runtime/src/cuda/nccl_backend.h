@@ -27,9 +27,9 @@ void moertNcclReduceScatter(int group, MPI_Comm mpi, const float *in,
                             float *out, size_t count);
 void moertNcclAllToAll(int group, MPI_Comm mpi, const float *in, float *out,
                        size_t chunk, int size);
-void moertNcclSend(int group, MPI_Comm mpi, const float *in, size_t count,
-                   int peer);
-void moertNcclRecv(int group, MPI_Comm mpi, float *out, size_t count, int peer);
+/* ncclSend of `buffer` (sending) or ncclRecv into it. */
+void moertNcclPointToPoint(int sending, int group, MPI_Comm mpi, float *buffer,
+                           size_t count, int peer);
 /* Destroys the communicators (before the MPI ones go). */
 void moertNcclFinalize(void);
 

@@ -1,0 +1,28 @@
+//===- Pipelines.h - what the target pipelines share ------------*- C++ -*-===//
+//
+// Internal to lib/Conversion: the front half of `moe-cpu-pipeline` and
+// `moe-cuda-pipeline`, from MoE ops to bufferized IR whose matrix products
+// call the runtime (docs/Passes.md).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CONVERSION_PIPELINES_H
+#define MOE_LIB_CONVERSION_PIPELINES_H
+
+namespace mlir {
+namespace moe {
+
+inline constexpr const char *kFrontPipeline =
+    "moe-decompose,"
+    "moe-lower-to-linalg,"
+    "moe-lower-collectives,"
+    "canonicalize,cse,"
+    "one-shot-bufferize{bufferize-function-boundaries "
+    "function-boundary-type-conversion=identity-layout-map},"
+    "canonicalize,"
+    "moe-linalg-to-blas,";
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_LIB_CONVERSION_PIPELINES_H
