@@ -53,7 +53,9 @@ def check_plan_bytes(args, compiler, world, work, output):
         [str(compiler), args.config, "--plan", args.plan or "dp=1",
          "--cluster", "h100x8", "--ranks", str(world), "--batch",
          str(args.batch), "--seq-len", str(args.seq_len), "--plan-report",
-         str(report), "--explain-plan"], capture_output=True, text=True)
+         str(report), "--explain-plan"] +
+        (["--microbatches", str(args.microbatches)] if args.microbatches
+         else []), capture_output=True, text=True)
     if proc.returncode != 0:
         fail("the planner failed:\n" + proc.stdout + proc.stderr)
     estimate = json.loads(report.read_text())["plans"][0]
@@ -87,6 +89,8 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--plan", default="", help="parallel plan for moe-compile "
                     "--plan; the executable runs under mpiexec")
+    ap.add_argument("--microbatches", type=int, default=0,
+                    help="moe-compile --microbatches (pipelines)")
     ap.add_argument("--stats", action="store_true",
                     help="print each rank's collective calls and bytes")
     ap.add_argument("--cluster", default="h100x8",
@@ -125,11 +129,19 @@ def main():
             if args.ranks:
                 cmd += ["--ranks", str(args.ranks)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
-            chosen = re.search(r"--plan auto chose (\S+) for", proc.stderr)
+            chosen = re.search(
+                r"--plan auto chose (\S+)(?: with --microbatches (\d+))? for",
+                proc.stderr)
             if proc.returncode != 0 or not chosen:
                 fail("moe-compile --plan auto failed:\n" + proc.stderr)
             args.plan = chosen.group(1)
-            print("%s: --plan auto chose %s" % (name, args.plan))
+            if chosen.group(2):
+                args.microbatches = int(chosen.group(2))
+            print("%s: --plan auto chose %s%s" % (
+                name, args.plan, " with --microbatches %d" % args.microbatches
+                if args.microbatches else ""))
+        if args.microbatches:
+            compile_cmd += ["--microbatches", str(args.microbatches)]
         if args.plan:
             compile_cmd += ["--plan", args.plan]
             # world = dp * tp * pp (per-layer lists hold commas too).

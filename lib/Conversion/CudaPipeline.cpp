@@ -15,6 +15,12 @@
 #include "Pipelines.h"
 
 #include "mlir/Pass/PassRegistry.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/TargetParser/Triple.h"
+
+extern "C" void LLVMInitializeNVPTXTargetInfo();
+extern "C" void LLVMInitializeNVPTXTargetMC();
 #include "llvm/Support/FormatVariadic.h"
 
 using namespace mlir;
@@ -26,18 +32,21 @@ std::string mlir::moe::getMoECudaPipeline(const CudaPipelineOptions &options) {
       "moe-gpu-copy-globals,"
       "buffer-deallocation-pipeline,"
       "convert-bufferization-to-memref,"
-      // Kernels: each outermost parallel loop nest, tiled so that a block
-      // runs `block` iterations of its first dimension.
+      // Kernels: each outermost parallel loop nest, collapsed to one
+      // dimension and tiled so that a block runs `block-size` iterations.
       "convert-linalg-to-parallel-loops,"
-      "canonicalize,";
+      "canonicalize,"
+      "moe-gpu-collapse-parallel-loops,";
   pipeline += llvm::formatv(
       "func.func(scf-parallel-loop-tiling{{parallel-loop-tile-sizes={0} "
       "no-min-max-bounds=true},gpu-map-parallel-loops,"
       "convert-parallel-loops-to-gpu),",
       options.blockSize);
   pipeline += "canonicalize,lower-affine,gpu-kernel-outlining,";
-  pipeline += llvm::formatv("nvvm-attach-target{{chip={0} features={1} O=3},",
-                            options.chip, options.features);
+  pipeline += "nvvm-attach-target{chip=" + options.chip;
+  if (!options.features.empty()) // else LLVM's PTX version for the chip
+    pipeline += " features=" + options.features;
+  pipeline += " O=3},";
   pipeline += "gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,"
               "cse,reconcile-unrealized-casts),";
   pipeline += "gpu-module-to-binary{format=" + options.format;
@@ -60,8 +69,40 @@ std::string mlir::moe::getMoECudaPipeline(const CudaPipelineOptions &options) {
   return pipeline;
 }
 
+/// Whether LLVM's NVPTX backend knows `chip` (sm_80, sm_90a, ...).
+static bool isKnownChip(llvm::StringRef chip) {
+  LLVMInitializeNVPTXTargetInfo();
+  LLVMInitializeNVPTXTargetMC();
+  llvm::Triple triple("nvptx64-nvidia-cuda");
+  std::string error;
+  const llvm::Target *target =
+      llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return false;
+  std::unique_ptr<llvm::MCSubtargetInfo> info(
+      target->createMCSubtargetInfo(triple, "", ""));
+  return info && info->isCPUStringValid(chip);
+}
+
 LogicalResult mlir::moe::buildMoECudaPipeline(
     OpPassManager &pm, const CudaPipelineOptions &options, std::string &error) {
+  if (!isKnownChip(options.chip)) {
+    error = "'" + options.chip +
+            "' is not a GPU architecture LLVM's NVPTX backend knows (sm_80, "
+            "sm_90, sm_90a, sm_100, ...)";
+    return failure();
+  }
+  if (options.format != "isa" && options.format != "bin" &&
+      options.format != "fatbin") {
+    error = "unknown kernel format '" + options.format +
+            "'; expected isa, bin or fatbin";
+    return failure();
+  }
+  if (options.blockSize < 1 || options.blockSize > 1024) {
+    error = "the block size must be in [1, 1024], got " +
+            std::to_string(options.blockSize);
+    return failure();
+  }
   llvm::raw_string_ostream os(error);
   return parsePassPipeline(getMoECudaPipeline(options), pm, os);
 }
@@ -72,9 +113,11 @@ struct CudaPipelineCLOptions
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90: H100)"),
                            llvm::cl::init("sm_90")};
-  Option<std::string> features{*this, "features",
-                               llvm::cl::desc("PTX features"),
-                               llvm::cl::init("+ptx80")};
+  Option<std::string> features{
+      *this, "features",
+      llvm::cl::desc("PTX features, e.g. +ptx86 (default: the PTX version "
+                     "LLVM requires for the chip)"),
+      llvm::cl::init("")};
   Option<std::string> format{
       *this, "format",
       llvm::cl::desc("Kernel format: isa (PTX, JIT-compiled by the driver), "
@@ -90,12 +133,18 @@ struct CudaPipelineCLOptions
 } // namespace
 
 void mlir::moe::registerMoECudaPipeline() {
-  PassPipelineRegistration<CudaPipelineCLOptions>(
+  // registerPassPipeline rather than PassPipelineRegistration, whose
+  // builder cannot report a bad option as an error.
+  registerPassPipeline(
       "moe-cuda-pipeline",
       "What moe-compile --target cuda runs: kernels through gpu and nvvm, "
       "matrix products to the runtime's cuBLAS calls, host code to the LLVM "
       "dialect",
-      [](OpPassManager &pm, const CudaPipelineCLOptions &cl) {
+      [](OpPassManager &pm, StringRef text,
+         function_ref<LogicalResult(const Twine &)> errorHandler) {
+        CudaPipelineCLOptions cl;
+        if (failed(cl.parseFromString(text)))
+          return failure();
         moe::CudaPipelineOptions options;
         options.chip = cl.chip;
         options.features = cl.features;
@@ -104,6 +153,10 @@ void mlir::moe::registerMoECudaPipeline() {
         options.blockSize = cl.blockSize;
         std::string error;
         if (failed(buildMoECudaPipeline(pm, options, error)))
-          llvm::report_fatal_error(llvm::Twine("moe-cuda-pipeline: ") + error);
+          return errorHandler("moe-cuda-pipeline: " + error);
+        return success();
+      },
+      [](function_ref<void(const detail::PassOptions &)> optHandler) {
+        optHandler(CudaPipelineCLOptions());
       });
 }

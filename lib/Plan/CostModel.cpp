@@ -44,6 +44,12 @@ std::string Candidate::str() const {
   return s;
 }
 
+std::string Candidate::label() const {
+  if (pp == 1)
+    return str();
+  return str() + " (" + std::to_string(microbatches) + " mb)";
+}
+
 double PlanCost::communicationSeconds() const {
   double t = 0;
   for (const CollectiveCost &c : collectives)
@@ -59,11 +65,10 @@ int64_t mlir::moe::plan::defaultMicrobatches(int64_t localBatch, int64_t pp,
                                              bool dropless) {
   if (pp <= 1 || !dropless || localBatch < 1)
     return 1;
-  int64_t best = 1;
-  for (int64_t m = 1; m <= std::min(localBatch, 4 * pp); ++m)
+  for (int64_t m = pp; m <= localBatch; ++m)
     if (localBatch % m == 0)
-      best = m;
-  return best;
+      return m;
+  return localBatch;
 }
 
 std::vector<double> RoutingSkew::shares(int64_t experts) const {
@@ -166,6 +171,10 @@ private:
   /// runtime counts them).
   void collective(llvm::StringRef kind, llvm::StringRef group, int64_t calls,
                   double bytes);
+  /// Records `calls` calls of `seconds` each.
+  void add(llvm::StringRef kind, llvm::StringRef group,
+           llvm::StringRef algorithm, int64_t calls, double bytes,
+           double seconds);
   /// Largest share of the routed tokens one ep rank's experts receive.
   double busiestEpShare() const;
 
@@ -190,6 +199,16 @@ double Estimator::busiestEpShare() const {
 
 void Estimator::collective(llvm::StringRef kind, llvm::StringRef group,
                            int64_t calls, double bytes) {
+  if (kind == "send" || kind == "recv") {
+    // Point to point between rank 0 and the next stage (pp) or the last
+    // stage's first rank (world): one message, inter-node when that rank is
+    // on another node (ranks fill nodes in order).
+    int64_t peer = group == "pp" ? p.dp * p.tp : (p.pp - 1) * p.dp * p.tp;
+    Link link = peer < c.devicesPerNode ? c.intraNode : c.interNode;
+    add(kind, group, "direct", calls, bytes,
+        link.latency + bytes / link.bandwidth);
+    return;
+  }
   int64_t n = 1, stride = 1;
   if (group == "dp")
     n = p.dp, stride = p.tp;
@@ -199,10 +218,6 @@ void Estimator::collective(llvm::StringRef kind, llvm::StringRef group,
     n = p.ep, stride = p.etp;
   else if (group == "etp")
     n = p.etp;
-  else if (group == "pp")
-    n = p.pp, stride = p.dp * p.tp;
-  else if (group == "world") // the output's move from the last stage
-    n = 2, stride = (p.pp - 1) * p.dp * p.tp;
   // Rank 0's group: `perNode` members on each of `nodes` nodes.
   int64_t perNode = stride >= c.devicesPerNode
                         ? 1
@@ -221,9 +236,8 @@ void Estimator::collective(llvm::StringRef kind, llvm::StringRef group,
   };
   // The flat algorithms over the group's slowest link.
   Link slowest = nodes == 1 ? c.intraNode : c.interNode;
-  bool direct = kind == "gather" || kind == "send" || kind == "recv";
   consider(kind == "all_to_all" ? "pairwise"
-           : direct             ? "direct"
+           : kind == "gather"   ? "direct"
                                 : "ring",
            ring(kind, dn, bytes, slowest));
   if (auto logT = logarithmic(kind, dn, bytes, slowest))
@@ -246,15 +260,22 @@ void Estimator::collective(llvm::StringRef kind, llvm::StringRef group,
                                    interShare * bytes / c.interNode.bandwidth);
     }
   }
+  add(kind, group, algorithm, calls, bytes, t);
+}
+
+void Estimator::add(llvm::StringRef kind, llvm::StringRef group,
+                    llvm::StringRef algorithm, int64_t calls, double bytes,
+                    double seconds) {
   for (CollectiveCost &existing : cost.collectives)
     if (existing.kind == kind && existing.group == group) {
       existing.calls += calls;
       existing.bytes += static_cast<int64_t>(bytes) * calls;
-      existing.seconds += t * calls;
+      existing.seconds += seconds * calls;
       return;
     }
-  cost.collectives.push_back({kind.str(), group.str(), algorithm, calls,
-                              static_cast<int64_t>(bytes) * calls, t * calls});
+  cost.collectives.push_back({kind.str(), group.str(), algorithm.str(), calls,
+                              static_cast<int64_t>(bytes) * calls,
+                              seconds * calls});
 }
 
 PlanCost Estimator::run() {
@@ -295,6 +316,9 @@ PlanCost Estimator::run() {
     return infeasible(llvm::formatv("pp = {0} does not divide the {1} layers",
                                     p.pp, m.layers));
   const int64_t mbs = p.microbatches;
+  if (p.pp == 1 && mbs > 1)
+    return infeasible(
+        llvm::formatv("{0} microbatches need a pipeline (pp > 1)", mbs));
   if ((m.batch / p.dp) % mbs != 0)
     return infeasible(llvm::formatv("{0} microbatches do not divide the {1} "
                                     "sequences of a rank",

@@ -48,17 +48,26 @@ std::vector<PlanCost> mlir::moe::plan::searchPlans(const ModelSummary &model,
     int64_t stage = world / pp;
     for (int64_t tp : divisors(stage)) {
       int64_t dp = stage / tp;
-      int64_t mbs =
-          defaultMicrobatches(model.batch / dp, pp, !model.capacityFactor);
+      // Microbatches: 1 without a pipeline; for a pipeline every divisor
+      // of a rank's sequences up to 4 * pp (1 for capacity-limited experts).
+      llvm::SmallVector<int64_t> counts = {1};
+      if (pp > 1 && !model.capacityFactor && model.batch % dp == 0) {
+        counts.clear();
+        for (int64_t m : divisors(model.batch / dp))
+          if (m <= 4 * pp)
+            counts.push_back(m);
+      }
       for (int64_t etp : divisors(tp))
         for (int64_t ep : divisors(stage)) {
           if (stage % (ep * etp) != 0)
             continue;
           for (int variant = 0; variant < 3; ++variant) {
-            Candidate c{dp, tp, ep, etp, variant == 1, variant == 2, pp, mbs};
             if (variant && ep == 1)
               continue; // no all-to-all to rewrite: not a different plan
-            all.push_back(estimatePlan(model, c, cluster, skew));
+            for (int64_t mbs : counts) {
+              Candidate c{dp, tp, ep, etp, variant == 1, variant == 2, pp, mbs};
+              all.push_back(estimatePlan(model, c, cluster, skew));
+            }
           }
         }
     }
@@ -125,7 +134,7 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
     double other = p.totalSeconds() - p.computeSeconds - a2a - reduce - gather;
     os << llvm::formatv("{0,4}  {1,-50} {2,9} {3,9} {4,11} {5,11} {6,11} "
                         "{7,9} {8,10:F2}\n",
-                        i + 1, p.plan.str(), ms(p.totalSeconds()),
+                        i + 1, p.plan.label(), ms(p.totalSeconds()),
                         ms(p.computeSeconds), ms(a2a), ms(reduce), ms(gather),
                         ms(other), p.memoryBytes / (1 << 30));
   }
@@ -133,7 +142,7 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
     os << "\nno feasible plan\n";
   } else {
     const PlanCost &win = ranked[0];
-    os << "\nchosen: " << win.plan.str() << "\n";
+    os << "\nchosen: " << win.plan.label() << "\n";
     if (feasible > 1) {
       const PlanCost &next = ranked[1];
       // The term that differs most between the winner and the runner-up.
@@ -152,7 +161,7 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
         os << llvm::formatv(
             "why: ties with the runner-up {0} in predicted time; chosen for "
             "{1}\n",
-            next.plan.str(),
+            next.plan.label(),
             next.memoryBytes > win.memoryBytes
                 ? "less memory per rank"
                 : "being the simpler plan (fewer tp, etp, ep; a2a first)");
@@ -162,7 +171,7 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
             "difference is {2} ({3} {4} less)\n",
             100.0 * (next.totalSeconds() - win.totalSeconds()) /
                 next.totalSeconds(),
-            next.plan.str(), best->first, ms(best->second), ms.name);
+            next.plan.label(), best->first, ms(best->second), ms.name);
     }
     os << "bytes per rank and forward pass:";
     for (const CollectiveCost &c : win.collectives)

@@ -555,8 +555,14 @@ static int runModel(int argc, char **argv, const char *manifestText,
   for (long i = 0; !rc && i < warmup + iters; ++i) {
     if (result.allocated)
       moert_buffer_free(result.allocated);
+    /* A pass starts on every rank together and ends when the last rank is
+     * done: without the barriers a pipeline's first stage would start the
+     * next pass while the last one finishes this one, and the time would
+     * be throughput, not the latency of a pass. */
+    moert_comm_barrier();
     double start = now();
     forward(&result, &idsRef, &blobRef);
+    moert_comm_barrier();
     if (i >= warmup)
       elapsed += now() - start;
   }
@@ -594,7 +600,8 @@ static int runModel(int argc, char **argv, const char *manifestText,
     }
     free(dense);
     free(all);
-    /* A pipeline's stages finish at different times: report the slowest. */
+    /* The ranks' clocks measured the same barrier-to-barrier passes;
+     * report the largest. */
     elapsed = moert_comm_max_f64(elapsed);
     if (!rc && isRoot)
       printf("%s: batch %" PRId64 ", seq %" PRId64 ", %d rank%s: %.3f ms per "

@@ -1,5 +1,9 @@
 // RUN: moe-opt %s --moe-cuda-pipeline | FileCheck %s
 // RUN: moe-opt %s --moe-cuda-pipeline="chip=sm_80 block-size=128" | FileCheck %s --check-prefix=SM80
+// RUN: not moe-opt %s --moe-cuda-pipeline="chip=sm_12" 2>&1 | FileCheck %s --check-prefix=BADCHIP
+// RUN: not moe-opt %s --moe-cuda-pipeline="block-size=2048" 2>&1 | FileCheck %s --check-prefix=BADBLOCK
+// BADCHIP: moe-cuda-pipeline: 'sm_12' is not a GPU architecture LLVM's NVPTX backend knows
+// BADBLOCK: moe-cuda-pipeline: the block size must be in [1, 1024], got 2048
 //
 // The CUDA pipeline: the parallel loops become kernels in gpu.binary modules
 // for the NVVM target (PTX by default here: format isa needs no ptxas), the
@@ -18,11 +22,11 @@
 // CHECK: llvm.call @_mlir_memref_to_llvm_alloc
 // CHECK: gpu.launch_func @moe_block_kernel{{[_0-9]*}}::@moe_block_kernel{{[_0-9]*}} blocks in ({{.*}}) threads in ({{.*}}) : i64 args(
 // CHECK: llvm.call @moert_sgemm
-// CHECK: gpu.binary @moe_block_kernel{{[_0-9]*}}  [#gpu.object<#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">, properties = {{.*}}, assembly = "
+// CHECK: gpu.binary @moe_block_kernel{{[_0-9]*}}  [#gpu.object<#nvvm.target<O = 3, chip = "sm_90">, properties = {{.*}}, assembly = "
 // CHECK-SAME: .target sm_90
 // CHECK-SAME: .entry moe_block_kernel
 
-// SM80: gpu.binary @moe_block_kernel{{[_0-9]*}}  [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx80">
+// SM80: gpu.binary @moe_block_kernel{{[_0-9]*}}  [#gpu.object<#nvvm.target<O = 3, chip = "sm_80">
 // SM80-SAME: .target sm_80
 // SM80-SAME: .maxntid 128, 1, 1
 func.func @moe_block(%x: tensor<16x32xf32>, %router: tensor<4x32xf32>,

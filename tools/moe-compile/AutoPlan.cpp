@@ -52,7 +52,7 @@ llvm::Expected<plan::Candidate> parseCandidate(llvm::StringRef text) {
 }
 } // namespace
 
-llvm::Expected<std::string>
+llvm::Expected<plan::Candidate>
 mlir::moe::runPlanner(const ModelConfig &config, int64_t batch, int64_t seqLen,
                       const AutoPlanOptions &options,
                       llvm::raw_ostream *report) {
@@ -108,5 +108,5 @@ mlir::moe::runPlanner(const ModelConfig &config, int64_t batch, int64_t seqLen,
     return error(llvm::formatv("no feasible plan for {0} ranks: {1}", ranks,
                                llvm::join(reasons, "; ")));
   }
-  return ranked.front().plan.str();
+  return ranked.front().plan;
 }

@@ -27,13 +27,13 @@ struct AutoPlanOptions {
   int64_t microbatches = 0; // of a given pipeline plan; 0: the default
 };
 
-/// Runs the planner for `config`. Returns the plan to compile in --plan
-/// syntax; the report goes to `report` when it is non-null. Errors are
-/// returned as text.
-llvm::Expected<std::string> runPlanner(const ModelConfig &config, int64_t batch,
-                                       int64_t seqLen,
-                                       const AutoPlanOptions &options,
-                                       llvm::raw_ostream *report);
+/// Runs the planner for `config`. Returns the plan to compile (str() is its
+/// --plan text; a pipeline's microbatches come with it); the report goes to
+/// `report` when it is non-null. Errors are returned as text.
+llvm::Expected<plan::Candidate> runPlanner(const ModelConfig &config,
+                                           int64_t batch, int64_t seqLen,
+                                           const AutoPlanOptions &options,
+                                           llvm::raw_ostream *report);
 
 } // namespace moe
 } // namespace mlir

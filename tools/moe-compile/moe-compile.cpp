@@ -327,14 +327,21 @@ int main(int argc, char **argv) {
   cudaOptions.format = !cudaFormat.empty()           ? std::string(cudaFormat)
                        : cudaOptions.toolkit.empty() ? "isa"
                                                      : "fatbin";
-  if (emit == Emit::Ptx)
-    cudaOptions.format = "isa"; // the PTX, to print
-  if (cudaOptions.format != "isa" && cudaOptions.format != "bin" &&
-      cudaOptions.format != "fatbin")
-    return fail("unknown --cuda-format '" + cudaFormat +
-                "'; expected isa, bin or fatbin");
-  if (!llvm::StringRef(cudaOptions.chip).starts_with("sm_"))
-    return fail("--cuda-chip '" + cudaChip + "' is not an sm_XX architecture");
+  if (emit == Emit::Ptx) {
+    if (!cudaFormat.empty() && cudaFormat != "isa")
+      return fail("--emit=ptx prints the kernels' PTX (--cuda-format isa), "
+                  "not --cuda-format " +
+                  cudaFormat);
+    cudaOptions.format = "isa";
+  }
+  if (cuda) {
+    // The options' checks, before any work.
+    MLIRContext probeContext(MLIRContext::Threading::DISABLED);
+    PassManager probe(&probeContext);
+    std::string error;
+    if (failed(moe::buildMoECudaPipeline(probe, cudaOptions, error)))
+      return fail("--target cuda: " + error);
+  }
   if (cuda && emit == Emit::Executable &&
       !llvm::sys::fs::exists(MOE_RUNTIME_LIB_DIR "/libmoert_cuda.so"))
     return fail("this build has no CUDA runtime (libmoert_cuda: the CUDA "
@@ -380,16 +387,24 @@ int main(int argc, char **argv) {
     moe::AutoPlanOptions options{planOption,  clusterOption, ranksOption,
                                  skewOption,  planReport,    planTop,
                                  microbatches};
-    llvm::Expected<std::string> chosen = moe::runPlanner(
+    llvm::Expected<moe::plan::Candidate> chosen = moe::runPlanner(
         *config, batch, seqLen, options, explainPlan ? &llvm::outs() : nullptr);
     if (!chosen)
       return fail(llvm::toString(chosen.takeError()));
     if (explainPlan)
       llvm::outs() << "\n";
     else if (planOption == "auto")
-      llvm::errs() << "moe-compile: --plan auto chose " << *chosen << " for "
-                   << clusterOption << " (--explain-plan shows why)\n";
-    planOption = *chosen;
+      llvm::errs() << "moe-compile: --plan auto chose " << chosen->str()
+                   << (chosen->pp > 1
+                           ? llvm::formatv(" with --microbatches {0}",
+                                           chosen->microbatches)
+                                 .str()
+                           : std::string())
+                   << " for " << clusterOption
+                   << " (--explain-plan shows why)\n";
+    if (planOption == "auto" && chosen->pp > 1)
+      microbatches = chosen->microbatches;
+    planOption = chosen->str();
   }
 
   if (microbatches.getNumOccurrences() && microbatches < 1)

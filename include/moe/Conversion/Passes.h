@@ -39,14 +39,15 @@ void registerMoECpuPipeline();
 /// What `--target cuda` compiles for (docs/Cuda.md).
 struct CudaPipelineOptions {
   std::string chip = "sm_90";
-  std::string features = "+ptx80";
+  std::string features; // PTX features; empty: what LLVM needs for the chip
   /// gpu-module-to-binary format: isa (PTX), bin or fatbin (need ptxas).
   std::string format = "isa";
   std::string toolkit; // CUDA toolkit root for ptxas; empty: MLIR's search
   int64_t blockSize = 256;
 };
-/// The textual pipeline, and the pipeline added to `pm` (an error names a
-/// malformed option).
+/// The textual pipeline, and the pipeline added to `pm` after checking the
+/// options (an unknown chip or format, a block size outside [1, 1024]: the
+/// error names it).
 std::string getMoECudaPipeline(const CudaPipelineOptions &options);
 LogicalResult buildMoECudaPipeline(OpPassManager &pm,
                                    const CudaPipelineOptions &options,

@@ -189,6 +189,49 @@ def MoEApproximateMathPass : Pass<"moe-approximate-math"> {
 }
 
 //===----------------------------------------------------------------------===//
+// CUDA: one grid dimension per kernel
+//===----------------------------------------------------------------------===//
+
+def MoEGpuCollapseParallelLoopsPass
+    : Pass<"moe-gpu-collapse-parallel-loops", "ModuleOp"> {
+  let summary = "Collapse every outermost scf.parallel into one dimension "
+                "before it is mapped to a kernel grid";
+  let description = [{
+    Part of the CUDA pipeline (`moe-cuda-pipeline`, docs/Cuda.md), after
+    `convert-linalg-to-parallel-loops` and before the loops are tiled by the
+    block size and mapped to the grid. A parallel loop over `[T, H]` would
+    otherwise map `T` to grid dimension y, which CUDA caps at 65535 blocks,
+    and leave most threads of a block idle when its first dimension is
+    small. Collapsing (upstream `collapseParallelLoops`) gives one loop over
+    `T·H` whose body recovers the indices by division and remainder; tiled by
+    256 it becomes a one-dimensional grid of full blocks. Nested parallel
+    loops are left alone.
+
+    Before:
+
+    ```mlir
+    scf.parallel (%i, %j) = (%c0, %c0) to (%c8, %c64) step (%c1, %c1) {
+      ... %i, %j ...
+    }
+    ```
+
+    After (abridged):
+
+    ```mlir
+    scf.parallel (%k) = (%c0) to (%c512) step (%c1) {
+      %j = arith.remsi %k, %c64 : index
+      %i = arith.divsi %k, %c64 : index
+      ... %i, %j ...
+    }
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::scf::SCFDialect"
+  ];
+}
+
+//===----------------------------------------------------------------------===//
 // CUDA: constant globals -> buffers the device can read
 //===----------------------------------------------------------------------===//
 
@@ -201,9 +244,10 @@ def MoEGpuCopyGlobalsPass : Pass<"moe-gpu-copy-globals", "ModuleOp"> {
     tensor (the rotary tables of the imported models) bufferizes to a
     `memref.get_global` of a static host global; once a loop that reads it
     becomes a kernel, the device would dereference a host address. This pass
-    gives every `memref.get_global` in a function a `memref.alloc` of the same
-    shape, filled by `memref.copy` right after it, and makes every other use
-    read the copy. In the CUDA pipeline allocations come from the runtime's
+    gives each constant global a function reads one `memref.alloc` of the
+    same shape at the function's entry, filled by `memref.copy`, and makes
+    every `memref.get_global` of it in the function (loops included) read
+    the copy. In the CUDA pipeline allocations come from the runtime's
     allocator (managed memory the device can reach), and
     `buffer-deallocation-pipeline` frees the copy.
 
@@ -214,7 +258,7 @@ def MoEGpuCopyGlobalsPass : Pass<"moe-gpu-copy-globals", "ModuleOp"> {
     ... uses of %t ...
     ```
 
-    After:
+    After (at the function's entry):
 
     ```mlir
     %t = memref.get_global @__constant_8x16xf32 : memref<8x16xf32>
@@ -223,7 +267,8 @@ def MoEGpuCopyGlobalsPass : Pass<"moe-gpu-copy-globals", "ModuleOp"> {
     ... uses of %c ...
     ```
 
-    Globals with a non-identity layout are an error.
+    Globals with a non-identity layout, and globals that are not constant
+    (writes would go to the copy and be lost), are errors.
   }];
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
 }

@@ -94,11 +94,12 @@ struct RoutingSkew {
 /// comma separated).
 llvm::Expected<RoutingSkew> parseRoutingSkew(llvm::StringRef text);
 
-/// Microbatches of a pipeline when the user gives none: 1 without a
-/// pipeline or when experts have a capacity (routing microbatches apart
-/// would change which tokens are dropped); otherwise the largest divisor of
-/// the data-parallel rank's sequences up to 4 * pp, which keeps the bubble
-/// (pp - 1) / (microbatches + pp - 1) small.
+/// Microbatches of a pipeline when neither the user nor the planner chose:
+/// 1 without a pipeline or when experts have a capacity (routing
+/// microbatches apart would change which tokens are dropped); otherwise the
+/// smallest divisor of the data-parallel rank's sequences that is >= pp
+/// (every stage busy in the steady state; more microbatches shrink the
+/// bubble but each re-reads the stage's weights), or all of them.
 int64_t defaultMicrobatches(int64_t localBatch, int64_t pp, bool dropless);
 
 /// One plan's degrees and strategies.
@@ -111,6 +112,8 @@ struct Candidate {
   /// "dp=2,tp=2,ep=4[,pp=2][,dispatch=slice_allreduce][,dedup=1]": what
   /// --plan takes (the microbatches are moe-compile's --microbatches).
   std::string str() const;
+  /// str() plus " (M mb)" for a pipeline: the report's name of the plan.
+  std::string label() const;
 };
 
 /// One collective kind on one group, per forward pass and rank.
@@ -144,8 +147,9 @@ PlanCost estimatePlan(const ModelSummary &model, const Candidate &plan,
                       const ClusterSpec &cluster, const RoutingSkew &skew);
 
 /// Every plan for `world` ranks, ranked (feasible first, by predicted time);
-/// the infeasible carry their reason. Pipelines (pp > 1, with the default
-/// microbatches) are considered when `pipelines` is set.
+/// the infeasible carry their reason. Pipelines (pp > 1, each with every
+/// number of microbatches that divides a rank's sequences, up to 4 * pp; one
+/// for capacity-limited experts) are considered when `pipelines` is set.
 std::vector<PlanCost> searchPlans(const ModelSummary &model, int64_t world,
                                   const ClusterSpec &cluster,
                                   const RoutingSkew &skew,

@@ -10,6 +10,9 @@
 #include "moe/Conversion/Passes.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+#include "llvm/ADT/MapVector.h"
 
 namespace mlir {
 namespace moe {
@@ -26,23 +29,51 @@ namespace {
 struct MoEGpuCopyGlobalsPass
     : moe::impl::MoEGpuCopyGlobalsPassBase<MoEGpuCopyGlobalsPass> {
   void runOnOperation() override {
-    SmallVector<memref::GetGlobalOp> globals;
-    getOperation().walk([&](memref::GetGlobalOp op) { globals.push_back(op); });
-    for (memref::GetGlobalOp op : globals) {
-      auto type = op.getType();
-      if (!type.getLayout().isIdentity()) {
-        op.emitOpError() << "moe-gpu-copy-globals copies globals with the "
-                            "identity layout only";
-        return signalPassFailure();
+    SymbolTableCollection symbols;
+    WalkResult result = getOperation().walk([&](FunctionOpInterface func) {
+      if (func.isExternal())
+        return WalkResult::advance();
+      // One copy per global and function, at its entry: the globals are
+      // constant, so every read in the function can share it.
+      llvm::MapVector<StringAttr, SmallVector<memref::GetGlobalOp>> uses;
+      bool ok = true;
+      func.walk([&](memref::GetGlobalOp op) {
+        auto global = symbols.lookupNearestSymbolFrom<memref::GlobalOp>(
+            op, op.getNameAttr());
+        if (!op.getType().getLayout().isIdentity()) {
+          op.emitOpError() << "moe-gpu-copy-globals copies globals with the "
+                              "identity layout only";
+          ok = false;
+        } else if (!global || !global.getConstant()) {
+          op.emitOpError() << "reads a global that is not constant: a kernel "
+                              "cannot see the host's copy, and writes to a "
+                              "device copy would be lost";
+          ok = false;
+        } else {
+          uses[op.getNameAttr().getAttr()].push_back(op);
+        }
+      });
+      if (!ok)
+        return WalkResult::interrupt();
+      OpBuilder b(func.getFunctionBody());
+      for (auto &[name, ops] : uses) {
+        memref::GetGlobalOp first = ops.front();
+        MemRefType type = first.getType();
+        Location loc = first.getLoc();
+        Value global =
+            memref::GetGlobalOp::create(b, loc, type, name.getValue());
+        Value copy = memref::AllocOp::create(
+            b, loc, MemRefType::get(type.getShape(), type.getElementType()));
+        memref::CopyOp::create(b, loc, global, copy);
+        for (memref::GetGlobalOp op : ops) {
+          op.getResult().replaceAllUsesWith(copy);
+          op.erase();
+        }
       }
-      OpBuilder b(op->getContext());
-      b.setInsertionPointAfter(op);
-      Value copy = memref::AllocOp::create(
-          b, op.getLoc(),
-          MemRefType::get(type.getShape(), type.getElementType()));
-      op.getResult().replaceAllUsesWith(copy);
-      memref::CopyOp::create(b, op.getLoc(), op.getResult(), copy);
-    }
+      return WalkResult::advance();
+    });
+    if (result.wasInterrupted())
+      signalPassFailure();
   }
 };
 

@@ -28,8 +28,8 @@
 #define MOERT_MODEL_H
 
 #include "moert/memref.h"
-
 #include "moert/moert.h"
+
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -41,15 +41,16 @@ typedef void (*moert_forward_fn)(moert_memref3d_f32_t *result,
                                  moert_memref2d_i64_t *ids,
                                  moert_memref1d_f32_t *blob);
 
-/* Runs the executable's command line; returns the process exit code (0 on
- * success, 1 after printing an error). */
 /* Buffers shared with compiled code: the weights, the token ids, and the
  * result the forward function allocates (freed with moert_buffer_free).
- * Host memory in the CPU runtime; CUDA managed memory in libmoert_cuda,
- * which the device and the host both reach. NULL when out of memory. */
+ * Host memory in the CPU runtime (NULL when out of memory); CUDA managed
+ * memory in libmoert_cuda, which the device and the host both reach (a
+ * failed allocation aborts every rank with the driver's message). */
 MOERT_API void *moert_buffer_alloc(size_t bytes);
 MOERT_API void moert_buffer_free(void *buffer);
 
+/* Runs the executable's command line; returns the process exit code (0 on
+ * success, 1 after printing an error). */
 MOERT_API int moert_model_main(int argc, char **argv, const char *manifest,
                                moert_forward_fn forward);
 

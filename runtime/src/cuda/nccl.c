@@ -180,9 +180,16 @@ void moertNcclPointToPoint(int sending, int group, MPI_Comm mpi, float *buffer,
 }
 
 void moertNcclFinalize(void) {
-  for (int g = 0; g < MOERT_NUM_GROUPS; ++g)
-    if (gComms[g]) {
-      ncclCommDestroy(gComms[g]);
-      gComms[g] = NULL;
-    }
+  /* A non-blocking communicator finishes its pending work first
+   * (ncclCommFinalize, which may be in progress), then is destroyed. */
+  for (int g = 0; g < MOERT_NUM_GROUPS; ++g) {
+    ncclComm_t comm = gComms[g];
+    if (!comm)
+      continue;
+    gComms[g] = NULL;
+    settle(comm, ncclCommFinalize(comm), "ncclCommFinalize");
+    ncclResult_t result = ncclCommDestroy(comm);
+    if (result != ncclSuccess)
+      fail(NULL, result, "ncclCommDestroy");
+  }
 }
