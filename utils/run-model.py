@@ -85,6 +85,8 @@ def main():
     ap.add_argument("--target", choices=["cpu", "cuda"], default="cpu",
                     help="moe-compile --target (cuda needs an NVIDIA GPU to "
                     "run)")
+    ap.add_argument("--cuda-gemm", default=None,
+                    help="moe-compile --cuda-gemm (f32, tf32, bf16, f16)")
     ap.add_argument("--iters", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--plan", default="", help="parallel plan for moe-compile "
@@ -142,6 +144,8 @@ def main():
                 if args.microbatches else ""))
         if args.microbatches:
             compile_cmd += ["--microbatches", str(args.microbatches)]
+        if args.cuda_gemm:
+            compile_cmd += ["--cuda-gemm", args.cuda_gemm]
         if args.plan:
             compile_cmd += ["--plan", args.plan]
             # world = dp * tp * pp (per-layer lists hold commas too).

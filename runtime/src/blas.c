@@ -7,9 +7,21 @@
  *===----------------------------------------------------------------------===*/
 
 #include "moert/memref.h"
+#include "moert/model.h"
 #include "moert/moert.h"
 
 #include "blas_layout.h"
+
+#include <string.h>
+
+moert_status_t moert_set_gemm_mode(const char *mode) {
+  if (!strcmp(mode, "f32"))
+    return NULL;
+  return moert_status_make(MOERT_INVALID_ARGUMENT,
+                           "the CPU runtime computes matrix products in f32, "
+                           "not '%s' (a --target cuda --cuda-gemm mode)",
+                           mode);
+}
 
 #include <cblas.h>
 

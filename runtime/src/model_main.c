@@ -28,6 +28,7 @@ typedef struct Manifest {
   int64_t batch, seq, hidden, vocab, blob; /* batch: the global batch */
   int tied;                                /* lm_head is embed_tokens */
   int64_t microbatches;                    /* of a pipeline (pp > 1) */
+  char gemm[16];                           /* products' compute mode */
   moert_plan_t plan;                       /* all 1 without a plan line */
   const char *tensors;                     /* first "tensor" line */
 } Manifest;
@@ -95,6 +96,7 @@ static void usage(FILE *out, const char *prog, const Manifest *m) {
 static int parseManifest(const char *text, Manifest *m) {
   memset(m, 0, sizeof(*m));
   m->plan = (moert_plan_t){1, 1, 1, 1, 1};
+  snprintf(m->gemm, sizeof(m->gemm), "f32");
   if (strncmp(text, "moe-model 1\n", 12) != 0)
     return error("the executable's weight manifest has an unknown version");
   const char *line = text + 12;
@@ -131,6 +133,8 @@ static int parseManifest(const char *text, Manifest *m) {
       m->tied = atoi(value);
     else if (!strcmp(key, "microbatches"))
       m->microbatches = strtoll(value, NULL, 10);
+    else if (!strcmp(key, "gemm"))
+      snprintf(m->gemm, sizeof(m->gemm), "%s", value);
     line = strchr(line, '\n');
     if (!line)
       break;
@@ -455,6 +459,9 @@ int moert_model_main(int argc, char **argv, const char *manifestText,
   Manifest m;
   if (parseManifest(manifestText, &m))
     return 1;
+  moert_status_t gemmStatus = moert_set_gemm_mode(m.gemm);
+  if (gemmStatus)
+    return statusError(gemmStatus);
   moert_status_t commStatus = moert_comm_init(&m.plan, &argc, &argv);
   if (commStatus) {
     int rc = statusError(commStatus);

@@ -6,6 +6,7 @@
 
 #include "moert/comm.h"
 #include "moert/memref.h"
+#include "moert/model.h"
 #include "test_harness.h"
 
 #include <math.h>
@@ -133,6 +134,14 @@ static void testPlanValidate(void) {
   EXPECT_STATUS(moert_plan_validate(&zero), MOERT_INVALID_ARGUMENT, "dp=0");
 }
 
+/* The CPU runtime computes products in f32 only; other modes belong to the
+ * CUDA runtime and are an error naming them. */
+static void testGemmModeCpu(void) {
+  EXPECT_OK(moert_set_gemm_mode("f32"));
+  EXPECT_STATUS(moert_set_gemm_mode("bf16"), MOERT_INVALID_ARGUMENT,
+                "computes matrix products in f32, not 'bf16'");
+}
+
 /* Without MPI (a one-rank plan outside mpiexec) every group has one member:
  * the collectives copy, and they are counted. */
 static void testSingleRankCollectives(void) {
@@ -157,6 +166,7 @@ const TestCase kKernelTests[] = {
     {"PlanCoords", testPlanCoords},
     {"PlanValidate", testPlanValidate},
     {"SingleRankCollectives", testSingleRankCollectives},
+    {"GemmModeCpu", testGemmModeCpu},
     {"SgemmNN", testSgemmNN},
     {"SgemmNT", testSgemmNT},
     {"SgemmTN", testSgemmTN},

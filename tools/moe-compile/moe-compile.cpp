@@ -84,6 +84,13 @@ static cl::opt<std::string> cudaFormat(
              "found the CUDA toolkit), bin (SASS) or isa (PTX, compiled by "
              "the driver at load)"),
     cl::init(""), cl::cat(category));
+static cl::opt<std::string> cudaGemm(
+    "cuda-gemm",
+    cl::desc("--target cuda: how cuBLAS computes the matrix products of f32 "
+             "operands: f32 (the default, exact f32), tf32, bf16 or f16 "
+             "(tensor cores on rounded inputs, f32 accumulation; "
+             "docs/Cuda.md)"),
+    cl::init("f32"), cl::cat(category));
 enum class Emit { Mlir, LoweredMlir, Ptx, LlvmIr, Object, Executable };
 static cl::opt<Emit> emit(
     "emit", cl::desc("What to produce"), cl::init(Emit::Executable),
@@ -319,8 +326,13 @@ int main(int argc, char **argv) {
   bool cuda = target == "cuda";
   if (emit == Emit::Ptx && !cuda)
     return fail("--emit=ptx needs --target cuda");
-  if (!cuda && (cudaChip.getNumOccurrences() || cudaFormat.getNumOccurrences()))
-    return fail("--cuda-chip and --cuda-format need --target cuda");
+  if (!cuda && (cudaChip.getNumOccurrences() ||
+                cudaFormat.getNumOccurrences() || cudaGemm.getNumOccurrences()))
+    return fail(
+        "--cuda-chip, --cuda-format and --cuda-gemm need --target cuda");
+  if (!llvm::is_contained({"f32", "tf32", "bf16", "f16"}, cudaGemm))
+    return fail("unknown --cuda-gemm '" + cudaGemm +
+                "'; expected f32, tf32, bf16 or f16");
   moe::CudaPipelineOptions cudaOptions;
   cudaOptions.chip = cudaChip;
   cudaOptions.toolkit = MOE_CUDA_TOOLKIT_ROOT;
@@ -562,6 +574,14 @@ int main(int argc, char **argv) {
   std::unique_ptr<llvm::Module> llvmModule;
   {
     TimingScope translateTiming = rootTiming.nest("translate-to-llvm-ir");
+    if (manifest && cuda && cudaGemm != "f32") {
+      // The runtime reads the products' compute mode from the manifest's
+      // header (the line after the version).
+      std::string text = manifest.getValue().str();
+      size_t header = text.find('\n') + 1;
+      text.insert(header, "gemm " + cudaGemm + "\n");
+      manifest = StringAttr::get(&context, text);
+    }
     if (manifest)
       addManifestGlobal(*module, manifest);
     // The moe.* module attributes have no LLVM meaning.

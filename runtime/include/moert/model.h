@@ -49,6 +49,11 @@ typedef void (*moert_forward_fn)(moert_memref3d_f32_t *result,
 MOERT_API void *moert_buffer_alloc(size_t bytes);
 MOERT_API void moert_buffer_free(void *buffer);
 
+/* How moert_sgemm computes: "f32" (every runtime), or on libmoert_cuda
+ * "tf32", "bf16" or "f16" (tensor cores on inputs rounded to that type,
+ * f32 accumulation and output). An error names a mode the runtime lacks. */
+MOERT_API moert_status_t moert_set_gemm_mode(const char *mode);
+
 /* Runs the executable's command line; returns the process exit code (0 on
  * success, 1 after printing an error). */
 MOERT_API int moert_model_main(int argc, char **argv, const char *manifest,

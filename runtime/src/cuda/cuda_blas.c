@@ -12,11 +12,35 @@
 #include "cuda_internal.h"
 
 #include "moert/memref.h"
+#include "moert/model.h"
 
 #include <cublas_v2.h>
 #include <stdio.h>
+#include <string.h>
 
 static cublasHandle_t gHandle;
+/* moert_set_gemm_mode: f32 inputs and output, f32 accumulation; the fast
+ * modes round the inputs for the tensor cores. */
+static cublasComputeType_t gCompute = CUBLAS_COMPUTE_32F;
+
+moert_status_t moert_set_gemm_mode(const char *mode) {
+  static const struct {
+    const char *name;
+    cublasComputeType_t compute;
+  } kModes[] = {{"f32", CUBLAS_COMPUTE_32F},
+                {"tf32", CUBLAS_COMPUTE_32F_FAST_TF32},
+                {"bf16", CUBLAS_COMPUTE_32F_FAST_16BF},
+                {"f16", CUBLAS_COMPUTE_32F_FAST_16F}};
+  for (size_t i = 0; i < sizeof(kModes) / sizeof(kModes[0]); ++i)
+    if (!strcmp(mode, kModes[i].name)) {
+      gCompute = kModes[i].compute;
+      return NULL;
+    }
+  return moert_status_make(MOERT_INVALID_ARGUMENT,
+                           "unknown matrix product mode '%s' (f32, tf32, bf16 "
+                           "or f16)",
+                           mode);
+}
 
 static void checkBlas(cublasStatus_t status, const char *what) {
   if (status != CUBLAS_STATUS_SUCCESS)
@@ -44,11 +68,12 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
   float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   /* Column-major: C^T (n x m) = op(B)^T op(A)^T, the row-major operands
    * read as their transposes with the same transpose flags. */
-  checkBlas(cublasSgemm(gHandle, g.transposeB ? CUBLAS_OP_T : CUBLAS_OP_N,
-                        g.transposeA ? CUBLAS_OP_T : CUBLAS_OP_N, (int)g.n,
-                        (int)g.m, (int)g.k, &alpha, b->aligned + b->offset,
-                        (int)g.ldb, a->aligned + a->offset, (int)g.lda, &beta,
-                        c->aligned + c->offset, (int)g.ldc),
-            "cublasSgemm");
+  checkBlas(cublasGemmEx(gHandle, g.transposeB ? CUBLAS_OP_T : CUBLAS_OP_N,
+                         g.transposeA ? CUBLAS_OP_T : CUBLAS_OP_N, (int)g.n,
+                         (int)g.m, (int)g.k, &alpha, b->aligned + b->offset,
+                         CUDA_R_32F, (int)g.ldb, a->aligned + a->offset,
+                         CUDA_R_32F, (int)g.lda, &beta, c->aligned + c->offset,
+                         CUDA_R_32F, (int)g.ldc, gCompute, CUBLAS_GEMM_DEFAULT),
+            "cublasGemmEx");
   moertCudaSynchronize();
 }
