@@ -30,7 +30,7 @@ lit_rc=${PIPESTATUS[0]}
 
 count() { # count LABEL: the number after "  LABEL: " in lit's summary
   local n
-  n=$(grep -E "^ +$1: +[0-9]+" "$log" | tail -n1 | sed -E 's/.*: +([0-9]+).*/\1/')
+  n=$(grep -E "^ +$1 *: +[0-9]+" "$log" | tail -n1 | sed -E 's/.*: +([0-9]+).*/\1/')
   echo "${n:-0}"
 }
 lit_passed=$(( $(count "Passed") + $(count "Expectedly Failed") ))
