@@ -237,8 +237,11 @@ double moert_comm_max_f64(double value) {
 }
 
 void moert_comm_barrier(void) {
+  /* Waited for like the collectives: oversubscribed ranks must not spin
+   * here either (the executables time every pass between barriers). */
   if (gUsingMpi)
-    MPI_Barrier(MPI_COMM_WORLD);
+    RUN_COLLECTIVE(MPI_Barrier(MPI_COMM_WORLD),
+                   MPI_Ibarrier(MPI_COMM_WORLD, &request_), "Barrier");
 }
 
 long long moert_comm_calls(moert_collective_t kind, moert_group_t group) {
