@@ -54,7 +54,11 @@ def main():
     if args.layers % 2 or args.batch % 2:
         sys.exit("pipeline_bench: --layers and --batch must be even")
 
-    work = pathlib.Path(tempfile.mkdtemp(prefix="moe-pipeline-bench-"))
+    with tempfile.TemporaryDirectory(prefix="moe-pipeline-bench-") as tmp:
+        measure(args, pathlib.Path(tmp))
+
+
+def measure(args, work):
     config = {
         "architectures": ["MixtralForCausalLM"], "model_type": "mixtral",
         "vocab_size": 256, "hidden_size": args.hidden,

@@ -125,6 +125,9 @@ def main():
                        "--batch", str(args.batch), "--seq-len",
                        str(args.seq_len), "-o", str(exe)]
         world = 1
+        if args.plan == "auto" and args.microbatches:
+            fail("--microbatches with --plan auto: the planner chooses the "
+                 "microbatches of the pipelines it considers")
         if args.plan == "auto":
             # The planner picks; its choice is read back from moe-compile.
             cmd = compile_cmd + ["--plan", "auto", "--cluster", args.cluster]

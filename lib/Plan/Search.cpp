@@ -115,7 +115,7 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
   os << llvm::formatv("{0} plans considered, {1} feasible; predicted time of "
                       "one forward pass per rank, in {2}:\n\n",
                       ranked.size(), feasible, ms.name);
-  os << llvm::formatv("{0,4}  {1,-50} {2,9} {3,9} {4,11} {5,11} {6,11} "
+  os << llvm::formatv("{0,4}  {1,-58} {2,9} {3,9} {4,11} {5,11} {6,11} "
                       "{7,9} {8,10}\n",
                       "#", "plan", "total", "compute", "all_to_all",
                       "all_reduce", "all_gather", "other", "GiB/rank");
@@ -132,7 +132,7 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
            reduce = kindSeconds(p, "all_reduce"),
            gather = kindSeconds(p, "all_gather");
     double other = p.totalSeconds() - p.computeSeconds - a2a - reduce - gather;
-    os << llvm::formatv("{0,4}  {1,-50} {2,9} {3,9} {4,11} {5,11} {6,11} "
+    os << llvm::formatv("{0,4}  {1,-58} {2,9} {3,9} {4,11} {5,11} {6,11} "
                         "{7,9} {8,10:F2}\n",
                         i + 1, p.plan.label(), ms(p.totalSeconds()),
                         ms(p.computeSeconds), ms(a2a), ms(reduce), ms(gather),

@@ -123,9 +123,9 @@ static cl::opt<std::string>
 static cl::opt<int64_t> microbatches(
     "microbatches",
     cl::desc("Microbatches of a pipeline (pp > 1): each stage passes one on "
-             "while it computes the next (default: up to 4 * pp dividing a "
-             "data-parallel rank's sequences; 1 for capacity-limited "
-             "experts)"),
+             "while it computes the next (default: the smallest count >= pp "
+             "that divides a data-parallel rank's sequences; 1 for "
+             "capacity-limited experts; --plan auto chooses its own)"),
     cl::init(0), cl::cat(category));
 static cl::opt<bool>
     explainPlan("explain-plan",
@@ -478,6 +478,22 @@ int main(int argc, char **argv) {
     }
   }
 
+  // --cuda-gemm: the runtime reads the products' compute mode from the
+  // manifest's header (the line after the version).
+  if (cuda && cudaGemm != "f32") {
+    auto text = (*module)->getAttrOfType<StringAttr>(
+        moe::MoEDialect::getManifestAttrName());
+    if (text) {
+      std::string updated = text.getValue().str();
+      size_t header = updated.find('\n');
+      if (header == std::string::npos)
+        return fail("'" + inputFilename + "' has a malformed moe.manifest");
+      updated.insert(header + 1, "gemm " + cudaGemm + "\n");
+      (*module)->setAttr(moe::MoEDialect::getManifestAttrName(),
+                         StringAttr::get(&context, updated));
+    }
+  }
+
   // Partitioning and the plan's communication rewrites: an .mlir module with
   // a plan of more than one rank and no grids is sharded and partitioned
   // here, one with shard annotations only partitioned (a model config is
@@ -574,14 +590,6 @@ int main(int argc, char **argv) {
   std::unique_ptr<llvm::Module> llvmModule;
   {
     TimingScope translateTiming = rootTiming.nest("translate-to-llvm-ir");
-    if (manifest && cuda && cudaGemm != "f32") {
-      // The runtime reads the products' compute mode from the manifest's
-      // header (the line after the version).
-      std::string text = manifest.getValue().str();
-      size_t header = text.find('\n') + 1;
-      text.insert(header, "gemm " + cudaGemm + "\n");
-      manifest = StringAttr::get(&context, text);
-    }
     if (manifest)
       addManifestGlobal(*module, manifest);
     // The moe.* module attributes have no LLVM meaning.

@@ -34,7 +34,10 @@ struct MoEGpuCollapseParallelLoopsPass
   void runOnOperation() override {
     SmallVector<scf::ParallelOp> outermost;
     getOperation()->walk([&](scf::ParallelOp op) {
-      if (op.getNumLoops() > 1 && !op->getParentOfType<scf::ParallelOp>())
+      // Loops that reduce (init values, scf.reduce with operands) are left
+      // as they are: the upstream utility does not carry their results.
+      if (op.getNumLoops() > 1 && op.getNumReductions() == 0 &&
+          !op->getParentOfType<scf::ParallelOp>())
         outermost.push_back(op);
     });
     IRRewriter rewriter(&getContext());

@@ -263,6 +263,11 @@ MOERT_API void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                                 void **params, void **extra,
                                 size_t paramsCount) {
   (void)paramsCount;
+  /* A loop with no iterations (an expert that received no rows) has an
+   * empty grid, which the driver rejects: there is nothing to run. */
+  if (gridX <= 0 || gridY <= 0 || gridZ <= 0 || blockX <= 0 || blockY <= 0 ||
+      blockZ <= 0)
+    return;
   moertCudaCheck(p_cuLaunchKernel(function, (unsigned)gridX, (unsigned)gridY,
                                   (unsigned)gridZ, (unsigned)blockX,
                                   (unsigned)blockY, (unsigned)blockZ,

@@ -44,3 +44,24 @@ func.func @nested(%a: memref<4x8x16xf32>) {
   }
   return
 }
+
+// A loop with a reduction keeps its dimensions (the upstream utility does
+// not carry reduction results).
+// CHECK-LABEL: func @reduction
+func.func @reduction(%a: memref<8x64xf32>) -> f32 {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %c64 = arith.constant 64 : index
+  %zero = arith.constant 0.0 : f32
+  // CHECK: scf.parallel (%{{.*}}, %{{.*}}) = (%{{.*}}, %{{.*}}) to (%{{.*}}, %{{.*}}) step (%{{.*}}, %{{.*}}) init (%{{.*}}) -> f32
+  %sum = scf.parallel (%i, %j) = (%c0, %c0) to (%c8, %c64) step (%c1, %c1) init (%zero) -> f32 {
+    %v = memref.load %a[%i, %j] : memref<8x64xf32>
+    scf.reduce(%v : f32) {
+    ^bb0(%x: f32, %y: f32):
+      %s = arith.addf %x, %y : f32
+      scf.reduce.return %s : f32
+    }
+  }
+  return %sum : f32
+}
