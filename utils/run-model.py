@@ -87,6 +87,11 @@ def main():
                     "run)")
     ap.add_argument("--cuda-gemm", default=None,
                     help="moe-compile --cuda-gemm (f32, tf32, bf16, f16)")
+    ap.add_argument("--cuda-block-size", type=int, default=0,
+                    help="moe-compile --cuda-block-size")
+    ap.add_argument("--cuda-emulate-on-cpu", action="store_true",
+                    help="moe-compile --cuda-emulate-on-cpu (with --target "
+                    "cuda: the kernels' loop structure, run on the CPU)")
     ap.add_argument("--iters", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--plan", default="", help="parallel plan for moe-compile "
@@ -149,6 +154,10 @@ def main():
             compile_cmd += ["--microbatches", str(args.microbatches)]
         if args.cuda_gemm:
             compile_cmd += ["--cuda-gemm", args.cuda_gemm]
+        if args.cuda_emulate_on_cpu:
+            compile_cmd += ["--cuda-emulate-on-cpu"]
+        if args.cuda_block_size:
+            compile_cmd += ["--cuda-block-size", str(args.cuda_block_size)]
         if args.plan:
             compile_cmd += ["--plan", args.plan]
             # world = dp * tp * pp (per-layer lists hold commas too).

@@ -39,9 +39,20 @@ std::string mlir::moe::getMoECudaPipeline(const CudaPipelineOptions &options) {
       "moe-gpu-collapse-parallel-loops,";
   pipeline += llvm::formatv(
       "func.func(scf-parallel-loop-tiling{{parallel-loop-tile-sizes={0} "
-      "no-min-max-bounds=true},gpu-map-parallel-loops,"
-      "convert-parallel-loops-to-gpu),",
+      "no-min-max-bounds=true}",
       options.blockSize);
+  if (options.emulateOnHost) {
+    // The loops as the kernels would run them (collapsed, tiled, guarded),
+    // run sequentially by the host against the CPU runtime: a check of the
+    // transformations above without a GPU.
+    return pipeline + "),lower-affine,convert-scf-to-cf,"
+                      "expand-strided-metadata,lower-affine,"
+                      "finalize-memref-to-llvm,convert-math-to-llvm,"
+                      "convert-math-to-libm,convert-arith-to-llvm,"
+                      "convert-index-to-llvm,convert-func-to-llvm,"
+                      "convert-cf-to-llvm,reconcile-unrealized-casts";
+  }
+  pipeline += ",gpu-map-parallel-loops,convert-parallel-loops-to-gpu),";
   pipeline += "canonicalize,lower-affine,gpu-kernel-outlining,";
   pipeline += "nvvm-attach-target{chip=" + options.chip;
   if (!options.features.empty()) // else LLVM's PTX version for the chip

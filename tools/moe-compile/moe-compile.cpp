@@ -91,6 +91,18 @@ static cl::opt<std::string> cudaGemm(
              "(tensor cores on rounded inputs, f32 accumulation; "
              "docs/Cuda.md)"),
     cl::init("f32"), cl::cat(category));
+static cl::opt<int64_t> cudaBlockSize(
+    "cuda-block-size",
+    cl::desc("--target cuda: threads per block of every kernel (default "
+             "256, at most 1024)"),
+    cl::init(256), cl::cat(category));
+static cl::opt<bool> cudaEmulateOnCpu(
+    "cuda-emulate-on-cpu",
+    cl::desc("--target cuda, for testing without a GPU: build a CPU "
+             "executable whose loops have the kernels' structure (collapsed, "
+             "tiled by the block size, bounds-guarded), run on the host with "
+             "the CPU runtime (docs/Cuda.md)"),
+    cl::init(false), cl::cat(category));
 enum class Emit { Mlir, LoweredMlir, Ptx, LlvmIr, Object, Executable };
 static cl::opt<Emit> emit(
     "emit", cl::desc("What to produce"), cl::init(Emit::Executable),
@@ -326,14 +338,21 @@ int main(int argc, char **argv) {
   bool cuda = target == "cuda";
   if (emit == Emit::Ptx && !cuda)
     return fail("--emit=ptx needs --target cuda");
-  if (!cuda && (cudaChip.getNumOccurrences() ||
-                cudaFormat.getNumOccurrences() || cudaGemm.getNumOccurrences()))
-    return fail(
-        "--cuda-chip, --cuda-format and --cuda-gemm need --target cuda");
+  if (!cuda &&
+      (cudaChip.getNumOccurrences() || cudaFormat.getNumOccurrences() ||
+       cudaGemm.getNumOccurrences() || cudaBlockSize.getNumOccurrences() ||
+       cudaEmulateOnCpu))
+    return fail("--cuda-chip, --cuda-format, --cuda-gemm, --cuda-block-size "
+                "and --cuda-emulate-on-cpu need --target cuda");
+  if (cudaEmulateOnCpu && (cudaGemm != "f32" || emit == Emit::Ptx))
+    return fail("--cuda-emulate-on-cpu runs on the CPU runtime: no PTX, and "
+                "products in f32 only");
   if (!llvm::is_contained({"f32", "tf32", "bf16", "f16"}, cudaGemm))
     return fail("unknown --cuda-gemm '" + cudaGemm +
                 "'; expected f32, tf32, bf16 or f16");
   moe::CudaPipelineOptions cudaOptions;
+  cudaOptions.emulateOnHost = cudaEmulateOnCpu;
+  cudaOptions.blockSize = cudaBlockSize;
   cudaOptions.chip = cudaChip;
   cudaOptions.toolkit = MOE_CUDA_TOOLKIT_ROOT;
   cudaOptions.format = !cudaFormat.empty()           ? std::string(cudaFormat)
@@ -354,7 +373,7 @@ int main(int argc, char **argv) {
     if (failed(moe::buildMoECudaPipeline(probe, cudaOptions, error)))
       return fail("--target cuda: " + error);
   }
-  if (cuda && emit == Emit::Executable &&
+  if (cuda && !cudaEmulateOnCpu && emit == Emit::Executable &&
       !llvm::sys::fs::exists(MOE_RUNTIME_LIB_DIR "/libmoert_cuda.so"))
     return fail("this build has no CUDA runtime (libmoert_cuda: the CUDA "
                 "toolkit with cuBLAS and NCCL was not found at configure "
@@ -650,7 +669,8 @@ int main(int argc, char **argv) {
                                    objectPath.str(),
                                    mainLib,
                                    libPath,
-                                   cuda ? "-lmoert_cuda" : "-lmoert",
+                                   cuda && !cudaEmulateOnCpu ? "-lmoert_cuda"
+                                                             : "-lmoert",
                                    rpath,
                                    "-lm",
                                    "-o",

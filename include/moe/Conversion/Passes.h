@@ -44,6 +44,11 @@ struct CudaPipelineOptions {
   std::string format = "isa";
   std::string toolkit; // CUDA toolkit root for ptxas; empty: MLIR's search
   int64_t blockSize = 256;
+  /// Stop before the GPU: run the loops as the kernels would (collapsed,
+  /// tiled by blockSize, bounds-guarded) sequentially on the host, with
+  /// host memory and the CPU runtime. For testing the pipeline without a
+  /// GPU (moe-compile --cuda-emulate-on-cpu).
+  bool emulateOnHost = false;
 };
 /// The textual pipeline, and the pipeline added to `pm` after checking the
 /// options (an unknown chip or format, a block size outside [1, 1024]: the
