@@ -27,7 +27,6 @@ typedef struct Manifest {
   char arch[128];
   int64_t batch, seq, hidden, vocab, blob; /* batch: the global batch */
   int tied;                                /* lm_head is embed_tokens */
-  int64_t microbatches;                    /* of a pipeline (pp > 1) */
   char gemm[16];                           /* products' compute mode */
   moert_plan_t plan;                       /* all 1 without a plan line */
   const char *tensors;                     /* first "tensor" line */
@@ -131,10 +130,10 @@ static int parseManifest(const char *text, Manifest *m) {
       m->blob = strtoll(value, NULL, 10);
     else if (!strcmp(key, "tied"))
       m->tied = atoi(value);
-    else if (!strcmp(key, "microbatches"))
-      m->microbatches = strtoll(value, NULL, 10);
     else if (!strcmp(key, "gemm"))
       snprintf(m->gemm, sizeof(m->gemm), "%s", value);
+    /* Other keys (microbatches) describe the program for --print-manifest;
+     * the compiled code does not need the runtime to know them. */
     line = strchr(line, '\n');
     if (!line)
       break;
