@@ -95,8 +95,9 @@ static bool isKnownChip(llvm::StringRef chip) {
   return info && info->isCPUStringValid(chip);
 }
 
-LogicalResult mlir::moe::buildMoECudaPipeline(
-    OpPassManager &pm, const CudaPipelineOptions &options, std::string &error) {
+LogicalResult
+mlir::moe::verifyCudaPipelineOptions(const CudaPipelineOptions &options,
+                                     std::string &error) {
   if (!isKnownChip(options.chip)) {
     error = "'" + options.chip +
             "' is not a GPU architecture LLVM's NVPTX backend knows (sm_80, "
@@ -114,6 +115,13 @@ LogicalResult mlir::moe::buildMoECudaPipeline(
             std::to_string(options.blockSize);
     return failure();
   }
+  return success();
+}
+
+LogicalResult mlir::moe::buildMoECudaPipeline(
+    OpPassManager &pm, const CudaPipelineOptions &options, std::string &error) {
+  if (failed(verifyCudaPipelineOptions(options, error)))
+    return failure();
   llvm::raw_string_ostream os(error);
   return parsePassPipeline(getMoECudaPipeline(options), pm, os);
 }

@@ -367,10 +367,8 @@ int main(int argc, char **argv) {
   }
   if (cuda) {
     // The options' checks, before any work.
-    MLIRContext probeContext(MLIRContext::Threading::DISABLED);
-    PassManager probe(&probeContext);
     std::string error;
-    if (failed(moe::buildMoECudaPipeline(probe, cudaOptions, error)))
+    if (failed(moe::verifyCudaPipelineOptions(cudaOptions, error)))
       return fail("--target cuda: " + error);
   }
   if (cuda && !cudaEmulateOnCpu && emit == Emit::Executable &&

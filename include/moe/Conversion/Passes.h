@@ -54,6 +54,8 @@ struct CudaPipelineOptions {
 /// options (an unknown chip or format, a block size outside [1, 1024]: the
 /// error names it).
 std::string getMoECudaPipeline(const CudaPipelineOptions &options);
+LogicalResult verifyCudaPipelineOptions(const CudaPipelineOptions &options,
+                                        std::string &error);
 LogicalResult buildMoECudaPipeline(OpPassManager &pm,
                                    const CudaPipelineOptions &options,
                                    std::string &error);

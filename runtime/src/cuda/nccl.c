@@ -117,33 +117,36 @@ static void finish(ncclComm_t comm, const char *what) {
   }
 }
 
+/* Settles an operation just queued on the stream, then waits for it. */
+static void complete(ncclComm_t comm, ncclResult_t result, const char *what) {
+  settle(comm, result, what);
+  finish(comm, what);
+}
+
 void moertNcclAllReduce(int group, MPI_Comm mpi, const float *in, float *out,
                         size_t count) {
   ncclComm_t comm = commOf(group, mpi);
-  settle(comm,
-         ncclAllReduce(in, out, count, ncclFloat, ncclSum, comm,
-                       moertCudaStream()),
-         "ncclAllReduce");
-  finish(comm, "ncclAllReduce");
+  complete(comm,
+           ncclAllReduce(in, out, count, ncclFloat, ncclSum, comm,
+                         moertCudaStream()),
+           "ncclAllReduce");
 }
 
 void moertNcclAllGather(int group, MPI_Comm mpi, const float *in, float *out,
                         size_t count) {
   ncclComm_t comm = commOf(group, mpi);
-  settle(comm,
-         ncclAllGather(in, out, count, ncclFloat, comm, moertCudaStream()),
-         "ncclAllGather");
-  finish(comm, "ncclAllGather");
+  complete(comm,
+           ncclAllGather(in, out, count, ncclFloat, comm, moertCudaStream()),
+           "ncclAllGather");
 }
 
 void moertNcclReduceScatter(int group, MPI_Comm mpi, const float *in,
                             float *out, size_t count) {
   ncclComm_t comm = commOf(group, mpi);
-  settle(comm,
-         ncclReduceScatter(in, out, count, ncclFloat, ncclSum, comm,
-                           moertCudaStream()),
-         "ncclReduceScatter");
-  finish(comm, "ncclReduceScatter");
+  complete(comm,
+           ncclReduceScatter(in, out, count, ncclFloat, ncclSum, comm,
+                             moertCudaStream()),
+           "ncclReduceScatter");
 }
 
 /* NCCL has no all-to-all: one send and one receive per peer, grouped. */
@@ -162,21 +165,19 @@ void moertNcclAllToAll(int group, MPI_Comm mpi, const float *in, float *out,
                     stream),
            "ncclRecv (all_to_all)");
   }
-  settle(comm, ncclGroupEnd(), "ncclGroupEnd (all_to_all)");
-  finish(comm, "all_to_all");
+  complete(comm, ncclGroupEnd(), "all_to_all (ncclGroupEnd)");
 }
 
 void moertNcclPointToPoint(int sending, int group, MPI_Comm mpi, float *buffer,
                            size_t count, int peer) {
   ncclComm_t comm = commOf(group, mpi);
   const char *what = sending ? "ncclSend" : "ncclRecv";
-  settle(
+  complete(
       comm,
       sending
           ? ncclSend(buffer, count, ncclFloat, peer, comm, moertCudaStream())
           : ncclRecv(buffer, count, ncclFloat, peer, comm, moertCudaStream()),
       what);
-  finish(comm, what);
 }
 
 void moertNcclFinalize(void) {
