@@ -22,6 +22,9 @@ config.substitutions.append(("%moe_obj_root", config.moe_obj_root))
 # lit itself runs on an interpreter that has numpy and torch (Debian's
 # /usr/bin/python3); tests that need them use %python.
 config.substitutions.append(("%python", config.python_executable))
+# MLIR's runner utilities (printMemref*), for tests run with mlir-runner.
+config.substitutions.append(
+    ("%mlir_lib_dir", os.path.join(os.path.dirname(config.llvm_tools_dir), "lib")))
 
 llvm_config.use_default_substitutions()
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
@@ -29,7 +32,7 @@ llvm_config.with_environment("FILECHECK_OPTS", "-enable-var-scope")
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
-tools = ["moe-opt", "moe-compile", "mlir-opt", "split-file"]
+tools = ["moe-opt", "moe-compile", "mlir-opt", "mlir-runner", "split-file"]
 if config.moe_build_runtime:
     tools += ["moert-unittests", "moert-comm-test"]
     config.available_features.add("runtime")

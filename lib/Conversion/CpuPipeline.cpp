@@ -17,22 +17,23 @@ using namespace mlir;
 /// The textual form keeps the pipeline readable next to its documentation
 /// (docs/Pipeline.md); every step is an upstream or moe pass.
 static std::string getCpuPipeline() {
-  return std::string(moe::kFrontPipeline) + "buffer-deallocation-pipeline,"
-                                            "convert-bufferization-to-memref,"
-                                            "convert-linalg-to-loops,"
-                                            "moe-approximate-math,"
-                                            "lower-affine,"
-                                            "convert-scf-to-cf,"
-                                            "expand-strided-metadata,"
-                                            "lower-affine,"
-                                            "finalize-memref-to-llvm,"
-                                            "convert-math-to-llvm,"
-                                            "convert-math-to-libm,"
-                                            "convert-arith-to-llvm,"
-                                            "convert-index-to-llvm,"
-                                            "convert-func-to-llvm,"
-                                            "convert-cf-to-llvm,"
-                                            "reconcile-unrealized-casts";
+  return moe::frontPipeline(/*parallelDispatch=*/false) +
+         "buffer-deallocation-pipeline,"
+         "convert-bufferization-to-memref,"
+         "convert-linalg-to-loops,"
+         "moe-approximate-math,"
+         "lower-affine,"
+         "convert-scf-to-cf,"
+         "expand-strided-metadata,"
+         "lower-affine,"
+         "finalize-memref-to-llvm,"
+         "convert-math-to-llvm,"
+         "convert-math-to-libm,"
+         "convert-arith-to-llvm,"
+         "convert-index-to-llvm,"
+         "convert-func-to-llvm,"
+         "convert-cf-to-llvm,"
+         "reconcile-unrealized-casts";
 }
 
 void mlir::moe::buildMoECpuPipeline(OpPassManager &pm) {

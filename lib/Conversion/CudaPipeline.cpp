@@ -28,7 +28,7 @@ using namespace mlir;
 std::string mlir::moe::getMoECudaPipeline(const CudaPipelineOptions &options) {
   // The same front half as the CPU pipeline (docs/Passes.md).
   std::string pipeline =
-      std::string(kFrontPipeline) +
+      frontPipeline(/*parallelDispatch=*/true) +
       "moe-gpu-copy-globals,"
       "buffer-deallocation-pipeline,"
       "convert-bufferization-to-memref,"

@@ -9,18 +9,24 @@
 #ifndef MOE_LIB_CONVERSION_PIPELINES_H
 #define MOE_LIB_CONVERSION_PIPELINES_H
 
+#include <string>
+
 namespace mlir {
 namespace moe {
 
-inline constexpr const char *kFrontPipeline =
-    "moe-decompose,"
-    "moe-lower-to-linalg,"
-    "moe-lower-collectives,"
-    "canonicalize,cse,"
-    "one-shot-bufferize{bufferize-function-boundaries "
-    "function-boundary-type-conversion=identity-layout-map},"
-    "canonicalize,"
-    "moe-linalg-to-blas,";
+/// `parallelDispatch`: the dispatch's slot assignment as data-parallel
+/// steps (kernels on a GPU) rather than one sequential loop (the CPU's).
+inline std::string frontPipeline(bool parallelDispatch) {
+  return std::string("moe-decompose,") +
+         (parallelDispatch ? "moe-lower-to-linalg{parallel-dispatch=true},"
+                           : "moe-lower-to-linalg,") +
+         "moe-lower-collectives,"
+         "canonicalize,cse,"
+         "one-shot-bufferize{bufferize-function-boundaries "
+         "function-boundary-type-conversion=identity-layout-map},"
+         "canonicalize,"
+         "moe-linalg-to-blas,";
+}
 
 } // namespace moe
 } // namespace mlir

@@ -2,6 +2,7 @@
 // RUN: moe-opt %s --moe-cuda-pipeline="chip=sm_80 block-size=128" | FileCheck %s --check-prefix=SM80
 // RUN: not moe-opt %s --moe-cuda-pipeline="chip=sm_12" 2>&1 | FileCheck %s --check-prefix=BADCHIP
 // RUN: not moe-opt %s --moe-cuda-pipeline="block-size=2048" 2>&1 | FileCheck %s --check-prefix=BADBLOCK
+// RUN: moe-opt %s --moe-cuda-pipeline --mlir-print-ir-after=gpu-kernel-outlining -o /dev/null 2>&1 | FileCheck %s --check-prefix=HOST
 // BADCHIP: moe-cuda-pipeline: 'sm_12' is not a GPU architecture LLVM's NVPTX backend knows
 // BADBLOCK: moe-cuda-pipeline: the block size must be in [1, 1024], got 2048
 //
@@ -25,6 +26,18 @@
 // CHECK: gpu.binary @moe_block_kernel{{[_0-9]*}}  [#gpu.object<#nvvm.target<O = 3, chip = "sm_90">, properties = {{.*}}, assembly = "
 // CHECK-SAME: .target sm_90
 // CHECK-SAME: .entry moe_block_kernel
+
+// Routing, dispatch (the parallel slot assignment) and combine are kernels:
+// the host's only loop is the one over the 4 experts that calls cuBLAS.
+// HOST-LABEL: IR Dump After GpuKernelOutliningPass
+// HOST: func.func @moe_block(
+// HOST-NOT: scf.for
+// HOST: gpu.launch_func
+// HOST-NOT: scf.for
+// HOST: scf.for %{{.*}} = %c0 to %c4 step %c1 {
+// HOST: func.call @moert_sgemm
+// HOST-NOT: scf.for
+// HOST: gpu.module
 
 // SM80: gpu.binary @moe_block_kernel{{[_0-9]*}}  [#gpu.object<#nvvm.target<O = 3, chip = "sm_80">
 // SM80-SAME: .target sm_80

@@ -29,7 +29,12 @@ def MoELowerToLinalgPass : Pass<"moe-lower-to-linalg"> {
       renormalization.
     - `moe.dispatch`: an `scf.for` over the (token, choice) pairs in drop
       order keeping per-expert fill counts, the slot map and the source token
-      of every slot, then one `linalg.generic` gathering the buffer.
+      of every slot, then one `linalg.generic` gathering the buffer. With
+      `parallel-dispatch` (the CUDA target) the same slots come from a
+      chunked scan of `linalg.generic`s instead, with no sequential loop:
+      per-chunk expert histograms, their exclusive prefix over chunks, the
+      rank of each pair among its chunk's pairs of the same expert, and the
+      source token of each slot found by searching its chunk.
     - `moe.experts`: an `scf.for` over experts computing only the first
       `counts[e]` rows (all `C` without counts) with three contractions and
       the activation.
@@ -60,6 +65,12 @@ def MoELowerToLinalgPass : Pass<"moe-lower-to-linalg"> {
     } -> tensor<8x16xf32>
     ```
   }];
+  let options = [
+    Option<"parallelDispatch", "parallel-dispatch", "bool",
+           /*default=*/"false",
+           "Assign dispatch slots with a parallel chunked scan (for GPUs) "
+           "instead of one sequential loop over the (token, choice) pairs">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",

@@ -166,30 +166,52 @@ LogicalResult lowerRouter(RewriterBase &rewriter, RouterOp op) {
 // moe.dispatch
 //===----------------------------------------------------------------------===//
 
-LogicalResult lowerDispatch(RewriterBase &rewriter, DispatchOp op) {
-  Location loc = op.getLoc();
-  MLIRContext *ctx = rewriter.getContext();
-  Value tokens = op.getTokens(), ids = op.getIds();
-  Type f = op.getTokens().getType().getElementType();
-  Type idType = op.getIds().getType().getElementType();
-  int64_t numExperts = op.getNumExperts(), capacity = op.getCapacity();
-  int64_t k = op.getIds().getType().getDimSize(1);
+/// What the dispatch's slot assignment computes: `slots[t, j]` (the slot of
+/// each (token, choice) pair, -1 when dropped), `fill[e]` (the valid pairs
+/// routed to each expert, kept or not) and `src[e, c]` (the token in slot c
+/// of expert e, -1 for an unused slot).
+struct SlotAssignment {
+  Value slots, fill, src;
+};
 
-  OpFoldResult numTokens = tensor::getMixedSize(rewriter, loc, tokens, 0);
-  Value numTokensV = getValueOrCreateConstantIndexOp(rewriter, loc, numTokens);
+/// Shared by both slot assignments.
+struct DispatchShape {
+  Value ids;
+  Type idType;
+  int64_t numExperts, capacity, k;
+  OpFoldResult numTokens;
+};
+
+Value isValidExpert(OpBuilder &b, Location l, Value expert, Type idType,
+                    int64_t numExperts) {
+  return arith::AndIOp::create(
+      b, l,
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge, expert,
+                            buildConstant(b, l, idType, 0)),
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, expert,
+                            buildConstant(b, l, idType, numExperts)));
+}
+
+/// One sequential loop over the pairs in drop order (p = j * T + t).
+SlotAssignment assignSlotsSequentially(OpBuilder &rewriter, Location loc,
+                                       const DispatchShape &d) {
+  Type idType = d.idType;
+  int64_t capacity = d.capacity, numExperts = d.numExperts;
+  Value ids = d.ids;
+  Value numTokensV =
+      getValueOrCreateConstantIndexOp(rewriter, loc, d.numTokens);
   Value fill0 =
       buildZeros(rewriter, loc, {rewriter.getIndexAttr(numExperts)}, idType);
-  Value slots0 =
-      buildEmpty(rewriter, loc, {numTokens, rewriter.getIndexAttr(k)}, idType);
+  Value slots0 = buildEmpty(rewriter, loc,
+                            {d.numTokens, rewriter.getIndexAttr(d.k)}, idType);
   Value src0 = buildFilled(
       rewriter, loc,
       {rewriter.getIndexAttr(numExperts), rewriter.getIndexAttr(capacity)},
       buildConstant(rewriter, loc, idType, -1));
 
-  // Pairs in drop order: p = j * T + t.
   Value zero = cIndex(rewriter, loc, 0), one = cIndex(rewriter, loc, 1);
   Value numPairs = arith::MulIOp::create(rewriter, loc, numTokensV,
-                                         cIndex(rewriter, loc, k));
+                                         cIndex(rewriter, loc, d.k));
   auto loop = scf::ForOp::create(
       rewriter, loc, zero, numPairs, one, ValueRange{fill0, slots0, src0},
       [&](OpBuilder &b, Location l, Value p, ValueRange iter) {
@@ -198,12 +220,7 @@ LogicalResult lowerDispatch(RewriterBase &rewriter, DispatchOp op) {
         Value tIdx = arith::RemUIOp::create(b, l, p, numTokensV);
         Value expert = tensor::ExtractOp::create(b, l, ids, {tIdx, jIdx});
         Value zeroId = buildConstant(b, l, idType, 0);
-        Value valid = arith::AndIOp::create(
-            b, l,
-            arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge, expert,
-                                  zeroId),
-            arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, expert,
-                                  buildConstant(b, l, idType, numExperts)));
+        Value valid = isValidExpert(b, l, expert, idType, numExperts);
         Value eIdx = indexCast(
             b, l, arith::SelectOp::create(b, l, valid, expert, zeroId));
         Value current = tensor::ExtractOp::create(b, l, fill, eIdx);
@@ -229,8 +246,246 @@ LogicalResult lowerDispatch(RewriterBase &rewriter, DispatchOp op) {
             {eIdx, sIdx});
         scf::YieldOp::create(b, l, ValueRange{fill, slots, src});
       });
-  Value fill = loop.getResult(0), slots = loop.getResult(1),
-        src = loop.getResult(2);
+  return {loop.getResult(1), loop.getResult(0), loop.getResult(2)};
+}
+
+/// Pairs per chunk of the parallel slot assignment: its work is about
+/// P·(S + E) + E·C·(P/S + S) for P pairs, E experts and capacity C.
+constexpr int64_t kDispatchChunk = 64;
+
+/// The same slots as the sequential loop, from data-parallel steps only (so
+/// that every step becomes a GPU kernel). Pair p = j * T + t sits at
+/// [p / S, p % S] of a [chunks, S] grid padded with invalid pairs. The slot
+/// of a valid pair is the number of earlier valid pairs with its expert: the
+/// pairs of that expert in earlier chunks (an exclusive prefix of per-chunk
+/// histograms) plus those before it in its own chunk.
+SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
+                                     const DispatchShape &d) {
+  MLIRContext *ctx = rewriter.getContext();
+  Type idType = d.idType;
+  int64_t numExperts = d.numExperts, capacity = d.capacity, k = d.k;
+  const int64_t chunk = kDispatchChunk;
+  Value ids = d.ids;
+  Value numTokensV =
+      getValueOrCreateConstantIndexOp(rewriter, loc, d.numTokens);
+  // T and the chunk count, both at least 1: no division by zero and no empty
+  // grid to search when there are no tokens.
+  Value one = cIndex(rewriter, loc, 1);
+  Value tokensAtLeast1 =
+      rewriter.createOrFold<arith::MaxUIOp>(loc, numTokensV, one);
+  Value numPairs = rewriter.createOrFold<arith::MulIOp>(
+      loc, numTokensV, cIndex(rewriter, loc, k));
+  Value numChunksV = rewriter.createOrFold<arith::MaxUIOp>(
+      loc,
+      rewriter.createOrFold<arith::CeilDivUIOp>(loc, numPairs,
+                                                cIndex(rewriter, loc, chunk)),
+      one);
+  OpFoldResult numChunks = getAsOpFoldResult(numChunksV);
+  OpFoldResult chunkSize = rewriter.getIndexAttr(chunk);
+  OpFoldResult experts = rewriter.getIndexAttr(numExperts);
+  auto constId = [&](OpBuilder &b, Location l, int64_t v) {
+    return buildConstant(b, l, idType, v);
+  };
+  auto countIf = [&](OpBuilder &b, Location l, Value acc, Value cond) {
+    return arith::AddIOp::create(b, l, acc,
+                                 arith::ExtUIOp::create(b, l, idType, cond))
+        .getResult();
+  };
+  AffineExpr d0, d1, d2;
+  bindDims(ctx, d0, d1, d2);
+  auto map3 = [&](ArrayRef<AffineExpr> exprs) {
+    return AffineMap::get(3, 0, exprs, ctx);
+  };
+  AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
+  SmallVector<IT> parParRed = {IT::parallel, IT::parallel, IT::reduction};
+
+  // expertOf[c, i]: the expert of pair c * S + i, -1 when it is invalid or
+  // past the last pair.
+  Value expertOf = buildGeneric(
+      rewriter, loc, buildEmpty(rewriter, loc, {numChunks, chunkSize}, idType),
+      ValueRange{}, {id2}, {IT::parallel, IT::parallel},
+      [&](OpBuilder &b, Location l, ValueRange) {
+        Value p = arith::AddIOp::create(
+            b, l,
+            arith::MulIOp::create(b, l, linalg::IndexOp::create(b, l, 0),
+                                  cIndex(b, l, chunk)),
+            linalg::IndexOp::create(b, l, 1));
+        Value inRange =
+            arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, p, numPairs);
+        Value q = arith::SelectOp::create(b, l, inRange, p, cIndex(b, l, 0));
+        Value t = arith::RemUIOp::create(b, l, q, tokensAtLeast1);
+        Value j = arith::DivUIOp::create(b, l, q, tokensAtLeast1);
+        Value expert = tensor::ExtractOp::create(b, l, ids, {t, j});
+        Value valid = arith::AndIOp::create(
+            b, l, inRange, isValidExpert(b, l, expert, idType, numExperts));
+        return arith::SelectOp::create(b, l, valid, expert, constId(b, l, -1))
+            .getResult();
+      });
+
+  // hist[c, e]: the pairs of chunk c routed to expert e.
+  Value hist = buildGeneric(
+      rewriter, loc, buildZeros(rewriter, loc, {numChunks, experts}, idType),
+      ValueRange{expertOf}, {map3({d0, d2}), map3({d0, d1})}, parParRed,
+      [&](OpBuilder &b, Location l, ValueRange a) {
+        Value e = intCast(b, l, linalg::IndexOp::create(b, l, 1), idType);
+        return countIf(
+            b, l, a[1],
+            arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, a[0], e));
+      });
+
+  // before[c, e]: the pairs of chunks before c routed to expert e.
+  Value before = buildGeneric(
+      rewriter, loc, buildZeros(rewriter, loc, {numChunks, experts}, idType),
+      ValueRange{hist}, {map3({d2, d1}), map3({d0, d1})}, parParRed,
+      [&](OpBuilder &b, Location l, ValueRange a) {
+        Value earlier = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult,
+                                              linalg::IndexOp::create(b, l, 2),
+                                              linalg::IndexOp::create(b, l, 0));
+        return arith::AddIOp::create(b, l, a[1],
+                                     arith::SelectOp::create(
+                                         b, l, earlier, a[0], constId(b, l, 0)))
+            .getResult();
+      });
+
+  // fill[e] = sum over chunks of hist[c, e].
+  AffineExpr e0, c0;
+  bindDims(ctx, e0, c0);
+  Value fill = buildGeneric(
+      rewriter, loc, buildZeros(rewriter, loc, {experts}, idType),
+      ValueRange{hist},
+      {AffineMap::get(2, 0, {c0, e0}, ctx), AffineMap::get(2, 0, {e0}, ctx)},
+      {IT::parallel, IT::reduction},
+      [&](OpBuilder &b, Location l, ValueRange a) {
+        return arith::AddIOp::create(b, l, a[1], a[0]).getResult();
+      });
+
+  // within[c, i]: the earlier pairs of chunk c with the expert of pair i.
+  Value within = buildGeneric(
+      rewriter, loc, buildZeros(rewriter, loc, {numChunks, chunkSize}, idType),
+      ValueRange{expertOf, expertOf},
+      {map3({d0, d2}), map3({d0, d1}), map3({d0, d1})}, parParRed,
+      [&](OpBuilder &b, Location l, ValueRange a) {
+        Value earlier = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult,
+                                              linalg::IndexOp::create(b, l, 2),
+                                              linalg::IndexOp::create(b, l, 1));
+        Value same =
+            arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, a[0], a[1]);
+        return countIf(b, l, a[2], arith::AndIOp::create(b, l, earlier, same));
+      });
+
+  // rawSlot[c, i]: the slot pair c * S + i would take with unlimited
+  // capacity, -1 for an invalid pair.
+  Value rawSlot = buildGeneric(
+      rewriter, loc, buildEmpty(rewriter, loc, {numChunks, chunkSize}, idType),
+      ValueRange{expertOf, within}, {id2, id2, id2},
+      {IT::parallel, IT::parallel},
+      [&](OpBuilder &b, Location l, ValueRange a) {
+        Value valid = arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge,
+                                            a[0], constId(b, l, 0));
+        Value e = indexCast(
+            b, l, arith::SelectOp::create(b, l, valid, a[0], constId(b, l, 0)));
+        Value base = tensor::ExtractOp::create(
+            b, l, before, {linalg::IndexOp::create(b, l, 0), e});
+        return arith::SelectOp::create(b, l, valid,
+                                       arith::AddIOp::create(b, l, base, a[1]),
+                                       constId(b, l, -1))
+            .getResult();
+      });
+
+  // slots[t, j]: the raw slot if it is under the capacity, else -1.
+  Value slots = buildGeneric(
+      rewriter, loc,
+      buildEmpty(rewriter, loc, {d.numTokens, rewriter.getIndexAttr(k)},
+                 idType),
+      ValueRange{}, {id2}, {IT::parallel, IT::parallel},
+      [&](OpBuilder &b, Location l, ValueRange) {
+        Value p = arith::AddIOp::create(
+            b, l,
+            arith::MulIOp::create(b, l, linalg::IndexOp::create(b, l, 1),
+                                  numTokensV),
+            linalg::IndexOp::create(b, l, 0));
+        Value c = arith::DivUIOp::create(b, l, p, cIndex(b, l, chunk));
+        Value i = arith::RemUIOp::create(b, l, p, cIndex(b, l, chunk));
+        Value raw = tensor::ExtractOp::create(b, l, rawSlot, {c, i});
+        Value kept = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, raw,
+                                           constId(b, l, capacity));
+        // raw is -1 for an invalid pair, which is also the dropped value.
+        return arith::SelectOp::create(b, l, kept, raw, constId(b, l, -1))
+            .getResult();
+      });
+
+  // chunkOf[e, s]: the chunk holding slot s of expert e, i.e. the number of
+  // chunks whose pairs of e all come before it (the chunk count when s is
+  // past the expert's pairs).
+  OpFoldResult capacityAttr = rewriter.getIndexAttr(capacity);
+  Value chunkOf = buildGeneric(
+      rewriter, loc, buildZeros(rewriter, loc, {experts, capacityAttr}, idType),
+      ValueRange{before, hist},
+      {map3({d2, d0}), map3({d2, d0}), map3({d0, d1})}, parParRed,
+      [&](OpBuilder &b, Location l, ValueRange a) {
+        Value end = arith::AddIOp::create(b, l, a[0], a[1]);
+        Value s = intCast(b, l, linalg::IndexOp::create(b, l, 1), idType);
+        return countIf(
+            b, l, a[2],
+            arith::CmpIOp::create(b, l, arith::CmpIPredicate::sle, end, s));
+      });
+
+  // src[e, s]: the token of the pair of that chunk with expert e and raw
+  // slot s; none matches for an unused slot, which keeps -1.
+  Value src = buildGeneric(
+      rewriter, loc,
+      buildFilled(rewriter, loc, {experts, capacityAttr},
+                  constId(rewriter, loc, -1)),
+      // expertOf's first row is read only for the extent of the reduction
+      // over a chunk's pairs (the searched chunk is data-dependent).
+      ValueRange{chunkOf, expertOf},
+      {map3({d0, d1}), map3({getAffineConstantExpr(0, ctx), d2}),
+       map3({d0, d1})},
+      parParRed, [&](OpBuilder &b, Location l, ValueRange a) {
+        Value c = indexCast(b, l, a[0]);
+        Value inGrid = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, c,
+                                             numChunksV);
+        c = arith::SelectOp::create(b, l, inGrid, c, cIndex(b, l, 0));
+        Value i = linalg::IndexOp::create(b, l, 2);
+        Value expert = tensor::ExtractOp::create(b, l, expertOf, {c, i});
+        Value raw = tensor::ExtractOp::create(b, l, rawSlot, {c, i});
+        Value e = intCast(b, l, linalg::IndexOp::create(b, l, 0), idType);
+        Value s = intCast(b, l, linalg::IndexOp::create(b, l, 1), idType);
+        Value match = arith::AndIOp::create(
+            b, l, inGrid,
+            arith::AndIOp::create(
+                b, l,
+                arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, expert,
+                                      e),
+                arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, raw, s)));
+        Value p = arith::AddIOp::create(
+            b, l, arith::MulIOp::create(b, l, c, cIndex(b, l, chunk)), i);
+        Value t = intCast(b, l, arith::RemUIOp::create(b, l, p, tokensAtLeast1),
+                          idType);
+        return arith::SelectOp::create(b, l, match, t, a[2]).getResult();
+      });
+  return {slots, fill, src};
+}
+
+LogicalResult lowerDispatch(RewriterBase &rewriter, DispatchOp op,
+                            bool inParallel) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = rewriter.getContext();
+  Value tokens = op.getTokens();
+  Type f = op.getTokens().getType().getElementType();
+  Type idType = op.getIds().getType().getElementType();
+  int64_t capacity = op.getCapacity();
+  DispatchShape shape{op.getIds(),
+                      idType,
+                      op.getNumExperts(),
+                      capacity,
+                      op.getIds().getType().getDimSize(1),
+                      tensor::getMixedSize(rewriter, loc, tokens, 0)};
+  SlotAssignment assigned = inParallel
+                                ? assignSlotsInParallel(rewriter, loc, shape)
+                                : assignSlotsSequentially(rewriter, loc, shape);
+  Value fill = assigned.fill, slots = assigned.slots, src = assigned.src;
+  int64_t numExperts = shape.numExperts;
 
   Value counts = buildMap(
       rewriter, loc, fill, [&](OpBuilder &b, Location l, ValueRange a) {
@@ -467,7 +722,9 @@ struct MoELowerToLinalgPass
       LogicalResult result =
           TypeSwitch<Operation *, LogicalResult>(op)
               .Case([&](RouterOp o) { return lowerRouter(rewriter, o); })
-              .Case([&](DispatchOp o) { return lowerDispatch(rewriter, o); })
+              .Case([&](DispatchOp o) {
+                return lowerDispatch(rewriter, o, parallelDispatch);
+              })
               .Case([&](ExpertsOp o) { return lowerExperts(rewriter, o); })
               .Case([&](CombineOp o) { return lowerCombine(rewriter, o); });
       if (failed(result))

@@ -1,4 +1,5 @@
 // RUN: moe-opt %s --moe-lower-to-linalg --split-input-file --verify-diagnostics | FileCheck %s
+// RUN: moe-opt %s --moe-lower-to-linalg=parallel-dispatch=true --split-input-file --verify-diagnostics | FileCheck %s --check-prefix=PAR
 
 // Router: x · Wᵀ, softmax, the rank of every expert, the selection of ids and
 // weights by rank, and the renormalization.
@@ -46,6 +47,27 @@ func.func @router_sigmoid_bias(%x: tensor<8x16xf32>, %w: tensor<4x16xf32>, %b: t
 // Dispatch: one loop over the k*T pairs in drop order (p = j*T + t), then a
 // gather of the buffer from the source token of every slot.
 // CHECK-LABEL: func @dispatch
+//
+// parallel-dispatch: no loop; the 16 pairs fill one chunk of 64 ([1, 64]):
+// each pair's expert, the chunk's histogram [1, 4] and its exclusive prefix,
+// the total per expert, each pair's rank in its chunk, its raw slot, the
+// slots, then for each of the 4x3 slots its chunk and its source token.
+// PAR-LABEL: func @dispatch
+// PAR-NOT: scf.for
+// PAR: %[[EXPERT:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<1x64xi32>)
+// PAR: %[[HIST:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[EXPERT]] : tensor<1x64xi32>) outs(%{{.*}} : tensor<1x4xi32>)
+// PAR: %[[BEFORE:.*]] = linalg.generic {{.*}} ins(%[[HIST]] : tensor<1x4xi32>) outs(%{{.*}} : tensor<1x4xi32>)
+// PAR: %[[FILL:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]} ins(%[[HIST]] : tensor<1x4xi32>) outs(%{{.*}} : tensor<4xi32>)
+// PAR: %[[WITHIN:.*]] = linalg.generic {{.*}} ins(%[[EXPERT]], %[[EXPERT]] : tensor<1x64xi32>, tensor<1x64xi32>)
+// PAR: %[[RAW:.*]] = linalg.generic {{.*}} ins(%[[EXPERT]], %[[WITHIN]] :
+// PAR:   tensor.extract %[[BEFORE]]
+// PAR: %[[SLOTS:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<8x2xi32>)
+// PAR:   tensor.extract %[[RAW]]
+// PAR: %[[CHUNK:.*]] = linalg.generic {{.*}} ins(%[[BEFORE]], %[[HIST]] : tensor<1x4xi32>, tensor<1x4xi32>) outs(%{{.*}} : tensor<4x3xi32>)
+// PAR: %[[SRC:.*]] = linalg.generic {{.*}} ins(%[[CHUNK]], %[[EXPERT]] : tensor<4x3xi32>, tensor<1x64xi32>) outs(%{{.*}} : tensor<4x3xi32>)
+// PAR: %[[COUNTS:.*]] = linalg.generic {{.*}} ins(%[[FILL]] : tensor<4xi32>)
+// PAR: %[[BUF:.*]] = linalg.generic {{.*}} ins(%[[SRC]] : tensor<4x3xi32>) outs(%{{.*}} : tensor<4x3x16xf32>)
+// PAR: return %[[BUF]], %[[SLOTS]], %[[COUNTS]]
 func.func @dispatch(%x: tensor<8x16xf32>, %ids: tensor<8x2xi32>) -> (tensor<4x3x16xf32>, tensor<8x2xi32>, tensor<4xi32>) {
   // CHECK: %[[PAIRS:.*]] = arith.muli %{{.*}}, %{{.*}} : index
   // CHECK: %[[LOOP:.*]]:3 = scf.for %[[P:.*]] = %{{.*}} to %[[PAIRS]] {{.*}} -> (tensor<4xi32>, tensor<8x2xi32>, tensor<4x3xi32>)
