@@ -18,6 +18,7 @@ usage: run-model.py examples/mixtral-tiny/config.json [--seeds 1 2 3]
          [--cluster h100x8] [--ranks N]] [--stats] [--check-plan-bytes]
          [--weights W.safetensors] [--dtype f32]
          [--tol 1e-5] [--iters 1] [--threads N] [--build build] [--workdir DIR]
+         [--exe PREBUILT]
 """
 import argparse
 import json
@@ -107,6 +108,10 @@ def main():
     ap.add_argument("--check-plan-bytes", action="store_true",
                     help="check rank 0's collective calls and bytes against "
                     "the planner's prediction for the plan (implies --stats)")
+    ap.add_argument("--exe", help="run this executable, compiled earlier "
+                    "for the same config, --batch, --seq-len and options "
+                    "(utils/device-kit.sh), instead of compiling: for a "
+                    "machine without moe-compile")
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--workdir", help="keep files here (default: a temporary "
                     "directory, removed at exit)")
@@ -117,7 +122,13 @@ def main():
     except (ConfigError, OSError) as e:
         fail(str(e))
     compiler = pathlib.Path(args.build) / "bin" / "moe-compile"
-    if not compiler.exists():
+    if args.exe:
+        if args.plan == "auto" or args.check_plan_bytes:
+            fail("--exe with --plan auto or --check-plan-bytes: both need "
+                 "moe-compile")
+        if not os.access(args.exe, os.X_OK):
+            fail("--exe %s: not an executable file" % args.exe)
+    elif not compiler.exists():
         fail("%s not found: build first (utils/bootstrap.sh)" % compiler)
     name = pathlib.Path(args.config).resolve().parent.name
 
@@ -164,13 +175,18 @@ def main():
             for _, value in re.findall(r"(?:^|,)\s*(dp|tp|pp)\s*=\s*(\d+)",
                                        args.plan):
                 world *= int(value)
-        proc = subprocess.run(compile_cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            fail("moe-compile failed:\n" + proc.stderr)
-        print("%s: compiled %s for ids [%d, %d]%s in %.1f s" % (
-            name, cfg.architecture, args.batch, args.seq_len,
-            " with plan %s (%d ranks)" % (args.plan, world) if args.plan else "",
-            time.time() - t0))
+        if args.exe:
+            exe = pathlib.Path(args.exe).resolve()
+            print("%s: running %s (compiled earlier) for ids [%d, %d]" % (
+                name, exe.name, args.batch, args.seq_len))
+        else:
+            proc = subprocess.run(compile_cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                fail("moe-compile failed:\n" + proc.stderr)
+            print("%s: compiled %s for ids [%d, %d]%s in %.1f s" % (
+                name, cfg.architecture, args.batch, args.seq_len,
+                " with plan %s (%d ranks)" % (args.plan, world)
+                if args.plan else "", time.time() - t0))
 
         import torch
         from moe_reference.models import MoEModel, set_threads
