@@ -34,8 +34,9 @@ std::string mlir::moe::getMoECudaPipeline(const CudaPipelineOptions &options) {
       "convert-bufferization-to-memref,"
       // Kernels: each outermost parallel loop nest, collapsed to one
       // dimension and tiled so that a block runs `block-size` iterations.
+      // No canonicalize here: it folds a parallel loop of one iteration
+      // (one token) away, leaving its body to run on the host.
       "convert-linalg-to-parallel-loops,"
-      "canonicalize,"
       "moe-gpu-collapse-parallel-loops,";
   pipeline += llvm::formatv(
       "func.func(scf-parallel-loop-tiling{{parallel-loop-tile-sizes={0} "

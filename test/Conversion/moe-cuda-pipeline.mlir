@@ -38,6 +38,18 @@
 // HOST: func.call @moert_sgemm
 // HOST-NOT: scf.for
 // HOST: gpu.module
+// HOST: func.func @moe_block_one_token(
+//
+// Also with one token, where a parallel loop over the tokens has a single
+// iteration: it stays a (one-thread) kernel instead of being folded into a
+// host loop over managed memory.
+// HOST-NOT: scf.for
+// HOST: gpu.launch_func
+// HOST-NOT: scf.for
+// HOST: scf.for %{{.*}} = %c0 to %c4 step %c1 {
+// HOST: func.call @moert_sgemm
+// HOST-NOT: scf.for
+// HOST: gpu.module
 
 // SM80: gpu.binary @moe_block_kernel{{[_0-9]*}}  [#gpu.object<#nvvm.target<O = 3, chip = "sm_80">
 // SM80-SAME: .target sm_80
@@ -50,4 +62,14 @@ func.func @moe_block(%x: tensor<16x32xf32>, %router: tensor<4x32xf32>,
       : (tensor<16x32xf32>, tensor<4x32xf32>, tensor<4x64x32xf32>,
          tensor<4x32x64xf32>) -> tensor<16x32xf32>
   return %y : tensor<16x32xf32>
+}
+
+func.func @moe_block_one_token(%x: tensor<1x32xf32>, %router: tensor<4x32xf32>,
+                               %wi: tensor<4x64x32xf32>, %wo: tensor<4x32x64xf32>)
+    -> tensor<1x32xf32> attributes {llvm.emit_c_interface} {
+  %y = moe.layer %x router %router experts(up %wi down %wo)
+      k = 2 score = softmax renormalize activation = relu
+      : (tensor<1x32xf32>, tensor<4x32xf32>, tensor<4x64x32xf32>,
+         tensor<4x32x64xf32>) -> tensor<1x32xf32>
+  return %y : tensor<1x32xf32>
 }
