@@ -6,8 +6,8 @@
  * GPU, with the object of `--cuda-emulate-on-cpu` and the CPU runtime.
  * The inputs go into runtime buffers (CUDA managed memory on a GPU), the
  * block runs once untimed (the weights migrate to the GPU) and then ITERS
- * timed times. Every launch and cuBLAS call of the CUDA runtime completes
- * before it returns, so a wall clock around the call times the block.
+ * timed times. The compiled block waits for the device before it returns
+ * (moe-gpu-async-launches), so a wall clock around the call times it.
  *
  * usage: moe_block_gpu DIR ITERS GEMM   (DIR holds x, router, w1, w3, w2
  *        .npy files; GEMM is the products' mode: f32, tf32, bf16 or f16)

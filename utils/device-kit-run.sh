@@ -58,7 +58,16 @@ if [ "$WHAT" != bench ]; then
       --exe "$KIT/models/$name" --batch "$batch" --seq-len "$seq" \
       --tol "$tol" --seeds $seeds 2>&1 | sed "s/^/$name: /" |
       tee -a "$RESULTS/numerics.txt"
-    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+      status=1
+      # Again with a wait after every launch and product: a pass now points
+      # at a missing wait, a failure at the kernels or the products.
+      # shellcheck disable=SC2086
+      MOERT_CUDA_SYNC=1 "$PYTHON" "$ROOT/utils/run-model.py" "$ROOT/$config" \
+        --target cuda --exe "$KIT/models/$name" --batch "$batch" \
+        --seq-len "$seq" --tol "$tol" --seeds $seeds 2>&1 |
+        sed "s/^/$name (MOERT_CUDA_SYNC=1): /" | tee -a "$RESULTS/numerics.txt"
+    fi
   done <"$KIT/models/models.txt"
 fi
 if [ "$WHAT" != numerics ]; then

@@ -17,7 +17,7 @@ using namespace mlir;
 /// The textual form keeps the pipeline readable next to its documentation
 /// (docs/Pipeline.md); every step is an upstream or moe pass.
 static std::string getCpuPipeline() {
-  return moe::frontPipeline(/*parallelDispatch=*/false) +
+  return moe::frontPipeline(/*forGpu=*/false) +
          "buffer-deallocation-pipeline,"
          "convert-bufferization-to-memref,"
          "convert-linalg-to-loops,"

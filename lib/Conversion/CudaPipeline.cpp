@@ -28,10 +28,11 @@ using namespace mlir;
 std::string mlir::moe::getMoECudaPipeline(const CudaPipelineOptions &options) {
   // The same front half as the CPU pipeline (docs/Passes.md).
   std::string pipeline =
-      frontPipeline(/*parallelDispatch=*/true) +
+      frontPipeline(/*forGpu=*/true) +
       "moe-gpu-copy-globals,"
       "buffer-deallocation-pipeline,"
       "convert-bufferization-to-memref,"
+      "moe-gpu-device-copies,"
       // Kernels: each outermost parallel loop nest, collapsed to one
       // dimension and tiled so that a block runs `block-size` iterations.
       // No canonicalize here: it folds a parallel loop of one iteration
@@ -54,7 +55,8 @@ std::string mlir::moe::getMoECudaPipeline(const CudaPipelineOptions &options) {
                       "convert-cf-to-llvm,reconcile-unrealized-casts";
   }
   pipeline += ",gpu-map-parallel-loops,convert-parallel-loops-to-gpu),";
-  pipeline += "canonicalize,lower-affine,gpu-kernel-outlining,";
+  pipeline += "canonicalize,lower-affine,gpu-kernel-outlining,"
+              "moe-gpu-async-launches,";
   pipeline += "nvvm-attach-target{chip=" + options.chip;
   if (!options.features.empty()) // else LLVM's PTX version for the chip
     pipeline += " features=" + options.features;

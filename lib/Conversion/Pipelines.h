@@ -14,12 +14,12 @@
 namespace mlir {
 namespace moe {
 
-/// `parallelDispatch`: the dispatch's slot assignment as data-parallel
-/// steps (kernels on a GPU) rather than one sequential loop (the CPU's).
-inline std::string frontPipeline(bool parallelDispatch) {
+/// `forGpu`: the dispatch's slot assignment as data-parallel steps (kernels)
+/// rather than one sequential loop.
+inline std::string frontPipeline(bool forGpu) {
   return std::string("moe-decompose,") +
-         (parallelDispatch ? "moe-lower-to-linalg{parallel-dispatch=true},"
-                           : "moe-lower-to-linalg,") +
+         (forGpu ? "moe-lower-to-linalg{parallel-dispatch=true},"
+                 : "moe-lower-to-linalg,") +
          "moe-lower-collectives,"
          "canonicalize,cse,"
          "one-shot-bufferize{bufferize-function-boundaries "

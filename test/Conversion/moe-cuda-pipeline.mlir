@@ -18,11 +18,16 @@
 // CHECK-NOT: scf.
 // CHECK-NOT: gpu.module
 // CHECK-DAG: llvm.func @_mlir_memref_to_llvm_alloc(i64) -> !llvm.ptr
+// CHECK-DAG: llvm.func @moert_gpu_sync()
 // CHECK-DAG: llvm.func @_mlir_ciface_moert_sgemm(!llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i32, i32)
 // CHECK: llvm.func @moe_block(
 // CHECK: llvm.call @_mlir_memref_to_llvm_alloc
-// CHECK: gpu.launch_func @moe_block_kernel{{[_0-9]*}}::@moe_block_kernel{{[_0-9]*}} blocks in ({{.*}}) threads in ({{.*}}) : i64 args(
+// Launches are asynchronous, on the stream of a token (moe-gpu-async-launches);
+// the host waits (moert_gpu_sync) before it reads a buffer and at return.
+// CHECK: gpu.launch_func <%{{.*}} : !llvm.ptr> @moe_block_kernel{{[_0-9]*}}::@moe_block_kernel{{[_0-9]*}} blocks in ({{.*}}) threads in ({{.*}}) : i64 args(
 // CHECK: llvm.call @moert_sgemm
+// CHECK: llvm.call @moert_gpu_sync()
+// CHECK: llvm.return
 // CHECK: gpu.binary @moe_block_kernel{{[_0-9]*}}  [#gpu.object<#nvvm.target<O = 3, chip = "sm_90">, properties = {{.*}}, assembly = "
 // CHECK-SAME: .target sm_90
 // CHECK-SAME: .entry moe_block_kernel

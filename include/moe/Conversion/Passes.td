@@ -285,6 +285,96 @@ def MoEGpuCopyGlobalsPass : Pass<"moe-gpu-copy-globals", "ModuleOp"> {
 }
 
 //===----------------------------------------------------------------------===//
+// CUDA: buffer copies -> kernels
+//===----------------------------------------------------------------------===//
+
+def MoEGpuDeviceCopiesPass : Pass<"moe-gpu-device-copies"> {
+  let summary = "Make copies between buffers linalg.copy, so that they "
+                "become kernels instead of host loops";
+  let description = [{
+    Part of the CUDA pipeline (`moe-cuda-pipeline`, docs/Cuda.md), before
+    `convert-linalg-to-parallel-loops`. Bufferization copies buffers with
+    `memref.copy` (an expert's output into the stacked expert buffer, a
+    buffer copied before an in-place write), which lowers to a `memcpy` or a
+    loop on the host: on the GPU that would move device data through the
+    host. This pass rewrites every `memref.copy` into `linalg.copy`, which
+    becomes a parallel loop and then a kernel, except a copy whose source is
+    a `memref.get_global`: a host global (see `moe-gpu-copy-globals`) must be
+    read by the host.
+
+    Before:
+
+    ```mlir
+    memref.copy %y, %slot : memref<?x16xf32> to memref<?x16xf32, strided<[16, 1], offset: ?>>
+    ```
+
+    After:
+
+    ```mlir
+    linalg.copy ins(%y : memref<?x16xf32>)
+        outs(%slot : memref<?x16xf32, strided<[16, 1], offset: ?>>)
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// CUDA: asynchronous launches, host synchronized only where it reads memory
+//===----------------------------------------------------------------------===//
+
+def MoEGpuAsyncLaunchesPass : Pass<"moe-gpu-async-launches", "ModuleOp"> {
+  let summary = "Launch kernels asynchronously and synchronize the host only "
+                "before it touches memory";
+  let description = [{
+    Part of the CUDA pipeline (`moe-cuda-pipeline`, docs/Cuda.md), after
+    `gpu-kernel-outlining`. A `gpu.launch_func` without an async token
+    lowers to a launch followed by a wait for the device, so a layer of
+    thirty small kernels waits thirty times. This pass makes every launch in
+    a host function asynchronous (`gpu.launch_func async` on a fresh
+    `gpu.wait async` token, which the runtime maps to its one in-order
+    stream, where its cuBLAS products go too) and inserts a call to the
+    runtime's `moert_gpu_sync` (wait for the stream; nothing to do when no
+    work was issued since the last wait) where the host needs the device's
+    results:
+
+    - before a host operation that reads or writes memory (`memref.load`,
+      `memref.store`, `memref.copy`, ...; allocation and deallocation do not
+      count, and the runtime's free waits by itself);
+    - before a call, except to `moert_sgemm` (enqueued on the stream) and
+      `moert_gpu_sync` itself: collectives and other runtime functions read
+      their buffers on the host or on their own streams;
+    - before the function returns (its caller reads the results).
+
+    A wait is not inserted when no launch or `moert_sgemm` call comes
+    between it and the previous one in the same block; at the entry of a
+    region (a loop body) work is assumed pending.
+
+    Before:
+
+    ```mlir
+    gpu.launch_func @k0::@k0 blocks in (%g, %c1, %c1) threads in (%b, %c1, %c1) args(%x : memref<16xf32>)
+    %v = memref.load %x[%c0] : memref<16xf32>
+    ```
+
+    After:
+
+    ```mlir
+    %t = gpu.wait async
+    %t0 = gpu.launch_func async [%t] @k0::@k0 blocks in (%g, %c1, %c1) threads in (%b, %c1, %c1) args(%x : memref<16xf32>)
+    call @moert_gpu_sync() : () -> ()
+    %v = memref.load %x[%c0] : memref<16xf32>
+    ```
+
+    Code without kernels (the `--cuda-emulate-on-cpu` path, the CPU
+    pipeline) never runs this pass.
+  }];
+  let dependentDialects = [
+    "::mlir::func::FuncDialect",
+    "::mlir::gpu::GPUDialect"
+  ];
+}
+
+//===----------------------------------------------------------------------===//
 // linalg contractions -> BLAS calls (buffer level, after bufferization)
 //===----------------------------------------------------------------------===//
 

@@ -3,8 +3,9 @@
  * The CUDA backend's `moert_sgemm` (what moe-linalg-to-blas calls): the
  * operands are managed buffers; a row-major product is cuBLAS's
  * column-major product of the transposes, C^T = op(B)^T op(A)^T. The call
- * waits for the device, since host loops may read C next. f32 in and out,
- * f32 accumulation (CUBLAS_COMPUTE_32F: no TF32).
+ * is issued on the runtime's stream and does not wait: compiled code waits
+ * (moert_gpu_sync) before its host reads. f32 in and out, f32
+ * accumulation by default (CUBLAS_COMPUTE_32F: no TF32).
  *
  *===----------------------------------------------------------------------===*/
 
@@ -63,8 +64,11 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
     return;
   }
   moertCudaInit();
-  if (!gHandle)
+  if (!gHandle) {
     checkBlas(cublasCreate(&gHandle), "cublasCreate");
+    /* After the kernels launched before it, before those after it. */
+    checkBlas(cublasSetStream(gHandle, moertCudaStream()), "cublasSetStream");
+  }
   float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   /* Column-major: C^T (n x m) = op(B)^T op(A)^T, the row-major operands
    * read as their transposes with the same transpose flags. */
@@ -75,5 +79,5 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
                          CUDA_R_32F, (int)g.lda, &beta, c->aligned + c->offset,
                          CUDA_R_32F, (int)g.ldc, gCompute, CUBLAS_GEMM_DEFAULT),
             "cublasGemmEx");
-  moertCudaSynchronize();
+  moertCudaIssued();
 }

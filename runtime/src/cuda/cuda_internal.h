@@ -12,9 +12,13 @@
 void moertCudaInit(void);
 /* Waits for all work on the device. */
 void moertCudaSynchronize(void);
-/* The stream kernels and collectives run on, and its state
- * (CUDA_SUCCESS when idle, CUDA_ERROR_NOT_READY when busy). */
+/* The stream kernels, cuBLAS products and collectives run on, in the
+ * order they are issued, and its state (CUDA_SUCCESS when idle,
+ * CUDA_ERROR_NOT_READY when busy). */
 CUstream moertCudaStream(void);
+/* Records that work was issued on the stream without waiting for it (the
+ * next moert_gpu_sync waits); with MOERT_CUDA_SYNC=1, waits right away. */
+void moertCudaIssued(void);
 CUresult moertCudaStreamQuery(CUstream stream);
 /* Aborts every rank: "CUDA: <what> failed: <detail>". */
 void moertCudaFail(const char *what, const char *detail)

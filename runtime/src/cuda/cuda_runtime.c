@@ -60,6 +60,10 @@ MOERT_DRIVER_FUNCTIONS(MOERT_DECLARE)
 
 static void *gDriver;
 static CUstream gStream;
+/* Work was issued on gStream since the last wait for it. */
+static int gIssued;
+
+MOERT_API void moert_gpu_sync(void);
 
 void moertCudaFail(const char *what, const char *detail) {
   char message[1024];
@@ -120,6 +124,7 @@ void moertCudaInit(void) {
 void moertCudaSynchronize(void) {
   moertCudaInit();
   moertCudaCheck(p_cuCtxSynchronize(), "cuCtxSynchronize");
+  gIssued = 0;
 }
 
 /*===----------------------------------------------------------------------===*
@@ -139,7 +144,7 @@ static void freeManaged(void *pointer) {
   if (!pointer)
     return;
   /* Kernels may still read it. */
-  moertCudaCheck(p_cuCtxSynchronize(), "cuCtxSynchronize");
+  moertCudaSynchronize();
   moertCudaCheck(p_cuMemFree((CUdeviceptr)(uintptr_t)pointer), "cuMemFree");
 }
 
@@ -233,9 +238,8 @@ MOERT_API void *mgpuModuleGetFunction(void *module, const char *name) {
   return function;
 }
 
-/* One stream for every launch: gpu-to-llvm creates and destroys a stream
- * around each synchronous launch; reusing one saves the creation. It has
- * the default flags, so it is ordered with cuBLAS on the legacy stream. */
+/* One stream for all device work (kernels, cuBLAS, NCCL), in issue order:
+ * every `mgpuStreamCreate` (a `gpu.wait async` token) returns it. */
 CUstream moertCudaStream(void) {
   moertCudaInit();
   if (!gStream)
@@ -248,12 +252,42 @@ CUresult moertCudaStreamQuery(CUstream stream) {
   return p_cuStreamQuery(stream);
 }
 
+/* Whether MOERT_CUDA_SYNC asks for a wait after every launch and product
+ * (to tell a missing wait from a wrong kernel). */
+static int syncEachCall(void) {
+  static int cached = -1;
+  if (cached < 0) {
+    const char *value = getenv("MOERT_CUDA_SYNC");
+    cached = value && *value && strcmp(value, "0") != 0;
+  }
+  return cached;
+}
+
+void moertCudaIssued(void) {
+  gIssued = 1;
+  if (syncEachCall())
+    moert_gpu_sync();
+}
+
+/* What compiled code calls before the host reads or writes a buffer, calls
+ * a function that may, or returns (moe-gpu-async-launches): waits for the
+ * work issued on the stream since the last wait, if any. */
+MOERT_API void moert_gpu_sync(void) {
+  if (!gIssued)
+    return;
+  moertCudaCheck(p_cuStreamSynchronize(moertCudaStream()),
+                 "cuStreamSynchronize");
+  gIssued = 0;
+}
+
 MOERT_API void *mgpuStreamCreate(void) { return moertCudaStream(); }
 
 MOERT_API void mgpuStreamDestroy(void *stream) { (void)stream; }
 
 MOERT_API void mgpuStreamSynchronize(void *stream) {
   moertCudaCheck(p_cuStreamSynchronize(stream), "cuStreamSynchronize");
+  if (stream == gStream)
+    gIssued = 0;
 }
 
 MOERT_API void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
@@ -273,4 +307,5 @@ MOERT_API void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                                   (unsigned)blockY, (unsigned)blockZ,
                                   (unsigned)sharedBytes, stream, params, extra),
                  "cuLaunchKernel");
+  moertCudaIssued();
 }

@@ -1,0 +1,116 @@
+// RUN: moe-opt %s --moe-gpu-async-launches --split-input-file | FileCheck %s
+
+// Launches become asynchronous; the host waits once before its first read of
+// a buffer (not again before the second: nothing was issued in between),
+// not before moert_sgemm (issued on the same stream), again before a call
+// that may read buffers, and not before returning when nothing was issued
+// since (the call waits for its own work).
+// CHECK-LABEL: func.func private @moert_gpu_sync()
+// CHECK-LABEL: func.func @host
+// CHECK:      %[[T0:.*]] = gpu.wait async
+// CHECK-NEXT: %{{.*}} = gpu.launch_func async [%[[T0]]] @kernels::@fill
+// CHECK-NEXT: %[[T1:.*]] = gpu.wait async
+// CHECK-NEXT: %{{.*}} = gpu.launch_func async [%[[T1]]] @kernels::@fill
+// CHECK-NEXT: memref.alloc
+// CHECK-NEXT: call @moert_gpu_sync() : () -> ()
+// CHECK-NEXT: memref.load
+// CHECK-NEXT: memref.store
+// CHECK-NEXT: call @moert_sgemm
+// CHECK-NEXT: %[[T2:.*]] = gpu.wait async
+// CHECK-NEXT: gpu.launch_func async [%[[T2]]]
+// CHECK-NEXT: call @moert_gpu_sync() : () -> ()
+// CHECK-NEXT: call @moert_all_reduce_f32
+// CHECK-NEXT: memref.dealloc
+// CHECK-NEXT: return
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @fill(%m: memref<16xf32>) kernel {
+      gpu.return
+    }
+  }
+  func.func private @moert_sgemm(memref<16xf32>)
+  func.func private @moert_all_reduce_f32(memref<16xf32>)
+  func.func @host(%m: memref<16xf32>) -> f32 {
+    %c1 = arith.constant 1 : index
+    %c0 = arith.constant 0 : index
+    gpu.launch_func @kernels::@fill blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%m : memref<16xf32>)
+    gpu.launch_func @kernels::@fill blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%m : memref<16xf32>)
+    %a = memref.alloc() : memref<16xf32>
+    %v = memref.load %m[%c0] : memref<16xf32>
+    memref.store %v, %a[%c0] : memref<16xf32>
+    call @moert_sgemm(%a) : (memref<16xf32>) -> ()
+    gpu.launch_func @kernels::@fill blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%a : memref<16xf32>)
+    call @moert_all_reduce_f32(%a) : (memref<16xf32>) -> ()
+    memref.dealloc %a : memref<16xf32>
+    return %v : f32
+  }
+}
+
+// -----
+
+// A loop body is entered with work pending (its previous iteration's): the
+// read at its top waits; after the loop, the read waits again. Code before
+// the first launch does not wait.
+// CHECK-LABEL: func.func @loop
+// CHECK:      memref.load
+// CHECK:      scf.for
+// CHECK-NEXT:   call @moert_gpu_sync() : () -> ()
+// CHECK-NEXT:   memref.load
+// CHECK-NEXT:   gpu.wait async
+// CHECK-NEXT:   gpu.launch_func async
+// CHECK:      }
+// CHECK-NEXT: call @moert_gpu_sync() : () -> ()
+// CHECK-NEXT: memref.load
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @fill(%m: memref<16xf32>) kernel {
+      gpu.return
+    }
+  }
+  func.func @loop(%m: memref<16xf32>, %n: index) -> f32 {
+    %c1 = arith.constant 1 : index
+    %c0 = arith.constant 0 : index
+    %first = memref.load %m[%c0] : memref<16xf32>
+    scf.for %i = %c0 to %n step %c1 {
+      %v = memref.load %m[%i] : memref<16xf32>
+      gpu.launch_func @kernels::@fill blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%m : memref<16xf32>)
+    }
+    %v = memref.load %m[%c0] : memref<16xf32>
+    %s = arith.addf %first, %v : f32
+    return %s : f32
+  }
+}
+
+// -----
+
+// A function without kernels is left alone (no waits, no declaration).
+// CHECK-LABEL: func.func @no_kernels
+// CHECK-NOT: moert_gpu_sync
+// CHECK: // -----
+module {
+  func.func @no_kernels(%m: memref<16xf32>) -> f32 {
+    %c0 = arith.constant 0 : index
+    %v = memref.load %m[%c0] : memref<16xf32>
+    return %v : f32
+  }
+}
+
+// -----
+
+// The caller reads what the kernels wrote: a wait before returning.
+// CHECK-LABEL: func.func @launch_then_return
+// CHECK:      gpu.launch_func async
+// CHECK-NEXT: call @moert_gpu_sync() : () -> ()
+// CHECK-NEXT: return
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @fill(%m: memref<16xf32>) kernel {
+      gpu.return
+    }
+  }
+  func.func @launch_then_return(%m: memref<16xf32>) -> memref<16xf32> {
+    %c1 = arith.constant 1 : index
+    gpu.launch_func @kernels::@fill blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%m : memref<16xf32>)
+    return %m : memref<16xf32>
+  }
+}
