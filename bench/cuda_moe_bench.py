@@ -6,7 +6,7 @@ dropless softmax routing with renormalization), T tokens per call. For each
 T and each cuBLAS mode of --gemm, in one run:
   1. the module (one `moe.layer`, the same as bench/moe_block_bench.py's) is
      compiled with `moe-compile --target cuda --emit=obj` and linked into
-     bench/moe_block_gpu.c with libmoert_cuda,
+     bench/moe_block_harness.c with libmoert_cuda,
   2. the block is timed (best of --iters calls after one untimed call that
      migrates the weights to the GPU),
   3. PyTorch eager runs the same block on the same GPU, as Hugging Face's
@@ -35,7 +35,6 @@ usage: cuda_moe_bench.py [--tokens 1 16 256 1024 4096] [--gemm bf16 f32]
 """
 import argparse
 import json
-import os
 import pathlib
 import shutil
 import subprocess
@@ -44,18 +43,9 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-MODULE = """\
-func.func @moe_block(%x: tensor<{T}x{H}xf32>, %router: tensor<{E}x{H}xf32>,
-                     %up: tensor<{E}x{F}x{H}xf32>, %down: tensor<{E}x{H}x{F}xf32>,
-                     %gate: tensor<{E}x{F}x{H}xf32>) -> tensor<{T}x{H}xf32>
-    attributes {{llvm.emit_c_interface}} {{
-  %y = moe.layer %x router %router experts(up %up down %down gate %gate)
-      k = {K} score = softmax renormalize activation = silu_glu
-      : (tensor<{T}x{H}xf32>, tensor<{E}x{H}xf32>, tensor<{E}x{F}x{H}xf32>,
-         tensor<{E}x{H}x{F}xf32>, tensor<{E}x{F}x{H}xf32>) -> tensor<{T}x{H}xf32>
-  return %y : tensor<{T}x{H}xf32>
-}}
-"""
+# The module: the same Mixtral-style block as the CPU bench's.
+sys.path.insert(0, str(ROOT / "bench"))
+from moe_block_bench import MODULE  # noqa: E402
 
 # Largest relative error against PyTorch f32 accepted per cuBLAS mode.
 TOLERANCE = {"f32": 1e-4, "tf32": 1e-2, "bf16": 5e-2, "f16": 1e-2}
@@ -95,7 +85,7 @@ def prepare(args, out):
         run([compiler, mlir, *flags, "--emit=obj", "-o", obj])
         print("bench: compiled T=%d" % T, file=sys.stderr)
         # The runtime travels with the harnesses ($ORIGIN).
-        run([cc, "-O2", ROOT / "bench" / "moe_block_gpu.c", obj,
+        run([cc, "-O2", ROOT / "bench" / "moe_block_harness.c", obj,
              "-I", ROOT / "runtime" / "include", "-L", libdir, "-l" + runtime,
              "-lm", "-Wl,-rpath,$ORIGIN:" + str(libdir),
              "-o", out / ("harness%d" % T)])
@@ -199,7 +189,8 @@ def run_phase(args, out):
         expert_bytes = 3.0 * H * F * distinct
         for mode in modes:
             fields = dict(kv.split("=") for kv in run(
-                [out / ("harness%d" % T), inputs, args.iters, mode]).split())
+                [out / ("harness%d" % T), inputs, args.iters, K,
+                 mode]).split())
             ours = float(fields["compiled_best_s"])
             got = np.load(inputs / "out.npy")
             err = float(np.abs(got - ref).max() /

@@ -109,7 +109,8 @@ def main():
             exe = tmp / ("harness%d" % T)
             t0 = time.time()
             run([compiler, mlir, "--emit=obj", "-o", obj])
-            run(["clang-22", "-O2", ROOT / "bench" / "moe_block_harness.c", obj,
+            run(["clang-22", "-O2", "-DMOE_BENCH_CBLAS",
+                 ROOT / "bench" / "moe_block_harness.c", obj,
                  "-I", ROOT / "runtime" / "include", "-L", libdir, "-lmoert",
                  "-lopenblas", "-lm", "-Wl,-rpath," + str(libdir), "-o", exe])
             compile_s = time.time() - t0
