@@ -38,6 +38,7 @@ std::string mlir::moe::getMoECudaPipeline(const CudaPipelineOptions &options) {
       // No canonicalize here: it folds a parallel loop of one iteration
       // (one token) away, leaving its body to run on the host.
       "convert-linalg-to-parallel-loops,"
+      "func.func(scf-parallel-loop-fusion),"
       "moe-gpu-collapse-parallel-loops,";
   pipeline += llvm::formatv(
       "func.func(scf-parallel-loop-tiling{{parallel-loop-tile-sizes={0} "
