@@ -7,9 +7,12 @@
 #   bash utils/device-kit-run.sh numerics   # the example models vs PyTorch
 #   bash utils/device-kit-run.sh bench      # bench/cuda_moe_bench.py --run
 #   bash utils/device-kit-run.sh all        # both
+#   bash utils/device-kit-run.sh sanitize   # one model under compute-sanitizer
 #
-# Results go to $OUT (the device tool's folder) or to KIT/out: numerics.txt
-# and bench.txt. Exits non-zero if a check fails.
+# Results go to $OUT (the device tool's folder) or to KIT/out: numerics.txt,
+# bench.txt, sanitize.txt. Exits non-zero if a check fails. The kit's
+# libraries are given to the compiled executables only
+# (MOE_EXE_LIBRARY_PATH), not to Python and PyTorch.
 #
 # Environment: KIT (default .device-kit), PYTHON (default python3),
 # BENCH_ARGS (more arguments for the bench, e.g. "--gemm bf16").
@@ -24,14 +27,34 @@ PYTHON="${PYTHON:-python3}"
 WHAT="${1:-all}"
 RESULTS="${OUT:-$KIT/out}"
 mkdir -p "$RESULTS"
-case "$WHAT" in numerics|bench|all) ;; *)
-  echo "device-kit-run: expected numerics, bench or all, got '$WHAT'" >&2; exit 2 ;;
+case "$WHAT" in numerics|bench|all|sanitize) ;; *)
+  echo "device-kit-run: expected numerics, bench, all or sanitize, got '$WHAT'" >&2; exit 2 ;;
 esac
+export PYTHONUNBUFFERED=1
 
-# The kit's libraries, unpacked.
+# Which commit the kit was made from: a kit older than the checkout tests
+# old code.
+if [ -f "$KIT/REVISION" ]; then
+  echo "device-kit-run: kit made from $(cat "$KIT/REVISION")"
+  head="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || true)"
+  if [ -n "$head" ] && [ "$head" != "$(cut -d' ' -f1 "$KIT/REVISION")" ]; then
+    echo "device-kit-run: warning: the checkout is at $head; rebuild the kit (utils/device-kit.sh)"
+  fi
+fi
+
+# The kit's libraries, unpacked (xz, or Python's lzma where xz is missing).
 LIB="$(mktemp -d)"
 cp -a "$KIT/lib/." "$LIB/"
-for f in "$LIB"/*.xz; do [ -e "$f" ] && xz -d "$f"; done
+for f in "$LIB"/*.xz; do
+  [ -e "$f" ] || continue
+  if command -v xz >/dev/null; then
+    xz -d "$f"
+  else
+    "$PYTHON" -c 'import lzma, shutil, sys
+with lzma.open(sys.argv[1]) as i, open(sys.argv[1][:-3], "wb") as o:
+    shutil.copyfileobj(i, o)' "$f" && rm "$f"
+  fi
+done
 
 # cuBLAS and NCCL of this machine (the toolkit's, or Python wheels').
 EXTRA=""
@@ -41,15 +64,32 @@ for soname in libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
     [ -n "$path" ] && EXTRA="$EXTRA:$(dirname "$path")"
   fi
 done
-export LD_LIBRARY_PATH="$LIB$EXTRA${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export MOE_EXE_LIBRARY_PATH="$LIB$EXTRA"
 
 nvidia-smi -L || { echo "device-kit-run: no GPU (nvidia-smi -L failed)" >&2; exit 2; }
-if ldd "$LIB/libmoert_cuda.so" | grep "not found"; then
+nvidia-smi --query-gpu=name,compute_mode,memory.used,memory.total --format=csv || true
+if LD_LIBRARY_PATH="$MOE_EXE_LIBRARY_PATH" ldd "$LIB/libmoert_cuda.so" | grep "not found"; then
   echo "device-kit-run: libmoert_cuda.so has unresolved libraries (above)" >&2
   exit 2
 fi
 
 status=0
+if [ "$WHAT" = sanitize ]; then
+  # Out-of-bounds accesses and races of the kernels, on one small model.
+  : >"$RESULTS/sanitize.txt"
+  for tool in memcheck racecheck; do
+    wrapper="$LIB/sanitized-$tool"
+    printf '#!/bin/sh\nexec compute-sanitizer --tool %s --error-exitcode 3 %s "$@"\n' \
+      "$tool" "$KIT/models/mixtral-one-token" >"$wrapper"
+    chmod +x "$wrapper"
+    "$PYTHON" "$ROOT/utils/run-model.py" "$ROOT/examples/mixtral-tiny/config.json" \
+      --target cuda --exe "$wrapper" --batch 1 --seq-len 1 --tol 1e-4 --seeds 6 \
+      2>&1 | sed "s/^/$tool: /" | tee -a "$RESULTS/sanitize.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  done
+  rm -rf "$LIB"
+  exit "$status"
+fi
 if [ "$WHAT" != bench ]; then
   : >"$RESULTS/numerics.txt"
   while IFS='|' read -r name config batch seq tol gemm seeds; do

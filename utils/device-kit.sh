@@ -38,6 +38,13 @@ fail() { echo "device-kit: error: $*" >&2; exit 1; }
 
 rm -rf "$KIT"
 mkdir -p "$KIT/models" "$KIT/lib"
+# The commit (and whether the tree had changes) the kit is made from.
+{ git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown; } | tr -d '\n' >"$KIT/REVISION"
+if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+  echo " (with uncommitted changes)" >>"$KIT/REVISION"
+else
+  echo >>"$KIT/REVISION"
+fi
 
 # name | config | batch | seq-len | tolerance | --cuda-gemm | seeds
 MODELS=(

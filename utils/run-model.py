@@ -193,6 +193,12 @@ def main():
         if args.threads:
             set_threads(args.threads)
         env = dict(os.environ)
+        # MOE_EXE_LIBRARY_PATH (utils/device-kit-run.sh): libraries for the
+        # executable only, not for this Python and its PyTorch.
+        if env.get("MOE_EXE_LIBRARY_PATH"):
+            env["LD_LIBRARY_PATH"] = env["MOE_EXE_LIBRARY_PATH"] + (
+                ":" + env["LD_LIBRARY_PATH"]
+                if env.get("LD_LIBRARY_PATH") else "")
         failures = 0
         for seed in args.seeds:
             if args.weights:

@@ -29,7 +29,9 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
                                         moert_memref2d_f32_t *b,
                                         moert_memref2d_f32_t *c,
                                         int32_t transposeA, int32_t transposeB,
-                                        int32_t accumulate) {
+                                        int32_t flags) {
+  /* Every product is exact f32 here (MOERT_GEMM_EXACT changes nothing). */
+  int accumulate = flags & MOERT_GEMM_ACCUMULATE;
   moertGemm g;
   switch (moertPlanGemm(a, b, c, transposeA, transposeB, &g)) {
   case 0:

@@ -10,6 +10,12 @@
 
 #include "moert/memref.h"
 
+/* The last argument of moert_sgemm (what moe-linalg-to-blas passes). */
+enum {
+  MOERT_GEMM_ACCUMULATE = 1, /* C += op(A) op(B) (else C = ...) */
+  MOERT_GEMM_EXACT = 2,      /* f32 whatever moert_set_gemm_mode chose */
+};
+
 /* How a 2-D memref maps onto BLAS: row- or column-major with a leading
  * dimension. Returns 0 when neither dimension has unit stride. */
 static inline int moertBlasLayout(const moert_memref2d_f32_t *m,

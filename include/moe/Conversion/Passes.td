@@ -21,7 +21,8 @@ def MoELowerToLinalgPass : Pass<"moe-lower-to-linalg"> {
     Gives each moe op its reference semantics (docs/Routing.md) in upstream
     dialects on tensors, ready for one-shot bufferization:
 
-    - `moe.router`: `x · Wᵀ` as a `linalg.generic` contraction; softmax or
+    - `moe.router`: `x · Wᵀ` as a `linalg.generic` contraction (marked
+      `moe.exact_product`: kept in f32 by the runtime's faster modes); softmax or
       sigmoid; the top-k as a rank computation (`rank[t,e]` = number of
       experts with a larger key, or an equal key and a lower id) followed by
       a selection `ids[t,j] = e` where `rank[t,e] = j` — deterministic, with
@@ -389,7 +390,10 @@ def MoELinalgToBlasPass : Pass<"moe-linalg-to-blas", "ModuleOp"> {
     OpenBLAS's `cblas_sgemm` (beta = 1: the call accumulates into `C`, as the
     linalg op does — except when `C` was zero-filled by the op just before,
     whose `linalg.fill` is then erased and the call told to overwrite, beta =
-    0). Operands are cast to fully dynamic strided memrefs; the
+    0). The last argument holds flags: bit 0 accumulate (beta = 1), bit 1
+    exact f32, set for an op marked `moe.exact_product` (the router's
+    product, which the CUDA runtime then keeps in f32 under a faster
+    `--cuda-gemm` mode). Operands are cast to fully dynamic strided memrefs; the
     runtime reads leading dimensions from the strides and falls back to a
     loop when an operand has no unit-stride dimension. Everything else is
     left for `convert-linalg-to-loops`.
@@ -413,8 +417,8 @@ def MoELinalgToBlasPass : Pass<"moe-linalg-to-blas", "ModuleOp"> {
     ```mlir
     %transA = arith.constant 0 : i32
     %transB = arith.constant 1 : i32
-    %accumulate = arith.constant 1 : i32
-    call @moert_sgemm(%a_cast, %w_cast, %c_cast, %transA, %transB, %accumulate)
+    %flags = arith.constant 1 : i32  // accumulate
+    call @moert_sgemm(%a_cast, %w_cast, %c_cast, %transA, %transB, %flags)
         : (memref<?x?xf32, strided<[?, ?], offset: ?>>, ..., i32, i32, i32) -> ()
     ```
   }];

@@ -44,10 +44,12 @@ bool needsDeviceResults(Operation *op) {
     return true;
   if (isa<gpu::GPUDialect>(op->getDialect()))
     return false;
+  // An op whose effects are those of its regions (a loop) is looked into.
+  if (op->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
+    return false;
   auto effects = dyn_cast<MemoryEffectOpInterface>(op);
   if (!effects)
-    // Unknown effects; an op with regions is looked into instead.
-    return op->getNumRegions() == 0 && !isMemoryEffectFree(op);
+    return !isMemoryEffectFree(op);
   SmallVector<MemoryEffects::EffectInstance> instances;
   effects.getEffects(instances);
   return llvm::any_of(instances, [](const MemoryEffects::EffectInstance &e) {
@@ -73,9 +75,11 @@ struct MoEGpuAsyncLaunchesPass
     for (auto func : module.getOps<func::FuncOp>()) {
       if (func.isExternal())
         continue;
-      bool hasLaunch = false;
+      // Device work: kernels, or only products (which return without
+      // waiting either).
+      bool hasDeviceWork = false;
+      func.walk([&](Operation *op) { hasDeviceWork |= issuesDeviceWork(op); });
       func.walk([&](gpu::LaunchFuncOp launch) {
-        hasLaunch = true;
         if (launch.getAsyncToken())
           return;
         OpBuilder b(launch);
@@ -94,7 +98,7 @@ struct MoEGpuAsyncLaunchesPass
         async->setDiscardableAttrs(launch->getDiscardableAttrDictionary());
         launch.erase();
       });
-      if (!hasLaunch)
+      if (!hasDeviceWork)
         continue;
       changed = true;
       func.walk([&](Block *block) {

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -29,6 +30,12 @@ using namespace mlir;
 using namespace mlir::moe;
 
 namespace {
+
+/// The last argument of moert_sgemm (runtime/src/blas_layout.h): bit 0 adds
+/// the product to C (beta = 1), bit 1 asks for exact f32 whatever mode the
+/// runtime's products are in (`moe.exact_product`).
+constexpr int64_t kGemmAccumulate = 1;
+constexpr int64_t kGemmExact = 2;
 
 /// How a matched contraction maps onto C = op(A) · op(B).
 struct GemmMatch {
@@ -150,7 +157,11 @@ struct MoELinalgToBlasPass
           arith::ConstantIntOp::create(b, loc, match.transposeA, 32));
       args.push_back(
           arith::ConstantIntOp::create(b, loc, match.transposeB, 32));
-      args.push_back(arith::ConstantIntOp::create(b, loc, accumulate, 32));
+      // Flags: bit 0 accumulate into C, bit 1 exact f32 (moe.exact_product).
+      int64_t flags =
+          (accumulate ? kGemmAccumulate : 0) |
+          (op->hasAttr(MoEDialect::getExactProductAttrName()) ? kGemmExact : 0);
+      args.push_back(arith::ConstantIntOp::create(b, loc, flags, 32));
       func::CallOp::create(b, loc, callee, args);
       op->erase();
     }

@@ -60,8 +60,12 @@ LogicalResult lowerRouter(RewriterBase &rewriter, RouterOp op) {
   Type idType = op.getIds().getType().getElementType();
   int64_t k = op.getK();
 
+  // The logits stay exact f32 under the runtime's fast product modes
+  // (moe-linalg-to-blas): rounded inputs would flip routing decisions.
   Value logits =
       buildMatmulTransposedB(rewriter, loc, op.getTokens(), op.getWeight());
+  logits.getDefiningOp()->setAttr(MoEDialect::getExactProductAttrName(),
+                                  rewriter.getUnitAttr());
   Value scores;
   if (op.getScore() == ScoreFunction::softmax)
     scores = buildSoftmaxRows(rewriter, loc, logits);
@@ -312,14 +316,24 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
             linalg::IndexOp::create(b, l, 1));
         Value inRange =
             arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, p, numPairs);
-        Value q = arith::SelectOp::create(b, l, inRange, p, cIndex(b, l, 0));
-        Value t = arith::RemUIOp::create(b, l, q, tokensAtLeast1);
-        Value j = arith::DivUIOp::create(b, l, q, tokensAtLeast1);
-        Value expert = tensor::ExtractOp::create(b, l, ids, {t, j});
-        Value valid = arith::AndIOp::create(
-            b, l, inRange, isValidExpert(b, l, expert, idType, numExperts));
-        return arith::SelectOp::create(b, l, valid, expert, constId(b, l, -1))
-            .getResult();
+        // The padding past the last pair reads nothing (with no tokens,
+        // `ids` has no element to read).
+        auto read = scf::IfOp::create(
+            b, l, inRange,
+            [&](OpBuilder &tb, Location tl) {
+              Value t = arith::RemUIOp::create(tb, tl, p, tokensAtLeast1);
+              Value j = arith::DivUIOp::create(tb, tl, p, tokensAtLeast1);
+              Value expert = tensor::ExtractOp::create(tb, tl, ids, {t, j});
+              Value valid = isValidExpert(tb, tl, expert, idType, numExperts);
+              scf::YieldOp::create(
+                  tb, tl,
+                  ValueRange{arith::SelectOp::create(tb, tl, valid, expert,
+                                                     constId(tb, tl, -1))});
+            },
+            [&](OpBuilder &eb, Location el) {
+              scf::YieldOp::create(eb, el, ValueRange{constId(eb, el, -1)});
+            });
+        return read.getResult(0);
       });
 
   // hist[c, e]: the pairs of chunk c routed to expert e.

@@ -52,7 +52,12 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
                                         moert_memref2d_f32_t *b,
                                         moert_memref2d_f32_t *c,
                                         int32_t transposeA, int32_t transposeB,
-                                        int32_t accumulate) {
+                                        int32_t flags) {
+  int accumulate = flags & MOERT_GEMM_ACCUMULATE;
+  /* The router's logits (MOERT_GEMM_EXACT) stay f32: rounded inputs would
+   * flip routing decisions. */
+  cublasComputeType_t compute =
+      (flags & MOERT_GEMM_EXACT) ? CUBLAS_COMPUTE_32F : gCompute;
   moertGemm g;
   int plan = moertPlanGemm(a, b, c, transposeA, transposeB, &g);
   if (plan == 0)
@@ -77,7 +82,10 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
                          (int)g.m, (int)g.k, &alpha, b->aligned + b->offset,
                          CUDA_R_32F, (int)g.ldb, a->aligned + a->offset,
                          CUDA_R_32F, (int)g.lda, &beta, c->aligned + c->offset,
-                         CUDA_R_32F, (int)g.ldc, gCompute, CUBLAS_GEMM_DEFAULT),
+                         CUDA_R_32F, (int)g.ldc, compute, CUBLAS_GEMM_DEFAULT),
             "cublasGemmEx");
-  moertCudaIssued();
+  char what[96];
+  snprintf(what, sizeof(what), "moert_sgemm (m=%ld n=%ld k=%ld)", (long)g.m,
+           (long)g.n, (long)g.k);
+  moertCudaIssued(what);
 }

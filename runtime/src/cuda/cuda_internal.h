@@ -16,9 +16,10 @@ void moertCudaSynchronize(void);
  * order they are issued, and its state (CUDA_SUCCESS when idle,
  * CUDA_ERROR_NOT_READY when busy). */
 CUstream moertCudaStream(void);
-/* Records that work was issued on the stream without waiting for it (the
- * next moert_gpu_sync waits); with MOERT_CUDA_SYNC=1, waits right away. */
-void moertCudaIssued(void);
+/* Records that work (`what`, named in later errors) was issued on the
+ * stream without waiting for it (the next moert_gpu_sync waits); with
+ * MOERT_CUDA_SYNC=1, waits right away. */
+void moertCudaIssued(const char *what);
 CUresult moertCudaStreamQuery(CUstream stream);
 /* Aborts every rank: "CUDA: <what> failed: <detail>". */
 void moertCudaFail(const char *what, const char *detail)

@@ -52,6 +52,7 @@
   X(cuStreamSynchronize)                                                       \
   X(cuStreamQuery)                                                             \
   X(cuMemAllocManaged)                                                         \
+  X(cuMemGetInfo)                                                              \
   X(cuMemFree)
 
 #define MOERT_DECLARE(name) static __typeof__(&name) p_##name;
@@ -62,6 +63,9 @@ static void *gDriver;
 static CUstream gStream;
 /* Work was issued on gStream since the last wait for it. */
 static int gIssued;
+/* The last work issued (a kernel's name, a product's shape), for errors
+ * that surface at a later wait. */
+static char gLastWork[160];
 
 MOERT_API void moert_gpu_sync(void);
 
@@ -80,8 +84,11 @@ void moertCudaCheck(CUresult result, const char *what) {
     p_cuGetErrorName(result, &name);
   if (p_cuGetErrorString)
     p_cuGetErrorString(result, &text);
-  char detail[512];
-  snprintf(detail, sizeof(detail), "%s (%s)", name, text);
+  char detail[768];
+  int n = snprintf(detail, sizeof(detail), "%s (%s)", name, text);
+  if (gLastWork[0] && n > 0 && (size_t)n < sizeof(detail))
+    snprintf(detail + n, sizeof(detail) - (size_t)n,
+             "; the last work issued was %s", gLastWork);
   moertCudaFail(what, detail);
 }
 
@@ -131,24 +138,99 @@ void moertCudaSynchronize(void) {
  * Memory
  *===----------------------------------------------------------------------===*/
 
+/* Freed buffers are kept for reuse by allocations of the same (rounded)
+ * size: a forward pass allocates the same buffers every time, and a fresh
+ * managed buffer costs page faults on its first use by the device. Reuse
+ * needs no wait: all device work is on one in-order stream, and compiled
+ * code waits before its host accesses (moe-gpu-async-launches). */
+typedef struct Block {
+  void *pointer;
+  size_t bytes;
+  int inUse;
+  struct Block *next;
+} Block;
+static Block *gBlocks;
+static size_t gBytesHeld;  /* managed bytes allocated, cached included */
+static size_t gBytesLimit; /* what the device had free at the start */
+
+static size_t roundedSize(size_t bytes) {
+  size_t unit = bytes >= ((size_t)1 << 20) ? ((size_t)2 << 20) : 256;
+  return (bytes + unit - 1) / unit * unit;
+}
+
+/* Frees the cached blocks nobody uses. */
+static void releaseCache(void) {
+  moertCudaSynchronize();
+  for (Block **link = &gBlocks; *link;) {
+    Block *b = *link;
+    if (b->inUse) {
+      link = &b->next;
+      continue;
+    }
+    moertCudaCheck(p_cuMemFree((CUdeviceptr)(uintptr_t)b->pointer),
+                   "cuMemFree");
+    gBytesHeld -= b->bytes;
+    *link = b->next;
+    free(b);
+  }
+}
+
 static void *allocManaged(size_t bytes) {
   moertCudaInit();
+  size_t size = roundedSize(bytes ? bytes : 1);
+  for (Block *b = gBlocks; b; b = b->next)
+    if (!b->inUse && b->bytes == size) {
+      b->inUse = 1;
+      return b->pointer;
+    }
+  if (!gBytesLimit) {
+    size_t freeBytes = 0, totalBytes = 0;
+    moertCudaCheck(p_cuMemGetInfo(&freeBytes, &totalBytes), "cuMemGetInfo");
+    gBytesLimit = freeBytes;
+  }
+  /* Managed memory beyond what the device holds would be paged in and out
+   * (or, on some systems, hang): fail with the sizes instead. */
+  if (gBytesHeld + size > gBytesLimit)
+    releaseCache();
+  if (gBytesHeld + size > gBytesLimit) {
+    char detail[256];
+    snprintf(detail, sizeof(detail),
+             "%.2f GiB more would exceed the %.2f GiB the GPU had free "
+             "(%.2f GiB in use)",
+             (double)size / (1 << 30), (double)gBytesLimit / (1 << 30),
+             (double)gBytesHeld / (1 << 30));
+    moertCudaFail("allocating device-reachable memory", detail);
+  }
+  Block *b = malloc(sizeof(Block));
+  if (!b)
+    moertCudaFail("allocating device-reachable memory", "out of host memory");
   CUdeviceptr pointer = 0;
-  moertCudaCheck(
-      p_cuMemAllocManaged(&pointer, bytes ? bytes : 1, CU_MEM_ATTACH_GLOBAL),
-      "cuMemAllocManaged");
-  return (void *)(uintptr_t)pointer;
+  moertCudaCheck(p_cuMemAllocManaged(&pointer, size, CU_MEM_ATTACH_GLOBAL),
+                 "cuMemAllocManaged");
+  *b = (Block){(void *)(uintptr_t)pointer, size, 1, gBlocks};
+  gBlocks = b;
+  gBytesHeld += size;
+  return b->pointer;
 }
 
 static void freeManaged(void *pointer) {
   if (!pointer)
     return;
-  /* Kernels may still read it. */
-  moertCudaSynchronize();
-  moertCudaCheck(p_cuMemFree((CUdeviceptr)(uintptr_t)pointer), "cuMemFree");
+  for (Block *b = gBlocks; b; b = b->next)
+    if (b->pointer == pointer) {
+      b->inUse = 0;
+      return;
+    }
+  moertCudaFail("freeing device-reachable memory",
+                "the pointer was not allocated by this runtime");
 }
 
-MOERT_API void *moert_buffer_alloc(size_t bytes) { return allocManaged(bytes); }
+/* Runtime code (weights, token ids) writes these buffers from the host:
+ * wait for work that may still use a reused one. */
+MOERT_API void *moert_buffer_alloc(size_t bytes) {
+  moert_gpu_sync();
+  return allocManaged(bytes);
+}
 MOERT_API void moert_buffer_free(void *buffer) { freeManaged(buffer); }
 
 /* finalize-memref-to-llvm{use-generic-functions}: managed allocations are
@@ -231,10 +313,38 @@ MOERT_API void mgpuModuleUnload(void *module) {
   free(m);
 }
 
-MOERT_API void *mgpuModuleGetFunction(void *module, const char *name) {
+/* Kernel names, for errors (a few hundred kernels at most). */
+typedef struct KernelName {
   CUfunction function;
-  moertCudaCheck(p_cuModuleGetFunction(&function, loadModule(module), name),
+  char name[96];
+  struct KernelName *next;
+} KernelName;
+static KernelName *gKernelNames;
+
+static void rememberKernelName(CUfunction function, const char *name) {
+  KernelName *k = malloc(sizeof(KernelName));
+  if (!k)
+    return;
+  k->function = function;
+  snprintf(k->name, sizeof(k->name), "%s", name);
+  k->next = gKernelNames;
+  gKernelNames = k;
+}
+
+static const char *kernelName(CUfunction function) {
+  for (KernelName *k = gKernelNames; k; k = k->next)
+    if (k->function == function)
+      return k->name;
+  return "a kernel";
+}
+
+MOERT_API void *mgpuModuleGetFunction(void *module, const char *name) {
+  /* Loading first opens the driver, which sets p_cuModuleGetFunction. */
+  CUmodule loaded = loadModule(module);
+  CUfunction function;
+  moertCudaCheck(p_cuModuleGetFunction(&function, loaded, name),
                  "cuModuleGetFunction");
+  rememberKernelName(function, name);
   return function;
 }
 
@@ -263,7 +373,8 @@ static int syncEachCall(void) {
   return cached;
 }
 
-void moertCudaIssued(void) {
+void moertCudaIssued(const char *what) {
+  snprintf(gLastWork, sizeof(gLastWork), "%s", what);
   gIssued = 1;
   if (syncEachCall())
     moert_gpu_sync();
@@ -307,5 +418,9 @@ MOERT_API void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                                   (unsigned)blockY, (unsigned)blockZ,
                                   (unsigned)sharedBytes, stream, params, extra),
                  "cuLaunchKernel");
-  moertCudaIssued();
+  char what[160];
+  snprintf(what, sizeof(what), "kernel %s (%ld blocks of %ld threads)",
+           kernelName(function), (long)(gridX * gridY * gridZ),
+           (long)(blockX * blockY * blockZ));
+  moertCudaIssued(what);
 }

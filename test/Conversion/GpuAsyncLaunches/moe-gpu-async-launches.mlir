@@ -114,3 +114,25 @@ module attributes {gpu.container_module} {
     return %m : memref<16xf32>
   }
 }
+
+// -----
+
+// Products alone are device work too: the host waits before it reads the
+// product and before returning.
+// CHECK-LABEL: func.func @products_only
+// CHECK:      call @moert_sgemm
+// CHECK-NEXT: call @moert_gpu_sync() : () -> ()
+// CHECK-NEXT: memref.load
+// CHECK-NEXT: call @moert_sgemm
+// CHECK-NEXT: call @moert_gpu_sync() : () -> ()
+// CHECK-NEXT: return
+module {
+  func.func private @moert_sgemm(memref<16xf32>)
+  func.func @products_only(%m: memref<16xf32>) -> f32 {
+    %c0 = arith.constant 0 : index
+    call @moert_sgemm(%m) : (memref<16xf32>) -> ()
+    %v = memref.load %m[%c0] : memref<16xf32>
+    call @moert_sgemm(%m) : (memref<16xf32>) -> ()
+    return %v : f32
+  }
+}

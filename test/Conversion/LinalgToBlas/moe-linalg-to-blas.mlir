@@ -135,3 +135,24 @@ func.func @not_gemms(%ta: tensor<8x16xf32>, %tw: tensor<32x16xf32>, %tc: tensor<
   }
   return %r : tensor<8x32xf32>
 }
+
+// -----
+
+// The router's product (moe.exact_product) sets bit 1 of the flags: the
+// runtime keeps it in f32 whatever --cuda-gemm says (3 = accumulate, exact).
+// CHECK-LABEL: func @exact
+#mk = affine_map<(m, n, k) -> (m, k)>
+#nk = affine_map<(m, n, k) -> (n, k)>
+#mn = affine_map<(m, n, k) -> (m, n)>
+// CHECK: %[[FLAGS:.*]] = arith.constant 3 : i32
+// CHECK-NEXT: call @moert_sgemm(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[FLAGS]])
+func.func @exact(%a: memref<8x16xf32>, %w: memref<4x16xf32>, %c: memref<8x4xf32>) {
+  linalg.generic {indexing_maps = [#mk, #nk, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%a, %w : memref<8x16xf32>, memref<4x16xf32>) outs(%c : memref<8x4xf32>) attrs = {moe.exact_product} {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}

@@ -6,7 +6,7 @@
 // CHECK-LABEL: func @router
 // CHECK-SAME: (%[[X:.*]]: tensor<8x16xf32>, %[[W:.*]]: tensor<4x16xf32>)
 func.func @router(%x: tensor<8x16xf32>, %w: tensor<4x16xf32>) -> (tensor<8x2xf32>, tensor<8x2xi32>) {
-  // CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[X]], %[[W]] : tensor<8x16xf32>, tensor<4x16xf32>) outs(%{{.*}} : tensor<8x4xf32>)
+  // CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[X]], %[[W]] : tensor<8x16xf32>, tensor<4x16xf32>) outs(%{{.*}} : tensor<8x4xf32>) attrs = {moe.exact_product}
   // CHECK: arith.maximumf
   // CHECK: arith.subf
   // CHECK-NEXT: math.exp
@@ -55,6 +55,9 @@ func.func @router_sigmoid_bias(%x: tensor<8x16xf32>, %w: tensor<4x16xf32>, %b: t
 // PAR-LABEL: func @dispatch
 // PAR-NOT: scf.for
 // PAR: %[[EXPERT:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<1x64xi32>)
+// PAR:   scf.if
+// PAR:     tensor.extract %{{.*}} : tensor<8x2xi32>
+// PAR:   } else {
 // PAR: %[[HIST:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[EXPERT]] : tensor<1x64xi32>) outs(%{{.*}} : tensor<1x4xi32>)
 // PAR: %[[BEFORE:.*]] = linalg.generic {{.*}} ins(%[[HIST]] : tensor<1x4xi32>) outs(%{{.*}} : tensor<1x4xi32>)
 // PAR: %[[FILL:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]} ins(%[[HIST]] : tensor<1x4xi32>) outs(%{{.*}} : tensor<4xi32>)

@@ -858,6 +858,12 @@ module attributes {moe.tokens_split = [1]} {}
 
 // -----
 
+// moe_exact_product_not_unit
+// expected-error @+1 {{'moe.exact_product' must be a unit attribute, got 1 : i64}}
+module attributes {moe.exact_product = 1} {}
+
+// -----
+
 // moe_manifest_not_a_string
 // expected-error @+1 {{'moe.manifest' must be a string, got 3 : i64}}
 module attributes {moe.manifest = 3} {}

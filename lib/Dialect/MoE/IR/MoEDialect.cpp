@@ -270,6 +270,13 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
              << "' must be an array<i16> of grid axes, got " << attr.getValue();
     return success();
   }
+  if (attr.getName() == getExactProductAttrName()) {
+    if (!isa<UnitAttr>(attr.getValue()))
+      return op->emitError()
+             << "'" << getExactProductAttrName()
+             << "' must be a unit attribute, got " << attr.getValue();
+    return success();
+  }
   if (attr.getName() != getPlanAttrName())
     return op->emitError() << "unknown moe dialect attribute '"
                            << attr.getName().getValue() << "'";

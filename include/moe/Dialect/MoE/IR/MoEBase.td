@@ -58,6 +58,12 @@ def MoE_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getTokensSplitAttrName() {
       return ::llvm::StringLiteral("moe.tokens_split");
     }
+    /// Unit attribute on a matrix product (the router's logits) that must be
+    /// computed in f32 whatever faster mode the runtime's products use:
+    /// rounding router inputs flips routing decisions.
+    static constexpr ::llvm::StringLiteral getExactProductAttrName() {
+      return ::llvm::StringLiteral("moe.exact_product");
+    }
   }];
 }
 
