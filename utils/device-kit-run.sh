@@ -68,19 +68,27 @@ export MOE_EXE_LIBRARY_PATH="$LIB$EXTRA"
 
 nvidia-smi -L || { echo "device-kit-run: no GPU (nvidia-smi -L failed)" >&2; exit 2; }
 nvidia-smi --query-gpu=name,compute_mode,memory.used,memory.total --format=csv || true
-if LD_LIBRARY_PATH="$MOE_EXE_LIBRARY_PATH" ldd "$LIB/libmoert_cuda.so" | grep "not found"; then
+if LD_LIBRARY_PATH="$MOE_EXE_LIBRARY_PATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    ldd "$LIB/libmoert_cuda.so" | grep "not found"; then
   echo "device-kit-run: libmoert_cuda.so has unresolved libraries (above)" >&2
   exit 2
 fi
 
 status=0
 if [ "$WHAT" = sanitize ]; then
-  # Out-of-bounds accesses and races of the kernels, on one small model.
+  # Out-of-bounds accesses and races of the kernels, on one small model,
+  # with buffers freed at once (no cache hiding a use after free).
+  sanitizer="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n1)"
+  if [ -z "$sanitizer" ]; then
+    echo "device-kit-run: compute-sanitizer is neither on PATH nor in /usr/local/cuda*/bin" >&2
+    exit 2
+  fi
+  export MOERT_CUDA_NO_CACHE=1
   : >"$RESULTS/sanitize.txt"
   for tool in memcheck racecheck; do
     wrapper="$LIB/sanitized-$tool"
-    printf '#!/bin/sh\nexec compute-sanitizer --tool %s --error-exitcode 3 %s "$@"\n' \
-      "$tool" "$KIT/models/mixtral-one-token" >"$wrapper"
+    printf '#!/bin/sh\nexec "%s" --tool %s --error-exitcode 3 "%s" "$@"\n' \
+      "$sanitizer" "$tool" "$KIT/models/mixtral-one-token" >"$wrapper"
     chmod +x "$wrapper"
     "$PYTHON" "$ROOT/utils/run-model.py" "$ROOT/examples/mixtral-tiny/config.json" \
       --target cuda --exe "$wrapper" --batch 1 --seq-len 1 --tol 1e-4 --seeds 6 \

@@ -221,8 +221,12 @@ def main():
                 # Oversubscribed ranks must not spin: one OpenBLAS thread each.
                 env["OPENBLAS_NUM_THREADS"] = "1"
                 cmd = ["mpiexec", "-n", str(world)] + cmd
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                                  timeout=300)
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True,
+                                      env=env, timeout=300)
+            except subprocess.TimeoutExpired:
+                fail("the executable did not finish in 300 s: %s" %
+                     " ".join(cmd))
             if proc.returncode != 0:
                 fail("the executable failed:\n" + proc.stdout + proc.stderr)
             if args.stats:

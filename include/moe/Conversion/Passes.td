@@ -340,7 +340,8 @@ def MoEGpuAsyncLaunchesPass : Pass<"moe-gpu-async-launches", "ModuleOp"> {
 
     - before a host operation that reads or writes memory (`memref.load`,
       `memref.store`, `memref.copy`, ...; allocation and deallocation do not
-      count, and the runtime's free waits by itself);
+      count: a freed buffer is only reused by work issued after it on the
+      same stream, or by the host after a wait);
     - before a call, except to `moert_sgemm` (enqueued on the stream) and
       `moert_gpu_sync` itself: collectives and other runtime functions read
       their buffers on the host or on their own streams;
@@ -366,8 +367,9 @@ def MoEGpuAsyncLaunchesPass : Pass<"moe-gpu-async-launches", "ModuleOp"> {
     %v = memref.load %x[%c0] : memref<16xf32>
     ```
 
-    Code without kernels (the `--cuda-emulate-on-cpu` path, the CPU
-    pipeline) never runs this pass.
+    A function that issues no device work (no launch, no `moert_sgemm`) is
+    left alone. Code without kernels (the `--cuda-emulate-on-cpu` path, the
+    CPU pipeline) never runs this pass.
   }];
   let dependentDialects = [
     "::mlir::func::FuncDialect",

@@ -44,12 +44,13 @@ bool needsDeviceResults(Operation *op) {
     return true;
   if (isa<gpu::GPUDialect>(op->getDialect()))
     return false;
-  // An op whose effects are those of its regions (a loop) is looked into.
-  if (op->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
-    return false;
   auto effects = dyn_cast<MemoryEffectOpInterface>(op);
-  if (!effects)
+  if (!effects) {
+    // An op whose effects are those of its regions (a loop) is looked into.
+    if (op->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
+      return false;
     return !isMemoryEffectFree(op);
+  }
   SmallVector<MemoryEffects::EffectInstance> instances;
   effects.getEffects(instances);
   return llvm::any_of(instances, [](const MemoryEffects::EffectInstance &e) {

@@ -523,12 +523,19 @@ LogicalResult lowerDispatch(RewriterBase &rewriter, DispatchOp op,
         Value zeroId = buildConstant(b, l, idType, 0);
         Value used = arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge,
                                            token, zeroId);
-        Value tIdx =
-            indexCast(b, l, arith::SelectOp::create(b, l, used, token, zeroId));
+        // An unused slot reads nothing (with no tokens there is no row 0).
         Value hIdx = linalg::IndexOp::create(b, l, 2);
-        Value v = tensor::ExtractOp::create(b, l, tokens, {tIdx, hIdx});
-        return arith::SelectOp::create(b, l, used, v, buildConstant(b, l, f, 0))
-            .getResult();
+        auto read = scf::IfOp::create(
+            b, l, used,
+            [&](OpBuilder &tb, Location tl) {
+              Value v = tensor::ExtractOp::create(
+                  tb, tl, tokens, {indexCast(tb, tl, token), hIdx});
+              scf::YieldOp::create(tb, tl, v);
+            },
+            [&](OpBuilder &eb, Location el) {
+              scf::YieldOp::create(eb, el, buildConstant(eb, el, f, 0));
+            });
+        return read.getResult(0);
       });
   rewriter.replaceOp(op, ValueRange{buffer, slots, counts});
   return success();

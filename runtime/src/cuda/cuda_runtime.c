@@ -25,6 +25,7 @@
 #include "moert/model.h"
 
 #include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,8 +154,24 @@ static Block *gBlocks;
 static size_t gBytesHeld;  /* managed bytes allocated, cached included */
 static size_t gBytesLimit; /* what the device had free at the start */
 
+/* MOERT_CUDA_NO_CACHE=1: exact sizes, freed at once after a wait (so that
+ * compute-sanitizer sees overruns and uses after free). */
+static int noCache(void) {
+  static int cached = -1;
+  if (cached < 0) {
+    const char *value = getenv("MOERT_CUDA_NO_CACHE");
+    cached = value && *value && strcmp(value, "0") != 0;
+  }
+  return cached;
+}
+
 static size_t roundedSize(size_t bytes) {
+  if (noCache())
+    return bytes;
   size_t unit = bytes >= ((size_t)1 << 20) ? ((size_t)2 << 20) : 256;
+  if (bytes > SIZE_MAX - unit)
+    moertCudaFail("allocating device-reachable memory",
+                  "the size overflows (a negative or corrupt dimension?)");
   return (bytes + unit - 1) / unit * unit;
 }
 
@@ -205,8 +222,12 @@ static void *allocManaged(size_t bytes) {
   if (!b)
     moertCudaFail("allocating device-reachable memory", "out of host memory");
   CUdeviceptr pointer = 0;
-  moertCudaCheck(p_cuMemAllocManaged(&pointer, size, CU_MEM_ATTACH_GLOBAL),
-                 "cuMemAllocManaged");
+  CUresult result = p_cuMemAllocManaged(&pointer, size, CU_MEM_ATTACH_GLOBAL);
+  if (result == CUDA_ERROR_OUT_OF_MEMORY) {
+    releaseCache();
+    result = p_cuMemAllocManaged(&pointer, size, CU_MEM_ATTACH_GLOBAL);
+  }
+  moertCudaCheck(result, "cuMemAllocManaged");
   *b = (Block){(void *)(uintptr_t)pointer, size, 1, gBlocks};
   gBlocks = b;
   gBytesHeld += size;
@@ -218,7 +239,12 @@ static void freeManaged(void *pointer) {
     return;
   for (Block *b = gBlocks; b; b = b->next)
     if (b->pointer == pointer) {
+      if (!b->inUse)
+        moertCudaFail("freeing device-reachable memory",
+                      "the buffer was freed twice");
       b->inUse = 0;
+      if (noCache())
+        releaseCache();
       return;
     }
   moertCudaFail("freeing device-reachable memory",
@@ -321,7 +347,11 @@ typedef struct KernelName {
 } KernelName;
 static KernelName *gKernelNames;
 
+/* gpu-to-llvm looks the function up before every launch: record it once. */
 static void rememberKernelName(CUfunction function, const char *name) {
+  for (KernelName *k = gKernelNames; k; k = k->next)
+    if (k->function == function)
+      return;
   KernelName *k = malloc(sizeof(KernelName));
   if (!k)
     return;
@@ -413,14 +443,16 @@ MOERT_API void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
   if (gridX <= 0 || gridY <= 0 || gridZ <= 0 || blockX <= 0 || blockY <= 0 ||
       blockZ <= 0)
     return;
+  /* Named before the launch, so that a failing launch names itself. */
+  char what[160];
+  snprintf(what, sizeof(what), "kernel %s (%ld blocks of %ld threads)",
+           kernelName(function), (long)(gridX * gridY * gridZ),
+           (long)(blockX * blockY * blockZ));
+  snprintf(gLastWork, sizeof(gLastWork), "%s", what);
   moertCudaCheck(p_cuLaunchKernel(function, (unsigned)gridX, (unsigned)gridY,
                                   (unsigned)gridZ, (unsigned)blockX,
                                   (unsigned)blockY, (unsigned)blockZ,
                                   (unsigned)sharedBytes, stream, params, extra),
                  "cuLaunchKernel");
-  char what[160];
-  snprintf(what, sizeof(what), "kernel %s (%ld blocks of %ld threads)",
-           kernelName(function), (long)(gridX * gridY * gridZ),
-           (long)(blockX * blockY * blockZ));
   moertCudaIssued(what);
 }
