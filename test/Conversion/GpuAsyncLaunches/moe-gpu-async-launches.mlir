@@ -136,3 +136,26 @@ module {
     return %v : f32
   }
 }
+
+// -----
+
+// An op with regions that reports its own memory effects (a linalg op left
+// on the host) waits; an scf.for, whose effects are its body's, does not.
+// CHECK-LABEL: func.func @host_linalg
+// CHECK:      gpu.launch_func async
+// CHECK-NEXT: call @moert_gpu_sync() : () -> ()
+// CHECK-NEXT: linalg.fill
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @fill(%m: memref<16xf32>) kernel {
+      gpu.return
+    }
+  }
+  func.func @host_linalg(%m: memref<16xf32>) {
+    %c1 = arith.constant 1 : index
+    %zero = arith.constant 0.0 : f32
+    gpu.launch_func @kernels::@fill blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%m : memref<16xf32>)
+    linalg.fill ins(%zero : f32) outs(%m : memref<16xf32>)
+    return
+  }
+}
