@@ -52,6 +52,11 @@
   X(cuStreamCreate)                                                            \
   X(cuStreamSynchronize)                                                       \
   X(cuStreamQuery)                                                             \
+  X(cuStreamWaitEvent)                                                         \
+  X(cuEventCreate)                                                             \
+  X(cuEventDestroy)                                                            \
+  X(cuEventRecord)                                                             \
+  X(cuEventSynchronize)                                                        \
   X(cuMemAllocManaged)                                                         \
   X(cuMemGetInfo)                                                              \
   X(cuMemFree)
@@ -429,6 +434,33 @@ MOERT_API void mgpuStreamSynchronize(void *stream) {
   moertCudaCheck(p_cuStreamSynchronize(stream), "cuStreamSynchronize");
   if (stream == gStream)
     gIssued = 0;
+}
+
+/* Events: what gpu-to-llvm emits to join tokens (`gpu.wait async [%a, %b]`).
+ * With one stream they order nothing new, but IR that joins tokens links
+ * and runs. */
+MOERT_API void *mgpuEventCreate(void) {
+  moertCudaInit();
+  CUevent event;
+  moertCudaCheck(p_cuEventCreate(&event, CU_EVENT_DISABLE_TIMING),
+                 "cuEventCreate");
+  return event;
+}
+
+MOERT_API void mgpuEventDestroy(void *event) {
+  moertCudaCheck(p_cuEventDestroy(event), "cuEventDestroy");
+}
+
+MOERT_API void mgpuEventSynchronize(void *event) {
+  moertCudaCheck(p_cuEventSynchronize(event), "cuEventSynchronize");
+}
+
+MOERT_API void mgpuEventRecord(void *event, void *stream) {
+  moertCudaCheck(p_cuEventRecord(event, stream), "cuEventRecord");
+}
+
+MOERT_API void mgpuStreamWaitEvent(void *stream, void *event) {
+  moertCudaCheck(p_cuStreamWaitEvent(stream, event, 0), "cuStreamWaitEvent");
 }
 
 MOERT_API void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
