@@ -75,6 +75,16 @@ static char gLastWork[160];
 
 MOERT_API void moert_gpu_sync(void);
 
+/* Whether environment variable `name` is set to something other than "" or
+ * "0", read once into `*cached` (-1 until then). */
+static int envFlag(const char *name, int *cached) {
+  if (*cached < 0) {
+    const char *value = getenv(name);
+    *cached = value && *value && strcmp(value, "0") != 0;
+  }
+  return *cached;
+}
+
 void moertCudaFail(const char *what, const char *detail) {
   char message[1024];
   snprintf(message, sizeof(message), "CUDA: %s failed: %s", what, detail);
@@ -163,11 +173,7 @@ static size_t gBytesLimit; /* what the device had free at the start */
  * compute-sanitizer sees overruns and uses after free). */
 static int noCache(void) {
   static int cached = -1;
-  if (cached < 0) {
-    const char *value = getenv("MOERT_CUDA_NO_CACHE");
-    cached = value && *value && strcmp(value, "0") != 0;
-  }
-  return cached;
+  return envFlag("MOERT_CUDA_NO_CACHE", &cached);
 }
 
 static size_t roundedSize(size_t bytes) {
@@ -401,11 +407,7 @@ CUresult moertCudaStreamQuery(CUstream stream) {
  * (to tell a missing wait from a wrong kernel). */
 static int syncEachCall(void) {
   static int cached = -1;
-  if (cached < 0) {
-    const char *value = getenv("MOERT_CUDA_SYNC");
-    cached = value && *value && strcmp(value, "0") != 0;
-  }
-  return cached;
+  return envFlag("MOERT_CUDA_SYNC", &cached);
 }
 
 void moertCudaIssued(const char *what) {
