@@ -348,8 +348,13 @@ def MoEGpuAsyncLaunchesPass : Pass<"moe-gpu-async-launches", "ModuleOp"> {
     - before the function returns (its caller reads the results).
 
     A wait is not inserted when no launch or `moert_sgemm` call comes
-    between it and the previous one in the same block; at the entry of a
-    region (a loop body) work is assumed pending.
+    between it and the previous one in the same block. An op with regions
+    (a loop) whose body touches memory waits first if work is pending;
+    inside the body, work of earlier iterations counts as pending only for
+    the buffers device work in the loop may touch (their allocations, or
+    any function argument, or anything when a buffer's origin is unknown),
+    so a loop reading an allocation the loop's kernels do not touch (the
+    expert loop reading the row counts) waits once, before the loop.
 
     Before:
 

@@ -10,6 +10,7 @@
 #include "moe/Conversion/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -66,6 +67,84 @@ bool issuesDeviceWork(Operation *op) {
   return call && call.getCallee() != kSync && isStreamOrderedCall(call);
 }
 
+/// What a buffer is a view of: an allocation of this function (which no
+/// other buffer aliases unless it views the same allocation), an argument
+/// of the function (arguments may alias each other, never an allocation),
+/// or something else (anything may alias it).
+struct BufferRoot {
+  enum Kind { Allocation, Argument, Unknown } kind = Unknown;
+  Value value;
+};
+
+BufferRoot rootOf(Value buffer, func::FuncOp func) {
+  while (Operation *def = buffer.getDefiningOp()) {
+    if (isa<memref::AllocOp, memref::AllocaOp>(def))
+      return {BufferRoot::Allocation, buffer};
+    auto view = dyn_cast<ViewLikeOpInterface>(def);
+    if (!view)
+      return {};
+    buffer = view.getViewSource();
+  }
+  auto argument = cast<BlockArgument>(buffer);
+  if (argument.getOwner() == &func.getBody().front())
+    return {BufferRoot::Argument, buffer};
+  return {};
+}
+
+/// The buffers that device work inside `op`'s regions may touch.
+struct TouchedBuffers {
+  DenseSet<Value> allocations;
+  bool arguments = false, unknown = false;
+
+  TouchedBuffers(Operation *op, func::FuncOp func) {
+    op->walk([&](Operation *inner) {
+      if (!issuesDeviceWork(inner))
+        return;
+      for (Value operand : inner->getOperands()) {
+        if (!isa<MemRefType>(operand.getType()))
+          continue;
+        BufferRoot root = rootOf(operand, func);
+        if (root.kind == BufferRoot::Allocation)
+          allocations.insert(root.value);
+        arguments |= root.kind == BufferRoot::Argument;
+        unknown |= root.kind == BufferRoot::Unknown;
+      }
+    });
+  }
+
+  /// Whether `op` (which needs device results) may access one of them: a
+  /// load or store of another allocation does not.
+  bool mayBeAccessedBy(Operation *op, func::FuncOp func) const {
+    Value buffer;
+    if (auto load = dyn_cast<memref::LoadOp>(op))
+      buffer = load.getMemRef();
+    else if (auto store = dyn_cast<memref::StoreOp>(op))
+      buffer = store.getMemRef();
+    else
+      return true;
+    BufferRoot root = rootOf(buffer, func);
+    switch (root.kind) {
+    case BufferRoot::Allocation:
+      return unknown || allocations.contains(root.value);
+    case BufferRoot::Argument:
+      return unknown || arguments;
+    case BufferRoot::Unknown:
+      return true;
+    }
+    return true;
+  }
+};
+
+/// Whether an op nested in `op` needs device results.
+bool hasHostAccess(Operation *op) {
+  bool found = false;
+  op->walk([&](Operation *inner) {
+    if (inner != op && needsDeviceResults(inner))
+      found = true;
+  });
+  return found;
+}
+
 struct MoEGpuAsyncLaunchesPass
     : moe::impl::MoEGpuAsyncLaunchesPassBase<MoEGpuAsyncLaunchesPass> {
   void runOnOperation() override {
@@ -103,17 +182,30 @@ struct MoEGpuAsyncLaunchesPass
         continue;
       changed = true;
       func.walk([&](Block *block) {
-        // A block is entered after work was issued (a loop body after its
-        // previous iteration), unless it is the function's entry.
-        bool pending = block != &func.getBody().front();
+        // `pendingHere`: work issued in this block since the last wait.
+        // `pendingBefore`: a nested block (a loop body) is entered with the
+        // work before its op done (the op waits first, below) but with the
+        // work of earlier iterations maybe pending, on the buffers device
+        // work inside the op touches.
+        bool entry = block == &func.getBody().front();
+        bool pendingHere = false, pendingBefore = !entry;
+        std::optional<TouchedBuffers> touched;
+        if (!entry)
+          touched.emplace(block->getParentOp(), func);
         for (Operation &op : *block) {
-          if (pending && needsDeviceResults(&op)) {
+          bool wait = false;
+          if (needsDeviceResults(&op))
+            wait = pendingHere ||
+                   (pendingBefore && touched->mayBeAccessedBy(&op, func));
+          else if (op.getNumRegions() > 0)
+            wait = (pendingHere || pendingBefore) && hasHostAccess(&op);
+          if (wait) {
             OpBuilder b(&op);
             func::CallOp::create(b, op.getLoc(), kSync, TypeRange{});
-            pending = false;
+            pendingHere = pendingBefore = false;
           }
           if (issuesDeviceWork(&op) || op.getNumRegions() > 0)
-            pending = true;
+            pendingHere = true;
         }
       });
     }

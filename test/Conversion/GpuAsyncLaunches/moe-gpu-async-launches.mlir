@@ -159,3 +159,69 @@ module attributes {gpu.container_module} {
     return
   }
 }
+
+// -----
+
+// The expert loop's shape: a loop reads an allocation that no device work
+// inside the loop touches (the row counts), so one wait before the loop
+// covers every iteration; the work inside touches only other buffers.
+// CHECK-LABEL: func.func @untouched_in_loop
+// CHECK:      gpu.launch_func async
+// CHECK-NEXT: call @moert_gpu_sync() : () -> ()
+// CHECK-NEXT: scf.for
+// CHECK-NEXT:   memref.load
+// CHECK-NEXT:   gpu.wait async
+// CHECK-NEXT:   gpu.launch_func async
+// CHECK-NEXT: }
+// CHECK-NEXT: call @moert_gpu_sync() : () -> ()
+// CHECK-NEXT: return
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @fill(%m: memref<16xf32>) kernel {
+      gpu.return
+    }
+    gpu.func @count(%m: memref<8xi32>) kernel {
+      gpu.return
+    }
+  }
+  func.func @untouched_in_loop(%m: memref<16xf32>, %n: index) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %counts = memref.alloc() : memref<8xi32>
+    gpu.launch_func @kernels::@count blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%counts : memref<8xi32>)
+    scf.for %i = %c0 to %n step %c1 {
+      %c = memref.load %counts[%i] : memref<8xi32>
+      gpu.launch_func @kernels::@fill blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%m : memref<16xf32>)
+    }
+    return
+  }
+}
+
+// -----
+
+// The same loop when the work inside touches the counts: a wait in every
+// iteration.
+// CHECK-LABEL: func.func @touched_in_loop
+// CHECK:      scf.for
+// CHECK-NEXT:   call @moert_gpu_sync() : () -> ()
+// CHECK-NEXT:   memref.load
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @count(%m: memref<8xi32>) kernel {
+      gpu.return
+    }
+  }
+  func.func @touched_in_loop(%n: index) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %counts = memref.alloc() : memref<8xi32>
+    %view = memref.subview %counts[0] [8] [1] : memref<8xi32> to memref<8xi32, strided<[1]>>
+    %cast = memref.cast %view : memref<8xi32, strided<[1]>> to memref<8xi32>
+    gpu.launch_func @kernels::@count blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%counts : memref<8xi32>)
+    scf.for %i = %c0 to %n step %c1 {
+      %c = memref.load %cast[%i] : memref<8xi32>
+      gpu.launch_func @kernels::@count blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%counts : memref<8xi32>)
+    }
+    return
+  }
+}
