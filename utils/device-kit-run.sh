@@ -100,11 +100,12 @@ if [ "$WHAT" = sanitize ]; then
 fi
 if [ "$WHAT" != bench ]; then
   : >"$RESULTS/numerics.txt"
+  # (Each run reads /dev/null, not the rest of models.txt.)
   while IFS='|' read -r name config batch seq tol gemm seeds; do
     # shellcheck disable=SC2086
     "$PYTHON" "$ROOT/utils/run-model.py" "$ROOT/$config" --target cuda \
       --exe "$KIT/models/$name" --batch "$batch" --seq-len "$seq" \
-      --tol "$tol" --seeds $seeds 2>&1 | sed "s/^/$name: /" |
+      --tol "$tol" --seeds $seeds </dev/null 2>&1 | sed "s/^/$name: /" |
       tee -a "$RESULTS/numerics.txt"
     if [ "${PIPESTATUS[0]}" -ne 0 ]; then
       status=1
@@ -113,7 +114,7 @@ if [ "$WHAT" != bench ]; then
       # shellcheck disable=SC2086
       MOERT_CUDA_SYNC=1 "$PYTHON" "$ROOT/utils/run-model.py" "$ROOT/$config" \
         --target cuda --exe "$KIT/models/$name" --batch "$batch" \
-        --seq-len "$seq" --tol "$tol" --seeds $seeds 2>&1 |
+        --seq-len "$seq" --tol "$tol" --seeds $seeds </dev/null 2>&1 |
         sed "s/^/$name (MOERT_CUDA_SYNC=1): /" | tee -a "$RESULTS/numerics.txt"
     fi
   done <"$KIT/models/models.txt"
