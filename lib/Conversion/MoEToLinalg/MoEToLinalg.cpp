@@ -285,6 +285,8 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
                                                 cIndex(rewriter, loc, chunk)),
       one);
   OpFoldResult numChunks = getAsOpFoldResult(numChunksV);
+  // Up to S pairs (a decode step): no earlier chunks to count or search.
+  bool oneChunk = isConstantIntValue(numChunks, 1);
   OpFoldResult chunkSize = rewriter.getIndexAttr(chunk);
   OpFoldResult experts = rewriter.getIndexAttr(numExperts);
   auto constId = [&](OpBuilder &b, Location l, int64_t v) {
@@ -348,30 +350,39 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
       });
 
   // before[c, e]: the pairs of chunks before c routed to expert e.
-  Value before = buildGeneric(
-      rewriter, loc, buildZeros(rewriter, loc, {numChunks, experts}, idType),
-      ValueRange{hist}, {map3({d2, d1}), map3({d0, d1})}, parParRed,
-      [&](OpBuilder &b, Location l, ValueRange a) {
-        Value earlier = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult,
-                                              linalg::IndexOp::create(b, l, 2),
-                                              linalg::IndexOp::create(b, l, 0));
-        return arith::AddIOp::create(b, l, a[1],
-                                     arith::SelectOp::create(
-                                         b, l, earlier, a[0], constId(b, l, 0)))
-            .getResult();
-      });
+  Value before;
+  if (!oneChunk)
+    before = buildGeneric(
+        rewriter, loc, buildZeros(rewriter, loc, {numChunks, experts}, idType),
+        ValueRange{hist}, {map3({d2, d1}), map3({d0, d1})}, parParRed,
+        [&](OpBuilder &b, Location l, ValueRange a) {
+          Value earlier = arith::CmpIOp::create(
+              b, l, arith::CmpIPredicate::ult, linalg::IndexOp::create(b, l, 2),
+              linalg::IndexOp::create(b, l, 0));
+          return arith::AddIOp::create(
+                     b, l, a[1],
+                     arith::SelectOp::create(b, l, earlier, a[0],
+                                             constId(b, l, 0)))
+              .getResult();
+        });
 
-  // fill[e] = sum over chunks of hist[c, e].
+  // fill[e] = sum over chunks of hist[c, e] (hist itself for one chunk).
   AffineExpr e0, c0;
   bindDims(ctx, e0, c0);
-  Value fill = buildGeneric(
-      rewriter, loc, buildZeros(rewriter, loc, {experts}, idType),
-      ValueRange{hist},
-      {AffineMap::get(2, 0, {c0, e0}, ctx), AffineMap::get(2, 0, {e0}, ctx)},
-      {IT::parallel, IT::reduction},
-      [&](OpBuilder &b, Location l, ValueRange a) {
-        return arith::AddIOp::create(b, l, a[1], a[0]).getResult();
-      });
+  Value fill =
+      oneChunk
+          ? tensor::CollapseShapeOp::create(
+                rewriter, loc, hist, ArrayRef<ReassociationIndices>{{0, 1}})
+                .getResult()
+          : buildGeneric(
+                rewriter, loc, buildZeros(rewriter, loc, {experts}, idType),
+                ValueRange{hist},
+                {AffineMap::get(2, 0, {c0, e0}, ctx),
+                 AffineMap::get(2, 0, {e0}, ctx)},
+                {IT::parallel, IT::reduction},
+                [&](OpBuilder &b, Location l, ValueRange a) {
+                  return arith::AddIOp::create(b, l, a[1], a[0]).getResult();
+                });
 
   // within[c, i]: the earlier pairs of chunk c with the expert of pair i.
   Value within = buildGeneric(
@@ -396,13 +407,16 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
       [&](OpBuilder &b, Location l, ValueRange a) {
         Value valid = arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge,
                                             a[0], constId(b, l, 0));
-        Value e = indexCast(
-            b, l, arith::SelectOp::create(b, l, valid, a[0], constId(b, l, 0)));
-        Value base = tensor::ExtractOp::create(
-            b, l, before, {linalg::IndexOp::create(b, l, 0), e});
-        return arith::SelectOp::create(b, l, valid,
-                                       arith::AddIOp::create(b, l, base, a[1]),
-                                       constId(b, l, -1))
+        Value base = a[1];
+        if (!oneChunk) {
+          Value e = indexCast(
+              b, l,
+              arith::SelectOp::create(b, l, valid, a[0], constId(b, l, 0)));
+          Value earlier = tensor::ExtractOp::create(
+              b, l, before, {linalg::IndexOp::create(b, l, 0), e});
+          base = arith::AddIOp::create(b, l, earlier, a[1]);
+        }
+        return arith::SelectOp::create(b, l, valid, base, constId(b, l, -1))
             .getResult();
       });
 
@@ -432,17 +446,20 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
   // chunks whose pairs of e all come before it (the chunk count when s is
   // past the expert's pairs).
   OpFoldResult capacityAttr = rewriter.getIndexAttr(capacity);
-  Value chunkOf = buildGeneric(
-      rewriter, loc, buildZeros(rewriter, loc, {experts, capacityAttr}, idType),
-      ValueRange{before, hist},
-      {map3({d2, d0}), map3({d2, d0}), map3({d0, d1})}, parParRed,
-      [&](OpBuilder &b, Location l, ValueRange a) {
-        Value end = arith::AddIOp::create(b, l, a[0], a[1]);
-        Value s = intCast(b, l, linalg::IndexOp::create(b, l, 1), idType);
-        return countIf(
-            b, l, a[2],
-            arith::CmpIOp::create(b, l, arith::CmpIPredicate::sle, end, s));
-      });
+  Value chunkOf;
+  if (!oneChunk)
+    chunkOf = buildGeneric(
+        rewriter, loc,
+        buildZeros(rewriter, loc, {experts, capacityAttr}, idType),
+        ValueRange{before, hist},
+        {map3({d2, d0}), map3({d2, d0}), map3({d0, d1})}, parParRed,
+        [&](OpBuilder &b, Location l, ValueRange a) {
+          Value end = arith::AddIOp::create(b, l, a[0], a[1]);
+          Value s = intCast(b, l, linalg::IndexOp::create(b, l, 1), idType);
+          return countIf(
+              b, l, a[2],
+              arith::CmpIOp::create(b, l, arith::CmpIPredicate::sle, end, s));
+        });
 
   // src[e, s]: the token of the pair of that chunk with expert e and raw
   // slot s; none matches for an unused slot, which keeps -1.
@@ -452,14 +469,24 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
                   constId(rewriter, loc, -1)),
       // expertOf's first row is read only for the extent of the reduction
       // over a chunk's pairs (the searched chunk is data-dependent).
-      ValueRange{chunkOf, expertOf},
-      {map3({d0, d1}), map3({getAffineConstantExpr(0, ctx), d2}),
-       map3({d0, d1})},
+      // With one chunk it is the only one searched: an unused slot (past
+      // the expert's pairs) matches no pair there either.
+      oneChunk ? ValueRange{expertOf} : ValueRange{chunkOf, expertOf},
+      oneChunk
+          ? SmallVector<AffineMap>{map3({getAffineConstantExpr(0, ctx), d2}),
+                                   map3({d0, d1})}
+          : SmallVector<AffineMap>{map3({d0, d1}),
+                                   map3({getAffineConstantExpr(0, ctx), d2}),
+                                   map3({d0, d1})},
       parParRed, [&](OpBuilder &b, Location l, ValueRange a) {
-        Value c = indexCast(b, l, a[0]);
-        Value inGrid = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, c,
-                                             numChunksV);
-        c = arith::SelectOp::create(b, l, inGrid, c, cIndex(b, l, 0));
+        Value c = cIndex(b, l, 0);
+        Value inGrid = arith::ConstantIntOp::create(b, l, 1, 1);
+        if (!oneChunk) {
+          c = indexCast(b, l, a[0]);
+          inGrid = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, c,
+                                         numChunksV);
+          c = arith::SelectOp::create(b, l, inGrid, c, cIndex(b, l, 0));
+        }
         Value i = linalg::IndexOp::create(b, l, 2);
         Value expert = tensor::ExtractOp::create(b, l, expertOf, {c, i});
         Value raw = tensor::ExtractOp::create(b, l, rawSlot, {c, i});
@@ -476,7 +503,7 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
             b, l, arith::MulIOp::create(b, l, c, cIndex(b, l, chunk)), i);
         Value t = intCast(b, l, arith::RemUIOp::create(b, l, p, tokensAtLeast1),
                           idType);
-        return arith::SelectOp::create(b, l, match, t, a[2]).getResult();
+        return arith::SelectOp::create(b, l, match, t, a.back()).getResult();
       });
   return {slots, fill, src};
 }

@@ -1,8 +1,8 @@
 // Runs moe.dispatch with both slot assignments of moe-lower-to-linalg (the
 // sequential loop and the parallel chunked scan that the CUDA target uses)
 // and checks that they agree exactly. 40 tokens x 2 choices = 80 pairs span
-// two chunks of the scan; ids 3 and -1 are invalid (3 experts); capacity 16
-// drops some pairs.
+// two chunks of the scan (20 tokens: one chunk, its special case); ids 3
+// and -1 are invalid (3 experts); capacity 16 drops some pairs.
 //
 // DEFINE: %{lower} = one-shot-bufferize{bufferize-function-boundaries}, \
 // DEFINE:   convert-bufferization-to-memref,convert-linalg-to-loops, \
@@ -49,6 +49,14 @@
 // CHECK-NEXT: sizes = [3, 40, 2]
 // CHECK-COUNT-24: {{^ *\[+[0-9]+, +[0-9.]+\]}}
 // CHECK-NEXT: [0,    0],
+// One chunk (20 tokens, capacity 5): every expert fills up.
+// CHECK-LABEL: slots
+// CHECK-NEXT: sizes = [20, 2]
+// CHECK-LABEL: counts
+// CHECK-NEXT: sizes = [3]
+// CHECK-NEXT: [5,  5,  5]
+// CHECK-LABEL: buffer
+// CHECK-NEXT: sizes = [3, 5, 2]
 
 func.func private @printMemrefI32(memref<*xi32>)
 func.func private @printMemrefF32(memref<*xf32>)
@@ -111,6 +119,14 @@ func.func @main() {
       : (tensor<40x2xf32>, tensor<40x2xi32>)
       -> (tensor<3x40x2xf32>, tensor<40x2xi32>, tensor<3xi32>)
 
+  // The first 20 tokens: 40 pairs, one chunk (the decode-sized case), with
+  // drops at capacity 5.
+  %x20 = tensor.extract_slice %x[0, 0] [20, 2] [1, 1] : tensor<40x2xf32> to tensor<20x2xf32>
+  %ids20 = tensor.extract_slice %ids[0, 0] [20, 2] [1, 1] : tensor<40x2xi32> to tensor<20x2xi32>
+  %buffer3, %slots3, %counts3 = moe.dispatch %x20 experts %ids20
+      : (tensor<20x2xf32>, tensor<20x2xi32>)
+      -> (tensor<3x5x2xf32>, tensor<20x2xi32>, tensor<3xi32>)
+
   %ms = bufferization.to_buffer %slots : tensor<40x2xi32> to memref<40x2xi32>
   %us = memref.cast %ms : memref<40x2xi32> to memref<*xi32>
   %mc = bufferization.to_buffer %counts : tensor<3xi32> to memref<3xi32>
@@ -134,6 +150,18 @@ func.func @main() {
   call @printMemrefI32(%uc2) : (memref<*xi32>) -> ()
   call @printString(%l2) : (!llvm.ptr) -> ()
   call @printMemrefF32(%ub2) : (memref<*xf32>) -> ()
+  %ms3 = bufferization.to_buffer %slots3 : tensor<20x2xi32> to memref<20x2xi32>
+  %us3 = memref.cast %ms3 : memref<20x2xi32> to memref<*xi32>
+  %mc3 = bufferization.to_buffer %counts3 : tensor<3xi32> to memref<3xi32>
+  %uc3 = memref.cast %mc3 : memref<3xi32> to memref<*xi32>
+  %mb3 = bufferization.to_buffer %buffer3 : tensor<3x5x2xf32> to memref<3x5x2xf32>
+  %ub3 = memref.cast %mb3 : memref<3x5x2xf32> to memref<*xf32>
+  call @printString(%l0) : (!llvm.ptr) -> ()
+  call @printMemrefI32(%us3) : (memref<*xi32>) -> ()
+  call @printString(%l1) : (!llvm.ptr) -> ()
+  call @printMemrefI32(%uc3) : (memref<*xi32>) -> ()
+  call @printString(%l2) : (!llvm.ptr) -> ()
+  call @printMemrefF32(%ub3) : (memref<*xf32>) -> ()
   return
 }
 
