@@ -352,7 +352,9 @@ def MoEGpuAsyncLaunchesPass : Pass<"moe-gpu-async-launches", "ModuleOp"> {
     (a loop) whose body touches memory waits first if work is pending;
     inside the body, work of earlier iterations counts as pending only for
     the buffers device work in the loop may touch (their allocations, or
-    any function argument, or anything when a buffer's origin is unknown),
+    any function argument, or anything when a buffer's origin is unknown)
+    and for allocations made inside the loop (the runtime may hand them a
+    freed block an earlier iteration's work still uses),
     so a loop reading an allocation the loop's kernels do not touch (the
     expert loop reading the row counts) waits once, before the loop.
 

@@ -93,10 +93,11 @@ BufferRoot rootOf(Value buffer, func::FuncOp func) {
 
 /// The buffers that device work inside `op`'s regions may touch.
 struct TouchedBuffers {
+  Operation *region;
   DenseSet<Value> allocations;
   bool arguments = false, unknown = false;
 
-  TouchedBuffers(Operation *op, func::FuncOp func) {
+  TouchedBuffers(Operation *op, func::FuncOp func) : region(op) {
     op->walk([&](Operation *inner) {
       if (!issuesDeviceWork(inner))
         return;
@@ -125,7 +126,10 @@ struct TouchedBuffers {
     BufferRoot root = rootOf(buffer, func);
     switch (root.kind) {
     case BufferRoot::Allocation:
-      return unknown || allocations.contains(root.value);
+      // An allocation made inside the region may get, from the runtime's
+      // cache, a block an earlier iteration's device work still uses.
+      return unknown || allocations.contains(root.value) ||
+             region->isProperAncestor(root.value.getDefiningOp());
     case BufferRoot::Argument:
       return unknown || arguments;
     case BufferRoot::Unknown:

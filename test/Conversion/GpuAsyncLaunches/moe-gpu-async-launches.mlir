@@ -225,3 +225,34 @@ module attributes {gpu.container_module} {
     return
   }
 }
+
+// -----
+
+// An allocation made inside the loop may reuse (through the runtime's cache
+// of freed buffers) a block the previous iteration's kernel still uses: the
+// host's write to it waits, although the loop's kernels never see it.
+// CHECK-LABEL: func.func @allocated_in_loop
+// CHECK:      scf.for
+// CHECK-NEXT:   memref.alloc
+// CHECK-NEXT:   call @moert_gpu_sync() : () -> ()
+// CHECK-NEXT:   memref.store
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @fill(%m: memref<16xf32>) kernel {
+      gpu.return
+    }
+  }
+  func.func @allocated_in_loop(%n: index, %x: f32) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    scf.for %i = %c0 to %n step %c1 {
+      %h = memref.alloc() : memref<16xf32>
+      memref.store %x, %h[%c0] : memref<16xf32>
+      %d = memref.alloc() : memref<16xf32>
+      gpu.launch_func @kernels::@fill blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%d : memref<16xf32>)
+      memref.dealloc %d : memref<16xf32>
+      memref.dealloc %h : memref<16xf32>
+    }
+    return
+  }
+}
