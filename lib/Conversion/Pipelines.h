@@ -15,13 +15,15 @@ namespace mlir {
 namespace moe {
 
 /// `forGpu`: the dispatch's slot assignment as data-parallel steps (kernels)
-/// rather than one sequential loop.
+/// rather than one sequential loop, and long reductions split into
+/// parallel partial reductions.
 inline std::string frontPipeline(bool forGpu) {
   return std::string("moe-decompose,") +
          (forGpu ? "moe-lower-to-linalg{parallel-dispatch=true},"
                  : "moe-lower-to-linalg,") +
          "moe-lower-collectives,"
-         "canonicalize,cse,"
+         "canonicalize,cse," +
+         (forGpu ? "moe-gpu-split-reductions," : "") +
          "one-shot-bufferize{bufferize-function-boundaries "
          "function-boundary-type-conversion=identity-layout-map},"
          "canonicalize,"

@@ -286,6 +286,58 @@ def MoEGpuCopyGlobalsPass : Pass<"moe-gpu-copy-globals", "ModuleOp"> {
 }
 
 //===----------------------------------------------------------------------===//
+// CUDA: long row reductions split into parallel partial reductions
+//===----------------------------------------------------------------------===//
+
+def MoEGpuSplitReductionsPass : Pass<"moe-gpu-split-reductions"> {
+  let summary = "Split long reductions into parallel partial reductions and "
+                "a short final one, so that no GPU thread reduces a whole row";
+  let description = [{
+    Part of the CUDA pipeline (`moe-cuda-pipeline`, docs/Cuda.md), on
+    tensors before bufferization. A kernel made from a `linalg.generic`
+    runs one thread per point of its parallel dimensions and the reduction
+    sequentially inside it, so an RMSNorm over H = 4096 at one token is one
+    thread reading 4096 values. This pass applies upstream
+    `linalg::splitReduction` to every `linalg.generic` with one reduction
+    dimension of static size N >= `min-size` (default 256): the reduction
+    becomes R parallel partial reductions of N / R elements (R, the largest
+    power of two with R * R <= N that divides N) and a final reduction over
+    R. Only row reductions are split: one input, one output, indexing maps
+    that are projected permutations, no `linalg.index`; products of two
+    operands (cuBLAS's, attention's) and ops whose combiner `splitReduction`
+    does not recognize are left alone. The result is the same up to the
+    order of the floating-point sums.
+
+    Before (a sum of squares over 4096 columns):
+
+    ```mlir
+    %s = linalg.generic {indexing_maps = [affine_map<(t, h) -> (t, h)>,
+                                          affine_map<(t, h) -> (t)>],
+                         iterator_types = ["parallel", "reduction"]}
+        ins(%x : tensor<1x4096xf32>) outs(%zero : tensor<1xf32>) {...}
+    ```
+
+    After:
+
+    ```mlir
+    %e = tensor.expand_shape %x [[0], [1, 2]] : tensor<1x4096xf32> into tensor<1x64x64xf32>
+    %p = linalg.generic {..., iterator_types = ["parallel", "parallel", "reduction"]}
+        ins(%e : tensor<1x64x64xf32>) outs(%partial : tensor<1x64xf32>) {...}
+    %s = linalg.generic {..., iterator_types = ["parallel", "reduction"]}
+        ins(%p : tensor<1x64xf32>) outs(%zero : tensor<1xf32>) {...}
+    ```
+  }];
+  let options = [
+    Option<"minSize", "min-size", "int64_t", /*default=*/"256",
+           "Split reductions over at least this many elements">,
+  ];
+  let dependentDialects = [
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+//===----------------------------------------------------------------------===//
 // CUDA: buffer copies -> kernels
 //===----------------------------------------------------------------------===//
 
