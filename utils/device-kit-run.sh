@@ -100,22 +100,22 @@ if [ "$WHAT" = sanitize ]; then
 fi
 if [ "$WHAT" != bench ]; then
   : >"$RESULTS/numerics.txt"
-  # (Each run reads /dev/null, not the rest of models.txt.)
-  while IFS='|' read -r name config batch seq tol gemm seeds; do
+  # check LABEL: one model against PyTorch (reading /dev/null, not the rest
+  # of models.txt); the variables are those of the models.txt line.
+  check() {
     # shellcheck disable=SC2086
     "$PYTHON" "$ROOT/utils/run-model.py" "$ROOT/$config" --target cuda \
       --exe "$KIT/models/$name" --batch "$batch" --seq-len "$seq" \
-      --tol "$tol" --seeds $seeds </dev/null 2>&1 | sed "s/^/$name: /" |
+      --tol "$tol" --seeds $seeds </dev/null 2>&1 | sed "s/^/$1: /" |
       tee -a "$RESULTS/numerics.txt"
-    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+    return "${PIPESTATUS[0]}"
+  }
+  while IFS='|' read -r name config batch seq tol gemm seeds; do
+    if ! check "$name"; then
       status=1
       # Again with a wait after every launch and product: a pass now points
       # at a missing wait, a failure at the kernels or the products.
-      # shellcheck disable=SC2086
-      MOERT_CUDA_SYNC=1 "$PYTHON" "$ROOT/utils/run-model.py" "$ROOT/$config" \
-        --target cuda --exe "$KIT/models/$name" --batch "$batch" \
-        --seq-len "$seq" --tol "$tol" --seeds $seeds </dev/null 2>&1 |
-        sed "s/^/$name (MOERT_CUDA_SYNC=1): /" | tee -a "$RESULTS/numerics.txt"
+      MOERT_CUDA_SYNC=1 check "$name (MOERT_CUDA_SYNC=1)"
     fi
   done <"$KIT/models/models.txt"
 fi

@@ -33,14 +33,13 @@ constexpr llvm::StringLiteral kSync = "moert_gpu_sync";
 constexpr llvm::StringLiteral kStreamOrdered[] = {"moert_sgemm"};
 
 bool isStreamOrderedCall(func::CallOp call) {
-  return call.getCallee() == kSync ||
-         llvm::is_contained(kStreamOrdered, call.getCallee());
+  return llvm::is_contained(kStreamOrdered, call.getCallee());
 }
 
 /// Whether the host needs the device's results before `op` runs.
 bool needsDeviceResults(Operation *op) {
   if (auto call = dyn_cast<func::CallOp>(op))
-    return !isStreamOrderedCall(call);
+    return call.getCallee() != kSync && !isStreamOrderedCall(call);
   if (isa<func::ReturnOp>(op))
     return true;
   if (isa<gpu::GPUDialect>(op->getDialect()))
@@ -64,7 +63,7 @@ bool issuesDeviceWork(Operation *op) {
   if (isa<gpu::LaunchFuncOp>(op))
     return true;
   auto call = dyn_cast<func::CallOp>(op);
-  return call && call.getCallee() != kSync && isStreamOrderedCall(call);
+  return call && isStreamOrderedCall(call);
 }
 
 /// What a buffer is a view of: an allocation of this function (which no

@@ -74,6 +74,10 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
     /* After the kernels launched before it, before those after it. */
     checkBlas(cublasSetStream(gHandle, moertCudaStream()), "cublasSetStream");
   }
+  size_t capacity;
+  char *what = moertCudaLastWork(&capacity);
+  snprintf(what, capacity, "moert_sgemm (m=%ld n=%ld k=%ld)", (long)g.m,
+           (long)g.n, (long)g.k);
   float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   /* Column-major: C^T (n x m) = op(B)^T op(A)^T, the row-major operands
    * read as their transposes with the same transpose flags. */
@@ -84,8 +88,5 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
                          CUDA_R_32F, (int)g.lda, &beta, c->aligned + c->offset,
                          CUDA_R_32F, (int)g.ldc, compute, CUBLAS_GEMM_DEFAULT),
             "cublasGemmEx");
-  char what[96];
-  snprintf(what, sizeof(what), "moert_sgemm (m=%ld n=%ld k=%ld)", (long)g.m,
-           (long)g.n, (long)g.k);
-  moertCudaIssued(what);
+  moertCudaIssued();
 }

@@ -16,10 +16,12 @@ void moertCudaSynchronize(void);
  * order they are issued, and its state (CUDA_SUCCESS when idle,
  * CUDA_ERROR_NOT_READY when busy). */
 CUstream moertCudaStream(void);
-/* Records that work (`what`, named in later errors) was issued on the
- * stream without waiting for it (the next moert_gpu_sync waits); with
- * MOERT_CUDA_SYNC=1, waits right away. */
-void moertCudaIssued(const char *what);
+/* Where to write, before issuing it, what the next work is (a kernel's
+ * name, a product's shape): errors found at later waits name it. */
+char *moertCudaLastWork(size_t *capacity);
+/* Records that work was issued on the stream without waiting for it (the
+ * next moert_gpu_sync waits); with MOERT_CUDA_SYNC=1, waits right away. */
+void moertCudaIssued(void);
 CUresult moertCudaStreamQuery(CUstream stream);
 /* Aborts every rank: "CUDA: <what> failed: <detail>". */
 void moertCudaFail(const char *what, const char *detail)

@@ -410,8 +410,12 @@ static int syncEachCall(void) {
   return envFlag("MOERT_CUDA_SYNC", &cached);
 }
 
-void moertCudaIssued(const char *what) {
-  snprintf(gLastWork, sizeof(gLastWork), "%s", what);
+char *moertCudaLastWork(size_t *capacity) {
+  *capacity = sizeof(gLastWork);
+  return gLastWork;
+}
+
+void moertCudaIssued(void) {
   gIssued = 1;
   if (syncEachCall())
     moert_gpu_sync();
@@ -478,15 +482,13 @@ MOERT_API void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
       blockZ <= 0)
     return;
   /* Named before the launch, so that a failing launch names itself. */
-  char what[160];
-  snprintf(what, sizeof(what), "kernel %s (%ld blocks of %ld threads)",
-           kernelName(function), (long)(gridX * gridY * gridZ),
-           (long)(blockX * blockY * blockZ));
-  snprintf(gLastWork, sizeof(gLastWork), "%s", what);
+  snprintf(gLastWork, sizeof(gLastWork),
+           "kernel %s (%ld blocks of %ld threads)", kernelName(function),
+           (long)(gridX * gridY * gridZ), (long)(blockX * blockY * blockZ));
   moertCudaCheck(p_cuLaunchKernel(function, (unsigned)gridX, (unsigned)gridY,
                                   (unsigned)gridZ, (unsigned)blockX,
                                   (unsigned)blockY, (unsigned)blockZ,
                                   (unsigned)sharedBytes, stream, params, extra),
                  "cuLaunchKernel");
-  moertCudaIssued(what);
+  moertCudaIssued();
 }
