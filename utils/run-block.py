@@ -11,8 +11,8 @@ the module gets `#moe.plan<...>`, goes through
     moe-opt --moe-shard=keep-signature --moe-partition [--extra passes]
     moe-compile --emit=obj
 
-and is linked with bench/moe_block_mpi.c; every rank receives the whole
-inputs (random, from --seed) and rank 0 writes the whole output. The
+and is linked with test/Parallel/Inputs/moe_block_mpi.c; every rank receives
+the whole inputs (random, from --seed) and rank 0 writes the whole output. The
 reference is the same module compiled without a plan, run on one rank. Prints
 per plan the relative error max|plan - single| / max|single| against --tol,
 the block's time (best of --iters, slowest rank) and, with --stats, each
@@ -24,6 +24,7 @@ usage: run-block.py BLOCK.mlir --plan "dp=2,ep=2" [--plan ...] [--seed 1]
          [--tol 1e-5] [--build build] [--workdir DIR]
 """
 import argparse
+import json
 import os
 import pathlib
 import re
@@ -34,7 +35,7 @@ import tempfile
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-KEYS = ("dp", "tp", "ep", "etp", "pp")
+HARNESS = ROOT / "test" / "Parallel" / "Inputs" / "moe_block_mpi.c"
 
 
 def fail(message):
@@ -51,29 +52,17 @@ def run(cmd, **kwargs):
     return proc.stdout
 
 
-def parse_plan(text):
-    degrees = dict.fromkeys(KEYS, 1)
-    extra = []
-    for item in filter(None, text.split(",")):
-        key, _, value = item.partition("=")
-        if key in degrees and value.isdigit() and int(value) >= 1:
-            degrees[key] = int(value)
-        elif key in ("dispatch", "dedup"):
-            extra.append(item)
-        else:
-            fail("bad --plan item '%s' (keys: %s, dispatch, dedup)" % (
-                item, ", ".join(KEYS)))
-    return degrees, extra
-
-
-def plan_attr(text):
-    degrees, extra = parse_plan(text)
-    items = ["%s = %d" % (k, v) for k, v in degrees.items() if v != 1]
-    for item in extra:
-        key, _, value = item.partition("=")
-        items.append("%s = %s" % (key, value if key == "dedup"
-                                  else "[" + value + "]"))
-    return "#moe.plan<%s>" % ", ".join(items)
+def explain(compiler, text, form):
+    """The plan as moe-compile reads it (the one plan parser): --explain-plan
+    in `form` (json, or manifest: the rank layout the harness reads)."""
+    cmd = [compiler, "--explain-plan", "--explain-format=" + form, "x"]
+    if text:
+        cmd[1:1] = ["--plan", text]
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        fail("--plan %s: %s" % (text, proc.stderr.strip()))
+    return proc.stdout
 
 
 def with_plan(module, attr):
@@ -136,33 +125,35 @@ def main():
         obj = work / (tag + ".o")
         run([compiler, partitioned, "--emit=obj", "-o", obj])
         exe = work / tag
-        run([args.clang, "-O2", ROOT / "bench" / "moe_block_mpi.c", obj,
-             *gated, "-I", ROOT / "runtime" / "include", "-L", lib, "-lmoert",
+        run([args.clang, "-O2", HARNESS, obj, *gated, "-I", ROOT / "bench",
+             "-I", ROOT / "runtime" / "include", "-L", lib, "-lmoert",
              "-lm", "-Wl,-rpath," + str(lib), "-o", exe])
         return exe
 
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     single = build_exe("single", module, [])
-    run([single, "dp=1", work, "0", work / "single.npy"], env=env)
+    single_layout = work / "single.layout"
+    single_layout.write_text(explain(compiler, "", "manifest"))
+    run([single, single_layout, work, "0", work / "single.npy"], env=env)
     ref = np.load(work / "single.npy")
 
     failed = False
     for i, text in enumerate(args.plan):
-        degrees, _ = parse_plan(text)
-        world = degrees["dp"] * degrees["tp"] * degrees["pp"]
+        plan = json.loads(explain(compiler, text, "json"))
+        world = plan["world"]
         tag = "plan%d" % i
         passes = ["--moe-shard=keep-signature", "--moe-partition"]
         # The plan's communication rewrites, as moe-compile runs them.
-        if "dispatch=slice_allreduce" in text:
+        if "slice_allreduce" in plan["dispatch"]:
             passes.append("--moe-slice-allreduce=strict=1")
-        if "dedup=1" in text:
+        if 1 in plan["dedup"]:
             passes.append("--moe-dedup-tokens=strict=1")
         passes += args.passes.split()
-        exe = build_exe(tag, with_plan(module, plan_attr(text)), passes)
+        exe = build_exe(tag, with_plan(module, plan["plan"]), passes)
+        layout = work / (tag + ".layout")
+        layout.write_text(explain(compiler, text, "manifest"))
         out_npy = work / (tag + ".npy")
-        degree_text = ",".join("%s=%d" % (k, degrees[k])
-                               for k in ("dp", "tp", "ep", "etp"))
-        out = run(["mpiexec", "-n", str(world), exe, degree_text, work,
+        out = run(["mpiexec", "-n", str(world), exe, layout, work,
                    str(args.iters), out_npy], env=env, timeout=300)
         got = np.load(out_npy)
         err = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))

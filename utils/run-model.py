@@ -171,10 +171,13 @@ def main():
             compile_cmd += ["--cuda-block-size", str(args.cuda_block_size)]
         if args.plan:
             compile_cmd += ["--plan", args.plan]
-            # world = dp * tp * pp (per-layer lists hold commas too).
-            for _, value in re.findall(r"(?:^|,)\s*(dp|tp|pp)\s*=\s*(\d+)",
-                                       args.plan):
-                world *= int(value)
+            # The plan as moe-compile reads it (the one plan parser).
+            proc = subprocess.run(
+                [str(compiler), "--plan", args.plan, "--explain-plan",
+                 "--explain-format=json", "x"], capture_output=True, text=True)
+            if proc.returncode != 0:
+                fail("moe-compile --plan %s:\n%s" % (args.plan, proc.stderr))
+            world = json.loads(proc.stdout)["world"]
         if args.exe:
             exe = pathlib.Path(args.exe).resolve()
             print("%s: running %s (compiled earlier) for ids [%d, %d]" % (

@@ -15,7 +15,7 @@
 using namespace mlir;
 
 /// The textual form keeps the pipeline readable next to its documentation
-/// (docs/Pipeline.md); every step is an upstream or moe pass.
+/// (docs/Passes.md); every step is an upstream or moe pass.
 static std::string getCpuPipeline() {
   return moe::frontPipeline(/*forGpu=*/false) +
          "buffer-deallocation-pipeline,"

@@ -649,10 +649,6 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
       "blob {5}\ntied {6}\n",
       config.archName, globalBatch, seqLen, h, config.vocabSize, blobSize,
       config.tieWordEmbeddings ? 1 : 0);
-  if (plan)
-    header +=
-        llvm::formatv("plan {0} {1} {2} {3} {4}\n", plan.getDp(), plan.getTp(),
-                      plan.getEp(), plan.getEtp(), plan.getPp());
   if (pp > 1)
     header += llvm::formatv("microbatches {0}\n", microbatches);
   (*module)->setAttr(kManifestAttrName, b.getStringAttr(header + manifest));
@@ -676,63 +672,20 @@ mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
         llvm::formatv("--microbatches must be >= 1, got {0}", microbatches));
   int64_t pp = plan ? plan.getPp() : 1;
   if (plan) {
-    if (config.numLayers % pp != 0)
-      return error(llvm::formatv(
-          "plan pp = {0} does not divide the {1} layers of the model (each "
-          "pipeline stage runs the same number of layers)",
-          pp, config.numLayers));
-    if (pp > 1 && (plan.getDispatch().size() > 1 || plan.getDedup().size() > 1))
-      return error(llvm::formatv(
-          "plan {0}: per-layer dispatch or dedup lists need pp = 1 (every "
-          "pipeline stage runs the same program); give one value for all "
-          "layers",
-          plan));
-    if (config.numKvHeads % plan.getTp() != 0)
-      return error(llvm::formatv(
-          "plan tp = {0} does not divide num_key_value_heads = {1} (each rank "
-          "needs whole key/value heads)",
-          plan.getTp(), config.numKvHeads));
-    if (config.expertFfn % plan.getEtp() != 0 ||
-        config.sharedFfn % plan.getEtp() != 0)
-      return error(llvm::formatv(
-          "plan etp = {0} does not divide the expert FFN width ({1}{2})",
-          plan.getEtp(), config.expertFfn,
-          config.sharedFfn
-              ? llvm::formatv(" and shared {0}", config.sharedFfn).str()
-              : std::string()));
-    if (batch % plan.getDp() != 0)
-      return error(llvm::formatv("plan dp = {0} does not divide the batch "
-                                 "({1} sequences; moe-compile --batch)",
-                                 plan.getDp(), batch));
-    for (auto [key, size] :
-         {std::make_pair("dispatch strategies", plan.getDispatch().size()),
-          std::make_pair("dedup flags", plan.getDedup().size())})
-      if (size > 1 && static_cast<int64_t>(size) != config.numLayers)
-        return error(llvm::formatv("plan {0} lists {1} {2} but the model has "
-                                   "{3} layers",
-                                   plan, size, key, config.numLayers));
-    if (config.numExperts % plan.getEp() != 0)
-      return error(llvm::formatv(
-          "plan ep = {0} does not divide the {1} experts of the model",
-          plan.getEp(), config.numExperts));
+    if (std::optional<std::string> why = checkPlanFitsModel(
+            plan::getPlanModelFacts(summarizeModel(config, batch, seqLen)), plan.getPlanDegrees(),
+            /*microbatches=*/0, plan.getDispatch().size(),
+            plan.getDedup().size()))
+      return error(*why);
   }
   int64_t localBatch = batch / (plan ? plan.getDp() : 1);
-  if (pp == 1 && microbatches > 1)
-    return error(llvm::formatv("--microbatches {0} needs a pipeline (pp > 1)",
-                               microbatches));
   if (microbatches == 0)
     microbatches = plan::defaultMicrobatches(
         localBatch, pp, /*dropless=*/!config.capacityFactor);
-  if (localBatch % microbatches != 0)
-    return error(llvm::formatv("--microbatches {0} does not divide the {1} "
-                               "sequences of a data-parallel rank",
-                               microbatches, localBatch));
-  if (microbatches > 1 && config.capacityFactor)
-    return error(llvm::formatv(
-        "--microbatches {0}: the model's experts have a capacity "
-        "(capacity_factor), and routing microbatches separately would drop "
-        "other tokens than routing the batch; use --microbatches 1",
-        microbatches));
+  if (std::optional<std::string> why = checkPlanFitsModel(
+          plan::getPlanModelFacts(summarizeModel(config, batch, seqLen)),
+          plan ? plan.getPlanDegrees() : PlanDegrees(), microbatches))
+    return error(*why);
   context
       ->loadDialect<MoEDialect, func::FuncDialect, linalg::LinalgDialect,
                     tensor::TensorDialect, arith::ArithDialect,

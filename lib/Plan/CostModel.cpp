@@ -285,47 +285,16 @@ PlanCost Estimator::run() {
     cost.whyNot = why.str();
     return cost;
   };
-  // What the plan attribute rejects.
-  if (p.dp < 1 || p.tp < 1 || p.ep < 1 || p.etp < 1 || p.pp < 1 ||
-      p.microbatches < 1)
+  // What the plan attribute and the compiler reject (PlanFacts.h).
+  if (p.microbatches < 1)
     return infeasible("every degree must be >= 1");
-  if (p.tp % p.etp != 0 || (p.dp * p.tp) % (p.ep * p.etp) != 0)
-    return infeasible(llvm::formatv("etp = {0} must divide tp = {1}, and "
-                                    "ep * etp = {2} must divide dp * tp = {3}",
-                                    p.etp, p.tp, p.ep * p.etp, p.dp * p.tp));
+  if (std::optional<std::string> why = checkPlanFitsModel(
+          getPlanModelFacts(m), p.degrees(), p.microbatches))
+    return infeasible(*why);
   if (p.sliceAllReduce && p.dedup)
     return infeasible("slice_allreduce and dedup exclude each other (dedup "
                       "rewrites the all-to-all slice_allreduce removes)");
-  // What the compiler itself rejects.
-  if (m.heads && m.kvHeads % p.tp != 0)
-    return infeasible(llvm::formatv("tp = {0} does not divide the {1} "
-                                    "key/value heads",
-                                    p.tp, m.kvHeads));
-  if (m.experts % p.ep != 0)
-    return infeasible(llvm::formatv("ep = {0} does not divide the {1} experts",
-                                    p.ep, m.experts));
-  if (m.expertFfn % p.etp != 0 || m.sharedFfn % p.etp != 0)
-    return infeasible(llvm::formatv("etp = {0} does not divide the expert "
-                                    "FFN width",
-                                    p.etp));
-  if (m.batch % p.dp != 0)
-    return infeasible(llvm::formatv("dp = {0} does not divide the batch of "
-                                    "{1} sequences",
-                                    p.dp, m.batch));
-  if (m.layers % p.pp != 0)
-    return infeasible(llvm::formatv("pp = {0} does not divide the {1} layers",
-                                    p.pp, m.layers));
   const int64_t mbs = p.microbatches;
-  if (p.pp == 1 && mbs > 1)
-    return infeasible(
-        llvm::formatv("{0} microbatches need a pipeline (pp > 1)", mbs));
-  if ((m.batch / p.dp) % mbs != 0)
-    return infeasible(llvm::formatv("{0} microbatches do not divide the {1} "
-                                    "sequences of a rank",
-                                    mbs, m.batch / p.dp));
-  if (mbs > 1 && m.capacityFactor)
-    return infeasible("microbatches of a capacity-limited model would drop "
-                      "other tokens");
 
   const double h = m.hidden, e = m.experts, k = m.topK;
   const double tokens = double(m.batch) * m.seqLen; // global
@@ -462,4 +431,17 @@ PlanCost mlir::moe::plan::estimatePlan(const ModelSummary &model,
                                        const ClusterSpec &cluster,
                                        const RoutingSkew &skew) {
   return Estimator(model, plan, cluster, skew).run();
+}
+
+mlir::moe::PlanModelFacts
+mlir::moe::plan::getPlanModelFacts(const ModelSummary &model) {
+  PlanModelFacts facts;
+  facts.layers = model.layers;
+  facts.kvHeads = model.heads ? model.kvHeads : 0;
+  facts.experts = model.experts;
+  facts.expertFfn = model.expertFfn;
+  facts.sharedFfn = model.sharedFfn;
+  facts.batch = model.batch;
+  facts.capacityLimited = model.capacityFactor.has_value();
+  return facts;
 }

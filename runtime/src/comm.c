@@ -17,6 +17,7 @@
 #endif
 
 #include <mpi.h>
+#include <stdio.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ static int gUsingMpi; /* the group communicators exist */
 static int gRank, gSize = 1;
 static int gLocalRank; /* among the ranks on this node */
 static moert_plan_t gPlan = {1, 1, 1, 1, 1};
+static moert_coords_t gCoords; /* this rank's, from the layout */
 static MPI_Comm gComms[MOERT_NUM_GROUPS];
 static long long gCalls[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
 static long long gBytes[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
@@ -68,21 +70,128 @@ moert_status_t moert_plan_validate(const moert_plan_t *p) {
   return NULL;
 }
 
-moert_coords_t moert_plan_coords(const moert_plan_t *p, int rank) {
-  moert_coords_t c;
-  int stageSize = p->dp * p->tp;
-  int local = rank % stageSize;
-  c.pp = rank / stageSize;
-  c.tp = local % p->tp;
-  c.dp = local / p->tp;
-  /* Expert layout: etp innermost, then ep; with etp = 1 an ep group is ep
-   * consecutive ranks. The ep members of a group share an etp index, so the
-   * etp partners of a rank hold the same experts. */
-  c.ep = (local / p->etp) % p->ep;
-  c.ep_group = (local / (p->ep * p->etp)) * p->etp + local % p->etp;
-  c.etp_group = c.tp / p->etp;
-  c.etp = c.tp % p->etp;
-  return c;
+/* Reads the integers after `key` on `line` into `out`; returns how many. */
+static int readInts(const char *line, const char *key, int *out, int n) {
+  const char *p = strstr(line, key);
+  const char *end = strchr(line, '\n');
+  if (!p || (end && p > end))
+    return 0;
+  p += strlen(key);
+  int count = 0;
+  while (count < n) {
+    char *next;
+    long v = strtol(p, &next, 10);
+    if (next == p || (end && next > end))
+      break;
+    out[count++] = (int)v;
+    p = next;
+  }
+  return count;
+}
+
+moert_status_t moert_layout_parse(const char *text, moert_layout_t *layout) {
+  memset(layout, 0, sizeof(*layout));
+  layout->plan = (moert_plan_t){1, 1, 1, 1, 1};
+  layout->world = 1;
+  const char *planLine = NULL;
+  for (const char *line = text; line && *line;) {
+    if (!strncmp(line, "plan ", 5))
+      planLine = line;
+    line = strchr(line, '\n');
+    if (line)
+      ++line;
+  }
+  if (!planLine)
+    return NULL;
+  moert_plan_t *p = &layout->plan;
+  if (sscanf(planLine, "plan %d %d %d %d %d", &p->dp, &p->tp, &p->ep, &p->etp,
+             &p->pp) != 5)
+    return moert_status_make(MOERT_INVALID_ARGUMENT,
+                             "malformed manifest line: %.60s", planLine);
+  moert_status_t status = moert_plan_validate(p);
+  if (status)
+    return status;
+  layout->world = moert_plan_world_size(p);
+  layout->ranks = calloc((size_t)layout->world, sizeof(moert_rank_place_t));
+  char *seen = calloc((size_t)layout->world, 1);
+  if (!layout->ranks || !seen) {
+    free(seen);
+    moert_layout_free(layout);
+    return moert_status_make(MOERT_OUT_OF_MEMORY, "layout of %d ranks",
+                             layout->world);
+  }
+  for (const char *line = text; line && *line;) {
+    if (!strncmp(line, "rank ", 5)) {
+      int r = -1, coords[7], colors[MOERT_NUM_GROUPS];
+      if (sscanf(line, "rank %d", &r) != 1 || r < 0 || r >= layout->world ||
+          seen[r] || readInts(line, " coords ", coords, 7) != 7 ||
+          readInts(line, " colors ", colors, MOERT_NUM_GROUPS) !=
+              MOERT_NUM_GROUPS) {
+        free(seen);
+        moert_layout_free(layout);
+        return moert_status_make(MOERT_INVALID_ARGUMENT,
+                                 "malformed or repeated layout line: %.80s",
+                                 line);
+      }
+      seen[r] = 1;
+      moert_rank_place_t *place = &layout->ranks[r];
+      place->coords = (moert_coords_t){coords[0], coords[1], coords[2],
+                                       coords[3], coords[4], coords[5],
+                                       coords[6]};
+      memcpy(place->colors, colors, sizeof(colors));
+    }
+    line = strchr(line, '\n');
+    if (line)
+      ++line;
+  }
+  for (int r = 0; r < layout->world; ++r)
+    if (!seen[r]) {
+      free(seen);
+      int world = layout->world;
+      moert_layout_free(layout);
+      return moert_status_make(MOERT_INVALID_ARGUMENT,
+                               "the layout of the plan's %d ranks has no line "
+                               "for rank %d",
+                               world, r);
+    }
+  free(seen);
+  return NULL;
+}
+
+moert_status_t moert_layout_read(const char *path, moert_layout_t *layout) {
+  memset(layout, 0, sizeof(*layout));
+  FILE *file = fopen(path, "rb");
+  if (!file)
+    return moert_status_make(MOERT_NOT_FOUND, "cannot open layout '%s'",
+                             path);
+  char *text = NULL;
+  size_t length = 0, capacity = 0;
+  for (;;) {
+    if (length + 4096 + 1 > capacity) {
+      capacity = 2 * capacity + 4096 + 1;
+      char *grown = realloc(text, capacity);
+      if (!grown) {
+        free(text);
+        fclose(file);
+        return moert_status_make(MOERT_OUT_OF_MEMORY, "reading '%s'", path);
+      }
+      text = grown;
+    }
+    size_t n = fread(text + length, 1, 4096, file);
+    length += n;
+    if (n < 4096)
+      break;
+  }
+  fclose(file);
+  text[length] = '\0';
+  moert_status_t status = moert_layout_parse(text, layout);
+  free(text);
+  return status;
+}
+
+void moert_layout_free(moert_layout_t *layout) {
+  free(layout->ranks);
+  layout->ranks = NULL;
 }
 
 void moert_comm_abort(const char *message) {
@@ -109,12 +218,19 @@ static void check(int rc, const char *what) {
   moert_comm_abort(text);
 }
 
-moert_status_t moert_comm_init(const moert_plan_t *plan, int *argc,
+moert_status_t moert_comm_init(const moert_layout_t *layout, int *argc,
                                char ***argv) {
+  const moert_plan_t *plan = &layout->plan;
   moert_status_t status = moert_plan_validate(plan);
   if (status)
     return status;
+  if (layout->world != moert_plan_world_size(plan) ||
+      (layout->world > 1 && !layout->ranks))
+    return moert_status_make(MOERT_INVALID_ARGUMENT,
+                             "the layout lists %d ranks for a plan of %d",
+                             layout->world, moert_plan_world_size(plan));
   gPlan = *plan;
+  memset(&gCoords, 0, sizeof(gCoords));
   int want = moert_plan_world_size(plan);
   /* mpiexec (Hydra) exports PMI_SIZE; without it a one-rank plan runs as a
    * plain process. */
@@ -138,15 +254,13 @@ moert_status_t moert_comm_init(const moert_plan_t *plan, int *argc,
         "x pp=%d) but runs on %d; start it with mpiexec -n %d",
         want, plan->dp, plan->tp, plan->pp, gSize, want);
 
-  moert_coords_t c = moert_plan_coords(plan, gRank);
-  int stageSize = plan->dp * plan->tp;
-  int colors[MOERT_NUM_GROUPS] = {
-      0,
-      c.pp * plan->tp + c.tp,                     /* dp */
-      c.pp * plan->dp + c.dp,                     /* tp */
-      c.pp * (stageSize / plan->ep) + c.ep_group, /* ep */
-      (c.pp * plan->dp + c.dp) * (plan->tp / plan->etp) + c.etp_group,
-      c.dp * plan->tp + c.tp /* pp */};
+  /* One rank without a table (a plan-less program under mpiexec -n 1):
+   * every group is the world. */
+  static const moert_rank_place_t kOnlyRank;
+  const moert_rank_place_t *place =
+      layout->ranks ? &layout->ranks[gRank] : &kOnlyRank;
+  const int *colors = place->colors;
+  gCoords = place->coords;
   gComms[MOERT_GROUP_WORLD] = MPI_COMM_WORLD;
   for (int g = 1; g < MOERT_NUM_GROUPS; ++g) {
     check(MPI_Comm_split(MPI_COMM_WORLD, colors[g], gRank, &gComms[g]),
@@ -210,9 +324,7 @@ static int waitYielding(MPI_Request *request, MPI_Status *status) {
 int moert_comm_rank(void) { return gRank; }
 int moert_comm_local_rank(void) { return gLocalRank; }
 int moert_comm_size(void) { return gSize; }
-moert_coords_t moert_comm_coords(void) {
-  return moert_plan_coords(&gPlan, gRank);
-}
+moert_coords_t moert_comm_coords(void) { return gCoords; }
 
 void moert_comm_finalize(void) {
 #ifdef MOERT_NCCL

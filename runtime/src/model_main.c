@@ -461,7 +461,12 @@ int moert_model_main(int argc, char **argv, const char *manifestText,
   moert_status_t gemmStatus = moert_set_gemm_mode(m.gemm);
   if (gemmStatus)
     return statusError(gemmStatus);
-  moert_status_t commStatus = moert_comm_init(&m.plan, &argc, &argv);
+  moert_layout_t layout;
+  moert_status_t commStatus = moert_layout_parse(manifestText, &layout);
+  if (!commStatus) {
+    commStatus = moert_comm_init(&layout, &argc, &argv);
+    moert_layout_free(&layout);
+  }
   if (commStatus) {
     int rc = statusError(commStatus);
     moert_comm_finalize();

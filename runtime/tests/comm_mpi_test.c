@@ -66,11 +66,19 @@ static void pipelineChecks(void) {
 }
 
 int main(int argc, char **argv) {
-  int pipeline = argc > 1 && !strcmp(argv[1], "--pp");
-  moert_plan_t plan = {2, 2, 2, 2, 1};
-  if (pipeline)
-    plan = (moert_plan_t){1, 2, 1, 1, 2};
-  moert_status_t status = moert_comm_init(&plan, &argc, &argv);
+  /* The layout of the plan under test, as moe-compile writes it
+   * (--explain-plan --explain-format=manifest): dp=2,tp=2,ep=2,etp=2, or
+   * tp=2,pp=2 with --pp. */
+  if (argc < 2) {
+    fprintf(stderr, "usage: moert-comm-test LAYOUT [--pp]\n");
+    return 2;
+  }
+  int pipeline = argc > 2 && !strcmp(argv[2], "--pp");
+  moert_layout_t layout;
+  moert_status_t status = moert_layout_read(argv[1], &layout);
+  if (!status)
+    status = moert_comm_init(&layout, &argc, &argv);
+  moert_layout_free(&layout);
   if (status) {
     fprintf(stderr, "error: %s\n", moert_status_message(status));
     return 1;

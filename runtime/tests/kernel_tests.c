@@ -98,24 +98,36 @@ static void testMemrefCopyStrided(void) {
       EXPECT(dst[i + 2 * j] == src[1 + 4 * i + j]);
 }
 
-/* The documented layout: tp innermost, then dp, then pp; for experts etp
- * innermost (inside tp groups), then ep. */
-static void testPlanCoords(void) {
-  moert_plan_t plan = {2, 2, 2, 2, 2}; /* dp, tp, ep, etp, pp: 8 ranks */
-  EXPECT(moert_plan_world_size(&plan) == 8);
-  moert_coords_t c = moert_plan_coords(&plan, 6); /* stage 1, local 2 */
-  EXPECT(c.pp == 1 && c.dp == 1 && c.tp == 0);
-  EXPECT(c.ep_group == 0 && c.ep == 1);
-  EXPECT(c.etp_group == 0 && c.etp == 0);
-  c = moert_plan_coords(&plan, 3); /* local 3: etp partner of rank 2 */
-  EXPECT(c.pp == 0 && c.dp == 1 && c.tp == 1 && c.etp == 1);
-  EXPECT(c.ep_group == 1 && c.ep == 1);
-  moert_plan_t epOnly = {2, 2, 4, 1, 1};
-  c = moert_plan_coords(&epOnly, 3);
-  EXPECT(c.ep_group == 0 && c.ep == 3);
-  moert_plan_t dpEp = {4, 1, 2, 1, 1};
-  c = moert_plan_coords(&dpEp, 3);
-  EXPECT(c.dp == 3 && c.ep_group == 1 && c.ep == 1);
+/* The layout comes from the manifest's plan and rank lines (the compiler
+ * computes it); a missing, repeated or malformed rank line is an error. */
+static void testLayoutParse(void) {
+  moert_layout_t layout;
+  EXPECT_OK(moert_layout_parse("moe-model 1\narch x\n", &layout));
+  EXPECT(layout.world == 1 && layout.ranks == NULL && layout.plan.dp == 1);
+  moert_layout_free(&layout);
+  const char *dp2 = "moe-model 1\nplan 2 1 1 1 1\n"
+                    "rank 0 coords 0 0 0 0 0 0 0 colors 0 0 0 0 0 0\n"
+                    "rank 1 coords 0 1 0 1 0 0 0 colors 0 0 1 1 1 1\n"
+                    "tensor 0 1 1 4 w\n";
+  EXPECT_OK(moert_layout_parse(dp2, &layout));
+  EXPECT(layout.world == 2 && layout.plan.dp == 2);
+  EXPECT(layout.ranks[1].coords.dp == 1 && layout.ranks[1].coords.ep_group == 1);
+  EXPECT(layout.ranks[1].colors[MOERT_GROUP_DP] == 0 &&
+         layout.ranks[1].colors[MOERT_GROUP_TP] == 1);
+  moert_layout_free(&layout);
+  EXPECT_STATUS(moert_layout_parse("plan 2 1 1 1 1\nrank 0 coords 0 0 0 0 0 0 "
+                                   "0 colors 0 0 0 0 0 0\n",
+                                   &layout),
+                MOERT_INVALID_ARGUMENT, "has no line for rank 1");
+  EXPECT_STATUS(moert_layout_parse("plan 2 1 1 1 1\nrank 0 coords 0 0 0\n",
+                                   &layout),
+                MOERT_INVALID_ARGUMENT, "malformed or repeated layout line");
+  EXPECT_STATUS(moert_layout_parse("plan 1 1 1 1 1\nrank 3 coords 0 0 0 0 0 "
+                                   "0 0 colors 0 0 0 0 0 0\n",
+                                   &layout),
+                MOERT_INVALID_ARGUMENT, "malformed or repeated layout line");
+  EXPECT_STATUS(moert_layout_parse("plan 2 1 3 1 1\n", &layout),
+                MOERT_INVALID_ARGUMENT, "ep=3 does not divide dp*tp=2");
 }
 
 static void testPlanValidate(void) {
@@ -145,7 +157,7 @@ static void testGemmModeCpu(void) {
 /* Without MPI (a one-rank plan outside mpiexec) every group has one member:
  * the collectives copy, and they are counted. */
 static void testSingleRankCollectives(void) {
-  moert_plan_t one = {1, 1, 1, 1, 1};
+  moert_layout_t one = {{1, 1, 1, 1, 1}, 1, NULL};
   EXPECT_OK(moert_comm_init(&one, NULL, NULL));
   float in[4] = {1, 2, 3, 4}, out[4] = {0};
   moert_memref1d_f32_t mi = {in, in, 0, {4}, {1}}, mo = {out, out, 0, {4}, {1}};
@@ -163,7 +175,7 @@ static void testSingleRankCollectives(void) {
 }
 
 const TestCase kKernelTests[] = {
-    {"PlanCoords", testPlanCoords},
+    {"LayoutParse", testLayoutParse},
     {"PlanValidate", testPlanValidate},
     {"SingleRankCollectives", testSingleRankCollectives},
     {"GemmModeCpu", testGemmModeCpu},

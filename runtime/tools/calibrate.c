@@ -56,9 +56,22 @@ int main(int argc, char **argv) {
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  /* The runtime's groups for a plan of `size` data-parallel ranks. */
-  moert_plan_t plan = {size, 1, 1, 1, 1};
-  moert_status_t status = moert_comm_init(&plan, &argc, &argv);
+  /* The runtime's groups for a plan of `size` data-parallel ranks: the
+   * layout moe-compile --plan dp=SIZE writes (every rank in one dp group,
+   * alone in its other groups). */
+  moert_layout_t layout = {{size, 1, 1, 1, 1}, size, NULL};
+  layout.ranks = calloc((size_t)size, sizeof(moert_rank_place_t));
+  if (!layout.ranks)
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  for (int r = 0; r < size; ++r) {
+    moert_rank_place_t *place = &layout.ranks[r];
+    place->coords.dp = r;
+    place->coords.ep_group = r;
+    for (int g = MOERT_GROUP_TP; g < MOERT_NUM_GROUPS; ++g)
+      place->colors[g] = r;
+  }
+  moert_status_t status = moert_comm_init(&layout, &argc, &argv);
+  moert_layout_free(&layout);
   if (status) {
     fprintf(stderr, "moert-calibrate: %s\n", moert_status_message(status));
     MPI_Abort(MPI_COMM_WORLD, 1);

@@ -14,7 +14,8 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Import/ModelImport.h"
 
-#include "AutoPlan.h"
+#include "moe/Plan/AutoPlan.h"
+#include "moe/Plan/Explain.h"
 
 #include "mlir/AsmParser/AsmParser.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -144,6 +145,12 @@ static cl::opt<bool>
                 cl::desc("Print the plan's ranks and groups (with --cluster: "
                          "the planner's report first) and exit"),
                 cl::init(false), cl::cat(category));
+static cl::opt<std::string> explainFormat(
+    "explain-format",
+    cl::desc("--explain-plan's form: text (the default), json (for "
+             "programs: degrees, grids, every rank's coordinates and group "
+             "colors) or manifest (the layout lines the runtime reads)"),
+    cl::init("text"), cl::cat(category));
 static cl::opt<std::string>
     clusterOption("cluster",
                   cl::desc("Machine for the planner: a preset (h100x8, "
@@ -182,61 +189,6 @@ int fail(const llvm::Twine &message) {
   return 1;
 }
 
-/// Adds `moe_model_manifest`, a NUL-terminated string the runtime reads.
-void addManifestGlobal(ModuleOp module, StringAttr manifest) {
-  OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
-  std::string text = manifest.getValue().str();
-  text.push_back('\0');
-  auto type = LLVM::LLVMArrayType::get(b.getI8Type(), text.size());
-  LLVM::GlobalOp::create(b, module.getLoc(), type, /*isConstant=*/true,
-                         LLVM::Linkage::External, "moe_model_manifest",
-                         b.getStringAttr(text));
-}
-
-/// Parses the command-line plan syntax "dp=2,tp=2,ep=4" through the
-/// #moe.plan attribute parser, so both spell the same keys and get the same
-/// checks. Errors are returned as text.
-FailureOr<moe::PlanAttr> parsePlanOption(MLIRContext *ctx, StringRef text,
-                                         std::string &error) {
-  std::string attr = "#moe.plan<";
-  // Entries are split at commas outside brackets, so per-layer lists
-  // ("dispatch=[a2a,slice_allreduce]") stay whole.
-  SmallVector<StringRef> entries;
-  size_t start = 0, depth = 0;
-  for (size_t i = 0; i <= text.size(); ++i) {
-    if (i < text.size() && text[i] == '[')
-      ++depth;
-    else if (i < text.size() && text[i] == ']' && depth)
-      --depth;
-    else if (i == text.size() || (text[i] == ',' && depth == 0)) {
-      if (!text.slice(start, i).trim().empty())
-        entries.push_back(text.slice(start, i));
-      start = i + 1;
-    }
-  }
-  for (auto [i, entry] : llvm::enumerate(entries)) {
-    auto [key, value] = entry.split('=');
-    if (value.empty() && !entry.contains('=')) {
-      error = ("entry '" + entry.trim() + "' is not key=value").str();
-      return failure();
-    }
-    attr += (i ? ", " : "") + key.trim().str() + " = " + value.trim().str();
-  }
-  attr += ">";
-  std::string diagnostics;
-  ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &diag) {
-    diagnostics += diag.str();
-    return success();
-  });
-  Attribute parsed = parseAttribute(attr, ctx);
-  auto plan = dyn_cast_or_null<moe::PlanAttr>(parsed);
-  if (!plan) {
-    error = diagnostics.empty() ? "invalid plan" : diagnostics;
-    return failure();
-  }
-  return plan;
-}
-
 /// The plan's per-layer communication rewrites (docs/Parallelism.md), strict:
 /// a layer the plan asks a rewrite for must get it.
 void addCommunicationRewrites(PassManager &pm, moe::PlanAttr plan,
@@ -255,38 +207,6 @@ void addCommunicationRewrites(PassManager &pm, moe::PlanAttr plan,
     pm.addPass(moe::createMoESliceAllReducePass(slice));
   if (!dedup.layers.empty())
     pm.addPass(moe::createMoEDedupTokensPass(dedup));
-}
-
-/// The rank table of --explain-plan (layout: docs/Parallelism.md).
-void explain(moe::PlanAttr plan, llvm::raw_ostream &os) {
-  int64_t dp = plan.getDp(), tp = plan.getTp(), ep = plan.getEp(),
-          etp = plan.getEtp(), pp = plan.getPp();
-  int64_t world = plan.getWorldSize();
-  os << "plan " << plan << ": " << world << " rank" << (world == 1 ? "" : "s")
-     << " (dp " << dp << " x tp " << tp << " x pp " << pp << ")\n"
-     << "  tp is innermost, then dp, then pp; experts: etp groups are " << etp
-     << " consecutive ranks (inside a tp group), ep groups are " << ep
-     << " ranks " << etp << " apart.\n"
-     << "  rank   pp  dp  tp   ep-group:ep   etp-group:etp\n";
-  int64_t stage = dp * tp;
-  for (int64_t r = 0; r < world; ++r) {
-    int64_t local = r % stage, t = local % tp;
-    int64_t epGroup = (local / (ep * etp)) * etp + local % etp;
-    os << llvm::formatv("  {0,4}  {1,3} {2,3} {3,3}   {4,8}:{5,-4} {6,8}:{7}\n",
-                        r, r / stage, local / tp, t, epGroup,
-                        (local / etp) % ep, local / etp, t % etp);
-  }
-  int64_t replicas = stage / (ep * etp);
-  os << "  each rank holds 1/" << ep << " of the experts";
-  if (etp > 1)
-    os << ", 1/" << etp << " of the FFN width of each";
-  os << "; the expert weights are replicated " << replicas << " time"
-     << (replicas == 1 ? "" : "s") << " per stage.\n";
-  if (pp > 1)
-    os << "  pipeline: stage s runs layers [s * L/" << pp << ", (s + 1) * L/"
-       << pp << "); stage 0 embeds, stage " << pp - 1
-       << " normalizes; hidden states go from stage s to s + 1 over the pp "
-          "group (the ranks with the same dp and tp).\n";
 }
 
 std::unique_ptr<llvm::TargetMachine> createHostTargetMachine() {
@@ -333,6 +253,9 @@ int main(int argc, char **argv) {
       "MLIR's options (--mlir-print-ir-after-all, --mlir-timing, ...) are "
       "accepted too; --help-hidden lists them.\n");
 
+  if (!llvm::is_contained({"text", "json", "manifest"}, explainFormat))
+    return fail("unknown --explain-format '" + explainFormat +
+                "'; expected text, json or manifest");
   if (target != "cpu" && target != "cuda")
     return fail("unknown --target '" + target + "'; expected 'cpu' or 'cuda'");
   bool cuda = target == "cuda";
@@ -417,10 +340,11 @@ int main(int argc, char **argv) {
                                  skewOption,  planReport,    planTop,
                                  microbatches};
     llvm::Expected<moe::plan::Candidate> chosen = moe::runPlanner(
-        *config, batch, seqLen, options, explainPlan ? &llvm::outs() : nullptr);
+        &context, moe::summarizeModel(*config, batch, seqLen), options,
+        explainPlan && explainFormat == "text" ? &llvm::outs() : nullptr);
     if (!chosen)
       return fail(llvm::toString(chosen.takeError()));
-    if (explainPlan)
+    if (explainPlan && explainFormat == "text")
       llvm::outs() << "\n";
     else if (planOption == "auto")
       llvm::errs() << "moe-compile: --plan auto chose " << chosen->str()
@@ -441,15 +365,19 @@ int main(int argc, char **argv) {
   moe::PlanAttr plan;
   if (!planOption.empty()) {
     std::string error;
-    FailureOr<moe::PlanAttr> parsed =
-        parsePlanOption(&context, planOption, error);
-    if (failed(parsed))
+    plan = moe::PlanAttr::parseOption(&context, planOption, error);
+    if (!plan)
       return fail("--plan \"" + planOption + "\": " + error);
-    plan = *parsed;
   }
   if (explainPlan) {
-    explain(plan ? plan : moe::PlanAttr::getDegrees(&context, 1, 1, 1, 1, 1),
-            llvm::outs());
+    if (!plan)
+      plan = moe::PlanAttr::getDegrees(&context, 1, 1, 1, 1, 1);
+    if (explainFormat == "json")
+      moe::writePlanJson(plan, llvm::outs());
+    else if (explainFormat == "manifest")
+      llvm::outs() << moe::getLayoutManifestLines(plan);
+    else
+      moe::explainPlan(plan, llvm::outs());
     return 0;
   }
 
@@ -492,22 +420,6 @@ int main(int argc, char **argv) {
           return fail("--plan \"" + planOption + "\" does not fit '" +
                       inputFilename + "'");
       }
-    }
-  }
-
-  // --cuda-gemm: the runtime reads the products' compute mode from the
-  // manifest's header (the line after the version).
-  if (cuda && cudaGemm != "f32") {
-    auto text = (*module)->getAttrOfType<StringAttr>(
-        moe::MoEDialect::getManifestAttrName());
-    if (text) {
-      std::string updated = text.getValue().str();
-      size_t header = updated.find('\n');
-      if (header == std::string::npos)
-        return fail("'" + inputFilename + "' has a malformed moe.manifest");
-      updated.insert(header + 1, "gemm " + cudaGemm + "\n");
-      (*module)->setAttr(moe::MoEDialect::getManifestAttrName(),
-                         StringAttr::get(&context, updated));
     }
   }
 
@@ -579,6 +491,10 @@ int main(int argc, char **argv) {
     } else {
       moe::buildMoECpuPipeline(pm);
     }
+    // The manifest, with the plan's rank layout, into the runtime's global.
+    moe::ConvertMoEManifestToLLVMPassOptions manifestOptions;
+    manifestOptions.gemm = cudaGemm;
+    pm.addPass(moe::createConvertMoEManifestToLLVMPass(manifestOptions));
     if (failed(pm.run(*module)))
       return fail("the " + target + " pipeline failed on '" + inputFilename +
                   "'");
@@ -607,11 +523,6 @@ int main(int argc, char **argv) {
   std::unique_ptr<llvm::Module> llvmModule;
   {
     TimingScope translateTiming = rootTiming.nest("translate-to-llvm-ir");
-    if (manifest)
-      addManifestGlobal(*module, manifest);
-    // The moe.* module attributes have no LLVM meaning.
-    (*module)->removeAttr(moe::MoEDialect::getManifestAttrName());
-    (*module)->removeAttr(moe::MoEDialect::getPlanAttrName());
     llvmModule = translateModuleToLLVMIR(*module, llvmContext);
     if (!llvmModule)
       return fail("translation to LLVM IR failed");

@@ -490,4 +490,56 @@ def MoELinalgToBlasPass : Pass<"moe-linalg-to-blas", "ModuleOp"> {
   ];
 }
 
+//===----------------------------------------------------------------------===//
+// The manifest -> the LLVM global the runtime reads
+//===----------------------------------------------------------------------===//
+
+def ConvertMoEManifestToLLVMPass
+    : Pass<"convert-moe-manifest-to-llvm", "ModuleOp"> {
+  let summary = "Put the module's weight manifest and rank layout into the "
+                "LLVM global the runtime reads";
+  let description = [{
+    The last step before translation to LLVM IR. The module's `moe.manifest`
+    (the weights the forward function takes, written by the importer) is
+    completed with what the runtime must not derive itself:
+
+    - the plan's layout, from the module's `#moe.plan` (PlanFacts.h): a
+      `plan DP TP EP ETP PP` line and, per rank, its coordinates and the
+      colors of its groups (`rank R coords ... colors ...`), which the
+      runtime's `moert_layout_parse` reads to build its communicators;
+    - with `gemm` other than `f32`, a `gemm MODE` line: the compute mode of
+      the CUDA runtime's matrix products (`moe-compile --cuda-gemm`).
+
+    It becomes the NUL-terminated constant `@moe_model_manifest`, and the
+    `moe.manifest` and `moe.plan` module attributes, which have no LLVM
+    meaning, are removed. A module without a manifest only loses its
+    `moe.plan`. A manifest that does not start with its version line is an
+    error.
+
+    Before:
+
+    ```mlir
+    module attributes {moe.manifest = "moe-model 1\0Aarch ...\0A...",
+                       moe.plan = #moe.plan<dp = 2>} { ... }
+    ```
+
+    After:
+
+    ```mlir
+    module {
+      llvm.mlir.global external constant @moe_model_manifest(
+          "moe-model 1\0Aplan 2 1 1 1 1\0Arank 0 coords 0 0 0 0 0 0 0 colors 0 0 0 0 0 0\0A...\00")
+          : !llvm.array<N x i8>
+      ...
+    }
+    ```
+  }];
+  let options = [
+    Option<"gemm", "gemm", "std::string", /*default=*/"\"f32\"",
+           "Compute mode of the CUDA runtime's matrix products: f32, tf32, "
+           "bf16 or f16">
+  ];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 #endif // MOE_CONVERSION_PASSES_TD

@@ -18,6 +18,8 @@
 #ifndef MOE_PLAN_PLANNER_H
 #define MOE_PLAN_PLANNER_H
 
+#include "moe/Dialect/MoE/IR/PlanFacts.h"
+
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
@@ -82,6 +84,9 @@ struct ModelSummary {
   int64_t bytesPerElement = 4;          // the runtime computes in f32
 };
 
+/// The facts the plan checks read (PlanFacts.h: checkPlanFitsModel).
+PlanModelFacts getPlanModelFacts(const ModelSummary &model);
+
 /// How tokens spread over experts.
 struct RoutingSkew {
   enum Kind { Uniform, Zipf, Histogram } kind = Uniform;
@@ -109,6 +114,7 @@ struct Candidate {
   int64_t pp = 1;
   int64_t microbatches = 1; // of a pipeline (pp > 1)
   int64_t world() const { return dp * tp * pp; }
+  PlanDegrees degrees() const { return {dp, tp, ep, etp, pp}; }
   /// "dp=2,tp=2,ep=4[,pp=2][,dispatch=slice_allreduce][,dedup=1]": what
   /// --plan takes (the microbatches are moe-compile's --microbatches).
   std::string str() const;

@@ -29,14 +29,13 @@ using namespace mlir::moe;
 
 namespace {
 
-/// The runtime's group numbers (runtime/include/moert/comm.h).
-enum Group : int32_t {
-  kDpGroup = 1,
-  kTpGroup = 2,
-  kEpGroup = 3,
-  kEtpGroup = 4,
-  kPpGroup = 5
-};
+/// The runtime's group numbers (runtime/include/moert/comm.h), which are
+/// PlanFacts.h's group kinds.
+constexpr int32_t kDpGroup = static_cast<int32_t>(GroupKind::Dp);
+constexpr int32_t kTpGroup = static_cast<int32_t>(GroupKind::Tp);
+constexpr int32_t kEpGroup = static_cast<int32_t>(GroupKind::Ep);
+constexpr int32_t kEtpGroup = static_cast<int32_t>(GroupKind::Etp);
+constexpr int32_t kPpGroup = static_cast<int32_t>(GroupKind::Pp);
 
 class Lowering {
 public:
@@ -269,28 +268,9 @@ LogicalResult Lowering::lowerAllToAll(shard::AllToAllOp op) {
 
 Value Lowering::groupRank(OpBuilder &b, Location loc, int32_t group) {
   if (fixedRank) {
-    // moert_plan_coords: tp innermost, then dp; experts etp innermost, then
-    // ep, within a stage's dp * tp ranks.
-    int64_t tp = plan.getTp(), stage = plan.getDp() * tp;
-    int64_t local = *fixedRank % stage;
-    int64_t index = 0;
-    switch (group) {
-    case kDpGroup:
-      index = local / tp;
-      break;
-    case kTpGroup:
-      index = local % tp;
-      break;
-    case kEpGroup:
-      index = (local / plan.getEtp()) % plan.getEp();
-      break;
-    case kEtpGroup:
-      index = (local % tp) % plan.getEtp();
-      break;
-    case kPpGroup:
-      index = *fixedRank / stage;
-      break;
-    }
+    // The runtime's group ranks come from the same layout (PlanFacts.h).
+    int64_t index = getGroupRank(plan.getPlanDegrees(), *fixedRank,
+                                 static_cast<GroupKind>(group));
     return arith::ConstantIndexOp::create(b, loc, index);
   }
   func::FuncOp fn = callee(

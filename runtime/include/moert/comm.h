@@ -49,25 +49,55 @@ typedef enum moert_collective {
   MOERT_NUM_COLLECTIVES = 7
 } moert_collective_t;
 
-/* The coordinates of world rank `rank` under `plan` (docs/Parallelism.md):
- * tp innermost, then dp, then pp. Within a stage's dp*tp ranks the experts
- * are laid out etp innermost, then ep: etp groups are `etp` consecutive ranks
- * (inside one tp group), ep groups are `ep` ranks `etp` apart (consecutive
- * when etp = 1). Group ranks are 0-based positions inside each group. */
+/* Where a rank sits in the plan (docs/Parallelism.md): its pipeline stage
+ * and its 0-based position in each group. */
 typedef struct moert_coords {
   int pp, dp, tp, ep_group, ep, etp_group, etp;
 } moert_coords_t;
-MOERT_API moert_coords_t moert_plan_coords(const moert_plan_t *plan, int rank);
+
+/* One rank's entry of a layout: its coordinates, and for each group kind a
+ * color shared exactly by the members of its group of that kind. */
+typedef struct moert_rank_place {
+  moert_coords_t coords;
+  int colors[MOERT_NUM_GROUPS];
+} moert_rank_place_t;
+
+/* The layout of a plan's ranks. The runtime does not derive it: the compiler
+ * computes it (PlanFacts.h) and the compiled program carries it in its
+ * manifest, as one "plan DP TP EP ETP PP" line and one line per rank:
+ *   rank R coords PP DP TP EP_GROUP EP ETP_GROUP ETP colors C0 C1 C2 C3 C4 C5
+ * (`moe-compile --plan P --explain-plan --explain-format=manifest` prints
+ * them). */
+typedef struct moert_layout {
+  moert_plan_t plan;
+  int world;                 /* dp * tp * pp */
+  moert_rank_place_t *ranks; /* world entries, or NULL for one rank */
+} moert_layout_t;
+
+/* Reads the "plan" and "rank" lines of `text` (a manifest, or only those
+ * lines) into `layout` (all 1, one rank, when there is no plan line). The
+ * plan's degrees are checked, every rank must have one line and no other;
+ * free with moert_layout_free. */
+MOERT_API moert_status_t moert_layout_parse(const char *text,
+                                            moert_layout_t *layout);
+MOERT_API void moert_layout_free(moert_layout_t *layout);
+/* moert_layout_parse of a file's text (for programs that are not compiled
+ * models: test harnesses given the output of moe-compile --explain-plan
+ * --explain-format=manifest). */
+MOERT_API moert_status_t moert_layout_read(const char *path,
+                                           moert_layout_t *layout);
+
 /* dp * tp * pp */
 MOERT_API int moert_plan_world_size(const moert_plan_t *plan);
 /* Checks degrees >= 1, ep | dp*tp, etp | tp, ep*etp | dp*tp. */
 MOERT_API moert_status_t moert_plan_validate(const moert_plan_t *plan);
 
-/* Starts MPI when the plan has more than one rank (or the process was
- * launched by mpiexec), checks that the world size equals the plan's, and
- * builds the group communicators. An error names both sizes. */
-MOERT_API moert_status_t moert_comm_init(const moert_plan_t *plan, int *argc,
-                                         char ***argv);
+/* Starts MPI when the layout has more than one rank (or the process was
+ * launched by mpiexec), checks that the world size equals the layout's, and
+ * builds the group communicators from the layout's colors. An error names
+ * both sizes. The layout is copied. */
+MOERT_API moert_status_t moert_comm_init(const moert_layout_t *layout,
+                                         int *argc, char ***argv);
 /* Rank in the world (0 without MPI). */
 MOERT_API int moert_comm_rank(void);
 MOERT_API int moert_comm_size(void);

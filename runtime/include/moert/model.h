@@ -6,11 +6,14 @@
  * parses the command line, fills the weight buffer from a safetensors file
  * as the manifest says, runs the forward pass and writes the result.
  *
- * Manifest (text, one item per line; docs/Runtime.md):
+ * Manifest (text, one item per line; docs/Passes.md,
+ * convert-moe-manifest-to-llvm):
  *   moe-model 1
+ *   gemm <mode>                                 (CUDA, not f32 only)
+ *   plan <dp> <tp> <ep> <etp> <pp>              (partitioned programs only)
+ *   rank <r> coords ... colors ...              (one per rank; comm.h)
  *   arch <name>           batch <B>    seq <S>    hidden <H>
  *   vocab <V>             blob <number of f32 elements>
- *   plan <dp> <tp> <ep> <etp> <pp>              (partitioned programs only)
  *   tensor <offset> <count> <rank> <d0> ... <name>
  *   tensor-ep <offset> <count> <rank> <d0> ... <name>
  *   tensor-slice tp|etp <dim> <offset> <count> <rank> <d0> ... <name>

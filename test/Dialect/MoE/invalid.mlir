@@ -801,10 +801,10 @@ module attributes {moe.plans = #moe.plan<>} {}
 // -----
 
 // moe_plan_c6_ep_divides_layer_experts
-// expected-error @+1 {{#moe.plan ep = 4 does not divide the 6 experts of a 'moe.layer'}}
+// expected-error @+1 {{#moe.plan: plan ep = 4 does not divide the 6 experts of the model}}
 module attributes {moe.plan = #moe.plan<dp = 4, ep = 4>} {
   func.func @f(%x: tensor<8x16xf32>, %wr: tensor<6x16xf32>, %w3: tensor<6x32x16xf32>, %w2: tensor<6x16x32xf32>) -> tensor<8x16xf32> {
-    // expected-note @+1 {{expert set here}}
+    // expected-note @+1 {{expert set of this 'moe.layer'}}
     %y = moe.layer %x router %wr experts(up %w3 down %w2) k = 1 score = softmax activation = relu capacity = 2 : (tensor<8x16xf32>, tensor<6x16xf32>, tensor<6x32x16xf32>, tensor<6x16x32xf32>) -> tensor<8x16xf32>
     return %y : tensor<8x16xf32>
   }
@@ -813,10 +813,10 @@ module attributes {moe.plan = #moe.plan<dp = 4, ep = 4>} {
 // -----
 
 // moe_plan_c6_ep_divides_router_experts
-// expected-error @+1 {{#moe.plan ep = 4 does not divide the 6 experts of a 'moe.router'}}
+// expected-error @+1 {{#moe.plan: plan ep = 4 does not divide the 6 experts of the model}}
 module attributes {moe.plan = #moe.plan<dp = 4, ep = 4>} {
   func.func @f(%x: tensor<8x16xf32>, %wr: tensor<6x16xf32>) {
-    // expected-note @+1 {{expert set here}}
+    // expected-note @+1 {{expert set of this 'moe.router'}}
     %w, %ids = moe.router %x weight %wr k = 2 score = softmax : (tensor<8x16xf32>, tensor<6x16xf32>) -> (tensor<8x2xf32>, tensor<8x2xi32>)
     return
   }

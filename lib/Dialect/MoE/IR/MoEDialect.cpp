@@ -8,7 +8,9 @@
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
+#include "mlir/AsmParser/AsmParser.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -179,30 +181,10 @@ LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                int64_t dp, int64_t tp, int64_t ep, int64_t etp,
                                int64_t pp, ArrayRef<DispatchStrategy> dispatch,
                                ArrayRef<int64_t> dedup) {
-  // moe_plan_c1
-  int64_t degrees[5] = {dp, tp, ep, etp, pp};
-  for (auto [key, value] : llvm::zip(kDegreeKeys, degrees))
-    if (value < 1)
-      return emitError() << "#moe.plan degree " << key << " = " << value
-                         << " must be >= 1";
-  // moe_plan_c3
-  if ((dp * tp) % ep != 0)
-    return emitError() << "#moe.plan ep = " << ep
-                       << " must divide dp * tp = " << dp * tp
-                       << " (expert parallel ranks are carved out of the data "
-                          "and tensor parallel ranks)";
-  // moe_plan_c4
-  if (tp % etp != 0)
-    return emitError()
-           << "#moe.plan etp = " << etp << " must divide tp = " << tp
-           << " (expert tensor parallel ranks are carved out of the "
-              "tensor parallel group)";
-  // moe_plan_c8
-  if ((dp * tp) % (ep * etp) != 0)
-    return emitError() << "#moe.plan ep * etp = " << ep * etp
-                       << " must divide dp * tp = " << dp * tp
-                       << " (an expert's etp slices live on ranks of one "
-                          "expert parallel position)";
+  // moe_plan_c1, c3, c4, c8 (PlanFacts.h)
+  if (std::optional<std::string> why =
+          checkPlanDegrees({dp, tp, ep, etp, pp}))
+    return emitError() << *why;
   // moe_plan_c5
   if (dispatch.empty())
     return emitError() << "#moe.plan dispatch list must not be empty";
@@ -236,6 +218,44 @@ bool PlanAttr::getDedupForLayer(unsigned layer) const {
 PlanAttr PlanAttr::getDegrees(MLIRContext *ctx, int64_t dp, int64_t tp,
                               int64_t ep, int64_t etp, int64_t pp) {
   return get(ctx, dp, tp, ep, etp, pp, {DispatchStrategy::a2a}, {0});
+}
+
+PlanAttr PlanAttr::parseOption(MLIRContext *ctx, StringRef text,
+                              std::string &error) {
+  std::string attr = "#moe.plan<";
+  // Entries are split at commas outside brackets, so per-layer lists
+  // ("dispatch=[a2a,slice_allreduce]") stay whole.
+  SmallVector<StringRef> entries;
+  size_t start = 0, depth = 0;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    if (i < text.size() && text[i] == '[')
+      ++depth;
+    else if (i < text.size() && text[i] == ']' && depth)
+      --depth;
+    else if (i == text.size() || (text[i] == ',' && depth == 0)) {
+      if (!text.slice(start, i).trim().empty())
+        entries.push_back(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  for (auto [i, entry] : llvm::enumerate(entries)) {
+    auto [key, value] = entry.split('=');
+    if (!entry.contains('=')) {
+      error = ("entry '" + entry.trim() + "' is not key=value").str();
+      return {};
+    }
+    attr += (i ? ", " : "") + key.trim().str() + " = " + value.trim().str();
+  }
+  attr += ">";
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &diag) {
+    diagnostics += diag.str();
+    return success();
+  });
+  auto plan = dyn_cast_or_null<PlanAttr>(parseAttribute(attr, ctx));
+  if (!plan)
+    error = diagnostics.empty() ? "invalid plan" : diagnostics;
+  return plan;
 }
 
 DispatchStrategy PlanAttr::getDispatchForLayer(unsigned layer) const {
@@ -301,12 +321,15 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
     if (!weightType || weightType.getRank() < 1)
       return WalkResult::advance();
     int64_t numExperts = weightType.getDimSize(0);
-    if (!ShapedType::isDynamic(numExperts) && numExperts % plan.getEp() != 0) {
-      InFlightDiagnostic diag =
-          op->emitError() << "#moe.plan ep = " << plan.getEp()
-                          << " does not divide the " << numExperts
-                          << " experts of a '" << nested->getName() << "'";
-      diag.attachNote(nested->getLoc()) << "expert set here";
+    if (ShapedType::isDynamic(numExperts))
+      return WalkResult::advance();
+    PlanModelFacts facts;
+    facts.experts = numExperts;
+    if (std::optional<std::string> why =
+            checkPlanFitsModel(facts, plan.getPlanDegrees())) {
+      InFlightDiagnostic diag = op->emitError() << "#moe.plan: " << *why;
+      diag.attachNote(nested->getLoc())
+          << "expert set of this '" << nested->getName() << "'";
       return WalkResult::interrupt();
     }
     return WalkResult::advance();

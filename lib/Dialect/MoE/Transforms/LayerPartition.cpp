@@ -26,13 +26,11 @@ using namespace mlir;
 using namespace mlir::moe;
 
 SmallVector<int64_t> mlir::moe::getDenseGridShape(PlanAttr plan) {
-  return {plan.getPp(), plan.getDp(), plan.getTp()};
+  return getDenseGridShape(plan.getPlanDegrees());
 }
 
 SmallVector<int64_t> mlir::moe::getExpertGridShape(PlanAttr plan) {
-  int64_t stage = plan.getDp() * plan.getTp();
-  return {plan.getPp(), stage / (plan.getEp() * plan.getEtp()), plan.getEp(),
-          plan.getEtp()};
+  return getExpertGridShape(plan.getPlanDegrees());
 }
 
 void mlir::moe::createPlanGrids(OpBuilder &b, Location loc, PlanAttr plan) {

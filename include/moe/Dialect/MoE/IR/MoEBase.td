@@ -43,7 +43,7 @@ def MoE_Dialect : Dialect {
       return ::llvm::StringLiteral("moe.plan");
     }
     /// Name of the discardable string attribute that carries the weight
-    /// manifest of an imported model (docs/Runtime.md).
+    /// manifest of an imported model (runtime/include/moert/model.h).
     static constexpr ::llvm::StringLiteral getManifestAttrName() {
       return ::llvm::StringLiteral("moe.manifest");
     }
@@ -196,6 +196,17 @@ def MoE_PlanAttr : MoE_Attr<"Plan", "plan"> {
     static PlanAttr getDegrees(::mlir::MLIRContext *ctx, int64_t dp,
                                int64_t tp, int64_t ep, int64_t etp,
                                int64_t pp);
+    /// The plan's degrees (PlanFacts.h: checks, rank layout, grids).
+    ::mlir::moe::PlanDegrees getPlanDegrees() const {
+      return {getDp(), getTp(), getEp(), getEtp(), getPp()};
+    }
+    /// Parses the command-line form of a plan, "dp=2,tp=2,ep=4" or
+    /// "tp=2,ep=2,dispatch=[a2a,slice_allreduce]": `key=value` entries
+    /// separated by commas outside brackets, the keys and values of the
+    /// attribute's own syntax (the one parser of plans). On failure returns
+    /// null and sets `error` to the reason.
+    static PlanAttr parseOption(::mlir::MLIRContext *ctx,
+                                ::llvm::StringRef text, std::string &error);
   }];
 }
 

@@ -11,6 +11,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Dialect.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "moe/Dialect/MoE/IR/PlanFacts.h"
 
 #include "moe/Dialect/MoE/IR/MoEOpsDialect.h.inc"
 

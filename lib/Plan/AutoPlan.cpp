@@ -1,6 +1,6 @@
-//===- AutoPlan.cpp - moe-compile's use of the planner --------------------===//
+//===- AutoPlan.cpp - the planner as the drivers use it -------------------===//
 
-#include "AutoPlan.h"
+#include "moe/Plan/AutoPlan.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
@@ -15,45 +15,27 @@ llvm::Error error(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
-/// A --plan text as a planner candidate (uniform dispatch and dedup).
-llvm::Expected<plan::Candidate> parseCandidate(llvm::StringRef text) {
-  plan::Candidate c;
-  llvm::SmallVector<llvm::StringRef> items;
-  text.split(items, ',', -1, /*KeepEmpty=*/false);
-  for (llvm::StringRef item : items) {
-    auto [key, value] = item.split('=');
-    key = key.trim();
-    value = value.trim();
-    int64_t n = 0;
-    bool number = !value.getAsInteger(10, n);
-    if (number && n < 1 && key != "dedup")
-      return error("'" + item + "': degrees are >= 1");
-    if (key == "dp" && number)
-      c.dp = n;
-    else if (key == "tp" && number)
-      c.tp = n;
-    else if (key == "ep" && number)
-      c.ep = n;
-    else if (key == "etp" && number)
-      c.etp = n;
-    else if (key == "pp" && number)
-      c.pp = n;
-    else if (key == "dispatch" &&
-             (value == "a2a" || value == "slice_allreduce"))
-      c.sliceAllReduce = value == "slice_allreduce";
-    else if (key == "dedup" && number && (n == 0 || n == 1))
-      c.dedup = n == 1;
-    else
-      return error("the planner cannot estimate '" + item +
-                   "' (it takes dp, tp, ep, etp, pp, and one dispatch "
-                   "and dedup for all layers)");
-  }
-  return c;
-}
 } // namespace
 
+llvm::Expected<plan::Candidate> mlir::moe::getPlanCandidate(PlanAttr plan) {
+  if (plan.getDispatch().size() > 1 || plan.getDedup().size() > 1)
+    return error(llvm::formatv("the planner estimates one dispatch and dedup "
+                               "for all layers, not the per-layer lists of {0}",
+                               plan));
+  plan::Candidate c;
+  c.dp = plan.getDp();
+  c.tp = plan.getTp();
+  c.ep = plan.getEp();
+  c.etp = plan.getEtp();
+  c.pp = plan.getPp();
+  c.sliceAllReduce =
+      plan.getDispatchForLayer(0) == DispatchStrategy::slice_allreduce;
+  c.dedup = plan.getDedupForLayer(0);
+  return c;
+}
+
 llvm::Expected<plan::Candidate>
-mlir::moe::runPlanner(const ModelConfig &config, int64_t batch, int64_t seqLen,
+mlir::moe::runPlanner(MLIRContext *ctx, const plan::ModelSummary &model,
                       const AutoPlanOptions &options,
                       llvm::raw_ostream *report) {
   if (options.cluster.empty())
@@ -66,7 +48,6 @@ mlir::moe::runPlanner(const ModelConfig &config, int64_t batch, int64_t seqLen,
   auto skew = plan::parseRoutingSkew(options.skew);
   if (!skew)
     return skew.takeError();
-  plan::ModelSummary model = summarizeModel(config, batch, seqLen);
   int64_t ranks = options.ranks ? options.ranks : cluster->devices();
   if (ranks < 1)
     return error(llvm::formatv("--ranks {0} must be >= 1", ranks));
@@ -79,14 +60,18 @@ mlir::moe::runPlanner(const ModelConfig &config, int64_t batch, int64_t seqLen,
   if (options.plan == "auto") {
     ranked = plan::searchPlans(model, ranks, *cluster, *skew);
   } else {
-    auto candidate = parseCandidate(options.plan);
+    std::string why;
+    PlanAttr plan = PlanAttr::parseOption(ctx, options.plan, why);
+    if (!plan)
+      return error("--plan \"" + options.plan + "\": " + why);
+    auto candidate = getPlanCandidate(plan);
     if (!candidate)
       return candidate.takeError();
     candidate->microbatches =
         options.microbatches
             ? options.microbatches
-            : plan::defaultMicrobatches(batch / candidate->dp, candidate->pp,
-                                        !config.capacityFactor);
+            : plan::defaultMicrobatches(model.batch / candidate->dp,
+                                        candidate->pp, !model.capacityFactor);
     ranked.push_back(plan::estimatePlan(model, *candidate, *cluster, *skew));
   }
   if (!options.reportPath.empty()) {

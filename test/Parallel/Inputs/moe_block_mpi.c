@@ -7,8 +7,9 @@
  * the unpartitioned block on one rank. Built with -DMOE_BLOCK_GATED for
  * blocks with a gate projection.
  *
- * usage: mpiexec -n W moe_block_mpi "dp=D,tp=T,ep=E,etp=X" DIR ITERS [OUT]
- *   DIR holds x.npy [T, H], router.npy [E, H], up.npy [E, F, H],
+ * usage: mpiexec -n W moe_block_mpi LAYOUT DIR ITERS [OUT]
+ *   LAYOUT is the plan's rank layout as moe-compile writes it (--plan P
+ *   --explain-plan --explain-format=manifest). DIR holds x.npy [T, H], router.npy [E, H], up.npy [E, F, H],
  *   down.npy [E, H, F] (and gate.npy [E, F, H]). Runs the block ITERS times
  *   after one warm-up; rank 0 prints `block_ms=<best over iterations of the
  *   slowest rank>`, then the per-rank collective counters, and writes OUT.
@@ -34,39 +35,16 @@ void _mlir_ciface_moe_block(moert_memref2d_f32_t *out, moert_memref2d_f32_t *x,
 #endif
 );
 
-/* "dp=2,ep=2": missing degrees are 1. */
-static int parsePlan(const char *text, moert_plan_t *plan) {
-  *plan = (moert_plan_t){1, 1, 1, 1, 1};
-  char copy[256];
-  snprintf(copy, sizeof(copy), "%s", text);
-  for (char *save, *item = strtok_r(copy, ",", &save); item;
-       item = strtok_r(NULL, ",", &save)) {
-    char key[16];
-    int value;
-    if (sscanf(item, "%15[a-z]=%d", key, &value) != 2 || value < 1)
-      return 0;
-    if (!strcmp(key, "dp"))
-      plan->dp = value;
-    else if (!strcmp(key, "tp"))
-      plan->tp = value;
-    else if (!strcmp(key, "ep"))
-      plan->ep = value;
-    else if (!strcmp(key, "etp"))
-      plan->etp = value;
-    else
-      return 0;
-  }
-  return 1;
-}
-
 int main(int argc, char **argv) {
-  moert_plan_t plan;
-  if (argc < 4 || argc > 5 || !parsePlan(argv[1], &plan)) {
-    fprintf(stderr, "usage: %s \"dp=D,tp=T,ep=E,etp=X\" DIR ITERS [OUT.npy]\n",
-            argv[0]);
+  if (argc < 4 || argc > 5) {
+    fprintf(stderr, "usage: %s LAYOUT DIR ITERS [OUT.npy]\n", argv[0]);
     return 2;
   }
-  moert_status_t status = moert_comm_init(&plan, &argc, &argv);
+  moert_layout_t layout;
+  moert_status_t status = moert_layout_read(argv[1], &layout);
+  if (!status)
+    status = moert_comm_init(&layout, &argc, &argv);
+  moert_layout_free(&layout);
   if (status) {
     fprintf(stderr, "error: %s\n", moert_status_message(status));
     return 1;
