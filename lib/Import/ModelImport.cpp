@@ -53,12 +53,17 @@ constexpr Slice kWhole = {Slice::None, 0};
 
 class ModelBuilder {
 public:
+  /// Without a pipeline the model is built whole (`global`): single-rank
+  /// semantics, the plan only attached, each weight a function argument;
+  /// moe-shard and moe-partition make the per-rank program. A pipeline
+  /// (pp > 1) is still built per rank here.
   ModelBuilder(MLIRContext *ctx, const ModelConfig &config, int64_t batch,
                int64_t seqLen, PlanAttr plan, int64_t microbatches)
       : ctx(ctx), b(ctx), loc(UnknownLoc::get(ctx)), config(config), plan(plan),
-        dp(plan ? plan.getDp() : 1), tp(plan ? plan.getTp() : 1),
-        ep(plan ? plan.getEp() : 1), etp(plan ? plan.getEtp() : 1),
-        pp(plan ? plan.getPp() : 1), microbatches(microbatches),
+        global(!plan || plan.getPp() == 1),
+        dp(global ? 1 : plan.getDp()), tp(global ? 1 : plan.getTp()),
+        ep(global ? 1 : plan.getEp()), etp(global ? 1 : plan.getEtp()),
+        pp(global ? 1 : plan.getPp()), microbatches(microbatches),
         globalBatch(batch), batch(batch / dp), seqLen(seqLen),
         tokens(this->batch * seqLen), globalTokens(batch * seqLen) {}
 
@@ -74,7 +79,7 @@ private:
   /// runtime which part: its `count` experts of the EP group, or its block
   /// of dimension `slice.dim` in the TP or ETP group).
   Value weight(llvm::StringRef name, ArrayRef<int64_t> shape, int64_t count = 1,
-               Slice part = kWhole);
+               Slice part = kWhole, StringRef role = {});
   Slice tpSlice(int64_t dim) const {
     return tp > 1 ? Slice{Slice::Tp, dim} : kWhole;
   }
@@ -114,6 +119,7 @@ private:
   Location loc;
   const ModelConfig &config;
   PlanAttr plan;
+  bool global;
   int64_t dp, tp, ep, etp, pp, microbatches;
   // batch and tokens are this rank's (one microbatch's inside a pipeline);
   // the global ones are dp times larger.
@@ -126,6 +132,12 @@ private:
   SmallVector<tensor::ExtractSliceOp> slices;
   // The pipeline stage that alone loads the weights being reserved (-1: all).
   int64_t onlyStage = -1;
+  // A global model's weight arguments, their names and roles.
+  struct WeightArg {
+    BlockArgument arg;
+    std::string name, role;
+  };
+  SmallVector<WeightArg> weightArgs;
 };
 
 int64_t ModelBuilder::reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
@@ -161,12 +173,20 @@ int64_t ModelBuilder::reserve(llvm::StringRef name, ArrayRef<int64_t> shape,
 }
 
 Value ModelBuilder::weight(llvm::StringRef name, ArrayRef<int64_t> shape,
-                           int64_t count, Slice part) {
-  int64_t offset = reserve(name, shape, count, part);
+                           int64_t count, Slice part, StringRef role) {
   SmallVector<int64_t> full;
   if (count > 1 || name.contains("{}"))
     full.push_back(count);
   full.append(shape.begin(), shape.end());
+  if (global) {
+    // A function argument named after its checkpoint tensor; moe-shard
+    // splits it by its role, moe-pack-weights puts it in the buffer.
+    BlockArgument arg = cast<BlockArgument>(blob).getOwner()->addArgument(
+        RankedTensorType::get(full, b.getF32Type()), loc);
+    weightArgs.push_back({arg, name.str(), role.str()});
+    return arg;
+  }
+  int64_t offset = reserve(name, shape, count, part);
   int64_t elements = 1;
   for (int64_t d : full)
     elements *= d;
@@ -246,52 +266,72 @@ Value ModelBuilder::linear(Value x, Value w, Value bias) {
 }
 
 Value ModelBuilder::rope(Value x) {
-  // cos/sin tables [S, head_dim] computed in f32 the way Hugging Face does:
-  // inv_freq[i] = 1 / theta^(2i / d), angle = pos * inv_freq, duplicated.
+  // cos/sin tables [S, head_dim / 2] computed in f32 the way Hugging Face
+  // does: inv_freq[i] = 1 / theta^(2i / d), angle = pos * inv_freq (the
+  // second half of each head uses the same angles).
   int64_t d = config.headDim, half = d / 2;
-  SmallVector<float> cosTable(seqLen * d), sinTable(seqLen * d);
+  int64_t heads = cast<RankedTensorType>(x.getType()).getDimSize(1) / d;
+  SmallVector<float> cosTable(seqLen * half), sinTable(seqLen * half);
   for (int64_t i = 0; i < half; ++i) {
     float exponent = static_cast<float>(2 * i) / static_cast<float>(d);
     float invFreq =
         1.0f / std::pow(static_cast<float>(config.ropeTheta), exponent);
     for (int64_t pos = 0; pos < seqLen; ++pos) {
       float angle = static_cast<float>(pos) * invFreq;
-      for (int64_t rep : {i, i + half}) {
-        cosTable[pos * d + rep] = std::cos(angle);
-        sinTable[pos * d + rep] = std::sin(angle);
-      }
+      cosTable[pos * half + i] = std::cos(angle);
+      sinTable[pos * half + i] = std::sin(angle);
     }
   }
-  auto tableType = RankedTensorType::get({seqLen, d}, b.getF32Type());
+  Type f = b.getF32Type();
+  auto tableType = RankedTensorType::get({seqLen, half}, f);
   Value cosT = arith::ConstantOp::create(
       b, loc, DenseElementsAttr::get(tableType, ArrayRef<float>(cosTable)));
   Value sinT = arith::ConstantOp::create(
       b, loc, DenseElementsAttr::get(tableType, ArrayRef<float>(sinTable)));
+  // Each head's halves as [T, heads, 2, half]; out[.., s, i] rotates the
+  // pair (x[.., 0, i], x[.., 1, i]) by the angle of the token's position.
+  // The body reads only its operands and its own indices, so the op
+  // partitions over tokens and heads (moe-partition).
+  int64_t rows = cast<RankedTensorType>(x.getType()).getDimSize(0);
+  auto pairsType = RankedTensorType::get({rows, heads, 2, half}, f);
+  Value pairs = tensor::ExpandShapeOp::create(
+      b, loc, pairsType, x, ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}});
+  AffineExpr t, hh, sd, i;
+  bindDims(ctx, t, hh, sd, i);
+  AffineExpr zero = b.getAffineConstantExpr(0), one = b.getAffineConstantExpr(1);
   int64_t seq = seqLen;
-  return buildMap(
-      b, loc, ValueRange{x}, [&](OpBuilder &nb, Location l, ValueRange a) {
-        Value t = linalg::IndexOp::create(nb, l, 0);
-        Value c = linalg::IndexOp::create(nb, l, 1);
+  Value rotated = buildGeneric(
+      b, loc, buildEmpty(b, loc, tensor::getMixedSizes(b, loc, pairs), f),
+      ValueRange{pairs, pairs},
+      {AffineMap::get(4, 0, {t, hh, zero, i}, ctx),
+       AffineMap::get(4, 0, {t, hh, one, i}, ctx),
+       AffineMap::getMultiDimIdentityMap(4, ctx)},
+      SmallVector<IT>(4, IT::parallel),
+      [&](OpBuilder &nb, Location l, ValueRange a) {
         auto idx = [&](int64_t v) {
           return arith::ConstantIndexOp::create(nb, l, v).getResult();
         };
-        Value pos = arith::RemUIOp::create(nb, l, t, idx(seq));
-        Value dd = arith::RemUIOp::create(nb, l, c, idx(d));
+        Value pos =
+            arith::RemUIOp::create(nb, l, linalg::IndexOp::create(nb, l, 0),
+                                   idx(seq));
+        Value col = linalg::IndexOp::create(nb, l, 3);
         Value firstHalf = arith::CmpIOp::create(
-            nb, l, arith::CmpIPredicate::ult, dd, idx(half));
-        Value partner = arith::SelectOp::create(
-            nb, l, firstHalf, arith::AddIOp::create(nb, l, c, idx(half)),
-            arith::SubIOp::create(nb, l, c, idx(half)));
-        Value other = tensor::ExtractOp::create(nb, l, x, {t, partner});
-        Value rotated = arith::SelectOp::create(
+            nb, l, arith::CmpIPredicate::eq, linalg::IndexOp::create(nb, l, 2),
+            idx(0));
+        Value self = arith::SelectOp::create(nb, l, firstHalf, a[0], a[1]);
+        Value other = arith::SelectOp::create(nb, l, firstHalf, a[1], a[0]);
+        Value signed_ = arith::SelectOp::create(
             nb, l, firstHalf, arith::NegFOp::create(nb, l, other), other);
-        Value cs = tensor::ExtractOp::create(nb, l, cosT, {pos, dd});
-        Value sn = tensor::ExtractOp::create(nb, l, sinT, {pos, dd});
+        Value cs = tensor::ExtractOp::create(nb, l, cosT, {pos, col});
+        Value sn = tensor::ExtractOp::create(nb, l, sinT, {pos, col});
         return arith::AddFOp::create(nb, l,
-                                     arith::MulFOp::create(nb, l, a[0], cs),
-                                     arith::MulFOp::create(nb, l, rotated, sn))
+                                     arith::MulFOp::create(nb, l, self, cs),
+                                     arith::MulFOp::create(nb, l, signed_, sn))
             .getResult();
       });
+  return tensor::CollapseShapeOp::create(
+      b, loc, x.getType(), rotated,
+      ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}});
 }
 
 Value ModelBuilder::attention(Value q, Value k, Value v) {
@@ -338,12 +378,8 @@ Value ModelBuilder::attention(Value q, Value k, Value v) {
         return arith::SelectOp::create(nb, l, future, negInf, scaled)
             .getResult();
       });
-  Value rows = tensor::CollapseShapeOp::create(
-      b, loc, masked, ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
-  Value probs2 = buildSoftmaxRows(b, loc, rows);
-  Value probs = tensor::ExpandShapeOp::create(
-      b, loc, RankedTensorType::get({batch, nh, seqLen, seqLen}, f), probs2,
-      ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
+  // Softmax over the keys of each (sequence, head, query).
+  Value probs = buildSoftmaxRows(b, loc, masked);
 
   // out[b, i, h, d] = sum_j probs[b, h, i, j] * v[b, j, h / group, d]
   AffineExpr ob, oi, oh, od, oj;
@@ -431,6 +467,19 @@ Value ModelBuilder::allReduce(Value x, StringRef grid, int16_t axis) {
 Value ModelBuilder::moeBlock(Value x, const std::string &prefix,
                              int64_t layer) {
   LocalLayerOperands w = moeWeights(prefix, config.numExperts / ep);
+  if (global) {
+    auto layerOp = LayerOp::create(
+        b, loc, x.getType(), x, w.router, w.routerBias, w.up, w.down, w.gate,
+        w.sharedUp, w.sharedDown, w.sharedGateProj, w.sharedGate,
+        b.getI64IntegerAttr(config.topK),
+        ScoreFunctionAttr::get(ctx, ScoreFunction::softmax),
+        config.renormalize ? b.getUnitAttr() : UnitAttr(),
+        ActivationAttr::get(ctx, config.activation),
+        capacityFor(globalTokens));
+    // Its index is its position in the program (moe-partition numbers the
+    // layers in order).
+    return layerOp.getResult();
+  }
   w.tokens = x;
   LayerSpec spec{config.numExperts,
                  config.topK,
@@ -483,19 +532,19 @@ Value ModelBuilder::decoderLayer(Value x, const std::string &p, int64_t layer) {
   Value normed = rmsNorm(x, weight(p + "input_layernorm.weight", {h}));
   // Megatron: q/k/v split by heads (rows), o_proj by its input columns;
   // the partial outputs of o_proj are summed over the tp group.
-  Value qW = weight(p + "self_attn.q_proj.weight", {nh * d, h}, 1, tpSlice(0));
-  Value qB = config.qkvBias
-                 ? weight(p + "self_attn.q_proj.bias", {nh * d}, 1, tpSlice(0))
-                 : Value();
-  Value kW = weight(p + "self_attn.k_proj.weight", {nkv * d, h}, 1, tpSlice(0));
-  Value kB = config.qkvBias
-                 ? weight(p + "self_attn.k_proj.bias", {nkv * d}, 1, tpSlice(0))
-                 : Value();
-  Value vW = weight(p + "self_attn.v_proj.weight", {nkv * d, h}, 1, tpSlice(0));
-  Value vB = config.qkvBias
-                 ? weight(p + "self_attn.v_proj.bias", {nkv * d}, 1, tpSlice(0))
-                 : Value();
-  Value oW = weight(p + "self_attn.o_proj.weight", {h, nh * d}, 1, tpSlice(1));
+  auto column = [&](const std::string &name, ArrayRef<int64_t> shape) {
+    return weight(p + name, shape, 1, tpSlice(0), "column");
+  };
+  Value qW = column("self_attn.q_proj.weight", {nh * d, h});
+  Value qB = config.qkvBias ? column("self_attn.q_proj.bias", {nh * d}) : Value();
+  Value kW = column("self_attn.k_proj.weight", {nkv * d, h});
+  Value kB =
+      config.qkvBias ? column("self_attn.k_proj.bias", {nkv * d}) : Value();
+  Value vW = column("self_attn.v_proj.weight", {nkv * d, h});
+  Value vB =
+      config.qkvBias ? column("self_attn.v_proj.bias", {nkv * d}) : Value();
+  Value oW =
+      weight(p + "self_attn.o_proj.weight", {h, nh * d}, 1, tpSlice(1), "row");
   Value q = rope(linear(normed, qW, qB));
   Value k = rope(linear(normed, kW, kB));
   Value v = linear(normed, vW, vB);
@@ -608,7 +657,10 @@ Value ModelBuilder::pipeline(Value ids, RankedTensorType outType) {
 OwningOpRef<ModuleOp> ModelBuilder::build() {
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
   b.setInsertionPointToEnd(module->getBody());
-  if (isPartitioned()) {
+  if (global && plan) {
+    // The plan travels with the whole model; moe-shard makes its grids.
+    (*module)->setAttr(MoEDialect::getPlanAttrName(), plan);
+  } else if (isPartitioned()) {
     createPlanGrids(b, loc, plan);
     (*module)->setAttr(MoEDialect::getPlanAttrName(), plan);
   }
@@ -639,16 +691,34 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   }
   func::ReturnOp::create(b, loc, out);
 
+  std::string header = llvm::formatv(
+      "moe-model 1\narch {0}\nbatch {1}\nseq {2}\nhidden {3}\nvocab {4}\n"
+      "tied {5}\n",
+      config.archName, globalBatch, seqLen, h, config.vocabSize,
+      config.tieWordEmbeddings ? 1 : 0);
+  if (global) {
+    // forward(ids, weights...): the weights are arguments named after their
+    // tensors (moe-pack-weights lists them in the manifest).
+    entry->eraseArgument(1);
+    func.setFunctionType(
+        b.getFunctionType(entry->getArgumentTypes(), {outType}));
+    func.setArgAttr(0, kParallelRoleAttrName, b.getStringAttr("batch"));
+    for (const WeightArg &w : weightArgs) {
+      func.setArgAttr(w.arg.getArgNumber(), kWeightNameAttrName,
+                      b.getStringAttr(w.name));
+      if (!w.role.empty())
+        func.setArgAttr(w.arg.getArgNumber(), kParallelRoleAttrName,
+                        b.getStringAttr(w.role));
+    }
+    (*module)->setAttr(kManifestAttrName, b.getStringAttr(header));
+    return module;
+  }
+
   // Now the buffer's size is known: give the argument its static type.
   auto blobType = RankedTensorType::get({blobSize}, f);
   blob.setType(blobType);
   func.setFunctionType(b.getFunctionType({idsType, blobType}, {outType}));
-
-  std::string header = llvm::formatv(
-      "moe-model 1\narch {0}\nbatch {1}\nseq {2}\nhidden {3}\nvocab {4}\n"
-      "blob {5}\ntied {6}\n",
-      config.archName, globalBatch, seqLen, h, config.vocabSize, blobSize,
-      config.tieWordEmbeddings ? 1 : 0);
+  header += llvm::formatv("blob {0}\n", blobSize);
   if (pp > 1)
     header += llvm::formatv("microbatches {0}\n", microbatches);
   (*module)->setAttr(kManifestAttrName, b.getStringAttr(header + manifest));

@@ -95,18 +95,26 @@ Value mlir::moe::buildContraction(OpBuilder &b, Location loc, Value a,
                       buildMulAdd);
 }
 
+/// Maps of a last-dimension row operation on a rank-`rank` tensor: the
+/// whole tensor and its rows (every dimension but the last).
+static std::pair<AffineMap, AffineMap> rowMaps(MLIRContext *ctx,
+                                               unsigned rank) {
+  AffineMap all = AffineMap::getMultiDimIdentityMap(rank, ctx);
+  return {all, all.getMajorSubMap(rank - 1)};
+}
+
 Value mlir::moe::buildRowReduce(
     OpBuilder &b, Location loc, Value x, Value init,
     function_ref<Value(OpBuilder &, Location, Value, Value)> combine) {
-  MLIRContext *ctx = b.getContext();
-  Value out = buildFilled(b, loc, {tensor::getMixedSize(b, loc, x, 0)}, init);
-  AffineExpr r, c;
-  bindDims(ctx, r, c);
-  SmallVector<AffineMap> maps = {AffineMap::get(2, 0, {r, c}, ctx),
-                                 AffineMap::get(2, 0, {r}, ctx)};
-  SmallVector<utils::IteratorType> iterators = {utils::IteratorType::parallel,
-                                                utils::IteratorType::reduction};
-  return buildGeneric(b, loc, out, ValueRange{x}, maps, iterators,
+  unsigned rank = cast<RankedTensorType>(x.getType()).getRank();
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, x);
+  sizes.pop_back();
+  Value out = buildFilled(b, loc, sizes, init);
+  auto [all, rows] = rowMaps(b.getContext(), rank);
+  SmallVector<utils::IteratorType> iterators(rank,
+                                             utils::IteratorType::parallel);
+  iterators.back() = utils::IteratorType::reduction;
+  return buildGeneric(b, loc, out, ValueRange{x}, {all, rows}, iterators,
                       [&](OpBuilder &nb, Location nloc, ValueRange args) {
                         return combine(nb, nloc, args[1], args[0]);
                       });
@@ -115,17 +123,14 @@ Value mlir::moe::buildRowReduce(
 Value mlir::moe::buildRowBroadcast(
     OpBuilder &b, Location loc, Value x, Value v,
     function_ref<Value(OpBuilder &, Location, Value, Value)> combine) {
-  MLIRContext *ctx = b.getContext();
   auto type = cast<RankedTensorType>(x.getType());
   Value init = buildEmpty(b, loc, tensor::getMixedSizes(b, loc, x),
                           type.getElementType());
-  AffineExpr r, c;
-  bindDims(ctx, r, c);
-  SmallVector<AffineMap> maps = {AffineMap::get(2, 0, {r, c}, ctx),
-                                 AffineMap::get(2, 0, {r}, ctx),
-                                 AffineMap::get(2, 0, {r, c}, ctx)};
-  SmallVector<utils::IteratorType> iterators(2, utils::IteratorType::parallel);
-  return buildGeneric(b, loc, init, ValueRange{x, v}, maps, iterators,
+  auto [all, rows] = rowMaps(b.getContext(), type.getRank());
+  SmallVector<utils::IteratorType> iterators(type.getRank(),
+                                             utils::IteratorType::parallel);
+  return buildGeneric(b, loc, init, ValueRange{x, v}, {all, rows, all},
+                      iterators,
                       [&](OpBuilder &nb, Location nloc, ValueRange args) {
                         return combine(nb, nloc, args[0], args[1]);
                       });

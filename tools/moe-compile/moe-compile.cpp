@@ -104,10 +104,24 @@ static cl::opt<bool> cudaEmulateOnCpu(
              "tiled by the block size, bounds-guarded), run on the host with "
              "the CPU runtime (docs/Cuda.md)"),
     cl::init(false), cl::cat(category));
-enum class Emit { Mlir, LoweredMlir, Ptx, LlvmIr, Object, Executable };
+enum class Emit {
+  Mlir,
+  PartitionedMlir,
+  LoweredMlir,
+  Ptx,
+  LlvmIr,
+  Object,
+  Executable
+};
 static cl::opt<Emit> emit(
     "emit", cl::desc("What to produce"), cl::init(Emit::Executable),
-    cl::values(clEnumValN(Emit::Mlir, "mlir", "the imported model (moe IR)"),
+    cl::values(clEnumValN(Emit::Mlir, "mlir",
+                          "the imported model (moe IR; a config's model is "
+                          "whole, with the plan attached)"),
+               clEnumValN(Emit::PartitionedMlir, "partitioned-mlir",
+                          "the per-rank program: after moe-shard, "
+                          "moe-partition, the plan's rewrites and "
+                          "moe-pack-weights"),
                clEnumValN(Emit::LoweredMlir, "lowered-mlir",
                           "the module after the target pipeline"),
                clEnumValN(Emit::Ptx, "ptx",
@@ -187,26 +201,6 @@ namespace {
 int fail(const llvm::Twine &message) {
   llvm::errs() << "moe-compile: error: " << message << "\n";
   return 1;
-}
-
-/// The plan's per-layer communication rewrites (docs/Parallelism.md), strict:
-/// a layer the plan asks a rewrite for must get it.
-void addCommunicationRewrites(PassManager &pm, moe::PlanAttr plan,
-                              int64_t numLayers) {
-  moe::MoESliceAllReducePassOptions slice;
-  moe::MoEDedupTokensPassOptions dedup;
-  slice.strict = dedup.strict = true;
-  for (int64_t layer = 0; layer < numLayers; ++layer) {
-    if (plan.getDispatchForLayer(layer) ==
-        moe::DispatchStrategy::slice_allreduce)
-      slice.layers.push_back(layer);
-    if (plan.getDedupForLayer(layer))
-      dedup.layers.push_back(layer);
-  }
-  if (!slice.layers.empty())
-    pm.addPass(moe::createMoESliceAllReducePass(slice));
-  if (!dedup.layers.empty())
-    pm.addPass(moe::createMoEDedupTokensPass(dedup));
 }
 
 std::unique_ptr<llvm::TargetMachine> createHostTargetMachine() {
@@ -383,8 +377,7 @@ int main(int argc, char **argv) {
 
   // Import.
   OwningOpRef<ModuleOp> module;
-  int64_t numLayers = 0;
-  bool imported = false;
+  bool importedPerRank = false;
   {
     TimingScope importTiming = rootTiming.nest("import");
     auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(inputFilename);
@@ -401,16 +394,15 @@ int main(int argc, char **argv) {
       if (!model)
         return fail(llvm::toString(model.takeError()));
       module = std::move(*model);
-      // A pipeline stage's program holds its own layers.
-      numLayers = config->numLayers / (plan ? plan.getPp() : 1);
-      imported = true;
+      // The importer still builds pipelines per rank (pp > 1); every other
+      // model is imported whole and partitioned by the passes below.
+      importedPerRank = plan && plan.getPp() > 1;
     } else {
       llvm::SourceMgr sourceMgr;
       sourceMgr.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
       module = parseSourceFile<ModuleOp>(sourceMgr, &context);
       if (!module)
         return 1; // the parser printed the diagnostic
-      numLayers = moe::countPlanLayers(*module);
       if (microbatches.getNumOccurrences())
         return fail("--microbatches applies to model configs (the importer "
                     "builds the pipeline)");
@@ -423,33 +415,27 @@ int main(int argc, char **argv) {
     }
   }
 
-  // Partitioning and the plan's communication rewrites: an .mlir module with
-  // a plan of more than one rank and no grids is sharded and partitioned
-  // here, one with shard annotations only partitioned (a model config is
-  // partitioned by the importer, a module with grids and no annotations is
-  // taken as partitioned already).
+  if (emit == Emit::Mlir) {
+    std::string errorMessage;
+    auto output = openOutputFile(outputFilename, &errorMessage);
+    if (!output)
+      return fail(errorMessage);
+    module->print(output->os());
+    output->keep();
+    return 0;
+  }
+
+  // The per-rank program of the module's plan (moe-to-spmd decides which
+  // passes apply).
   {
     TimingScope partitionTiming = rootTiming.nest("partition");
-    auto modulePlan = (*module)->getAttrOfType<moe::PlanAttr>(
-        moe::MoEDialect::getPlanAttrName());
     PassManager pm(&context);
     if (failed(applyPassManagerCLOptions(pm)))
       return fail("invalid pass manager options");
     pm.enableTiming(partitionTiming);
-    bool hasGrids = !module->getOps<shard::GridOp>().empty();
-    bool hasAnnotations = false;
-    module->walk([&](shard::ShardOp) { hasAnnotations = true; });
-    // A module partitioned before (grids, no annotations) is compiled as it
-    // is: its rewrites were applied, or not, where it was partitioned.
-    bool partitionedHere = imported || !hasGrids || hasAnnotations;
-    if (modulePlan && !imported && modulePlan.getWorldSize() > 1) {
-      if (!hasGrids)
-        pm.addPass(moe::createMoEShardPass());
-      if (!hasGrids || hasAnnotations)
-        pm.addPass(moe::createMoEPartitionPass());
-    }
-    if (modulePlan && partitionedHere)
-      addCommunicationRewrites(pm, modulePlan, numLayers);
+    moe::MoEToSpmdPassOptions spmd;
+    spmd.rewritePartitioned = importedPerRank;
+    pm.addPass(moe::createMoEToSpmdPass(spmd));
     if (failed(pm.run(*module)))
       return fail("partitioning '" + inputFilename + "' for the plan failed");
   }
@@ -457,14 +443,14 @@ int main(int argc, char **argv) {
   // Text outputs go through a ToolOutputFile (removed unless kept); objects
   // and executables are written by codegen and the linker.
   std::unique_ptr<llvm::ToolOutputFile> output;
-  if (emit == Emit::Mlir || emit == Emit::LoweredMlir || emit == Emit::Ptx ||
-      emit == Emit::LlvmIr) {
+  if (emit == Emit::PartitionedMlir || emit == Emit::LoweredMlir ||
+      emit == Emit::Ptx || emit == Emit::LlvmIr) {
     std::string errorMessage;
     output = openOutputFile(outputFilename, &errorMessage);
     if (!output)
       return fail(errorMessage);
   }
-  if (emit == Emit::Mlir) {
+  if (emit == Emit::PartitionedMlir) {
     module->print(output->os());
     output->keep();
     return 0;

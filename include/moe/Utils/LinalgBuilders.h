@@ -56,18 +56,21 @@ Value buildContraction(OpBuilder &b, Location loc, Value a, Value bOperand,
 /// nn.Linear layout [out, in]. The result has the element type of `a`.
 Value buildMatmulTransposedB(OpBuilder &b, Location loc, Value a, Value w);
 
-/// Reduces the last dimension of a 2-D tensor: out[r] = fold(out[r], x[r, c])
-/// starting from `init` (a scalar).
+/// Reduces the last dimension of a tensor of rank >= 2 (its rows are the
+/// other dimensions): out[r] = fold(out[r], x[r, c]) starting from `init`
+/// (a scalar).
 Value buildRowReduce(
     OpBuilder &b, Location loc, Value x, Value init,
     function_ref<Value(OpBuilder &, Location, Value, Value)> combine);
 
-/// x[r, c] op v[r] for a 2-D x and a 1-D v (v broadcast along columns).
+/// x[r, c] op v[r] for x of rank >= 2 and v of one rank less (v broadcast
+/// along the last dimension).
 Value buildRowBroadcast(
     OpBuilder &b, Location loc, Value x, Value v,
     function_ref<Value(OpBuilder &, Location, Value, Value)> combine);
 
-/// Numerically stable softmax over the last dimension of a 2-D tensor:
+/// Numerically stable softmax over the last dimension of a tensor of rank
+/// >= 2:
 /// exp(x - max) / sum(exp(x - max)).
 Value buildSoftmaxRows(OpBuilder &b, Location loc, Value x);
 

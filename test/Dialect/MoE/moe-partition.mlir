@@ -6,7 +6,9 @@
 // rows.
 
 // CHECK-LABEL: func.func @a2a
-// CHECK-SAME: (%[[X:.*]]: tensor<8x64xf32>, %[[R:.*]]: tensor<8x64xf32>, %[[UP:.*]]: tensor<4x128x64xf32>, %[[DOWN:.*]]: tensor<4x64x128xf32>, %[[GATE:.*]]: tensor<4x128x64xf32>) -> tensor<8x64xf32>
+// A split argument records how its part was cut (what moe-pack-weights
+// reads to decide which slice of the checkpoint the rank loads).
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<8x64xf32> {moe.sharding = {grid = @moe_dense, split_axes = [array<i16: 1>]}}, %[[R:[^:]*]]: tensor<8x64xf32>, %[[UP:[^:]*]]: tensor<4x128x64xf32> {moe.sharding = {grid = @moe_experts, split_axes = [array<i16: 2>]}}, %[[DOWN:[^:]*]]: tensor<4x64x128xf32> {{.*}}, %[[GATE:[^:]*]]: tensor<4x128x64xf32> {{.*}}) -> tensor<8x64xf32>
 // CHECK-NEXT: %[[W:.*]], %[[IDS:.*]] = moe.router %[[X]] weight %[[R]] k = 2
 // CHECK-NEXT: %[[BUF:.*]], %[[SLOTS:.*]], %[[COUNTS:.*]] = moe.dispatch %[[X]] experts %[[IDS]] dropless {moe.layer_index = 0 : i64, moe.tokens_split = array<i16: 1>} : {{.*}} -> (tensor<8x8x64xf32>, tensor<8x2xi32>, tensor<8xi32>)
 // CHECK-NEXT: %[[IN:.*]] = shard.all_to_all %[[BUF]] on @moe_experts grid_axes = [2] split_axis = 0 concat_axis = 1 : tensor<8x8x64xf32> -> tensor<4x16x64xf32>
@@ -109,7 +111,7 @@ module attributes {moe.plan = #moe.plan<dp = 2, tp = 2, ep = 2, etp = 2>} {
 // nothing is gathered before routing; the experts' part of the buffer is.
 
 // CHECK-LABEL: func.func @capacity_tp_ep
-// CHECK-SAME: (%[[X:.*]]: tensor<16x32xf32>, %{{.*}}: tensor<4x32xf32>, %{{.*}}: tensor<2x64x32xf32>, %{{.*}}: tensor<2x32x64xf32>)
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<16x32xf32>, %{{[^:]*}}: tensor<4x32xf32>, %{{[^:]*}}: tensor<2x64x32xf32> {{.*}}, %{{[^:]*}}: tensor<2x32x64xf32> {{.*}})
 // CHECK-NEXT: moe.router %[[X]]
 // CHECK-NEXT: moe.dispatch %[[X]]
 // CHECK: shard.all_gather %{{.*}} on @moe_experts grid_axes = [2] gather_axis = 0 : tensor<2x5x32xf32> -> tensor<4x5x32xf32>
@@ -203,14 +205,19 @@ module attributes {moe.plan = #moe.plan<dp = 2, ep = 2>} {
 
 // -----
 
-// An op with no rule for sharded operands.
+// A linalg op takes the split of the loops its operands' split dimensions
+// index: rows of x over dp give rows of the product; its init is built
+// again at the local size.
+// CHECK-LABEL: func.func @matmul_rows
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<4x16xf32> {{.*}}, %[[W:[^:]*]]: tensor<16x16xf32>) -> tensor<4x16xf32>
+// CHECK: %[[INIT:.*]] = tensor.empty() : tensor<4x16xf32>
+// CHECK: linalg.matmul ins(%[[X]], %[[W]] : tensor<4x16xf32>, tensor<16x16xf32>) outs(%[[INIT]] : tensor<4x16xf32>)
 module attributes {moe.plan = #moe.plan<dp = 2>} {
   shard.grid @moe_dense(shape = 1x2x1)
-  func.func @matmul(%x: tensor<8x16xf32>, %w: tensor<16x16xf32>) -> tensor<8x16xf32> {
+  func.func @matmul_rows(%x: tensor<8x16xf32>, %w: tensor<16x16xf32>) -> tensor<8x16xf32> {
     %tok = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
     %xs = shard.shard %x to %tok : tensor<8x16xf32>
     %init = tensor.empty() : tensor<8x16xf32>
-    // expected-error @+1 {{'linalg.matmul' op has operands sharded @moe_dense [[1]]; moe-partition partitions moe ops, elementwise ops whose operands share one sharding, and ops on replicated values}}
     %y = linalg.matmul ins(%xs, %w : tensor<8x16xf32>, tensor<16x16xf32>)
         outs(%init : tensor<8x16xf32>) -> tensor<8x16xf32>
     return %y : tensor<8x16xf32>
@@ -281,5 +288,254 @@ module attributes {moe.plan = #moe.plan<dp = 2>} {
     // expected-error @+1 {{'shard.shard' op has a sharding moe-partition cannot read (it must come from a shard.sharding op)}}
     %xs = shard.shard %x to %s : tensor<8x16xf32>
     return %xs : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+// Megatron attention projections, tp = 2: a column-parallel weight (rows
+// over tp) gives a product split by columns; the row-parallel weight
+// (columns over tp) then reduces over a split loop, so the partial products
+// are summed by an all_reduce over tp.
+// CHECK-LABEL: func.func @megatron
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<8x16xf32>, %[[WQ:[^:]*]]: tensor<4x16xf32> {{.*}}, %[[WO:[^:]*]]: tensor<16x4xf32> {{.*}}) -> tensor<8x16xf32>
+// CHECK: %[[Q:.*]] = linalg.generic {{.*}} ins(%[[X]], %[[WQ]] : tensor<8x16xf32>, tensor<4x16xf32>) outs(%{{.*}} : tensor<8x4xf32>)
+// CHECK: %[[P:.*]] = linalg.generic {{.*}} ins(%[[Q]], %[[WO]] : tensor<8x4xf32>, tensor<16x4xf32>) outs(%{{.*}} : tensor<8x16xf32>)
+// CHECK: %[[SUM:.*]] = shard.all_reduce %[[P]] on @moe_dense grid_axes = [2] : tensor<8x16xf32> -> tensor<8x16xf32>
+// CHECK-NEXT: return %[[SUM]]
+#mk = affine_map<(m, n, k) -> (m, k)>
+#nk = affine_map<(m, n, k) -> (n, k)>
+#mn = affine_map<(m, n, k) -> (m, n)>
+module attributes {moe.plan = #moe.plan<tp = 2>} {
+  shard.grid @moe_dense(shape = 1x1x2)
+  func.func @megatron(%x: tensor<8x16xf32>, %wq: tensor<8x16xf32>, %wo: tensor<16x8xf32>) -> tensor<8x16xf32> {
+    %rows = shard.sharding @moe_dense split_axes = [[2]] : !shard.sharding
+    %cols = shard.sharding @moe_dense split_axes = [[], [2]] : !shard.sharding
+    %wqs = shard.shard %wq to %rows : tensor<8x16xf32>
+    %wos = shard.shard %wo to %cols : tensor<16x8xf32>
+    %zero = arith.constant 0.0 : f32
+    %e1 = tensor.empty() : tensor<8x8xf32>
+    %i1 = linalg.fill ins(%zero : f32) outs(%e1 : tensor<8x8xf32>) -> tensor<8x8xf32>
+    %q = linalg.generic {indexing_maps = [#mk, #nk, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+        ins(%x, %wqs : tensor<8x16xf32>, tensor<8x16xf32>) outs(%i1 : tensor<8x8xf32>) {
+    ^bb0(%a: f32, %b: f32, %c: f32):
+      %m = arith.mulf %a, %b : f32
+      %s = arith.addf %c, %m : f32
+      linalg.yield %s : f32
+    } -> tensor<8x8xf32>
+    %e2 = tensor.empty() : tensor<8x16xf32>
+    %i2 = linalg.fill ins(%zero : f32) outs(%e2 : tensor<8x16xf32>) -> tensor<8x16xf32>
+    %o = linalg.generic {indexing_maps = [#mk, #nk, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+        ins(%q, %wos : tensor<8x8xf32>, tensor<16x8xf32>) outs(%i2 : tensor<8x16xf32>) {
+    ^bb0(%a: f32, %b: f32, %c: f32):
+      %m = arith.mulf %a, %b : f32
+      %s = arith.addf %c, %m : f32
+      linalg.yield %s : f32
+    } -> tensor<8x16xf32>
+    return %o : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+// Grouped-query heads: the keys' head index is the query head floordiv the
+// group, so splitting query heads over tp splits kv heads the same way. A
+// body reading the index of a split loop gets the rank's offset added; the
+// reshapes keep the split on the outer dimension of a group.
+// CHECK-LABEL: func.func @gqa
+// CHECK-SAME: (%[[Q:[^:]*]]: tensor<2x16xf32> {{.*}}, %[[K:[^:]*]]: tensor<2x4xf32> {{.*}}) -> tensor<2x16xf32>
+// CHECK: %[[Q4:.*]] = tensor.expand_shape %[[Q]] {{\[\[}}0], [1, 2]] output_shape [2, 4, 4] : tensor<2x16xf32> into tensor<2x4x4xf32>
+// CHECK: %[[K4:.*]] = tensor.expand_shape %[[K]] {{.*}} into tensor<2x1x4xf32>
+// CHECK: %[[T:.*]] = shard.process_multi_index on @moe_dense axes = [2] : index
+// CHECK: %[[OFF:.*]] = arith.muli %[[T]], %c4
+// CHECK: linalg.generic {{.*}} ins(%[[Q4]], %[[K4]] : tensor<2x4x4xf32>, tensor<2x1x4xf32>)
+// CHECK: %[[H:.*]] = linalg.index 1 : index
+// CHECK-NEXT: arith.addi %[[H]], %[[OFF]] : index
+// CHECK: tensor.collapse_shape {{.*}} : tensor<2x4x4xf32> into tensor<2x16xf32>
+#qmap = affine_map<(t, h, d) -> (t, h, d)>
+#kmap = affine_map<(t, h, d) -> (t, h floordiv 4, d)>
+module attributes {moe.plan = #moe.plan<tp = 2>} {
+  shard.grid @moe_dense(shape = 1x1x2)
+  func.func @gqa(%q: tensor<2x32xf32>, %k: tensor<2x8xf32>) -> tensor<2x32xf32> {
+    %cols = shard.sharding @moe_dense split_axes = [[], [2]] : !shard.sharding
+    %qs = shard.shard %q to %cols : tensor<2x32xf32>
+    %ks = shard.shard %k to %cols : tensor<2x8xf32>
+    %q4 = tensor.expand_shape %qs [[0], [1, 2]] output_shape [2, 8, 4] : tensor<2x32xf32> into tensor<2x8x4xf32>
+    %k4 = tensor.expand_shape %ks [[0], [1, 2]] output_shape [2, 2, 4] : tensor<2x8xf32> into tensor<2x2x4xf32>
+    %e = tensor.empty() : tensor<2x8x4xf32>
+    %r = linalg.generic {indexing_maps = [#qmap, #kmap, #qmap], iterator_types = ["parallel", "parallel", "parallel"]}
+        ins(%q4, %k4 : tensor<2x8x4xf32>, tensor<2x2x4xf32>) outs(%e : tensor<2x8x4xf32>) {
+    ^bb0(%a: f32, %b: f32, %c: f32):
+      %h = linalg.index 1 : index
+      %hi = arith.index_cast %h : index to i32
+      %hf = arith.sitofp %hi : i32 to f32
+      %m = arith.mulf %a, %b : f32
+      %s = arith.addf %m, %hf : f32
+      linalg.yield %s : f32
+    } -> tensor<2x8x4xf32>
+    %out = tensor.collapse_shape %r [[0], [1, 2]] : tensor<2x8x4xf32> into tensor<2x32xf32>
+    return %out : tensor<2x32xf32>
+  }
+}
+
+// -----
+
+// A reduction over a split loop must add into a zero-filled result (the
+// all_reduce sums one partial result per rank).
+#mk2 = affine_map<(m, k) -> (m, k)>
+#m2 = affine_map<(m, k) -> (m)>
+module attributes {moe.plan = #moe.plan<tp = 2>} {
+  shard.grid @moe_dense(shape = 1x1x2)
+  func.func @max_over_split(%x: tensor<8x16xf32>, %init: tensor<8xf32>) -> tensor<8xf32> {
+    %cols = shard.sharding @moe_dense split_axes = [[], [2]] : !shard.sharding
+    %xs = shard.shard %x to %cols : tensor<8x16xf32>
+    // expected-error @+1 {{reduces over a split loop; moe-partition completes such reductions with an all_reduce sum, so the op must add into one zero-filled result}}
+    %r = linalg.generic {indexing_maps = [#mk2, #m2], iterator_types = ["parallel", "reduction"]}
+        ins(%xs : tensor<8x16xf32>) outs(%init : tensor<8xf32>) {
+    ^bb0(%a: f32, %c: f32):
+      %s = arith.maximumf %c, %a : f32
+      linalg.yield %s : f32
+    } -> tensor<8xf32>
+    return %r : tensor<8xf32>
+  }
+}
+
+// -----
+
+// A body may not read a split value from outside the op: its local block
+// is not what the global indices address.
+#id2 = affine_map<(m, k) -> (m, k)>
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  func.func @captured(%x: tensor<8x16xf32>, %y: tensor<8x16xf32>) -> tensor<8x16xf32> {
+    %rows = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %xs = shard.shard %x to %rows : tensor<8x16xf32>
+    %ys = shard.shard %y to %rows : tensor<8x16xf32>
+    %e = tensor.empty() : tensor<8x16xf32>
+    %r = linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+        ins(%xs : tensor<8x16xf32>) outs(%e : tensor<8x16xf32>) {
+    ^bb0(%a: f32, %c: f32):
+      %i = linalg.index 0 : index
+      %j = linalg.index 1 : index
+      // expected-error @+1 {{'tensor.extract' op inside a partitioned linalg.generic reads a split value}}
+      %v = tensor.extract %ys[%i, %j] : tensor<8x16xf32>
+      %s = arith.addf %a, %v : f32
+      linalg.yield %s : f32
+    } -> tensor<8x16xf32>
+    return %r : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+// An operand dimension indexed by a compound expression of a split loop.
+#shift = affine_map<(m, k) -> (m + 1, k)>
+#id3 = affine_map<(m, k) -> (m, k)>
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  func.func @shifted(%x: tensor<8x16xf32>, %y: tensor<9x16xf32>) -> tensor<8x16xf32> {
+    %rows = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %xs = shard.shard %x to %rows : tensor<8x16xf32>
+    %e = tensor.empty() : tensor<8x16xf32>
+    // expected-error @+1 {{indexes operand #1 by d0 + 1, a function of split loop 0}}
+    %r = linalg.generic {indexing_maps = [#id3, #shift, #id3], iterator_types = ["parallel", "parallel"]}
+        ins(%xs, %y : tensor<8x16xf32>, tensor<9x16xf32>) outs(%e : tensor<8x16xf32>) {
+    ^bb0(%a: f32, %b: f32, %c: f32):
+      %s = arith.addf %a, %b : f32
+      linalg.yield %s : f32
+    } -> tensor<8x16xf32>
+    return %r : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+// Two operands splitting one loop over different axes.
+#id4 = affine_map<(m, k) -> (m, k)>
+module attributes {moe.plan = #moe.plan<dp = 2, tp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x2)
+  func.func @two_ways(%x: tensor<8x16xf32>, %y: tensor<8x16xf32>) -> tensor<8x16xf32> {
+    %dp = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %tp = shard.sharding @moe_dense split_axes = [[2]] : !shard.sharding
+    %xs = shard.shard %x to %dp : tensor<8x16xf32>
+    %ys = shard.shard %y to %tp : tensor<8x16xf32>
+    %e = tensor.empty() : tensor<8x16xf32>
+    // expected-error @+1 {{has loop 0 split two ways by its operands}}
+    %r = linalg.generic {indexing_maps = [#id4, #id4, #id4], iterator_types = ["parallel", "parallel"]}
+        ins(%xs, %ys : tensor<8x16xf32>, tensor<8x16xf32>) outs(%e : tensor<8x16xf32>) {
+    ^bb0(%a: f32, %b: f32, %c: f32):
+      %s = arith.addf %a, %b : f32
+      linalg.yield %s : f32
+    } -> tensor<8x16xf32>
+    return %r : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+// Collapsing a split dimension into an outer one.
+module attributes {moe.plan = #moe.plan<tp = 2>} {
+  shard.grid @moe_dense(shape = 1x1x2)
+  func.func @collapse_inner(%x: tensor<4x8xf32>) -> tensor<32xf32> {
+    %cols = shard.sharding @moe_dense split_axes = [[], [2]] : !shard.sharding
+    %xs = shard.shard %x to %cols : tensor<4x8xf32>
+    // expected-error @+1 {{collapses dimension 1, which is split, into an outer one; moe-partition collapses only groups split on their outermost dimension}}
+    %r = tensor.collapse_shape %xs [[0, 1]] : tensor<4x8xf32> into tensor<32xf32>
+    return %r : tensor<32xf32>
+  }
+}
+
+// -----
+
+// A split over an axis the grid does not have.
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  // expected-error @+1 {{'func.func' op splits over axis 5 of @moe_dense, which has 3 axes}}
+  func.func @bad_axis(%x: tensor<8x16xf32>) -> tensor<8x16xf32> {
+    %s = shard.sharding @moe_dense split_axes = [[5]] : !shard.sharding
+    %xs = shard.shard %x to %s : tensor<8x16xf32>
+    return %xs : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+// Halos (and explicit shard sizes) are not supported.
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  func.func @halo(%x: tensor<8x16xf32>) -> tensor<8x16xf32> {
+    %s = shard.sharding @moe_dense split_axes = [[1]] halo_sizes = [1, 1] : !shard.sharding
+    // expected-error @+1 {{'shard.shard' op has halos or explicit shard sizes, which moe-partition does not support}}
+    %xs = shard.shard %x to %s annotate_for_users : tensor<8x16xf32>
+    return %xs : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+// A function body of more than one block.
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  // expected-error @+1 {{'func.func' op has more than one block; moe-partition handles one-block function bodies}}
+  func.func @blocks(%x: tensor<8x16xf32>) -> tensor<8x16xf32> {
+    %s = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %xs = shard.shard %x to %s : tensor<8x16xf32>
+    cf.br ^next
+  ^next:
+    return %xs : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+// An op with no rule for split operands.
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  func.func @no_rule(%x: tensor<8x16xf32>) -> tensor<2x16xf32> {
+    %rows = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %xs = shard.shard %x to %rows : tensor<8x16xf32>
+    // expected-error @+1 {{'tensor.extract_slice' op has operands sharded @moe_dense [[1]]; moe-partition partitions moe ops, linalg ops, tensor.expand_shape and tensor.collapse_shape, elementwise ops whose operands share one sharding, and ops on replicated values}}
+    %r = tensor.extract_slice %xs[0, 0] [2, 16] [1, 1] : tensor<8x16xf32> to tensor<2x16xf32>
+    return %r : tensor<2x16xf32>
   }
 }

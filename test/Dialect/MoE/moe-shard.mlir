@@ -144,3 +144,53 @@ module attributes {moe.plan = #moe.plan<dp = 2, ep = 2>} {
     return %y : tensor<8x16xf32>
   }
 }
+
+// -----
+
+// Grids half defined: the dense grid without the expert grid.
+// expected-error @+1 {{moe-shard: the module defines one of @moe_dense and @moe_experts but not the other as a shard.grid}}
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+}
+
+// -----
+
+// Arguments by their moe.parallel role: the ids over dp, a column-parallel
+// weight by rows and a row-parallel one by columns over tp; an argument
+// without a role is left alone (replicated).
+// CHECK-LABEL: func.func @roles
+// CHECK-DAG: %[[DP:.*]] = shard.sharding @moe_dense split_axes = {{\[\[}}1]] : !shard.sharding
+// CHECK-DAG: %[[ROWS:.*]] = shard.sharding @moe_dense split_axes = {{\[\[}}2]] : !shard.sharding
+// CHECK-DAG: %[[COLS:.*]] = shard.sharding @moe_dense split_axes = {{\[\[}}], [2]] : !shard.sharding
+// CHECK-DAG: shard.shard %arg0 to %[[DP]] : tensor<2x4xi64>
+// CHECK-DAG: shard.shard %arg1 to %[[ROWS]] : tensor<8x16xf32>
+// CHECK-DAG: shard.shard %arg2 to %[[COLS]] : tensor<16x8xf32>
+// CHECK-NOT: shard.shard %arg3
+// KEEP-LABEL: func.func @roles
+// KEEP-NOT: shard.shard
+module attributes {moe.plan = #moe.plan<dp = 2, tp = 2>} {
+  func.func @roles(%ids: tensor<2x4xi64> {moe.parallel = "batch"},
+                   %q: tensor<8x16xf32> {moe.parallel = "column"},
+                   %o: tensor<16x8xf32> {moe.parallel = "row"},
+                   %n: tensor<16xf32>) {
+    return
+  }
+}
+
+// -----
+
+module attributes {moe.plan = #moe.plan<tp = 2>} {
+  // expected-error @+1 {{'func.func' op argument #0 has moe.parallel = "diagonal"; expected "batch", "column" or "row"}}
+  func.func @bad_role(%w: tensor<8x16xf32> {moe.parallel = "diagonal"}) {
+    return
+  }
+}
+
+// -----
+
+module attributes {moe.plan = #moe.plan<tp = 2>} {
+  // expected-error @+1 {{'func.func' op argument #0 of type 'tensor<8xf32>' cannot be "row"-parallel (it has no dimension 1)}}
+  func.func @row_of_vector(%w: tensor<8xf32> {moe.parallel = "row"}) {
+    return
+  }
+}

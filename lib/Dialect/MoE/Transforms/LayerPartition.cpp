@@ -102,6 +102,36 @@ LayerShardings mlir::moe::getLayerShardings(LayerOp layer, PlanAttr plan) {
   return s;
 }
 
+DictionaryAttr mlir::moe::getShardingAttr(const shard::Sharding &sharding) {
+  MLIRContext *ctx = sharding.getGridAttr().getContext();
+  SmallVector<Attribute> axes;
+  for (shard::GridAxesAttr a : sharding.getSplitAxes())
+    axes.push_back(a);
+  Builder b(ctx);
+  return b.getDictionaryAttr(
+      {b.getNamedAttr("grid", sharding.getGridAttr()),
+       b.getNamedAttr("split_axes", b.getArrayAttr(axes))});
+}
+
+FailureOr<ArgSharding> mlir::moe::readShardingAttr(Attribute attr) {
+  auto dict = dyn_cast_or_null<DictionaryAttr>(attr);
+  if (!dict)
+    return failure();
+  auto grid = dict.getAs<FlatSymbolRefAttr>("grid");
+  auto axes = dict.getAs<ArrayAttr>("split_axes");
+  if (!grid || !axes)
+    return failure();
+  ArgSharding s;
+  s.grid = grid.getValue();
+  for (Attribute a : axes) {
+    auto dim = dyn_cast<DenseI16ArrayAttr>(a);
+    if (!dim)
+      return failure();
+    s.splitAxes.emplace_back(dim.asArrayRef().begin(), dim.asArrayRef().end());
+  }
+  return s;
+}
+
 std::string mlir::moe::describeSharding(const shard::Sharding &sharding) {
   if (!sharding ||
       llvm::all_of(sharding.getSplitAxes(),

@@ -20,13 +20,17 @@
 #include "moe/Dialect/MoE/Transforms/LayerPartition.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Dialect/Shard/Interfaces/ShardingInterface.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 namespace mlir {
 namespace moe {
@@ -84,6 +88,16 @@ private:
   LogicalResult partitionWithInterface(Operation *op,
                                        shard::ShardingInterface iface);
   LogicalResult partitionOther(Operation *op);
+  LogicalResult partitionLinalg(linalg::LinalgOp op);
+  LogicalResult partitionReshape(Operation *op);
+  /// The local value of `global` (an init of a linalg op) with local type
+  /// `type`: a tensor.empty, or a fill of one, is built again at the local
+  /// size instead of being sliced.
+  FailureOr<Value> localInit(Operation *user, Value global,
+                             const shard::Sharding &to);
+  /// This rank's index along `axes` of `grid` (row-major over the axes).
+  Value processIndex(Location loc, FlatSymbolRefAttr grid,
+                     ArrayRef<int16_t> axes);
 
   func::FuncOp func;
   SymbolTableCollection &symbols;
@@ -189,6 +203,11 @@ LogicalResult FunctionPartitioner::partitionArguments() {
       return failure();
     arg.setType(*type);
     shardings[arg] = sharding;
+    // What the rank receives, for the passes that decide what it loads
+    // (moe-pack-weights).
+    if (!isReplicated(sharding))
+      func.setArgAttr(arg.getArgNumber(), kArgShardingAttrName,
+                      getShardingAttr(sharding));
   }
   return success();
 }
@@ -277,8 +296,10 @@ LogicalResult FunctionPartitioner::partitionOther(Operation *op) {
     return op->emitOpError()
            << "has operands sharded " << describeSharding(common)
            << (mixed ? " and otherwise" : "")
-           << "; moe-partition partitions moe ops, elementwise ops whose "
-              "operands share one sharding, and ops on replicated values";
+           << "; moe-partition partitions moe ops, linalg ops, "
+              "tensor.expand_shape and tensor.collapse_shape, elementwise ops "
+              "whose operands share one sharding, and ops on replicated "
+              "values";
   Operation *clone = builder.clone(*op, mapping);
   for (auto [global, result] :
        llvm::zip_equal(op->getResults(), clone->getResults())) {
@@ -288,6 +309,345 @@ LogicalResult FunctionPartitioner::partitionOther(Operation *op) {
     result.setType(*type);
     shardings[global] = common;
   }
+  return success();
+}
+
+namespace {
+/// The loop a map result indexes: `d` or `d floordiv c` (c > 0), with c
+/// (1 for a plain dim); failure for anything else.
+FailureOr<std::pair<unsigned, int64_t>> matchLoop(AffineExpr e) {
+  if (auto dim = dyn_cast<AffineDimExpr>(e))
+    return std::make_pair(dim.getPosition(), int64_t(1));
+  auto bin = dyn_cast<AffineBinaryOpExpr>(e);
+  if (bin && bin.getKind() == AffineExprKind::FloorDiv)
+    if (auto dim = dyn_cast<AffineDimExpr>(bin.getLHS()))
+      if (auto c = dyn_cast<AffineConstantExpr>(bin.getRHS()))
+        if (c.getValue() > 0)
+          return std::make_pair(dim.getPosition(), c.getValue());
+  return failure();
+}
+
+/// A sharding of `axes` on `grid`, without trailing unsplit dimensions (the
+/// form shard.sharding ops and moe-shard use, so equal splits compare equal).
+shard::Sharding makeSharding(FlatSymbolRefAttr grid,
+                             SmallVector<shard::GridAxesAttr> axes) {
+  while (axes.size() > 1 && axes.back().empty())
+    axes.pop_back();
+  if (axes.empty())
+    axes.push_back(DenseI16ArrayAttr::get(grid.getContext(), {}));
+  return shard::Sharding::get(grid, axes);
+}
+
+std::string str(AffineExpr e) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  e.print(os);
+  return text;
+}
+
+/// Whether `v` is a zero float splat filled by a linalg.fill.
+bool isZeroFill(Value v) {
+  auto fill = v.getDefiningOp<linalg::FillOp>();
+  if (!fill)
+    return false;
+  auto cst = fill.getInputs()[0].getDefiningOp<arith::ConstantOp>();
+  auto value = cst ? dyn_cast<FloatAttr>(cst.getValue()) : FloatAttr();
+  return value && value.getValue().isZero();
+}
+
+/// Whether the op's body accumulates its (single) result by addition.
+bool isSumReduction(linalg::LinalgOp op) {
+  if (op.getNumDpsInits() != 1)
+    return false;
+  Block *body = op.getBlock();
+  auto yield = cast<linalg::YieldOp>(body->getTerminator());
+  auto add = yield.getValues()[0].getDefiningOp<arith::AddFOp>();
+  if (!add)
+    return false;
+  Value acc = body->getArguments().back();
+  return add.getLhs() == acc || add.getRhs() == acc;
+}
+} // namespace
+
+Value FunctionPartitioner::processIndex(Location loc, FlatSymbolRefAttr grid,
+                                        ArrayRef<int16_t> axes) {
+  auto gridOp = shard::getGridOrNull(func, grid, symbols);
+  Value linear;
+  for (int16_t axis : axes) {
+    Value index = shard::ProcessMultiIndexOp::create(
+                      builder, loc, grid.getValue(),
+                      ArrayRef<shard::GridAxis>{axis})
+                      .getResult()[0];
+    if (!linear) {
+      linear = index;
+      continue;
+    }
+    Value size = arith::ConstantIndexOp::create(builder, loc,
+                                                gridOp.getShape()[axis]);
+    linear = arith::AddIOp::create(
+        builder, loc, arith::MulIOp::create(builder, loc, linear, size), index);
+  }
+  return linear;
+}
+
+FailureOr<Value> FunctionPartitioner::localInit(Operation *user, Value global,
+                                                const shard::Sharding &to) {
+  FailureOr<Type> type = localType(user, global.getType(), to);
+  if (failed(type))
+    return failure();
+  Location loc = user->getLoc();
+  auto empty = global.getDefiningOp<tensor::EmptyOp>();
+  auto fill = global.getDefiningOp<linalg::FillOp>();
+  if (fill)
+    empty = fill.getOutputs()[0].getDefiningOp<tensor::EmptyOp>();
+  auto tensor = dyn_cast<RankedTensorType>(*type);
+  if (empty && tensor && tensor.hasStaticShape()) {
+    Value fresh = tensor::EmptyOp::create(builder, loc, tensor.getShape(),
+                                          tensor.getElementType());
+    if (!fill)
+      return fresh;
+    return linalg::FillOp::create(builder, loc, local(fill.getInputs()[0]),
+                                  fresh)
+        .getResult(0);
+  }
+  return reshard(user, local(global), shardingOf(global), to,
+                 global.getType());
+}
+
+LogicalResult FunctionPartitioner::partitionLinalg(linalg::LinalgOp op) {
+  unsigned numLoops = op.getNumLoops();
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  SmallVector<SmallVector<int16_t>> loopAxes(numLoops);
+  SmallVector<bool> loopSplit(numLoops, false);
+  FlatSymbolRefAttr grid;
+  // The loops' splits, from the operands that are split.
+  for (OpOperand &operand : op->getOpOperands()) {
+    if (!isa<RankedTensorType>(operand.get().getType()))
+      continue;
+    shard::Sharding s = shardingOf(operand.get());
+    if (isReplicated(s))
+      continue;
+    if (grid && grid != s.getGridAttr())
+      return op->emitOpError()
+             << "has operands split over two grids (@" << grid.getValue()
+             << " and @" << s.getGrid() << ")";
+    grid = s.getGridAttr();
+    AffineMap map = op.getMatchingIndexingMap(&operand);
+    for (unsigned d = 0; d < map.getNumResults(); ++d) {
+      ArrayRef<int16_t> axes = axesOf(s, d);
+      if (axes.empty())
+        continue;
+      FailureOr<std::pair<unsigned, int64_t>> loop =
+          matchLoop(map.getResult(d));
+      if (failed(loop))
+        return op->emitOpError()
+               << "operand #" << operand.getOperandNumber()
+               << " is split along dimension " << d << ", indexed by "
+               << str(map.getResult(d))
+               << "; moe-partition splits dimensions indexed by one loop "
+                  "(or its floordiv by a constant)";
+      unsigned l = loop->first;
+      if (loopSplit[l] && ArrayRef<int16_t>(loopAxes[l]) != axes)
+        return op->emitOpError()
+               << "has loop " << l << " split two ways by its operands";
+      loopSplit[l] = true;
+      loopAxes[l].assign(axes.begin(), axes.end());
+    }
+  }
+  if (!grid) // nothing split: the op is replicated
+    return partitionOther(op);
+  auto gridOp = shard::getGridOrNull(op, grid, symbols);
+  if (!gridOp)
+    return op->emitOpError()
+           << "refers to grid @" << grid.getValue() << ", which is not defined";
+  SmallVector<int64_t> parts(numLoops, 1);
+  for (unsigned l = 0; l < numLoops; ++l) {
+    for (int16_t axis : loopAxes[l]) {
+      if (axis < 0 || axis >= gridOp.getRank())
+        return op->emitOpError() << "splits over axis " << axis << " of @"
+                                 << grid.getValue() << ", which has "
+                                 << gridOp.getRank() << " axes";
+      parts[l] *= gridOp.getShape()[axis];
+    }
+    if (parts[l] > 1 && (ShapedType::isDynamic(ranges[l]) ||
+                         ranges[l] % parts[l] != 0))
+      return op->emitOpError()
+             << "splits loop " << l << " (size " << ranges[l] << ") into "
+             << parts[l] << " parts, which does not divide it";
+  }
+  // What each operand must be: its dims split like the loops indexing them.
+  auto required = [&](OpOperand &operand) -> FailureOr<shard::Sharding> {
+    AffineMap map = op.getMatchingIndexingMap(&operand);
+    SmallVector<shard::GridAxesAttr> axes;
+    for (unsigned d = 0; d < map.getNumResults(); ++d) {
+      FailureOr<std::pair<unsigned, int64_t>> loop =
+          matchLoop(map.getResult(d));
+      SmallVector<int16_t> these;
+      if (succeeded(loop) && loopSplit[loop->first]) {
+        int64_t local = ranges[loop->first] / parts[loop->first];
+        if (local % loop->second != 0)
+          return op->emitOpError()
+                 << "indexes operand #" << operand.getOperandNumber()
+                 << " by " << str(map.getResult(d))
+                 << ", which does not map this rank's block of the loop to a "
+                    "block of the operand";
+        these = loopAxes[loop->first];
+      } else if (failed(loop)) {
+        // A constant or compound index reads the whole dimension.
+        for (unsigned l = 0; l < numLoops; ++l)
+          if (loopSplit[l] && map.getResult(d).isFunctionOfDim(l))
+            return op->emitOpError()
+                   << "indexes operand #" << operand.getOperandNumber()
+                   << " by " << str(map.getResult(d))
+                   << ", a function of split loop " << l;
+      }
+      axes.push_back(DenseI16ArrayAttr::get(op->getContext(), these));
+    }
+    return makeSharding(grid, axes);
+  };
+  // Split reductions leave partial sums, completed by an all_reduce.
+  SmallVector<int16_t> reduced;
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  for (unsigned l = 0; l < numLoops; ++l)
+    if (loopSplit[l] && iterators[l] == utils::IteratorType::reduction)
+      reduced.append(loopAxes[l]);
+  if (!reduced.empty()) {
+    if (!isSumReduction(op) || !isZeroFill(op.getDpsInits()[0]))
+      return op->emitOpError()
+             << "reduces over a split loop; moe-partition completes such "
+                "reductions with an all_reduce sum, so the op must add into "
+                "one zero-filled result";
+  }
+  // Values the body reads from outside must be the same on every rank.
+  WalkResult captured = op.getBlock()->walk([&](Operation *inner) {
+    for (Value v : inner->getOperands()) {
+      Operation *owner = v.getDefiningOp();
+      if (!owner)
+        owner = cast<BlockArgument>(v).getOwner()->getParentOp();
+      if (op->isAncestor(owner) || isReplicated(shardingOf(v)))
+        continue;
+      inner->emitOpError() << "inside a partitioned " << op->getName()
+                           << " reads a split value";
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (captured.wasInterrupted())
+    return failure();
+
+  // The local operands.
+  SmallVector<Value> operands;
+  for (OpOperand &operand : op->getOpOperands()) {
+    Value global = operand.get();
+    if (!isa<RankedTensorType>(global.getType())) {
+      operands.push_back(local(global));
+      continue;
+    }
+    FailureOr<shard::Sharding> want = required(operand);
+    if (failed(want))
+      return failure();
+    FailureOr<Value> v =
+        op.isDpsInit(&operand) &&
+                describeSharding(shardingOf(global)) !=
+                    describeSharding(*want)
+            ? localInit(op, global, *want)
+            : reshard(op, local(global), shardingOf(global), *want,
+                      global.getType());
+    if (failed(v))
+      return failure();
+    operands.push_back(*v);
+  }
+  // Offsets of the split loops, for bodies that read their indices.
+  DenseMap<unsigned, Value> offsets;
+  op.getBlock()->walk([&](linalg::IndexOp index) {
+    unsigned l = index.getDim();
+    if (l >= numLoops || !loopSplit[l] || offsets.count(l))
+      return;
+    Value size =
+        arith::ConstantIndexOp::create(builder, op->getLoc(),
+                                       ranges[l] / parts[l]);
+    offsets[l] = arith::MulIOp::create(
+        builder, op->getLoc(), processIndex(op->getLoc(), grid, loopAxes[l]),
+        size);
+  });
+  Operation *clone = builder.clone(*op, mapping);
+  clone->setOperands(operands);
+  clone->walk([&](linalg::IndexOp index) {
+    auto it = offsets.find(index.getDim());
+    if (it == offsets.end())
+      return;
+    OpBuilder b(index->getContext());
+    b.setInsertionPointAfter(index);
+    auto shifted = arith::AddIOp::create(b, index.getLoc(), index, it->second);
+    index.getResult().replaceAllUsesExcept(shifted, shifted);
+  });
+  OpBuilder::InsertionGuard guard(builder);
+  builder.setInsertionPointAfter(clone);
+  for (auto [i, global] : llvm::enumerate(op->getResults())) {
+    OpOperand *init = op.getDpsInitOperand(i);
+    FailureOr<shard::Sharding> resultSharding = required(*init);
+    if (failed(resultSharding))
+      return failure();
+    FailureOr<Type> type = localType(op, global.getType(), *resultSharding);
+    if (failed(type))
+      return failure();
+    Value result = clone->getResult(i);
+    result.setType(*type);
+    if (!reduced.empty())
+      result = shard::AllReduceOp::create(builder, op->getLoc(), *type,
+                                          grid.getValue(), reduced, result);
+    mapping.map(global, result);
+    shardings[global] = *resultSharding;
+  }
+  return success();
+}
+
+LogicalResult FunctionPartitioner::partitionReshape(Operation *op) {
+  Value src = op->getOperand(0);
+  shard::Sharding s = shardingOf(src);
+  if (isReplicated(s))
+    return partitionOther(op);
+  auto srcType = cast<RankedTensorType>(src.getType());
+  auto dstType = cast<RankedTensorType>(op->getResult(0).getType());
+  auto expand = dyn_cast<tensor::ExpandShapeOp>(op);
+  auto collapse = dyn_cast<tensor::CollapseShapeOp>(op);
+  SmallVector<ReassociationIndices> groups =
+      expand ? expand.getReassociationIndices()
+             : collapse.getReassociationIndices();
+  // The split of a collapsed dim is the split of its group's outermost dim.
+  SmallVector<shard::GridAxesAttr> axes;
+  auto none = DenseI16ArrayAttr::get(op->getContext(), {});
+  for (auto [g, group] : llvm::enumerate(groups)) {
+    if (collapse) {
+      for (size_t k = 1; k < group.size(); ++k)
+        if (!axesOf(s, group[k]).empty())
+          return op->emitOpError()
+                 << "collapses dimension " << group[k]
+                 << ", which is split, into an outer one; moe-partition "
+                    "collapses only groups split on their outermost dimension";
+      axes.push_back(
+          DenseI16ArrayAttr::get(op->getContext(), axesOf(s, group[0])));
+    } else {
+      axes.push_back(DenseI16ArrayAttr::get(op->getContext(), axesOf(s, g)));
+      for (size_t k = 1; k < group.size(); ++k)
+        axes.push_back(none);
+    }
+  }
+  shard::Sharding result = makeSharding(s.getGridAttr(), axes);
+  FailureOr<Type> type = localType(op, dstType, result);
+  if (failed(type))
+    return failure();
+  Value input = local(src);
+  Value v;
+  if (expand)
+    v = tensor::ExpandShapeOp::create(builder, op->getLoc(), *type, input,
+                                      groups);
+  else
+    v = tensor::CollapseShapeOp::create(builder, op->getLoc(), *type, input,
+                                        groups);
+  (void)srcType;
+  mapping.map(op->getResult(0), v);
+  shardings[op->getResult(0)] = result;
   return success();
 }
 
@@ -320,6 +680,11 @@ LogicalResult FunctionPartitioner::run() {
     } else if (auto iface = dyn_cast<shard::ShardingInterface>(op);
                iface && op->getDialect() && isa<MoEDialect>(op->getDialect())) {
       result = partitionWithInterface(op, iface);
+    } else if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+               linalgOp && linalgOp.hasPureTensorSemantics()) {
+      result = partitionLinalg(linalgOp);
+    } else if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(op)) {
+      result = partitionReshape(op);
     } else {
       result = partitionOther(op);
     }
@@ -330,6 +695,14 @@ LogicalResult FunctionPartitioner::run() {
     op->dropAllUses();
     op->erase();
   }
+  // Replicated copies of values no local op uses (the global-sized inits of
+  // split ops, built again at the local size).
+  SmallVector<Operation *> ops;
+  for (Operation &op : entry)
+    ops.push_back(&op);
+  for (Operation *op : llvm::reverse(ops))
+    if (isOpTriviallyDead(op))
+      op->erase();
   return success();
 }
 

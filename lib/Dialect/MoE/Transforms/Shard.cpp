@@ -1,7 +1,9 @@
 //===- Shard.cpp - annotate MoE layers with the plan's shardings ----------===//
 //
-// Implements `moe-shard`: the plan's grids, and a `shard.shard` annotation
-// on every operand and the result of each `moe.layer` (getLayerShardings).
+// Implements `moe-shard`: the plan's grids, the shardings of function
+// arguments by their `moe.parallel` role (tokens over dp, Megatron column-
+// and row-parallel weights over tp), and a `shard.shard` annotation on every
+// operand and the result of each `moe.layer` (getLayerShardings).
 //
 //===----------------------------------------------------------------------===//
 
@@ -55,8 +57,11 @@ LogicalResult ensureGrids(ModuleOp module, PlanAttr plan) {
   return success();
 }
 
+/// Whether `v` is a layer operand moe-shard (or someone) annotated for its
+/// users; an argument's own annotation does not count.
 bool isAnnotated(Value v) {
-  return v.getDefiningOp<shard::ShardOp>() != nullptr;
+  auto annotation = v.getDefiningOp<shard::ShardOp>();
+  return annotation && annotation.getAnnotateForUsers();
 }
 
 struct MoEShardPass : public moe::impl::MoEShardPassBase<MoEShardPass> {
@@ -73,7 +78,48 @@ private:
   /// receives on each rank.
   Value annotateArgument(BlockArgument arg, const shard::Sharding &s);
   void annotateLayer(LayerOp layer, const LayerShardings &shardings);
+  /// The arguments' shardings from their roles; an error names a bad role.
+  LogicalResult annotateRoles(func::FuncOp func, PlanAttr plan);
 };
+
+LogicalResult MoEShardPass::annotateRoles(func::FuncOp func, PlanAttr plan) {
+  MLIRContext *ctx = &getContext();
+  for (BlockArgument arg : func.getArguments()) {
+    auto role = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                  kParallelRoleAttrName);
+    if (!role)
+      continue;
+    int64_t dim = 0, degree = 1;
+    int16_t axis = kDpAxis;
+    if (role.getValue() == "batch") {
+      degree = plan.getDp();
+    } else if (role.getValue() == "column" || role.getValue() == "row") {
+      dim = role.getValue() == "row" ? 1 : 0;
+      axis = kTpAxis;
+      degree = plan.getTp();
+    } else {
+      return func.emitOpError()
+             << "argument #" << arg.getArgNumber() << " has "
+             << kParallelRoleAttrName << " = " << role
+             << "; expected \"batch\", \"column\" or \"row\"";
+    }
+    auto type = dyn_cast<RankedTensorType>(arg.getType());
+    if (!type || type.getRank() <= dim)
+      return func.emitOpError()
+             << "argument #" << arg.getArgNumber() << " of type "
+             << arg.getType() << " cannot be " << role << "-parallel (it has "
+             << "no dimension " << dim << ")";
+    if (degree == 1 || keepSignature)
+      continue;
+    SmallVector<shard::GridAxesAttr> axes(dim + 1,
+                                          DenseI16ArrayAttr::get(ctx, {}));
+    axes[dim] = DenseI16ArrayAttr::get(ctx, {axis});
+    annotateArgument(arg, shard::Sharding::get(
+                              FlatSymbolRefAttr::get(ctx, kDenseGridName),
+                              axes));
+  }
+  return success();
+}
 
 Value MoEShardPass::annotateArgument(BlockArgument arg,
                                      const shard::Sharding &s) {
@@ -135,6 +181,10 @@ void MoEShardPass::runOnOperation() {
   for (auto func : module.getOps<func::FuncOp>()) {
     if (func.isExternal())
       continue;
+    if (failed(annotateRoles(func, plan))) {
+      failedAny = true;
+      continue;
+    }
     SmallVector<LayerOp> layers;
     func.walk([&](LayerOp layer) { layers.push_back(layer); });
     for (LayerOp layer : layers) {

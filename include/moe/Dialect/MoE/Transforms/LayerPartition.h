@@ -47,6 +47,25 @@ struct LayerShardings {
 };
 LayerShardings getLayerShardings(LayerOp layer, PlanAttr plan);
 
+/// The argument attribute moe-partition leaves on a split function
+/// argument: how this rank's part is cut from the global tensor,
+/// {grid = @g, split_axes = [array<i16: ...>, ...]} (one entry per dim).
+/// moe-pack-weights derives the weight slices a rank loads from it.
+constexpr llvm::StringLiteral kArgShardingAttrName = "moe.sharding";
+/// The argument attribute naming an argument's role in a parallel plan
+/// ("batch", "column", "row"; moe-shard).
+constexpr llvm::StringLiteral kParallelRoleAttrName = "moe.parallel";
+/// The argument attribute naming the checkpoint tensor an argument holds
+/// (Hugging Face name; "{}" stands for the expert index of stacked experts).
+constexpr llvm::StringLiteral kWeightNameAttrName = "moe.weight";
+DictionaryAttr getShardingAttr(const shard::Sharding &sharding);
+/// The grid and split axes of such an attribute; failure when malformed.
+struct ArgSharding {
+  StringRef grid;
+  SmallVector<SmallVector<int16_t>> splitAxes;
+};
+FailureOr<ArgSharding> readShardingAttr(Attribute attr);
+
 /// "@grid [[axes of dim 0], ...]" for diagnostics; "replicated" for a null
 /// or fully replicated sharding.
 std::string describeSharding(const shard::Sharding &sharding);

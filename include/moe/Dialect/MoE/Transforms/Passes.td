@@ -90,14 +90,32 @@ def MoEPartitionPass : Pass<"moe-partition", "ModuleOp"> {
       `shard.all_gather` (split to replicated).
     - Function arguments annotated by a `shard.shard` take their local type;
       the function's results take the type of what they return.
+    - A `linalg` op on tensors splits the loops its split operands index
+      (a map result `d` or `d floordiv c`, the grouped-query attention
+      form); the other operands are sliced to match, inits built from
+      `tensor.empty` / `linalg.fill` are built again at the local size,
+      results take the splits of their loops, and a body that reads
+      `linalg.index` of a split loop gets the rank's offset added. A split
+      reduction loop (Megatron's row-parallel product) leaves partial sums,
+      completed by a `shard.all_reduce` over its axes; that needs an
+      addition into a zero-filled result. A body reading a split value from
+      outside the op, an operand indexed by another function of a split
+      loop, and a loop split two ways are errors.
+    - `tensor.expand_shape` / `tensor.collapse_shape` keep a split on the
+      outermost dimension of each group (a split inner dimension cannot be
+      collapsed: an error).
+    - A split function argument records its sharding as a `moe.sharding`
+      argument attribute (for `moe-pack-weights`).
     - Other ops are cloned: elementwise ops (`arith.addf`, ...) on operands
       of one sharding keep it; ops on replicated operands stay replicated.
       Anything else with a sharded operand is an error naming the op.
 
     Upstream's `shard-partition` is not used for the function itself: in
     MLIR 22 it crashes on values without annotations and on some annotated
-    `linalg` ops, and a compiler must diagnose, not crash. The moe ops'
-    rules use the upstream interface, so a future switch is local.
+    `linalg` ops, and a compiler must diagnose, not crash. `moe.layer`'s rule
+    uses the upstream `ShardingInterface`; the linalg rule is this pass's
+    own (upstream's linalg sharding model has no floordiv maps, index
+    offsets or zero-init check).
 
     Before (`moe-shard` on `#moe.plan<dp = 2, ep = 2>`):
 
@@ -136,14 +154,71 @@ def MoEPartitionPass : Pass<"moe-partition", "ModuleOp"> {
   ];
 }
 
+def MoEToSpmdPass : Pass<"moe-to-spmd", "ModuleOp"> {
+  let summary = "Turn a model into the per-rank program its #moe.plan asks "
+                "for";
+  let description = [{
+    The partitioning half of `moe-compile`, as one pass that reads the
+    module and runs, as a dynamic pipeline, the passes that apply:
+
+    1. a whole model under a plan of more than one rank: `moe-shard` (no
+       grids yet) and `moe-partition` (no grids, or `shard.shard`
+       annotations to resolve). A module with grids and no annotations is
+       taken as partitioned already;
+    2. the plan's communication rewrites, strict, for the layers whose plan
+       entry asks for them: `moe-slice-allreduce` (`dispatch =
+       slice_allreduce`) and `moe-dedup-tokens` (`dedup = 1`) — on a module
+       partitioned here, or on one that arrived partitioned when
+       `rewrite-partitioned` is set (what moe-compile does for the pipelines
+       its importer still builds per rank);
+    3. `moe-pack-weights`: the weight arguments into the runtime's buffer
+       and manifest (a no-op without weight arguments).
+
+    So `moe-opt --moe-to-spmd` on `moe-compile --emit=mlir` output gives the
+    program `moe-compile --emit=partitioned-mlir` prints. A module without a
+    plan is only packed.
+
+    Before: `moe-compile cfg.json --plan dp=2,tp=2,ep=4 --emit=mlir` (the
+    whole model, each weight an argument, `moe.plan` attached). After: the
+    rank's program `forward(ids: [B/2, S], blob)`, with its collectives.
+  }];
+  let options = [
+    Option<"rewritePartitioned", "rewrite-partitioned", "bool",
+           /*default=*/"false",
+           "Apply the plan's communication rewrites to a module that "
+           "arrives partitioned (grids, no annotations)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::shard::ShardDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
 def MoEShardPass : Pass<"moe-shard", "ModuleOp"> {
-  let summary = "Annotate a module's MoE layers with the shardings of its "
-                "#moe.plan";
+  let summary = "Annotate a model with the shardings of its #moe.plan";
   let description = [{
     Reads the module's `#moe.plan`, creates its grids (`@moe_dense`:
     pp x dp x tp, `@moe_experts`: pp x dp*tp/(ep*etp) x ep x etp; existing
-    grids must have these shapes) and annotates every `moe.layer` in a
-    function body with upstream `shard.shard` ops:
+    grids must have these shapes) and annotates, with upstream `shard.shard`
+    ops, what the plan decides; `moe-partition` derives every other value's
+    sharding from these through each op's rule.
+
+    Function arguments by their `moe.parallel` role (the importer marks
+    them; the role is the model's structure, the split is the plan's):
+
+    - `"batch"`: dim 0 over dp (`@moe_dense` axis 1): the token ids;
+    - `"column"`: a column-parallel (Megatron) weight or bias, dim 0 (its
+      output features) over tp (`@moe_dense` axis 2): `q_proj`, `k_proj`,
+      `v_proj`, so each rank computes whole heads;
+    - `"row"`: a row-parallel weight, dim 1 (its input features) over tp:
+      `o_proj`, whose partial products `moe-partition` sums with an
+      all_reduce over tp.
+
+    Arguments without a role are replicated (embedding, norms), unless a
+    layer claims them. Every `moe.layer` in a function body:
 
     - tokens and the layer's result: split along dim 0 over dp
       (`@moe_dense` axis 1), replicated over tp;
@@ -189,6 +264,58 @@ def MoEShardPass : Pass<"moe-shard", "ModuleOp"> {
            "slice their part on entry and gather results on exit">
   ];
   let dependentDialects = ["::mlir::shard::ShardDialect"];
+}
+
+def MoEPackWeightsPass : Pass<"moe-pack-weights", "ModuleOp"> {
+  let summary = "Pack a model's weight arguments into the one buffer the "
+                "runtime fills, and list them in the manifest";
+  let description = [{
+    A model imported from a config takes each checkpoint tensor as its own
+    function argument, named by a `moe.weight` argument attribute (the
+    Hugging Face name; `{}` stands for the expert index of a stacked
+    `[experts, ...]` argument). After `moe-partition` an argument has this
+    rank's type and, when it is split, a `moe.sharding` attribute saying how
+    its part was cut. This pass replaces the weight arguments of every
+    function by views of one flat f32 buffer appended as the last argument
+    (the executable's ABI: `forward(ids, blob)`), and appends to the
+    module's `moe.manifest` the buffer's size and one line per weight that
+    tells the runtime what to read into it, derived from the sharding:
+
+    | `moe.sharding` of the argument | manifest line |
+    |---|---|
+    | none (replicated) | `tensor` |
+    | `@moe_dense`, dim d over tp (axis 2) | `tensor-slice tp d` |
+    | `@moe_experts`, experts (dim 0) over ep (axis 2) | `tensor-ep` |
+    | `@moe_experts`, dim d over etp (axis 3) | `tensor-slice etp d'` |
+    | both | `tensor-ep-slice etp d'` |
+
+    (d' is the dimension inside one expert for stacked arguments.) Any other
+    split is an error naming the argument: no rank could load it. A module
+    with weight arguments and no manifest is an error too.
+
+    Before:
+
+    ```mlir
+    module attributes {moe.manifest = "moe-model 1\0Aarch X\0A"} {
+      func.func @forward(%ids: tensor<1x4xi64>,
+          %e: tensor<128x64xf32> {moe.weight = "model.embed_tokens.weight"},
+          %q: tensor<32x64xf32> {moe.weight = "model.layers.0.self_attn.q_proj.weight",
+                                 moe.sharding = {grid = @moe_dense,
+                                   split_axes = [array<i16: 2>]}}) ...
+    ```
+
+    After:
+
+    ```mlir
+    module attributes {moe.manifest = "moe-model 1\0Aarch X\0Ablob 10240\0A
+        tensor 0 1 2 128 64 model.embed_tokens.weight\0A
+        tensor-slice tp 0 8192 1 2 32 64 model.layers.0.self_attn.q_proj.weight\0A"} {
+      func.func @forward(%ids: tensor<1x4xi64>, %blob: tensor<10240xf32>) ... {
+        %0 = tensor.extract_slice %blob[0] [8192] [1] ...
+        %e = tensor.expand_shape %0 [[0, 1]] output_shape [128, 64] ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
 }
 
 //===----------------------------------------------------------------------===//

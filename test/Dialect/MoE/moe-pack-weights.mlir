@@ -1,0 +1,82 @@
+// RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-pack-weights | FileCheck %s
+
+// Each weight argument becomes a view of the one buffer (the last
+// argument); the manifest lists it with the slice its sharding says the
+// rank loads: whole, a tp block, its ep experts, an etp block of each.
+// CHECK-LABEL: module attributes {moe.manifest = "moe-model 1\0Aarch X\0Ablob 848\0A
+// CHECK-SAME: tensor 0 1 2 8 16 emb\0A
+// CHECK-SAME: tensor-slice tp 0 128 1 2 4 16 q\0A
+// CHECK-SAME: tensor-slice tp 1 192 1 2 16 4 o\0A
+// CHECK-SAME: tensor-ep 256 2 2 8 16 experts.{}.up\0A
+// CHECK-SAME: tensor-ep-slice etp 1 512 2 2 16 4 experts.{}.down\0A
+// CHECK-SAME: tensor-slice etp 0 640 1 2 4 16 shared.up\0A
+// CHECK-SAME: tensor-slice etp 0 704 4 2 2 16 all.{}.gate\0A
+// CHECK-SAME: tensor 832 1 1 16 norm\0A"
+// CHECK: func.func @forward(%[[IDS:[^:]*]]: tensor<1x4xi64>, %[[BLOB:[^:]*]]: tensor<848xf32>) -> tensor<8x16xf32>
+// CHECK: %[[E:.*]] = tensor.extract_slice %[[BLOB]][0] [128] [1] : tensor<848xf32> to tensor<128xf32>
+// CHECK: tensor.expand_shape %[[E]] {{\[\[}}0, 1]] output_shape [8, 16] : tensor<128xf32> into tensor<8x16xf32>
+// CHECK: tensor.extract_slice %[[BLOB]][832] [16] [1] : tensor<848xf32> to tensor<16xf32>
+// CHECK-NOT: moe.weight
+// CHECK-NOT: moe.sharding
+module attributes {moe.manifest = "moe-model 1\0Aarch X\0A"} {
+  shard.grid @moe_dense(shape = 1x1x2)
+  shard.grid @moe_experts(shape = 1x1x2x2)
+  func.func @forward(%ids: tensor<1x4xi64> {moe.sharding = {grid = @moe_dense, split_axes = [array<i16: 1>]}},
+      %emb: tensor<8x16xf32> {moe.weight = "emb"},
+      %q: tensor<4x16xf32> {moe.weight = "q", moe.sharding = {grid = @moe_dense, split_axes = [array<i16: 2>]}},
+      %o: tensor<16x4xf32> {moe.weight = "o", moe.sharding = {grid = @moe_dense, split_axes = [array<i16>, array<i16: 2>]}},
+      %up: tensor<2x8x16xf32> {moe.weight = "experts.{}.up", moe.sharding = {grid = @moe_experts, split_axes = [array<i16: 2>]}},
+      %down: tensor<2x16x4xf32> {moe.weight = "experts.{}.down", moe.sharding = {grid = @moe_experts, split_axes = [array<i16: 2>, array<i16>, array<i16: 3>]}},
+      %sup: tensor<4x16xf32> {moe.weight = "shared.up", moe.sharding = {grid = @moe_experts, split_axes = [array<i16: 3>]}},
+      %gate: tensor<4x2x16xf32> {moe.weight = "all.{}.gate", moe.sharding = {grid = @moe_experts, split_axes = [array<i16>, array<i16: 3>]}},
+      %norm: tensor<16xf32> {moe.weight = "norm"}) -> tensor<8x16xf32> {
+    return %emb : tensor<8x16xf32>
+  }
+}
+
+// -----
+
+// Without weight arguments nothing changes.
+// CHECK-LABEL: func.func @no_weights(%{{.*}}: tensor<4xf32>) -> tensor<4xf32>
+module {
+  func.func @no_weights(%x: tensor<4xf32>) -> tensor<4xf32> {
+    return %x : tensor<4xf32>
+  }
+}
+
+// -----
+
+module {
+  // expected-error @+1 {{'func.func' op has weight arguments but its module has no 'moe.manifest' to list them in}}
+  func.func @f(%w: tensor<4xf32> {moe.weight = "w"}) {
+    return
+  }
+}
+
+// -----
+
+module attributes {moe.manifest = "moe-model 1\0A"} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  // expected-error @+1 {{'func.func' op weight 'w' is split so that no rank can load its part: dimension 0 over axis 1 of @moe_dense}}
+  func.func @f(%w: tensor<4xf32> {moe.weight = "w", moe.sharding = {grid = @moe_dense, split_axes = [array<i16: 1>]}}) {
+    return
+  }
+}
+
+// -----
+
+module attributes {moe.manifest = "moe-model 1\0A"} {
+  // expected-error @+1 {{'func.func' op weight 'w' has type 'tensor<4xf16>'; the runtime loads static f32 tensors}}
+  func.func @f(%w: tensor<4xf16> {moe.weight = "w"}) {
+    return
+  }
+}
+
+// -----
+
+module attributes {moe.manifest = "moe-model 1\0A"} {
+  // expected-error @+1 {{'func.func' op weight 'w' is split so that no rank can load its part: malformed moe.sharding}}
+  func.func @f(%w: tensor<4xf32> {moe.weight = "w", moe.sharding = "tp"}) {
+    return
+  }
+}
