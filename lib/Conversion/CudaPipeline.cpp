@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
 
 #include "Pipelines.h"
 
@@ -131,8 +132,14 @@ LogicalResult mlir::moe::buildMoECudaPipeline(
 }
 
 namespace {
-struct CudaPipelineCLOptions
-    : public PassPipelineOptions<CudaPipelineCLOptions> {
+/// The textual options of moe-opt's `moe-cuda-pipeline` and
+/// `moe-compile-pipeline`, read into CudaPipelineOptions and
+/// CompilePipelineOptions (the one description of the CUDA options).
+struct PipelineCLOptions : public PassPipelineOptions<PipelineCLOptions> {
+  Option<std::string> target{
+      *this, "target",
+      llvm::cl::desc("moe-compile-pipeline: cpu or cuda"),
+      llvm::cl::init("cpu")};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90: H100)"),
                            llvm::cl::init("sm_90")};
@@ -152,6 +159,28 @@ struct CudaPipelineCLOptions
   Option<int64_t> blockSize{*this, "block-size",
                             llvm::cl::desc("Threads per block"),
                             llvm::cl::init(256)};
+  Option<bool> emulateOnCpu{
+      *this, "emulate-on-cpu",
+      llvm::cl::desc("The kernels' loops run on the host (testing)"),
+      llvm::cl::init(false)};
+  Option<std::string> gemm{
+      *this, "gemm",
+      llvm::cl::desc("moe-compile-pipeline: the CUDA runtime's product mode "
+                     "(f32, tf32, bf16, f16)"),
+      llvm::cl::init("f32")};
+
+  moe::CompilePipelineOptions get() const {
+    moe::CompilePipelineOptions o;
+    o.cuda = target == "cuda";
+    o.cudaOptions.chip = chip;
+    o.cudaOptions.features = features;
+    o.cudaOptions.format = format;
+    o.cudaOptions.toolkit = toolkit;
+    o.cudaOptions.blockSize = blockSize;
+    o.cudaOptions.emulateOnHost = emulateOnCpu;
+    o.gemm = gemm;
+    return o;
+  }
 };
 } // namespace
 
@@ -165,21 +194,69 @@ void mlir::moe::registerMoECudaPipeline() {
       "dialect",
       [](OpPassManager &pm, StringRef text,
          function_ref<LogicalResult(const Twine &)> errorHandler) {
-        CudaPipelineCLOptions cl;
+        PipelineCLOptions cl;
         if (failed(cl.parseFromString(text)))
           return failure();
-        moe::CudaPipelineOptions options;
-        options.chip = cl.chip;
-        options.features = cl.features;
-        options.format = cl.format;
-        options.toolkit = cl.toolkit;
-        options.blockSize = cl.blockSize;
         std::string error;
-        if (failed(buildMoECudaPipeline(pm, options, error)))
+        if (failed(buildMoECudaPipeline(pm, cl.get().cudaOptions, error)))
           return errorHandler("moe-cuda-pipeline: " + error);
         return success();
       },
       [](function_ref<void(const detail::PassOptions &)> optHandler) {
-        optHandler(CudaPipelineCLOptions());
+        optHandler(PipelineCLOptions());
+      });
+}
+
+LogicalResult
+mlir::moe::buildMoECompilePipeline(OpPassManager &pm,
+                                   const CompilePipelineOptions &options,
+                                   std::string &error) {
+  if (!llvm::is_contained({"f32", "tf32", "bf16", "f16"}, options.gemm)) {
+    error = "unknown gemm mode '" + options.gemm +
+            "'; expected f32, tf32, bf16 or f16";
+    return failure();
+  }
+  pm.addPass(createMoEToSpmdPass());
+  return buildMoETargetPipeline(pm, options, error);
+}
+
+LogicalResult
+mlir::moe::buildMoETargetPipeline(OpPassManager &pm,
+                                  const CompilePipelineOptions &options,
+                                  std::string &error) {
+  if (options.cuda) {
+    if (failed(buildMoECudaPipeline(pm, options.cudaOptions, error)))
+      return failure();
+  } else {
+    buildMoECpuPipeline(pm);
+  }
+  // The manifest, with the plan's rank layout, into the runtime's global.
+  ConvertMoEManifestToLLVMPassOptions manifest;
+  manifest.gemm = options.gemm;
+  pm.addPass(createConvertMoEManifestToLLVMPass(manifest));
+  return success();
+}
+
+void mlir::moe::registerMoECompilePipeline() {
+  registerPassPipeline(
+      "moe-compile-pipeline",
+      "What moe-compile runs on an imported model: moe-to-spmd (the rank's "
+      "program), the target's pipeline (target=cpu|cuda and the CUDA "
+      "options), convert-moe-manifest-to-llvm",
+      [](OpPassManager &pm, StringRef text,
+         function_ref<LogicalResult(const Twine &)> errorHandler) {
+        PipelineCLOptions cl;
+        if (failed(cl.parseFromString(text)))
+          return failure();
+        if (cl.target != "cpu" && cl.target != "cuda")
+          return errorHandler("moe-compile-pipeline: unknown target '" +
+                              cl.target + "'; expected cpu or cuda");
+        std::string error;
+        if (failed(buildMoECompilePipeline(pm, cl.get(), error)))
+          return errorHandler("moe-compile-pipeline: " + error);
+        return success();
+      },
+      [](function_ref<void(const detail::PassOptions &)> optHandler) {
+        optHandler(PipelineCLOptions());
       });
 }

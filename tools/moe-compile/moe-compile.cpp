@@ -377,7 +377,6 @@ int main(int argc, char **argv) {
 
   // Import.
   OwningOpRef<ModuleOp> module;
-  bool importedPerRank = false;
   {
     TimingScope importTiming = rootTiming.nest("import");
     auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(inputFilename);
@@ -389,14 +388,17 @@ int main(int argc, char **argv) {
           moe::parseModelConfig((*buffer)->getBuffer());
       if (!config)
         return fail(inputFilename + ": " + llvm::toString(config.takeError()));
-      auto model = moe::importModel(&context, *config, batch, seqLen, plan,
-                                    microbatches);
+      llvm::Expected<int64_t> mbs = moe::checkPlanForModel(
+          moe::summarizeModel(*config, batch, seqLen), plan, microbatches);
+      if (!mbs)
+        return fail(llvm::toString(mbs.takeError()));
+      auto model = moe::importModel(&context, *config, batch, seqLen, *mbs);
       if (!model)
         return fail(llvm::toString(model.takeError()));
       module = std::move(*model);
-      // The importer still builds pipelines per rank (pp > 1); every other
-      // model is imported whole and partitioned by the passes below.
-      importedPerRank = plan && plan.getPp() > 1;
+      if (plan)
+        (*module)->setAttr(moe::MoEDialect::getPlanAttrName(), plan);
+
     } else {
       llvm::SourceMgr sourceMgr;
       sourceMgr.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
@@ -433,9 +435,7 @@ int main(int argc, char **argv) {
     if (failed(applyPassManagerCLOptions(pm)))
       return fail("invalid pass manager options");
     pm.enableTiming(partitionTiming);
-    moe::MoEToSpmdPassOptions spmd;
-    spmd.rewritePartitioned = importedPerRank;
-    pm.addPass(moe::createMoEToSpmdPass(spmd));
+    pm.addPass(moe::createMoEToSpmdPass());
     if (failed(pm.run(*module)))
       return fail("partitioning '" + inputFilename + "' for the plan failed");
   }

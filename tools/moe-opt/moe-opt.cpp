@@ -24,6 +24,7 @@ int main(int argc, char **argv) {
   mlir::moe::registerMoEConversionPasses();
   mlir::moe::registerMoECpuPipeline();
   mlir::moe::registerMoECudaPipeline();
+  mlir::moe::registerMoECompilePipeline();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

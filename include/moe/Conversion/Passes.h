@@ -63,6 +63,27 @@ LogicalResult buildMoECudaPipeline(OpPassManager &pm,
 /// Registers `moe-cuda-pipeline` with the pass registry.
 void registerMoECudaPipeline();
 
+/// What `moe-compile` compiles a model for.
+struct CompilePipelineOptions {
+  bool cuda = false; // --target cuda (else cpu)
+  CudaPipelineOptions cudaOptions;
+  /// The products' compute mode the manifest hands the CUDA runtime.
+  std::string gemm = "f32";
+};
+/// moe-compile's pipeline from a whole model to the LLVM dialect:
+/// moe-to-spmd (the rank's program), then buildMoETargetPipeline. The error
+/// names a bad option.
+LogicalResult buildMoECompilePipeline(OpPassManager &pm,
+                                      const CompilePipelineOptions &options,
+                                      std::string &error);
+/// Its second half, on the rank's program: the target's pipeline and
+/// convert-moe-manifest-to-llvm.
+LogicalResult buildMoETargetPipeline(OpPassManager &pm,
+                                     const CompilePipelineOptions &options,
+                                     std::string &error);
+/// Registers `moe-compile-pipeline` with the pass registry.
+void registerMoECompilePipeline();
+
 #define GEN_PASS_REGISTRATION
 #include "moe/Conversion/Passes.h.inc"
 

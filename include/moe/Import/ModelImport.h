@@ -61,19 +61,18 @@ llvm::Expected<ModelConfig> parseModelConfig(llvm::StringRef json);
 plan::ModelSummary summarizeModel(const ModelConfig &config, int64_t batch,
                                   int64_t seqLen);
 
-/// Builds the forward function for token ids of shape [batch, seqLen]. The
-/// returned module carries `moe.manifest`. With a `plan` of more than one
-/// rank it is the per-rank SPMD program (docs/Parallelism.md): each rank
-/// computes batch / dp sequences, holds num_experts / ep experts, and
-/// communicates through `shard` collectives on the grids `@moe_dense`
-/// (pp x dp x tp) and `@moe_experts` (pp x dp*tp/(ep*etp) x ep x etp); the
-/// plan is attached as `moe.plan`. With pp > 1 each stage runs
-/// num_layers / pp layers on `microbatches` microbatches (0: the default of
-/// plan::defaultMicrobatches), passing hidden states on with shard.send /
-/// shard.recv over grid axis 0.
+/// Builds the whole model for token ids of shape [batch, seqLen], with
+/// single-rank semantics and nothing that depends on a plan or a rank:
+/// `forward(ids, weights...)`, each weight an argument named by `moe.weight`
+/// and marked with its `moe.parallel` role, each decoder layer's ops tagged
+/// `moe.decoder_layer`; the module carries the manifest's header
+/// (`moe.manifest`). With `microbatches` > 1 it is the model of one
+/// microbatch (batch / microbatches sequences) that moe-pipeline runs
+/// `microbatches` times (`moe.microbatches`). The passes of moe-to-spmd make
+/// the per-rank program (docs/Parallelism.md).
 llvm::Expected<OwningOpRef<ModuleOp>>
 importModel(MLIRContext *context, const ModelConfig &config, int64_t batch,
-            int64_t seqLen, PlanAttr plan = {}, int64_t microbatches = 0);
+            int64_t seqLen, int64_t microbatches = 1);
 
 /// Name of the module attribute that holds the weight manifest.
 constexpr llvm::StringLiteral kManifestAttrName =

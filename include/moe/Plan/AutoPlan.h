@@ -40,6 +40,12 @@ llvm::Expected<plan::Candidate> runPlanner(MLIRContext *ctx,
                                            const AutoPlanOptions &options,
                                            llvm::raw_ostream *report);
 
+/// Checks that `plan` (null: one rank) fits `model` (PlanFacts.h) and
+/// returns the microbatches to compile it with: `requested`, or with 0 the
+/// default (plan::defaultMicrobatches). The error names the reason.
+llvm::Expected<int64_t> checkPlanForModel(const plan::ModelSummary &model,
+                                          PlanAttr plan, int64_t requested);
+
 /// A plan as a planner candidate: its degrees and one dispatch and dedup
 /// for all layers (the planner estimates uniform plans; a per-layer list is
 /// an error naming it).

@@ -113,12 +113,6 @@ module {
 
 // -----
 
-// expected-error @+1 {{moe-shard: pipeline parallelism (pp = 2) places layers on stages, which moe-shard does not do; moe-compile builds pipelines from a model config}}
-module attributes {moe.plan = #moe.plan<dp = 1, pp = 2>} {
-}
-
-// -----
-
 module attributes {moe.plan = #moe.plan<dp = 2, ep = 2>} {
   // expected-error @+1 {{'shard.grid' op has shape 1x4x1 but the module's plan #moe.plan<dp = 2, ep = 2> needs 1x2x1}}
   shard.grid @moe_dense(shape = 1x4x1)

@@ -275,11 +275,13 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
                              << "' must be a string, got " << attr.getValue();
     return success();
   }
-  if (attr.getName() == getLayerIndexAttrName()) {
+  if (attr.getName() == getLayerIndexAttrName() ||
+      attr.getName() == getDecoderLayerAttrName() ||
+      attr.getName() == getMicrobatchesAttrName()) {
     auto index = dyn_cast<IntegerAttr>(attr.getValue());
     if (!index || index.getInt() < 0)
       return op->emitError()
-             << "'" << getLayerIndexAttrName()
+             << "'" << attr.getName().getValue()
              << "' must be a non-negative integer, got " << attr.getValue();
     return success();
   }

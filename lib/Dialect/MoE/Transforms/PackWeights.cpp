@@ -114,6 +114,9 @@ LogicalResult MoEPackWeightsPass::pack(func::FuncOp func, std::string &lines) {
     ArrayRef<int64_t> shape = type.getShape();
     int64_t count = stacked ? shape.front() : 1;
     ArrayRef<int64_t> each = stacked ? shape.drop_front() : shape;
+    // A weight only one pipeline stage needs is loaded by that stage only.
+    if (auto stage = func.getArgAttrOfType<IntegerAttr>(i, kStageAttrName))
+      lines += llvm::formatv("stage {0} ", stage.getInt());
     lines += llvm::formatv("{0} {1} {2} {3}", *kind, offset, count,
                            each.size());
     for (int64_t d : each)

@@ -664,6 +664,11 @@ LogicalResult FunctionPartitioner::run() {
     globalOps.push_back(&op);
   for (Operation *op : globalOps) {
     builder.setInsertionPoint(op);
+    // The ops built for `op` are those that end up between its predecessor
+    // and it; they inherit its decoder layer (moe-pipeline reads it).
+    Operation *previous = op->getPrevNode();
+    auto decoderLayer =
+        op->getAttrOfType<IntegerAttr>(MoEDialect::getDecoderLayerAttrName());
     LogicalResult result = success();
     if (isa<shard::ShardingOp>(op)) {
       continue; // kept in place; erased with its users below
@@ -690,6 +695,10 @@ LogicalResult FunctionPartitioner::run() {
     }
     if (failed(result))
       return failure();
+    if (decoderLayer)
+      for (Operation *built = previous ? previous->getNextNode() : &entry.front();
+           built && built != op; built = built->getNextNode())
+        built->setAttr(MoEDialect::getDecoderLayerAttrName(), decoderLayer);
   }
   for (Operation *op : llvm::reverse(globalOps)) {
     op->dropAllUses();

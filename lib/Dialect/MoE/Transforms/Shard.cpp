@@ -167,13 +167,6 @@ void MoEShardPass::runOnOperation() {
                        << "' attribute such as #moe.plan<dp = 2, ep = 2>";
     return signalPassFailure();
   }
-  if (plan.getPp() != 1) {
-    module.emitError()
-        << "moe-shard: pipeline parallelism (pp = " << plan.getPp()
-        << ") places layers on stages, which moe-shard does not do; "
-           "moe-compile builds pipelines from a model config";
-    return signalPassFailure();
-  }
   if (failed(ensureGrids(module, plan)))
     return signalPassFailure();
 

@@ -45,8 +45,6 @@ void addCommunicationRewrites(OpPassManager &pm, PlanAttr plan,
 }
 
 struct MoEToSpmdPass : public moe::impl::MoEToSpmdPassBase<MoEToSpmdPass> {
-  using MoEToSpmdPassBase::MoEToSpmdPassBase;
-
   void getDependentDialects(DialectRegistry &registry) const override {
     MoEToSpmdPassBase::getDependentDialects(registry);
     registerShardingInterfaceExternalModels(registry);
@@ -67,11 +65,18 @@ struct MoEToSpmdPass : public moe::impl::MoEToSpmdPassBase<MoEToSpmdPass> {
         pm.addPass(createMoEShardPass());
       pm.addPass(createMoEPartitionPass());
     }
-    if (plan && (!partitionedBefore || rewritePartitioned))
+    if (plan && !partitionedBefore)
       addCommunicationRewrites(pm, plan, numLayers);
+    if (plan && plan.getPp() > 1 && !partitionedBefore)
+      pm.addPass(createMoEPipelinePass());
     pm.addPass(createMoEPackWeightsPass());
     if (failed(runPipeline(pm, module)))
-      signalPassFailure();
+      return signalPassFailure();
+    // The decoder layer tags served moe-pipeline; the rank's program does
+    // not need them.
+    module.walk([](Operation *op) {
+      op->removeAttr(MoEDialect::getDecoderLayerAttrName());
+    });
   }
 };
 

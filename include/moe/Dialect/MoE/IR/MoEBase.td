@@ -52,6 +52,17 @@ def MoE_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getLayerIndexAttrName() {
       return ::llvm::StringLiteral("moe.layer_index");
     }
+    /// On each op of a whole model's decoder layer: the layer's index (what
+    /// moe-pipeline places on stages; moe-partition carries it to the ops it
+    /// builds for the layer).
+    static constexpr ::llvm::StringLiteral getDecoderLayerAttrName() {
+      return ::llvm::StringLiteral("moe.decoder_layer");
+    }
+    /// On a whole model built for one microbatch of a pipeline: how many
+    /// microbatches the compiled program runs (moe-pipeline's loop).
+    static constexpr ::llvm::StringLiteral getMicrobatchesAttrName() {
+      return ::llvm::StringLiteral("moe.microbatches");
+    }
     /// On the moe.dispatch of a partitioned layer: the `@moe_dense` axes its
     /// tokens were split over (dim 0); they are replicated over the others.
     /// What moe-slice-allreduce and moe-dedup-tokens prove legality from.

@@ -58,6 +58,9 @@ constexpr llvm::StringLiteral kParallelRoleAttrName = "moe.parallel";
 /// The argument attribute naming the checkpoint tensor an argument holds
 /// (Hugging Face name; "{}" stands for the expert index of stacked experts).
 constexpr llvm::StringLiteral kWeightNameAttrName = "moe.weight";
+/// The argument attribute of a weight only one pipeline stage loads (the
+/// embedding: 0; the final norm: the last; moe-pipeline).
+constexpr llvm::StringLiteral kStageAttrName = "moe.stage";
 DictionaryAttr getShardingAttr(const shard::Sharding &sharding);
 /// The grid and split axes of such an attribute; failure when malformed.
 struct ArgSharding {

@@ -167,14 +167,15 @@ def MoEToSpmdPass : Pass<"moe-to-spmd", "ModuleOp"> {
        taken as partitioned already;
     2. the plan's communication rewrites, strict, for the layers whose plan
        entry asks for them: `moe-slice-allreduce` (`dispatch =
-       slice_allreduce`) and `moe-dedup-tokens` (`dedup = 1`) — on a module
-       partitioned here, or on one that arrived partitioned when
-       `rewrite-partitioned` is set (what moe-compile does for the pipelines
-       its importer still builds per rank);
-    3. `moe-pack-weights`: the weight arguments into the runtime's buffer
+       slice_allreduce`) and `moe-dedup-tokens` (`dedup = 1`), on what it
+       partitioned;
+    3. with `pp > 1`, `moe-pipeline`: the layers on stages, the microbatch
+       loop;
+    4. `moe-pack-weights`: the weight arguments into the runtime's buffer
        and manifest (a no-op without weight arguments).
 
-    So `moe-opt --moe-to-spmd` on `moe-compile --emit=mlir` output gives the
+    The `moe.decoder_layer` tags are removed at the end (moe-pipeline
+    consumed them). So `moe-opt --moe-to-spmd` on `moe-compile --emit=mlir` output gives the
     program `moe-compile --emit=partitioned-mlir` prints. A module without a
     plan is only packed.
 
@@ -182,16 +183,74 @@ def MoEToSpmdPass : Pass<"moe-to-spmd", "ModuleOp"> {
     whole model, each weight an argument, `moe.plan` attached). After: the
     rank's program `forward(ids: [B/2, S], blob)`, with its collectives.
   }];
-  let options = [
-    Option<"rewritePartitioned", "rewrite-partitioned", "bool",
-           /*default=*/"false",
-           "Apply the plan's communication rewrites to a module that "
-           "arrives partitioned (grids, no annotations)">
-  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::shard::ShardDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+def MoEPipelinePass : Pass<"moe-pipeline", "ModuleOp"> {
+  let summary = "Place a partitioned model's layers on pipeline stages and "
+                "run its microbatches through them";
+  let description = [{
+    For a module whose `#moe.plan` has `pp > 1`, after `moe-partition`: the
+    function is the rank's program for one microbatch (the importer builds
+    the model of one microbatch, `moe.microbatches` module attribute, and
+    tags each decoder layer's ops with `moe.decoder_layer`). With `L` layers
+    and `K = L / pp`, every stage runs the same program (SPMD):
+
+    - a loop over the microbatches of the rank's sequences;
+    - stage 0 runs the ops before the first layer (the embedding), the
+      others receive the hidden states from the previous stage
+      (`shard.recv` over `@moe_dense` axis 0);
+    - the program of layers `0 .. K-1`, whose weights stage `s` reads as
+      checkpoint layers `s * K + j` (the argument's `moe.weight` becomes
+      `model.layers.{stage*K+j}....`, which the runtime resolves);
+    - the last stage runs the ops after the last layer (the final norm), the
+      others send their hidden states on (`shard.send`);
+    - the microbatch's output goes into the result.
+
+    The weights of layers `K ..` are dropped; those of the embedding and the
+    norm are marked `moe.stage` (only that stage loads them). Layers of
+    different structure (other weight types) cannot share a stage program:
+    an error. A value of one layer used past the next, or ops between layers
+    that belong to none, are errors naming the op. A plan with `pp = 1`
+    leaves the module as it is.
+
+    Before (pp = 2, one rank's program for one microbatch, 2 layers):
+
+    ```mlir
+    func.func @forward(%ids: tensor<1x8xi64>, %emb: ..., %l0: ... {moe.weight =
+        "model.layers.0.input_layernorm.weight"}, %l1: ..., %norm: ...)
+    %x = linalg.generic ... // embed
+    %y = ... {moe.decoder_layer = 0}
+    %z = ... {moe.decoder_layer = 1}
+    %o = ... // norm
+    ```
+
+    After:
+
+    ```mlir
+    func.func @forward(%ids: tensor<2x8xi64>, %emb: ... {moe.stage = 0},
+        %l0: ... {moe.weight = "model.layers.{stage*1+0}.input_layernorm.weight"},
+        %norm: ... {moe.stage = 1})
+    %stage = shard.process_multi_index on @moe_dense axes = [0] : index
+    scf.for %mb = ... iter_args(%acc = ...) {
+      %x = scf.if %first { embed } else { shard.recv ... }
+      ... layer 0 ...
+      %out = scf.if %last { norm } else { shard.send ...; zeros }
+      tensor.insert_slice %out into %acc ...
+    }
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::scf::SCFDialect",
     "::mlir::shard::ShardDialect",
     "::mlir::tensor::TensorDialect"
   ];

@@ -1,0 +1,405 @@
+//===- Pipeline.cpp - layers on pipeline stages, microbatches through them ===//
+//
+// Implements `moe-pipeline`: the stage placement and the microbatch schedule
+// of a plan with pp > 1, on the rank's program for one microbatch that
+// moe-partition built (docs/Parallelism.md, "Pipelines").
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/Transforms/LayerPartition.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Utils/LinalgBuilders.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
+#include "llvm/Support/FormatVariadic.h"
+
+namespace mlir {
+namespace moe {
+#define GEN_PASS_DEF_MOEPIPELINEPASS
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace moe
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// The ops of the function body split into the part before the layers, each
+/// layer, and the part after (the terminator excluded).
+struct Structure {
+  SmallVector<Operation *> prologue, epilogue;
+  SmallVector<SmallVector<Operation *>> layers;
+};
+
+constexpr int64_t kPrologue = -1, kEpilogue = -2;
+
+class StagePlacer {
+public:
+  StagePlacer(func::FuncOp func, int64_t pp, int64_t microbatches)
+      : func(func), pp(pp), microbatches(microbatches), b(func.getContext()) {}
+  LogicalResult run();
+
+private:
+  LogicalResult split(Structure &s);
+  /// The one value defined by `from` and used by `users` (the hidden
+  /// states between two parts); an error naming `what` otherwise.
+  FailureOr<Value> handOver(ArrayRef<Operation *> from,
+                            ArrayRef<Operation *> users, StringRef what);
+  /// Weight arguments used by `ops` (in their regions too), in order.
+  SetVector<BlockArgument> argumentsOf(ArrayRef<Operation *> ops);
+
+  func::FuncOp func;
+  int64_t pp, microbatches;
+  OpBuilder b;
+};
+
+LogicalResult StagePlacer::split(Structure &s) {
+  Block &entry = func.getBody().front();
+  DenseMap<Operation *, int64_t> layerOf;
+  SmallVector<Operation *> ops;
+  for (Operation &op : entry.without_terminator())
+    ops.push_back(&op);
+  int64_t numLayers = 0;
+  for (Operation *op : ops)
+    if (auto tag = op->getAttrOfType<IntegerAttr>(
+            MoEDialect::getDecoderLayerAttrName())) {
+      layerOf[op] = tag.getInt();
+      numLayers = std::max(numLayers, tag.getInt() + 1);
+    }
+  if (numLayers == 0)
+    return func.emitOpError()
+           << "has no ops tagged '" << MoEDialect::getDecoderLayerAttrName()
+           << "'; moe-pipeline places the layers of a model imported from a "
+              "config";
+  // Untagged ops between the layers used only by one layer belong to it
+  // (built for it by a pass that did not tag them).
+  Operation *firstTagged = nullptr, *lastTagged = nullptr;
+  for (Operation *op : ops)
+    if (layerOf.count(op)) {
+      firstTagged = firstTagged ? firstTagged : op;
+      lastTagged = op;
+    }
+  for (Operation *op : llvm::reverse(ops)) {
+    if (layerOf.count(op) || op->use_empty() ||
+        op->isBeforeInBlock(firstTagged) || lastTagged->isBeforeInBlock(op))
+      continue;
+    std::optional<int64_t> only;
+    bool one = true;
+    for (Operation *user : op->getUsers()) {
+      Operation *top = entry.findAncestorOpInBlock(*user);
+      auto it = top ? layerOf.find(top) : layerOf.end();
+      if (it == layerOf.end() || (only && *only != it->second)) {
+        one = false;
+        break;
+      }
+      only = it->second;
+    }
+    if (one && only)
+      layerOf[op] = *only;
+  }
+  s.layers.resize(numLayers);
+  int64_t seen = kPrologue;
+  for (Operation *op : ops) {
+    auto it = layerOf.find(op);
+    if (it != layerOf.end()) {
+      if (it->second < seen)
+        return op->emitOpError() << "belongs to decoder layer " << it->second
+                                 << " but comes after layer " << seen;
+      seen = it->second;
+      s.layers[seen].push_back(op);
+    } else if (seen == kPrologue) {
+      s.prologue.push_back(op);
+    } else if (seen == numLayers - 1 || op->use_empty()) {
+      if (!op->use_empty())
+        s.epilogue.push_back(op);
+    } else {
+      return op->emitOpError()
+             << "lies between decoder layers but belongs to none";
+    }
+  }
+  return success();
+}
+
+FailureOr<Value> StagePlacer::handOver(ArrayRef<Operation *> from,
+                                       ArrayRef<Operation *> users,
+                                       StringRef what) {
+  llvm::SmallPtrSet<Operation *, 32> inFrom(from.begin(), from.end());
+  SetVector<Value> values;
+  for (Operation *user : users)
+    user->walk([&](Operation *nested) {
+      for (Value v : nested->getOperands())
+        if (Operation *def = v.getDefiningOp(); def && inFrom.count(def))
+          values.insert(v);
+    });
+  if (values.size() != 1)
+    return func.emitOpError()
+           << "passes " << values.size() << " values " << what
+           << "; moe-pipeline hands one (the hidden states) from stage to "
+              "stage";
+  return values.front();
+}
+
+SetVector<BlockArgument> StagePlacer::argumentsOf(ArrayRef<Operation *> ops) {
+  SetVector<BlockArgument> args;
+  Block *entry = &func.getBody().front();
+  for (Operation *op : ops)
+    op->walk([&](Operation *nested) {
+      for (Value v : nested->getOperands())
+        if (auto arg = dyn_cast<BlockArgument>(v);
+            arg && arg.getOwner() == entry)
+          args.insert(arg);
+    });
+  return args;
+}
+
+LogicalResult StagePlacer::run() {
+  Structure s;
+  if (failed(split(s)))
+    return failure();
+  int64_t numLayers = s.layers.size();
+  if (numLayers % pp != 0)
+    return func.emitOpError() << "has " << numLayers
+                              << " decoder layers, which pp = " << pp
+                              << " does not divide";
+  int64_t perStage = numLayers / pp;
+  Block &entry = func.getBody().front();
+  auto ret = cast<func::ReturnOp>(entry.getTerminator());
+  if (ret.getNumOperands() != 1 || entry.getNumArguments() < 1)
+    return func.emitOpError() << "must take the token ids first and return "
+                                 "one value to be placed on stages";
+
+  // What each part hands to the next.
+  FailureOr<Value> input = handOver(s.prologue, s.layers[0], "into layer 0");
+  if (failed(input))
+    return failure();
+  // The final part is the ops after the layers, or only the return.
+  SmallVector<Operation *> finalPart(s.epilogue);
+  if (finalPart.empty())
+    finalPart.push_back(ret);
+  FailureOr<Value> output = handOver(s.layers[perStage - 1],
+                                     perStage < numLayers
+                                         ? ArrayRef<Operation *>(
+                                               s.layers[perStage])
+                                         : ArrayRef<Operation *>(finalPart),
+                                     "out of a stage");
+  FailureOr<Value> last =
+      handOver(s.layers[numLayers - 1], finalPart, "into the final part");
+  if (failed(output) || failed(last))
+    return failure();
+
+  // Every stage runs layers 0 .. K-1's program on its own layers' weights.
+  for (int64_t layer = perStage; layer < numLayers; ++layer) {
+    SetVector<BlockArgument> mine = argumentsOf(s.layers[layer]);
+    SetVector<BlockArgument> model = argumentsOf(s.layers[layer % perStage]);
+    bool same = mine.size() == model.size();
+    for (size_t i = 0; same && i < mine.size(); ++i)
+      same = mine[i].getType() == model[i].getType();
+    if (!same)
+      return func.emitOpError()
+             << "decoder layer " << layer << " differs from layer "
+             << layer % perStage
+             << " (its weights); the stages of a pipeline share one program";
+  }
+  for (int64_t j = 0; j < perStage; ++j)
+    for (BlockArgument arg : argumentsOf(s.layers[j])) {
+      auto name = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                    kWeightNameAttrName);
+      if (!name)
+        continue;
+      std::string key = llvm::formatv("layers.{0}.", j).str();
+      size_t at = name.getValue().find(key);
+      if (at == StringRef::npos)
+        return func.emitOpError() << "weight '" << name.getValue()
+                                  << "' of decoder layer " << j
+                                  << " does not name its layer ('" << key
+                                  << "')";
+      std::string renamed = name.getValue().str();
+      renamed.replace(at, key.size(),
+                      llvm::formatv("layers.{{stage*{0}+{1}}.", perStage, j)
+                          .str());
+      func.setArgAttr(arg.getArgNumber(), kWeightNameAttrName,
+                      b.getStringAttr(renamed));
+    }
+  for (auto [ops, stage] : {std::make_pair(&s.prologue, int64_t(0)),
+                            std::make_pair(&s.epilogue, pp - 1)})
+    for (BlockArgument arg : argumentsOf(*ops))
+      if (func.getArgAttr(arg.getArgNumber(), kWeightNameAttrName))
+        func.setArgAttr(arg.getArgNumber(), kStageAttrName,
+                        b.getI64IntegerAttr(stage));
+
+  // The schedule.
+  Location loc = func.getLoc();
+  BlockArgument ids = entry.getArgument(0);
+  auto idsType = cast<RankedTensorType>(ids.getType());
+  auto outType = cast<RankedTensorType>(ret.getOperand(0).getType());
+  auto hiddenType = cast<RankedTensorType>(output->getType());
+  int64_t rows = idsType.getDimSize(0);
+  SmallVector<int64_t> allIds(idsType.getShape()), allOut(outType.getShape());
+  allIds[0] *= microbatches;
+  allOut[0] *= microbatches;
+  // Everything up to here is the old body.
+  Operation *lastOld = ret->getPrevNode();
+  b.setInsertionPoint(ret);
+  auto index = [&](int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v).getResult();
+  };
+  auto grid = FlatSymbolRefAttr::get(func.getContext(), kDenseGridName);
+  auto ppAxis = b.getDenseI16ArrayAttr({kPpAxis});
+  auto dynamicPeer = b.getDenseI64ArrayAttr({ShapedType::kDynamic});
+  Value stage = shard::ProcessMultiIndexOp::create(
+                    b, loc, kDenseGridName,
+                    ArrayRef<shard::GridAxis>{kPpAxis})
+                    .getResult()[0];
+  auto isStage = [&](int64_t v) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, stage,
+                                 index(v))
+        .getResult();
+  };
+  auto zerosLike = [&](ArrayRef<int64_t> shape, Type element) {
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t d : shape)
+      sizes.push_back(b.getIndexAttr(d));
+    return buildZeros(b, loc, sizes, element);
+  };
+  Value acc0 = zerosLike(allOut, outType.getElementType());
+  auto loop = scf::ForOp::create(b, loc, index(0), index(microbatches),
+                                 index(1), ValueRange{acc0});
+  b.setInsertionPointToStart(loop.getBody());
+  Value first =
+      arith::MulIOp::create(b, loc, loop.getInductionVar(), index(rows));
+  SmallVector<OpFoldResult> idsOffsets(idsType.getRank(), b.getIndexAttr(0));
+  SmallVector<OpFoldResult> idsSizes, ones(idsType.getRank(),
+                                           b.getIndexAttr(1));
+  idsOffsets[0] = first;
+  for (int64_t d : idsType.getShape())
+    idsSizes.push_back(b.getIndexAttr(d));
+  Value mbIds = tensor::ExtractSliceOp::create(b, loc, idsType, ids,
+                                               idsOffsets, idsSizes, ones);
+  IRMapping map;
+  map.map(ids, mbIds);
+  // Stage 0 runs the prologue; the others receive.
+  auto in = scf::IfOp::create(b, loc, TypeRange{input->getType()},
+                              isStage(0), /*withElseRegion=*/true);
+  b.setInsertionPointToStart(in.thenBlock());
+  for (Operation *op : s.prologue)
+    b.clone(*op, map);
+  scf::YieldOp::create(b, loc, map.lookup(*input));
+  b.setInsertionPointToStart(in.elseBlock());
+  auto inType = cast<RankedTensorType>(input->getType());
+  Value received = shard::RecvOp::create(
+      b, loc, inType, grid, ppAxis,
+      buildEmpty(b, loc, tensor::getMixedSizes(b, loc, map.lookup(*input)),
+                 inType.getElementType()),
+      dynamicPeer,
+      ValueRange{arith::SubIOp::create(b, loc, stage, index(1))});
+  scf::YieldOp::create(b, loc, received);
+  b.setInsertionPointAfter(in);
+  // The stage's layers.
+  map.map(*input, in.getResult(0));
+  for (int64_t j = 0; j < perStage; ++j)
+    for (Operation *op : s.layers[j])
+      b.clone(*op, map);
+  Value stageOut = map.lookup(*output);
+  // The last stage runs the epilogue; the others send.
+  auto mbOutType = outType;
+  auto out = scf::IfOp::create(b, loc, TypeRange{mbOutType},
+                               isStage(pp - 1), /*withElseRegion=*/true);
+  b.setInsertionPointToStart(out.thenBlock());
+  map.map(*last, stageOut);
+  for (Operation *op : s.epilogue)
+    b.clone(*op, map);
+  scf::YieldOp::create(b, loc, map.lookupOrDefault(ret.getOperand(0)));
+  b.setInsertionPointToStart(out.elseBlock());
+  shard::SendOp::create(b, loc, hiddenType, grid, ppAxis, stageOut,
+                        dynamicPeer,
+                        ValueRange{arith::AddIOp::create(b, loc, stage,
+                                                         index(1))});
+  scf::YieldOp::create(b, loc,
+                       zerosLike(mbOutType.getShape(),
+                                 mbOutType.getElementType()));
+  b.setInsertionPointAfter(out);
+  SmallVector<OpFoldResult> outOffsets(outType.getRank(), b.getIndexAttr(0));
+  SmallVector<OpFoldResult> outSizes, outOnes(outType.getRank(),
+                                              b.getIndexAttr(1));
+  outOffsets[0] = first;
+  for (int64_t d : outType.getShape())
+    outSizes.push_back(b.getIndexAttr(d));
+  Value acc = tensor::InsertSliceOp::create(b, loc, out.getResult(0),
+                                            loop.getRegionIterArgs()[0],
+                                            outOffsets, outSizes, outOnes);
+  scf::YieldOp::create(b, loc, acc);
+
+  // The old body goes; the other stages' weights with it.
+  b.setInsertionPoint(ret);
+  func::ReturnOp::create(b, loc, loop.getResult(0));
+  SmallVector<Operation *> old;
+  for (Operation &op : entry) {
+    old.push_back(&op);
+    if (&op == lastOld)
+      break;
+  }
+  old.push_back(ret);
+  for (Operation *op : llvm::reverse(old)) {
+    op->dropAllUses();
+    op->erase();
+  }
+  llvm::BitVector unused(func.getNumArguments());
+  for (BlockArgument arg : entry.getArguments())
+    if (arg.use_empty() &&
+        func.getArgAttr(arg.getArgNumber(), kWeightNameAttrName))
+      unused.set(arg.getArgNumber());
+  ids.setType(RankedTensorType::get(allIds, idsType.getElementType()));
+  if (failed(func.eraseArguments(unused)))
+    return func.emitOpError() << "could not remove the other stages' weights";
+  func.setFunctionType(FunctionType::get(
+      func.getContext(), entry.getArgumentTypes(),
+      {RankedTensorType::get(allOut, outType.getElementType())}));
+  return success();
+}
+
+struct MoEPipelinePass : public moe::impl::MoEPipelinePassBase<MoEPipelinePass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto plan = module->getAttrOfType<PlanAttr>(MoEDialect::getPlanAttrName());
+    if (!plan || plan.getPp() == 1)
+      return;
+    int64_t microbatches = 1;
+    if (auto attr = module->getAttrOfType<IntegerAttr>(
+            MoEDialect::getMicrobatchesAttrName()))
+      microbatches = attr.getInt();
+    if (microbatches < 1) {
+      module.emitError() << "moe-pipeline: " << microbatches
+                         << " microbatches";
+      return signalPassFailure();
+    }
+    // For reading the program (--print-manifest); the runtime does not need
+    // it.
+    if (auto manifest = module->getAttrOfType<StringAttr>(
+            MoEDialect::getManifestAttrName()))
+      module->setAttr(MoEDialect::getManifestAttrName(),
+                      StringAttr::get(&getContext(),
+                                      manifest.getValue().str() +
+                                          llvm::formatv("microbatches {0}\n",
+                                                        microbatches)
+                                              .str()));
+    for (auto func : module.getOps<func::FuncOp>()) {
+      bool tagged = false;
+      func.walk([&](Operation *op) {
+        tagged |= op->hasAttr(MoEDialect::getDecoderLayerAttrName());
+      });
+      if (!tagged)
+        continue;
+      if (failed(StagePlacer(func, plan.getPp(), microbatches).run()))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace
