@@ -1,4 +1,4 @@
-// RUN: moe-opt %s --moe-linalg-to-blas --split-input-file | FileCheck %s
+// RUN: moe-opt %s --moe-linalg-to-blas --split-input-file --verify-diagnostics | FileCheck %s
 
 #mk = affine_map<(m, n, k) -> (m, k)>
 #km = affine_map<(m, n, k) -> (k, m)>
@@ -155,4 +155,16 @@ func.func @exact(%a: memref<8x16xf32>, %w: memref<4x16xf32>, %c: memref<8x4xf32>
     linalg.yield %s : f32
   }
   return
+}
+
+// -----
+
+// A function of the runtime's name with another type is an error.
+module {
+  // expected-error @+1 {{'func.func' op conflicts with the runtime's moert_sgemm of type}}
+  func.func private @moert_sgemm(%a: i32)
+  func.func @product(%a: memref<4x8xf32>, %b: memref<8x2xf32>, %c: memref<4x2xf32>) {
+    linalg.matmul ins(%a, %b : memref<4x8xf32>, memref<8x2xf32>) outs(%c : memref<4x2xf32>)
+    return
+  }
 }

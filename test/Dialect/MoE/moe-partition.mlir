@@ -539,3 +539,44 @@ module attributes {moe.plan = #moe.plan<dp = 2>} {
     return %r : tensor<2x16xf32>
   }
 }
+
+// -----
+
+// The layer's rule is for f32 layers.
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  shard.grid @moe_experts(shape = 1x2x1x1)
+  func.func @f16_layer(%x: tensor<8x16xf16>, %r: tensor<4x16xf16>, %up: tensor<4x32x16xf16>, %down: tensor<4x16x32xf16>) -> tensor<8x16xf16> {
+    %tok = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %rep = shard.sharding @moe_dense split_axes = [[]] : !shard.sharding
+    %xs = shard.shard %x to %tok annotate_for_users : tensor<8x16xf16>
+    %rs = shard.shard %r to %rep annotate_for_users : tensor<4x16xf16>
+    %us = shard.shard %up to %rep annotate_for_users : tensor<4x32x16xf16>
+    %ds = shard.shard %down to %rep annotate_for_users : tensor<4x16x32xf16>
+    // expected-error @+1 {{'moe.layer' op is partitioned for f32 tokens and weights only, got 'tensor<8x16xf16>'}}
+    %y = moe.layer %xs router %rs experts(up %us down %ds) k = 1 score = softmax activation = relu
+        : (tensor<8x16xf16>, tensor<4x16xf16>, tensor<4x32x16xf16>, tensor<4x16x32xf16>) -> tensor<8x16xf16>
+    return %y : tensor<8x16xf16>
+  }
+}
+
+// -----
+
+// A layer result annotated with another sharding than its rule gives.
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  shard.grid @moe_experts(shape = 1x2x1x1)
+  func.func @result_sharding(%x: tensor<8x16xf32>, %r: tensor<4x16xf32>, %up: tensor<4x32x16xf32>, %down: tensor<4x16x32xf32>) -> tensor<8x16xf32> {
+    %tok = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %rep = shard.sharding @moe_dense split_axes = [[]] : !shard.sharding
+    %xs = shard.shard %x to %tok annotate_for_users : tensor<8x16xf32>
+    %rs = shard.shard %r to %rep annotate_for_users : tensor<4x16xf32>
+    %us = shard.shard %up to %rep annotate_for_users : tensor<4x32x16xf32>
+    %ds = shard.shard %down to %rep annotate_for_users : tensor<4x16x32xf32>
+    // expected-error @+1 {{'moe.layer' op result is sharded replicated, but under #moe.plan<dp = 2> the layer's rule gives @moe_dense [[1]]}}
+    %y = moe.layer %xs router %rs experts(up %us down %ds) k = 1 score = softmax activation = relu
+        : (tensor<8x16xf32>, tensor<4x16xf32>, tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<8x16xf32>
+    %ys = shard.shard %y to %rep : tensor<8x16xf32>
+    return %ys : tensor<8x16xf32>
+  }
+}

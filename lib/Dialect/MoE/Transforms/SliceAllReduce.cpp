@@ -9,7 +9,7 @@
 
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
-#include "moe/Dialect/MoE/Transforms/LayerPartition.h"
+#include "moe/Dialect/MoE/Transforms/AllToAllRewrites.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Utils/LinalgBuilders.h"
 
