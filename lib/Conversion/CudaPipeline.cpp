@@ -184,26 +184,41 @@ struct PipelineCLOptions : public PassPipelineOptions<PipelineCLOptions> {
 };
 } // namespace
 
-void mlir::moe::registerMoECudaPipeline() {
-  // registerPassPipeline rather than PassPipelineRegistration, whose
-  // builder cannot report a bad option as an error.
+/// Registers a pipeline that reads PipelineCLOptions; `build` reports a bad
+/// option through `error`. (registerPassPipeline rather than
+/// PassPipelineRegistration, whose builder cannot report an error.)
+static void
+registerWithOptions(StringRef name, StringRef summary,
+                    std::function<LogicalResult(
+                        OpPassManager &, const PipelineCLOptions &,
+                        std::string &)>
+                        build) {
+  std::string prefix = name.str();
   registerPassPipeline(
-      "moe-cuda-pipeline",
-      "What moe-compile --target cuda runs: kernels through gpu and nvvm, "
-      "matrix products to the runtime's cuBLAS calls, host code to the LLVM "
-      "dialect",
-      [](OpPassManager &pm, StringRef text,
-         function_ref<LogicalResult(const Twine &)> errorHandler) {
+      name, summary,
+      [build, prefix](OpPassManager &pm, StringRef text,
+                      function_ref<LogicalResult(const Twine &)> onError) {
         PipelineCLOptions cl;
         if (failed(cl.parseFromString(text)))
           return failure();
         std::string error;
-        if (failed(buildMoECudaPipeline(pm, cl.get().cudaOptions, error)))
-          return errorHandler("moe-cuda-pipeline: " + error);
+        if (failed(build(pm, cl, error)))
+          return onError(prefix + ": " + error);
         return success();
       },
       [](function_ref<void(const detail::PassOptions &)> optHandler) {
         optHandler(PipelineCLOptions());
+      });
+}
+
+void mlir::moe::registerMoECudaPipeline() {
+  registerWithOptions(
+      "moe-cuda-pipeline",
+      "What moe-compile --target cuda runs: kernels through gpu and nvvm, "
+      "matrix products to the runtime's cuBLAS calls, host code to the LLVM "
+      "dialect",
+      [](OpPassManager &pm, const PipelineCLOptions &cl, std::string &error) {
+        return buildMoECudaPipeline(pm, cl.get().cudaOptions, error);
       });
 }
 
@@ -238,25 +253,16 @@ mlir::moe::buildMoETargetPipeline(OpPassManager &pm,
 }
 
 void mlir::moe::registerMoECompilePipeline() {
-  registerPassPipeline(
+  registerWithOptions(
       "moe-compile-pipeline",
       "What moe-compile runs on an imported model: moe-to-spmd (the rank's "
       "program), the target's pipeline (target=cpu|cuda and the CUDA "
       "options), convert-moe-manifest-to-llvm",
-      [](OpPassManager &pm, StringRef text,
-         function_ref<LogicalResult(const Twine &)> errorHandler) {
-        PipelineCLOptions cl;
-        if (failed(cl.parseFromString(text)))
+      [](OpPassManager &pm, const PipelineCLOptions &cl, std::string &error) {
+        if (cl.target != "cpu" && cl.target != "cuda") {
+          error = "unknown target '" + cl.target + "'; expected cpu or cuda";
           return failure();
-        if (cl.target != "cpu" && cl.target != "cuda")
-          return errorHandler("moe-compile-pipeline: unknown target '" +
-                              cl.target + "'; expected cpu or cuda");
-        std::string error;
-        if (failed(buildMoECompilePipeline(pm, cl.get(), error)))
-          return errorHandler("moe-compile-pipeline: " + error);
-        return success();
-      },
-      [](function_ref<void(const detail::PassOptions &)> optHandler) {
-        optHandler(PipelineCLOptions());
+        }
+        return buildMoECompilePipeline(pm, cl.get(), error);
       });
 }

@@ -189,6 +189,16 @@ moert_status_t moert_layout_read(const char *path, moert_layout_t *layout) {
   return status;
 }
 
+moert_status_t moert_comm_init_from_file(const char *path, int *argc,
+                                         char ***argv) {
+  moert_layout_t layout;
+  moert_status_t status = moert_layout_read(path, &layout);
+  if (!status)
+    status = moert_comm_init(&layout, argc, argv);
+  moert_layout_free(&layout);
+  return status;
+}
+
 void moert_layout_free(moert_layout_t *layout) {
   free(layout->ranks);
   layout->ranks = NULL;

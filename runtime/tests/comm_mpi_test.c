@@ -74,11 +74,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   int pipeline = argc > 2 && !strcmp(argv[2], "--pp");
-  moert_layout_t layout;
-  moert_status_t status = moert_layout_read(argv[1], &layout);
-  if (!status)
-    status = moert_comm_init(&layout, &argc, &argv);
-  moert_layout_free(&layout);
+  moert_status_t status = moert_comm_init_from_file(argv[1], &argc, &argv);
   if (status) {
     fprintf(stderr, "error: %s\n", moert_status_message(status));
     return 1;

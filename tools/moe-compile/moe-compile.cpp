@@ -211,6 +211,103 @@ FailureOr<moe::CompilePipelineOptions> readTargetOptions() {
            failure();
   return o;
 }
+
+/// --plan auto, or --plan P with --cluster: the planner's choice (its report
+/// with --explain-plan) becomes --plan (and --microbatches for a pipeline).
+LogicalResult choosePlan(MLIRContext &context, const moe::ModelConfig &config) {
+  if (planOption.empty())
+    return fail("--cluster needs --plan (auto, or a plan to estimate)"),
+           failure();
+  if (planOption == "auto" && microbatches.getNumOccurrences())
+    return fail("--microbatches with --plan auto: the planner chooses the "
+                "microbatches of the pipelines it considers"),
+           failure();
+  moe::AutoPlanOptions options{planOption, clusterOption, ranksOption,
+                               skewOption, planReport,    planTop,
+                               microbatches};
+  bool report = explainPlan && explainFormat == "text";
+  llvm::Expected<moe::plan::Candidate> chosen =
+      moe::runPlanner(&context, moe::summarizeModel(config, batch, seqLen),
+                      options, report ? &llvm::outs() : nullptr);
+  if (!chosen)
+    return fail(llvm::toString(chosen.takeError())), failure();
+  if (report)
+    llvm::outs() << "\n";
+  else if (planOption == "auto")
+    llvm::errs() << "moe-compile: --plan auto chose " << chosen->str()
+                 << (chosen->pp > 1 ? " with --microbatches " +
+                                          std::to_string(chosen->microbatches)
+                                    : "")
+                 << " for " << clusterOption << " (--explain-plan shows why)\n";
+  if (planOption == "auto" && chosen->pp > 1)
+    microbatches = chosen->microbatches;
+  planOption = chosen->str();
+  return success();
+}
+
+/// The whole model with `plan` attached: a config through the importer (the
+/// plan checked against it first), or the .mlir module in `buffer`. Null
+/// after an error.
+OwningOpRef<ModuleOp> loadModel(MLIRContext &context,
+                                const std::optional<moe::ModelConfig> &config,
+                                std::unique_ptr<llvm::MemoryBuffer> buffer,
+                                moe::PlanAttr plan) {
+  OwningOpRef<ModuleOp> module;
+  if (config) {
+    llvm::Expected<int64_t> mbs = moe::checkPlanForModel(
+        moe::summarizeModel(*config, batch, seqLen), plan, microbatches);
+    if (!mbs)
+      return fail(llvm::toString(mbs.takeError())), nullptr;
+    auto model = moe::importModel(&context, *config, batch, seqLen, *mbs);
+    if (!model)
+      return fail(llvm::toString(model.takeError())), nullptr;
+    module = std::move(*model);
+  } else {
+    llvm::SourceMgr sourceMgr;
+    sourceMgr.AddNewSourceBuffer(std::move(buffer), llvm::SMLoc());
+    module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+    if (!module)
+      return nullptr; // the parser printed the diagnostic
+    if (microbatches.getNumOccurrences())
+      return fail("--microbatches applies to model configs (the importer "
+                  "builds the model of one microbatch)"),
+             nullptr;
+  }
+  if (plan) {
+    (*module)->setAttr(moe::MoEDialect::getPlanAttrName(), plan);
+    if (failed(mlir::verify(*module)))
+      return fail("--plan \"" + planOption + "\" does not fit '" +
+                  inputFilename + "'"),
+             nullptr;
+  }
+  return module;
+}
+
+/// The lowered module as --emit asks: LLVM IR, an object or an executable.
+int emitHost(ModuleOp module, TimingScope &timing, bool cuda) {
+  moe::HostCodeOptions host;
+  host.optLevel = optLevel;
+  host.outputPath = outputFilename;
+  host.linker = MOE_CLANG_PATH;
+  host.runtimeLibDir = MOE_RUNTIME_LIB_DIR;
+  host.runtimeLib = cuda && !cudaEmulateOnCpu ? "moert_cuda" : "moert";
+  using Kind = moe::HostCodeOptions::Kind;
+  host.kind = emit == Emit::LlvmIr ? Kind::LlvmIr
+              : emit == Emit::Obj  ? Kind::Object
+                                   : Kind::Executable;
+  std::string error;
+  if (emit != Emit::LlvmIr)
+    return failed(moe::emitHostCode(module, host, timing, error)) ? fail(error)
+                                                                  : 0;
+  auto output = openOutputFile(outputFilename, &error);
+  if (!output)
+    return fail(error);
+  host.irStream = &output->os();
+  if (failed(moe::emitHostCode(module, host, timing, error)))
+    return fail(error);
+  output->keep();
+  return 0;
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -280,33 +377,9 @@ int main(int argc, char **argv) {
   }
 
   // The plan: given, or chosen by the planner for --cluster.
-  if (planOption == "auto" || !clusterOption.empty()) {
-    if (planOption.empty())
-      return fail("--cluster needs --plan (auto, or a plan to estimate)");
-    if (planOption == "auto" && microbatches.getNumOccurrences())
-      return fail("--microbatches with --plan auto: the planner chooses the "
-                  "microbatches of the pipelines it considers");
-    moe::AutoPlanOptions options{planOption, clusterOption, ranksOption,
-                                 skewOption, planReport,    planTop,
-                                 microbatches};
-    bool report = explainPlan && explainFormat == "text";
-    llvm::Expected<moe::plan::Candidate> chosen =
-        moe::runPlanner(&context, moe::summarizeModel(*config, batch, seqLen),
-                        options, report ? &llvm::outs() : nullptr);
-    if (!chosen)
-      return fail(llvm::toString(chosen.takeError()));
-    if (report)
-      llvm::outs() << "\n";
-    else if (planOption == "auto")
-      llvm::errs() << "moe-compile: --plan auto chose " << chosen->str()
-                   << (chosen->pp > 1 ? " with --microbatches " +
-                                            std::to_string(chosen->microbatches)
-                                      : "")
-                   << " for " << clusterOption << " (--explain-plan shows why)\n";
-    if (planOption == "auto" && chosen->pp > 1)
-      microbatches = chosen->microbatches;
-    planOption = chosen->str();
-  }
+  if ((planOption == "auto" || !clusterOption.empty()) &&
+      failed(choosePlan(context, *config)))
+    return 1;
   moe::PlanAttr plan;
   if (!planOption.empty() &&
       !(plan = moe::PlanAttr::parseOption(&context, planOption, error)))
@@ -328,31 +401,9 @@ int main(int argc, char **argv) {
     TimingScope importTiming = rootTiming.nest("import");
     if (!buffer)
       return fail(error);
-    if (config) {
-      llvm::Expected<int64_t> mbs = moe::checkPlanForModel(
-          moe::summarizeModel(*config, batch, seqLen), plan, microbatches);
-      if (!mbs)
-        return fail(llvm::toString(mbs.takeError()));
-      auto model = moe::importModel(&context, *config, batch, seqLen, *mbs);
-      if (!model)
-        return fail(llvm::toString(model.takeError()));
-      module = std::move(*model);
-    } else {
-      llvm::SourceMgr sourceMgr;
-      sourceMgr.AddNewSourceBuffer(std::move(buffer), llvm::SMLoc());
-      module = parseSourceFile<ModuleOp>(sourceMgr, &context);
-      if (!module)
-        return 1; // the parser printed the diagnostic
-      if (microbatches.getNumOccurrences())
-        return fail("--microbatches applies to model configs (the importer "
-                    "builds the model of one microbatch)");
-    }
-    if (plan) {
-      (*module)->setAttr(moe::MoEDialect::getPlanAttrName(), plan);
-      if (failed(mlir::verify(*module)))
-        return fail("--plan \"" + planOption + "\" does not fit '" +
-                    inputFilename + "'");
-    }
+    module = loadModel(context, config, std::move(buffer), plan);
+    if (!module)
+      return 1;
   }
   if (emit == Emit::Mlir)
     return writeOutput([&](llvm::raw_ostream &os) { module->print(os); });
@@ -396,28 +447,6 @@ int main(int argc, char **argv) {
                << object.getObject().getValue() << "\n";
     });
 
-  // The host code.
-  moe::HostCodeOptions host;
-  host.optLevel = optLevel;
-  host.outputPath = outputFilename;
-  host.linker = MOE_CLANG_PATH;
-  host.runtimeLibDir = MOE_RUNTIME_LIB_DIR;
-  host.runtimeLib =
-      targetOptions->cuda && !cudaEmulateOnCpu ? "moert_cuda" : "moert";
-  using Kind = moe::HostCodeOptions::Kind;
-  host.kind = emit == Emit::LlvmIr ? Kind::LlvmIr
-              : emit == Emit::Obj  ? Kind::Object
-                                   : Kind::Executable;
-  auto emitHost = [&](llvm::raw_ostream *ir) {
-    host.irStream = ir;
-    return moe::emitHostCode(*module, host, rootTiming, error);
-  };
-  if (emit == Emit::LlvmIr) {
-    auto output = openOutputFile(outputFilename, &error);
-    if (!output || failed(emitHost(&output->os())))
-      return fail(error);
-    output->keep();
-    return 0;
-  }
-  return failed(emitHost(nullptr)) ? fail(error) : 0;
+  // The host code: LLVM IR, an object, or the executable.
+  return emitHost(*module, rootTiming, targetOptions->cuda);
 }

@@ -40,11 +40,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s LAYOUT DIR ITERS [OUT.npy]\n", argv[0]);
     return 2;
   }
-  moert_layout_t layout;
-  moert_status_t status = moert_layout_read(argv[1], &layout);
-  if (!status)
-    status = moert_comm_init(&layout, &argc, &argv);
-  moert_layout_free(&layout);
+  moert_status_t status = moert_comm_init_from_file(argv[1], &argc, &argv);
   if (status) {
     fprintf(stderr, "error: %s\n", moert_status_message(status));
     return 1;

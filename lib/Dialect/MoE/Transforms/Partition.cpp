@@ -607,7 +607,6 @@ LogicalResult FunctionPartitioner::partitionReshape(Operation *op) {
   shard::Sharding s = shardingOf(src);
   if (isReplicated(s))
     return partitionOther(op);
-  auto srcType = cast<RankedTensorType>(src.getType());
   auto dstType = cast<RankedTensorType>(op->getResult(0).getType());
   auto expand = dyn_cast<tensor::ExpandShapeOp>(op);
   auto collapse = dyn_cast<tensor::CollapseShapeOp>(op);
@@ -645,7 +644,6 @@ LogicalResult FunctionPartitioner::partitionReshape(Operation *op) {
   else
     v = tensor::CollapseShapeOp::create(builder, op->getLoc(), *type, input,
                                         groups);
-  (void)srcType;
   mapping.map(op->getResult(0), v);
   shardings[op->getResult(0)] = result;
   return success();

@@ -274,14 +274,24 @@ LogicalResult StagePlacer::run() {
   b.setInsertionPointToStart(loop.getBody());
   Value first =
       arith::MulIOp::create(b, loc, loop.getInductionVar(), index(rows));
-  SmallVector<OpFoldResult> idsOffsets(idsType.getRank(), b.getIndexAttr(0));
-  SmallVector<OpFoldResult> idsSizes, ones(idsType.getRank(),
-                                           b.getIndexAttr(1));
-  idsOffsets[0] = first;
-  for (int64_t d : idsType.getShape())
-    idsSizes.push_back(b.getIndexAttr(d));
-  Value mbIds = tensor::ExtractSliceOp::create(b, loc, idsType, ids,
-                                               idsOffsets, idsSizes, ones);
+  // The microbatch's rows of a [microbatches * rows, ...] tensor: offsets,
+  // sizes and strides of a slice of shape `type` starting at row `first`.
+  struct Rows {
+    SmallVector<OpFoldResult> offsets, sizes, strides;
+  };
+  auto rowsOf = [&](RankedTensorType type) {
+    Rows r;
+    for (int64_t d : type.getShape()) {
+      r.offsets.push_back(b.getIndexAttr(0));
+      r.sizes.push_back(b.getIndexAttr(d));
+      r.strides.push_back(b.getIndexAttr(1));
+    }
+    r.offsets[0] = first;
+    return r;
+  };
+  Rows idsRows = rowsOf(idsType);
+  Value mbIds = tensor::ExtractSliceOp::create(
+      b, loc, idsType, ids, idsRows.offsets, idsRows.sizes, idsRows.strides);
   IRMapping map;
   map.map(ids, mbIds);
   // Stage 0 runs the prologue; the others receive.
@@ -325,15 +335,10 @@ LogicalResult StagePlacer::run() {
                        zerosLike(mbOutType.getShape(),
                                  mbOutType.getElementType()));
   b.setInsertionPointAfter(out);
-  SmallVector<OpFoldResult> outOffsets(outType.getRank(), b.getIndexAttr(0));
-  SmallVector<OpFoldResult> outSizes, outOnes(outType.getRank(),
-                                              b.getIndexAttr(1));
-  outOffsets[0] = first;
-  for (int64_t d : outType.getShape())
-    outSizes.push_back(b.getIndexAttr(d));
-  Value acc = tensor::InsertSliceOp::create(b, loc, out.getResult(0),
-                                            loop.getRegionIterArgs()[0],
-                                            outOffsets, outSizes, outOnes);
+  Rows outRows = rowsOf(outType);
+  Value acc = tensor::InsertSliceOp::create(
+      b, loc, out.getResult(0), loop.getRegionIterArgs()[0], outRows.offsets,
+      outRows.sizes, outRows.strides);
   scf::YieldOp::create(b, loc, acc);
 
   // The old body goes; the other stages' weights with it.
