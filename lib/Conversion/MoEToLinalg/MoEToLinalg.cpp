@@ -263,48 +263,79 @@ constexpr int64_t kDispatchChunk = 64;
 /// of a valid pair is the number of earlier valid pairs with its expert: the
 /// pairs of that expert in earlier chunks (an exclusive prefix of per-chunk
 /// histograms) plus those before it in its own chunk.
-SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
-                                     const DispatchShape &d) {
-  MLIRContext *ctx = rewriter.getContext();
-  Type idType = d.idType;
-  int64_t numExperts = d.numExperts, capacity = d.capacity, k = d.k;
-  const int64_t chunk = kDispatchChunk;
-  Value ids = d.ids;
-  Value numTokensV =
-      getValueOrCreateConstantIndexOp(rewriter, loc, d.numTokens);
+/// assignSlotsInParallel's steps, each one or two data-parallel linalg ops,
+/// over the values they share (the pair grid's shape, the id type).
+class ParallelSlots {
+public:
+  ParallelSlots(OpBuilder &rewriter, Location loc, const DispatchShape &d);
+  SlotAssignment build();
+
+private:
+  Value expertsOfPairs();
+  Value histograms(Value expertOf);
+  Value pairsBefore(Value hist);
+  Value fills(Value hist);
+  Value earlierInChunk(Value expertOf);
+  Value rawSlots(Value expertOf, Value within, Value before);
+  Value keptSlots(Value rawSlot);
+  Value chunksOfSlots(Value before, Value hist);
+  Value sources(Value expertOf, Value rawSlot, Value chunkOf);
+
+  Value constId(OpBuilder &b, Location l, int64_t v) const {
+    return buildConstant(b, l, idType, v);
+  }
+  Value countIf(OpBuilder &b, Location l, Value acc, Value cond) const {
+    return arith::AddIOp::create(b, l, acc,
+                                 arith::ExtUIOp::create(b, l, idType, cond))
+        .getResult();
+  }
+  AffineMap map3(ArrayRef<AffineExpr> exprs) const {
+    return AffineMap::get(3, 0, exprs, ctx);
+  }
+
+  OpBuilder &rewriter;
+  Location loc;
+  const DispatchShape &d;
+  MLIRContext *ctx;
+  Type idType;
+  int64_t numExperts, capacity, k;
+  static constexpr int64_t chunk = kDispatchChunk;
+  Value ids, numTokensV, tokensAtLeast1, numPairs, numChunksV;
+  OpFoldResult numChunks, chunkSize, experts, capacityAttr;
+  // Up to S pairs (a decode step): no earlier chunks to count or search.
+  bool oneChunk;
+  AffineExpr d0, d1, d2;
+  AffineMap id2;
+  SmallVector<IT> parParRed = {IT::parallel, IT::parallel, IT::reduction};
+};
+
+ParallelSlots::ParallelSlots(OpBuilder &rewriter, Location loc,
+                             const DispatchShape &d)
+    : rewriter(rewriter), loc(loc), d(d), ctx(rewriter.getContext()),
+      idType(d.idType), numExperts(d.numExperts), capacity(d.capacity),
+      k(d.k), ids(d.ids) {
+  numTokensV = getValueOrCreateConstantIndexOp(rewriter, loc, d.numTokens);
   // T and the chunk count, both at least 1: no division by zero and no empty
   // grid to search when there are no tokens.
   Value one = cIndex(rewriter, loc, 1);
-  Value tokensAtLeast1 =
-      rewriter.createOrFold<arith::MaxUIOp>(loc, numTokensV, one);
-  Value numPairs = rewriter.createOrFold<arith::MulIOp>(
-      loc, numTokensV, cIndex(rewriter, loc, k));
-  Value numChunksV = rewriter.createOrFold<arith::MaxUIOp>(
+  tokensAtLeast1 = rewriter.createOrFold<arith::MaxUIOp>(loc, numTokensV, one);
+  numPairs = rewriter.createOrFold<arith::MulIOp>(loc, numTokensV,
+                                                  cIndex(rewriter, loc, k));
+  numChunksV = rewriter.createOrFold<arith::MaxUIOp>(
       loc,
       rewriter.createOrFold<arith::CeilDivUIOp>(loc, numPairs,
                                                 cIndex(rewriter, loc, chunk)),
       one);
-  OpFoldResult numChunks = getAsOpFoldResult(numChunksV);
-  // Up to S pairs (a decode step): no earlier chunks to count or search.
-  bool oneChunk = isConstantIntValue(numChunks, 1);
-  OpFoldResult chunkSize = rewriter.getIndexAttr(chunk);
-  OpFoldResult experts = rewriter.getIndexAttr(numExperts);
-  auto constId = [&](OpBuilder &b, Location l, int64_t v) {
-    return buildConstant(b, l, idType, v);
-  };
-  auto countIf = [&](OpBuilder &b, Location l, Value acc, Value cond) {
-    return arith::AddIOp::create(b, l, acc,
-                                 arith::ExtUIOp::create(b, l, idType, cond))
-        .getResult();
-  };
-  AffineExpr d0, d1, d2;
+  numChunks = getAsOpFoldResult(numChunksV);
+  oneChunk = isConstantIntValue(numChunks, 1);
+  chunkSize = rewriter.getIndexAttr(chunk);
+  experts = rewriter.getIndexAttr(numExperts);
+  capacityAttr = rewriter.getIndexAttr(capacity);
   bindDims(ctx, d0, d1, d2);
-  auto map3 = [&](ArrayRef<AffineExpr> exprs) {
-    return AffineMap::get(3, 0, exprs, ctx);
-  };
-  AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
-  SmallVector<IT> parParRed = {IT::parallel, IT::parallel, IT::reduction};
+  id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
+}
 
+Value ParallelSlots::expertsOfPairs() {
   // expertOf[c, i]: the expert of pair c * S + i, -1 when it is invalid or
   // past the last pair.
   Value expertOf = buildGeneric(
@@ -337,7 +368,10 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
             });
         return read.getResult(0);
       });
+  return expertOf;
+}
 
+Value ParallelSlots::histograms(Value expertOf) {
   // hist[c, e]: the pairs of chunk c routed to expert e.
   Value hist = buildGeneric(
       rewriter, loc, buildZeros(rewriter, loc, {numChunks, experts}, idType),
@@ -348,7 +382,10 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
             b, l, a[1],
             arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, a[0], e));
       });
+  return hist;
+}
 
+Value ParallelSlots::pairsBefore(Value hist) {
   // before[c, e]: the pairs of chunks before c routed to expert e.
   Value before;
   if (!oneChunk)
@@ -365,7 +402,10 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
                                              constId(b, l, 0)))
               .getResult();
         });
+  return before;
+}
 
+Value ParallelSlots::fills(Value hist) {
   // fill[e] = sum over chunks of hist[c, e] (hist itself for one chunk).
   AffineExpr e0, c0;
   bindDims(ctx, e0, c0);
@@ -383,7 +423,10 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
                 [&](OpBuilder &b, Location l, ValueRange a) {
                   return arith::AddIOp::create(b, l, a[1], a[0]).getResult();
                 });
+  return fill;
+}
 
+Value ParallelSlots::earlierInChunk(Value expertOf) {
   // within[c, i]: the earlier pairs of chunk c with the expert of pair i.
   Value within = buildGeneric(
       rewriter, loc, buildZeros(rewriter, loc, {numChunks, chunkSize}, idType),
@@ -397,7 +440,11 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
             arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, a[0], a[1]);
         return countIf(b, l, a[2], arith::AndIOp::create(b, l, earlier, same));
       });
+  return within;
+}
 
+Value ParallelSlots::rawSlots(Value expertOf, Value within,
+                               Value before) {
   // rawSlot[c, i]: the slot pair c * S + i would take with unlimited
   // capacity, -1 for an invalid pair.
   Value rawSlot = buildGeneric(
@@ -419,7 +466,10 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
         return arith::SelectOp::create(b, l, valid, base, constId(b, l, -1))
             .getResult();
       });
+  return rawSlot;
+}
 
+Value ParallelSlots::keptSlots(Value rawSlot) {
   // slots[t, j]: the raw slot if it is under the capacity, else -1.
   Value slots = buildGeneric(
       rewriter, loc,
@@ -441,11 +491,13 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
         return arith::SelectOp::create(b, l, kept, raw, constId(b, l, -1))
             .getResult();
       });
+  return slots;
+}
 
+Value ParallelSlots::chunksOfSlots(Value before, Value hist) {
   // chunkOf[e, s]: the chunk holding slot s of expert e, i.e. the number of
   // chunks whose pairs of e all come before it (the chunk count when s is
   // past the expert's pairs).
-  OpFoldResult capacityAttr = rewriter.getIndexAttr(capacity);
   Value chunkOf;
   if (!oneChunk)
     chunkOf = buildGeneric(
@@ -460,7 +512,11 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
               b, l, a[2],
               arith::CmpIOp::create(b, l, arith::CmpIPredicate::sle, end, s));
         });
+  return chunkOf;
+}
 
+Value ParallelSlots::sources(Value expertOf, Value rawSlot,
+                              Value chunkOf) {
   // src[e, s]: the token of the pair of that chunk with expert e and raw
   // slot s; none matches for an unused slot, which keeps -1.
   Value src = buildGeneric(
@@ -505,7 +561,24 @@ SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
                           idType);
         return arith::SelectOp::create(b, l, match, t, a.back()).getResult();
       });
-  return {slots, fill, src};
+  return src;
+}
+
+SlotAssignment ParallelSlots::build() {
+  Value expertOf = expertsOfPairs();
+  Value hist = histograms(expertOf);
+  Value before = pairsBefore(hist);
+  Value fill = fills(hist);
+  Value within = earlierInChunk(expertOf);
+  Value rawSlot = rawSlots(expertOf, within, before);
+  Value slots = keptSlots(rawSlot);
+  Value chunkOf = chunksOfSlots(before, hist);
+  return {slots, fill, sources(expertOf, rawSlot, chunkOf)};
+}
+
+SlotAssignment assignSlotsInParallel(OpBuilder &rewriter, Location loc,
+                                     const DispatchShape &d) {
+  return ParallelSlots(rewriter, loc, d).build();
 }
 
 LogicalResult lowerDispatch(RewriterBase &rewriter, DispatchOp op,
