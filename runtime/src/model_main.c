@@ -450,8 +450,18 @@ static int parseCount(const char *flag, const char *value, long min,
   return 0;
 }
 
+/* What the command line asks for. */
+typedef struct Options {
+  const char *weights[MAX_SHARDS];
+  int numWeights;
+  const char *input, *output;
+  long iters, warmup, threads;
+  int stats, logits;
+} Options;
+
 static int runModel(int argc, char **argv, const char *manifestText,
-                    moert_forward_fn forward, const Manifest *m);
+                    moert_forward_fn forward, const Manifest *m,
+                    const moert_layout_t *layout);
 
 int moert_model_main(int argc, char **argv, const char *manifestText,
                      moert_forward_fn forward) {
@@ -463,64 +473,61 @@ int moert_model_main(int argc, char **argv, const char *manifestText,
     return statusError(gemmStatus);
   moert_layout_t layout;
   moert_status_t commStatus = moert_layout_parse(manifestText, &layout);
-  if (!commStatus) {
+  if (!commStatus)
     commStatus = moert_comm_init(&layout, &argc, &argv);
-    moert_layout_free(&layout);
-  }
   if (commStatus) {
     int rc = statusError(commStatus);
+    moert_layout_free(&layout);
     moert_comm_finalize();
     return rc;
   }
-  int rc = runModel(argc, argv, manifestText, forward, &m);
+  int rc = runModel(argc, argv, manifestText, forward, &m, &layout);
+  moert_layout_free(&layout);
   moert_comm_finalize();
   return rc;
 }
 
-static int runModel(int argc, char **argv, const char *manifestText,
-                    moert_forward_fn forward, const Manifest *mp) {
-  const Manifest m = *mp;
-  int isRoot = moert_comm_rank() == 0;
-  const char *weights[MAX_SHARDS];
-  int numWeights = 0;
-  const char *input = NULL, *output = NULL;
-  long iters = 1, warmup = 0, threads = 0;
-  int stats = 0, logits = 0;
+/* Reads the command line into `o`; returns -1 when it asked only for help or
+ * the manifest (printed), 1 after an error, 0 otherwise. */
+static int parseOptions(int argc, char **argv, const char *manifestText,
+                        const Manifest *m, Options *o) {
+  memset(o, 0, sizeof(*o));
+  o->iters = 1;
   for (int i = 1; i < argc; ++i) {
     const char *arg = argv[i];
     if (!strcmp(arg, "--stats")) {
-      stats = 1;
+      o->stats = 1;
       continue;
     }
     if (!strcmp(arg, "--logits")) {
-      logits = 1;
+      o->logits = 1;
       continue;
     }
     if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-      usage(stdout, argv[0], &m);
-      return 0;
+      usage(stdout, argv[0], m);
+      return -1;
     }
     if (!strcmp(arg, "--print-manifest")) {
       fputs(manifestText, stdout);
-      return 0;
+      return -1;
     }
     if (!strcmp(arg, "--weights")) {
       if (i + 1 >= argc)
         return error("--weights expects a value");
-      if (numWeights == MAX_SHARDS)
+      if (o->numWeights == MAX_SHARDS)
         return error("more than %d --weights files", MAX_SHARDS);
-      weights[numWeights++] = argv[++i];
+      o->weights[o->numWeights++] = argv[++i];
       continue;
     }
-    const char **target = !strcmp(arg, "--input")    ? &input
-                          : !strcmp(arg, "--output") ? &output
+    const char **target = !strcmp(arg, "--input")    ? &o->input
+                          : !strcmp(arg, "--output") ? &o->output
                                                      : NULL;
-    long *count = !strcmp(arg, "--iters")     ? &iters
-                  : !strcmp(arg, "--warmup")  ? &warmup
-                  : !strcmp(arg, "--threads") ? &threads
+    long *count = !strcmp(arg, "--iters")     ? &o->iters
+                  : !strcmp(arg, "--warmup")  ? &o->warmup
+                  : !strcmp(arg, "--threads") ? &o->threads
                                               : NULL;
     if (!target && !count) {
-      usage(stderr, argv[0], &m);
+      usage(stderr, argv[0], m);
       return error("unknown argument '%s'", arg);
     }
     if (i + 1 >= argc)
@@ -531,12 +538,75 @@ static int runModel(int argc, char **argv, const char *manifestText,
     else if (parseCount(arg, value, !strcmp(arg, "--warmup") ? 0 : 1, count))
       return 1;
   }
-  if (!numWeights || !input || !output) {
-    usage(stderr, argv[0], &m);
+  if (!o->numWeights || !o->input || !o->output) {
+    usage(stderr, argv[0], m);
     return error("--weights, --input and --output are required");
   }
-  if (threads > 0)
-    openblas_set_num_threads((int)threads);
+  return 0;
+}
+
+/* The world rank with these coordinates in the compiled layout (0 when the
+ * program runs on one rank). */
+static int worldRankAt(const moert_layout_t *layout, int pp, int dp, int tp) {
+  for (int r = 0; layout->ranks && r < layout->world; ++r) {
+    const moert_coords_t *c = &layout->ranks[r].coords;
+    if (c->pp == pp && c->dp == dp && c->tp == tp)
+      return r;
+  }
+  return 0;
+}
+
+/* Brings the last stage's output (this rank's rows `result`) to rank 0 and
+ * writes it there. */
+static int writeOutput(const Manifest *m, const moert_layout_t *layout,
+                       const Options *o, const Checkpoint *ckpt,
+                       const moert_memref3d_f32_t *result) {
+  int rc = 0;
+  /* This rank's rows, dense, then gathered in dp order. */
+  int64_t local = localBatch(m) * m->seq * m->hidden;
+  float *dense = malloc((size_t)local * sizeof(float));
+  /* Every dp group gathers to its first rank (tensor-parallel replicas hold
+   * the same rows); world rank 0 writes. */
+  moert_coords_t coords = moert_comm_coords();
+  int gathers = coords.dp == 0;
+  float *all =
+      gathers ? malloc((size_t)(local * m->plan.dp) * sizeof(float)) : NULL;
+  if (!dense || (gathers && !all)) {
+    rc = error("out of memory for the output");
+  } else {
+    size_t at = 0;
+    for (int64_t b = 0; b < localBatch(m); ++b)
+      for (int64_t s = 0; s < m->seq; ++s)
+        for (int64_t h = 0; h < m->hidden; ++h)
+          dense[at++] =
+              result->aligned[result->offset + b * result->strides[0] +
+                              s * result->strides[1] + h * result->strides[2]];
+    /* The last pipeline stage holds the output: its dp group gathers it,
+     * and its first rank passes it on to rank 0. */
+    if (coords.pp == m->plan.pp - 1)
+      moert_comm_gather_f32(dense, all, (long)local, MOERT_GROUP_DP);
+    if (m->plan.pp > 1)
+      moert_comm_move_f32(all, (long)(local * m->plan.dp),
+                          worldRankAt(layout, m->plan.pp - 1, 0, 0), 0);
+    if (moert_comm_rank() == 0)
+      rc = o->logits ? writeLogits(m, all, ckpt, o->output)
+                     : writeHidden(m, all, o->output);
+  }
+  free(dense);
+  free(all);
+  return rc;
+}
+
+static int runModel(int argc, char **argv, const char *manifestText,
+                    moert_forward_fn forward, const Manifest *mp,
+                    const moert_layout_t *layout) {
+  const Manifest m = *mp;
+  Options o;
+  int parsed = parseOptions(argc, argv, manifestText, &m, &o);
+  if (parsed)
+    return parsed < 0 ? 0 : parsed;
+  if (o.threads > 0)
+    openblas_set_num_threads((int)o.threads);
 
   float *blob = moert_buffer_alloc((size_t)m.blob * sizeof(float));
   int64_t *ids =
@@ -547,11 +617,11 @@ static int runModel(int argc, char **argv, const char *manifestText,
     return error("out of memory for %" PRId64 " weights", m.blob);
   }
   Checkpoint ckpt;
-  int rc = openCheckpoint(&ckpt, weights, numWeights);
+  int rc = openCheckpoint(&ckpt, o.weights, o.numWeights);
   if (!rc)
     rc = loadWeights(&m, &ckpt, blob);
   if (!rc)
-    rc = loadIds(&m, input, ids);
+    rc = loadIds(&m, o.input, ids);
 
   moert_memref1d_f32_t blobRef = {blob, blob, 0, {m.blob}, {1}};
   moert_memref2d_i64_t idsRef = {
@@ -563,7 +633,7 @@ static int runModel(int argc, char **argv, const char *manifestText,
     raise(SIGKILL);
   moert_memref3d_f32_t result = {0};
   double elapsed = 0;
-  for (long i = 0; !rc && i < warmup + iters; ++i) {
+  for (long i = 0; !rc && i < o.warmup + o.iters; ++i) {
     if (result.allocated)
       moert_buffer_free(result.allocated);
     /* A pass starts on every rank together and ends when the last rank is
@@ -574,53 +644,21 @@ static int runModel(int argc, char **argv, const char *manifestText,
     double start = now();
     forward(&result, &idsRef, &blobRef);
     moert_comm_barrier();
-    if (i >= warmup)
+    if (i >= o.warmup)
       elapsed += now() - start;
   }
   if (!rc) {
-    /* This rank's rows, dense, then gathered in dp order on rank 0. */
-    int64_t local = localBatch(&m) * m.seq * m.hidden;
-    float *dense = malloc((size_t)local * sizeof(float));
-    /* Every dp group gathers to its first rank (tensor-parallel replicas
-     * hold the same rows); world rank 0 writes. */
-    int gathers = moert_comm_coords().dp == 0;
-    float *all =
-        gathers ? malloc((size_t)(local * m.plan.dp) * sizeof(float)) : NULL;
-    if (!dense || (gathers && !all)) {
-      rc = error("out of memory for the output");
-    } else {
-      size_t at = 0;
-      for (int64_t b = 0; b < localBatch(&m); ++b)
-        for (int64_t s = 0; s < m.seq; ++s)
-          for (int64_t h = 0; h < m.hidden; ++h)
-            dense[at++] =
-                result.aligned[result.offset + b * result.strides[0] +
-                               s * result.strides[1] + h * result.strides[2]];
-      /* The last pipeline stage holds the output: its dp group gathers it,
-       * and its first rank passes it on to rank 0. */
-      moert_coords_t coords = moert_comm_coords();
-      if (coords.pp == m.plan.pp - 1)
-        moert_comm_gather_f32(dense, all, (long)local, MOERT_GROUP_DP);
-      if (m.plan.pp > 1) {
-        int lastRoot = (m.plan.pp - 1) * m.plan.dp * m.plan.tp;
-        moert_comm_move_f32(all, (long)(local * m.plan.dp), lastRoot, 0);
-      }
-      if (isRoot)
-        rc = logits ? writeLogits(&m, all, &ckpt, output)
-                    : writeHidden(&m, all, output);
-    }
-    free(dense);
-    free(all);
+    rc = writeOutput(&m, layout, &o, &ckpt, &result);
     /* The ranks' clocks measured the same barrier-to-barrier passes;
      * report the largest. */
     elapsed = moert_comm_max_f64(elapsed);
-    if (!rc && isRoot)
+    if (!rc && moert_comm_rank() == 0)
       printf("%s: batch %" PRId64 ", seq %" PRId64 ", %d rank%s: %.3f ms per "
              "forward pass (%ld iterations)\n",
              m.arch, m.batch, m.seq, moert_comm_size(),
-             moert_comm_size() == 1 ? "" : "s", elapsed * 1e3 / (double)iters,
-             iters);
-    if (!rc && stats) {
+             moert_comm_size() == 1 ? "" : "s",
+             elapsed * 1e3 / (double)o.iters, o.iters);
+    if (!rc && o.stats) {
       fflush(stdout);
       moert_comm_print_stats(stdout);
     }
