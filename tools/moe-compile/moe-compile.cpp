@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Conversion/Passes.h"
+#include "moe/Transforms/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Import/ModelImport.h"
@@ -317,6 +318,7 @@ int main(int argc, char **argv) {
   registerAllPasses();
   moe::registerMoEPasses();
   moe::registerMoEConversionPasses();
+  moe::registerMoECodegenPasses();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
   registerDefaultTimingManagerCLOptions();

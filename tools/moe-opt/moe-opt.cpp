@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Conversion/Passes.h"
+#include "moe/Transforms/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
@@ -22,6 +23,7 @@ int main(int argc, char **argv) {
   mlir::moe::registerMoEPasses();
   mlir::moe::registerMoEPipelines();
   mlir::moe::registerMoEConversionPasses();
+  mlir::moe::registerMoECodegenPasses();
   mlir::moe::registerMoECpuPipeline();
   mlir::moe::registerMoECudaPipeline();
   mlir::moe::registerMoECompilePipeline();

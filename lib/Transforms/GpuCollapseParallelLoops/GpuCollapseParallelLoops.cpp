@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moe/Conversion/Passes.h"
+#include "moe/Transforms/Passes.h"
 
 #include "mlir/Dialect/SCF/Utils/Utils.h"
 #include "mlir/IR/PatternMatch.h"
@@ -19,7 +19,7 @@
 namespace mlir {
 namespace moe {
 #define GEN_PASS_DEF_MOEGPUCOLLAPSEPARALLELLOOPSPASS
-#include "moe/Conversion/Passes.h.inc"
+#include "moe/Transforms/Passes.h.inc"
 } // namespace moe
 } // namespace mlir
 

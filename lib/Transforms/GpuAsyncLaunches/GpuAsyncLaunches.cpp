@@ -7,7 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moe/Conversion/Passes.h"
+#include "moe/Transforms/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -18,7 +18,7 @@
 namespace mlir {
 namespace moe {
 #define GEN_PASS_DEF_MOEGPUASYNCLAUNCHESPASS
-#include "moe/Conversion/Passes.h.inc"
+#include "moe/Transforms/Passes.h.inc"
 } // namespace moe
 } // namespace mlir
 

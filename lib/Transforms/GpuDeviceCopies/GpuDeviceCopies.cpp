@@ -7,7 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moe/Conversion/Passes.h"
+#include "moe/Transforms/Passes.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -16,7 +16,7 @@
 namespace mlir {
 namespace moe {
 #define GEN_PASS_DEF_MOEGPUDEVICECOPIESPASS
-#include "moe/Conversion/Passes.h.inc"
+#include "moe/Transforms/Passes.h.inc"
 } // namespace moe
 } // namespace mlir
 

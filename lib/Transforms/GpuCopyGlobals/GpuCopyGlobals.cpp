@@ -7,7 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moe/Conversion/Passes.h"
+#include "moe/Transforms/Passes.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/SymbolTable.h"
@@ -17,7 +17,7 @@
 namespace mlir {
 namespace moe {
 #define GEN_PASS_DEF_MOEGPUCOPYGLOBALSPASS
-#include "moe/Conversion/Passes.h.inc"
+#include "moe/Transforms/Passes.h.inc"
 } // namespace moe
 } // namespace mlir
 

@@ -5,7 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moe/Conversion/Passes.h"
+#include "moe/Transforms/Passes.h"
 
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -13,7 +13,7 @@
 namespace mlir {
 namespace moe {
 #define GEN_PASS_DEF_MOEAPPROXIMATEMATHPASS
-#include "moe/Conversion/Passes.h.inc"
+#include "moe/Transforms/Passes.h.inc"
 } // namespace moe
 } // namespace mlir
 
