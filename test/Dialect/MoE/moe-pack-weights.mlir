@@ -80,3 +80,13 @@ module attributes {moe.manifest = "moe-model 1\0A"} {
     return
   }
 }
+
+// -----
+
+module attributes {moe.manifest = "moe-model 1\0A"} {
+  shard.grid @moe_experts(shape = 1x1x1x2)
+  // expected-error @+1 {{'func.func' op weight 'e.{}' is split so that no rank can load its part: dimension 0 over axis 3 of @moe_experts}}
+  func.func @f(%w: tensor<2x4xf32> {moe.weight = "e.{}", moe.sharding = {grid = @moe_experts, split_axes = [array<i16: 3>]}}) {
+    return
+  }
+}

@@ -580,3 +580,22 @@ module attributes {moe.plan = #moe.plan<dp = 2>} {
     return %ys : tensor<8x16xf32>
   }
 }
+
+// -----
+
+// Two loops split over one axis would leave each rank its diagonal block.
+module attributes {moe.plan = #moe.plan<tp = 2>} {
+  shard.grid @moe_dense(shape = 1x1x2)
+  func.func @diagonal(%a: tensor<8x8xf32>, %b: tensor<8x8xf32>) -> tensor<8x8xf32> {
+    %rows = shard.sharding @moe_dense split_axes = [[2]] : !shard.sharding
+    %cols = shard.sharding @moe_dense split_axes = [[], [2]] : !shard.sharding
+    %as = shard.shard %a to %rows : tensor<8x8xf32>
+    %bs = shard.shard %b to %cols : tensor<8x8xf32>
+    %zero = arith.constant 0.0 : f32
+    %e = tensor.empty() : tensor<8x8xf32>
+    %i = linalg.fill ins(%zero : f32) outs(%e : tensor<8x8xf32>) -> tensor<8x8xf32>
+    // expected-error @+1 {{'linalg.matmul' op has loops 0 and 1 split over the same grid axis 2 by its operands; moe-partition splits a loop per axis}}
+    %y = linalg.matmul ins(%as, %bs : tensor<8x8xf32>, tensor<8x8xf32>) outs(%i : tensor<8x8xf32>) -> tensor<8x8xf32>
+    return %y : tensor<8x8xf32>
+  }
+}

@@ -103,12 +103,38 @@ module attributes {moe.plan = #moe.plan<pp = 2>} {
 // -----
 
 module attributes {moe.plan = #moe.plan<pp = 2>} {
-  // expected-error @+1 {{'func.func' op passes 2 values out of a stage; moe-pipeline hands one (the hidden states) from stage to stage}}
+  // expected-error @+1 {{'func.func' op passes 2 values between parts; moe-pipeline hands one (the hidden states) from stage to stage}}
   func.func @two_values(%x: tensor<4xf32>) -> tensor<4xf32> {
     %p = arith.negf %x : tensor<4xf32>
     %a = arith.addf %p, %p {moe.decoder_layer = 0 : i64} : tensor<4xf32>
     %a2 = arith.mulf %p, %p {moe.decoder_layer = 0 : i64} : tensor<4xf32>
     %b = arith.addf %a, %a2 {moe.decoder_layer = 1 : i64} : tensor<4xf32>
     return %b : tensor<4xf32>
+  }
+}
+
+// -----
+
+// The final part may use only what the last layer hands on.
+module attributes {moe.plan = #moe.plan<pp = 2>} {
+  func.func @skips(%x: tensor<4xf32>) -> tensor<4xf32> {
+    %p = arith.negf %x : tensor<4xf32>
+    %a = arith.addf %p, %p {moe.decoder_layer = 0 : i64} : tensor<4xf32>
+    %b = arith.addf %a, %a {moe.decoder_layer = 1 : i64} : tensor<4xf32>
+    // expected-error @+1 {{'arith.addf' op uses a value of another part of the model than the one before it; moe-pipeline hands only the hidden states from stage to stage}}
+    %c = arith.addf %b, %a : tensor<4xf32>
+    return %c : tensor<4xf32>
+  }
+}
+
+// -----
+
+module attributes {moe.plan = #moe.plan<pp = 2>} {
+  // expected-error @+1 {{'func.func' op must take the token ids and return the hidden states as static tensors with the sequences first, to be run by microbatches}}
+  func.func @scalar_ids(%x: f32) -> f32 {
+    %p = arith.negf %x : f32
+    %a = arith.addf %p, %p {moe.decoder_layer = 0 : i64} : f32
+    %b = arith.addf %a, %a {moe.decoder_layer = 1 : i64} : f32
+    return %b : f32
   }
 }

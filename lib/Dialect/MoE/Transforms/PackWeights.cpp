@@ -52,7 +52,8 @@ FailureOr<std::string> manifestKind(func::FuncOp func, StringRef name,
     if (s->grid == kExpertGridName && stacked && dim == 0 &&
         axis == kEpAxis) {
       experts = true;
-    } else if (s->grid == kExpertGridName && axis == kEtpAxis && !sliceDim) {
+    } else if (s->grid == kExpertGridName && axis == kEtpAxis && !sliceDim &&
+               !(stacked && dim == 0)) {
       sliceDim = stacked ? dim - 1 : dim;
       group = "etp";
     } else if (s->grid == kDenseGridName && axis == kTpAxis && !sliceDim &&

@@ -364,8 +364,9 @@ bool isSumReduction(linalg::LinalgOp op) {
   auto add = yield.getValues()[0].getDefiningOp<arith::AddFOp>();
   if (!add)
     return false;
+  // The accumulator is read once, by the addition: out = out + f(ins).
   Value acc = body->getArguments().back();
-  return add.getLhs() == acc || add.getRhs() == acc;
+  return (add.getLhs() == acc || add.getRhs() == acc) && acc.hasOneUse();
 }
 } // namespace
 
@@ -456,6 +457,16 @@ LogicalResult FunctionPartitioner::partitionLinalg(linalg::LinalgOp op) {
   }
   if (!grid) // nothing split: the op is replicated
     return partitionOther(op);
+  // One axis splits one loop: two loops over the same axis would leave each
+  // rank only its diagonal block.
+  for (unsigned l = 0; l < numLoops; ++l)
+    for (unsigned m = l + 1; m < numLoops; ++m)
+      for (int16_t axis : loopAxes[l])
+        if (llvm::is_contained(loopAxes[m], axis))
+          return op->emitOpError()
+                 << "has loops " << l << " and " << m
+                 << " split over the same grid axis " << axis
+                 << " by its operands; moe-partition splits a loop per axis";
   auto gridOp = shard::getGridOrNull(op, grid, symbols);
   if (!gridOp)
     return op->emitOpError()

@@ -38,7 +38,7 @@ struct Structure {
   SmallVector<SmallVector<Operation *>> layers;
 };
 
-constexpr int64_t kPrologue = -1, kEpilogue = -2;
+constexpr int64_t kPrologue = -1;
 
 class StagePlacer {
 public:
@@ -70,6 +70,9 @@ LogicalResult StagePlacer::split(Structure &s) {
   for (Operation *op : ops)
     if (auto tag = op->getAttrOfType<IntegerAttr>(
             MoEDialect::getDecoderLayerAttrName())) {
+      if (tag.getInt() < 0 || tag.getInt() >= 1 << 20)
+        return op->emitOpError() << "has decoder layer " << tag.getInt()
+                                 << ", outside [0, 2^20)";
       layerOf[op] = tag.getInt();
       numLayers = std::max(numLayers, tag.getInt() + 1);
     }
@@ -175,6 +178,59 @@ LogicalResult StagePlacer::run() {
     return func.emitOpError() << "must take the token ids first and return "
                                  "one value to be placed on stages";
 
+  auto staticTensor = [](Type t) {
+    auto tensor = dyn_cast<RankedTensorType>(t);
+    return tensor && tensor.hasStaticShape() && tensor.getRank() >= 1;
+  };
+  if (!staticTensor(entry.getArgument(0).getType()) ||
+      !staticTensor(ret.getOperand(0).getType()) ||
+      cast<RankedTensorType>(entry.getArgument(0).getType()).getDimSize(0) !=
+          cast<RankedTensorType>(ret.getOperand(0).getType()).getDimSize(0))
+    return func.emitOpError()
+           << "must take the token ids and return the hidden states as static "
+              "tensors with the sequences first, to be run by microbatches";
+
+  // Each part uses only the one value the part before it hands on.
+  SmallVector<ArrayRef<Operation *>> ordered;
+  ordered.push_back(s.prologue);
+  for (auto &layer : s.layers)
+    ordered.push_back(layer);
+  Operation *retOp = ret.getOperation();
+  ordered.push_back(s.epilogue.empty() ? ArrayRef<Operation *>(retOp)
+                                       : ArrayRef<Operation *>(s.epilogue));
+  DenseMap<Operation *, size_t> partOf;
+  for (size_t i = 0; i < ordered.size(); ++i)
+    for (Operation *op : ordered[i])
+      partOf[op] = i;
+  SmallVector<Value> handed(ordered.size());
+  for (size_t i = 1; i < ordered.size(); ++i) {
+    FailureOr<Value> v = handOver(ordered[i - 1], ordered[i],
+                                  i == 1 ? "into layer 0" : "between parts");
+    if (failed(v))
+      return failure();
+    handed[i] = *v;
+  }
+  for (size_t i = 0; i < ordered.size(); ++i)
+    for (Operation *op : ordered[i]) {
+      WalkResult walk = op->walk([&](Operation *nested) {
+        for (Value v : nested->getOperands()) {
+          Operation *def = v.getDefiningOp();
+          auto it = def ? partOf.find(def) : partOf.end();
+          if (it == partOf.end() || it->second == i ||
+              (it->second + 1 == i && v == handed[i]))
+            continue;
+          nested->emitOpError()
+              << "uses a value of another part of the model than the one "
+                 "before it; moe-pipeline hands only the hidden states from "
+                 "stage to stage";
+          return WalkResult::interrupt();
+        }
+        return WalkResult::advance();
+      });
+      if (walk.wasInterrupted())
+        return failure();
+    }
+
   // What each part hands to the next.
   FailureOr<Value> input = handOver(s.prologue, s.layers[0], "into layer 0");
   if (failed(input))
@@ -193,6 +249,12 @@ LogicalResult StagePlacer::run() {
       handOver(s.layers[numLayers - 1], finalPart, "into the final part");
   if (failed(output) || failed(last))
     return failure();
+  if (input->getType() != output->getType() ||
+      output->getType() != last->getType())
+    return func.emitOpError()
+           << "hands values of different types between its parts ("
+           << input->getType() << ", " << output->getType() << ", "
+           << last->getType() << "); a stage sends what the next receives";
 
   // Every stage runs layers 0 .. K-1's program on its own layers' weights.
   for (int64_t layer = perStage; layer < numLayers; ++layer) {
@@ -227,10 +289,19 @@ LogicalResult StagePlacer::run() {
       func.setArgAttr(arg.getArgNumber(), kWeightNameAttrName,
                       b.getStringAttr(renamed));
     }
-  for (auto [ops, stage] : {std::make_pair(&s.prologue, int64_t(0)),
-                            std::make_pair(&s.epilogue, pp - 1)})
-    for (BlockArgument arg : argumentsOf(*ops))
-      if (func.getArgAttr(arg.getArgNumber(), kWeightNameAttrName))
+  // A weight only the prologue or only the epilogue reads is loaded by that
+  // stage alone.
+  SetVector<BlockArgument> inLayers;
+  for (auto &layer : s.layers)
+    inLayers.insert_range(argumentsOf(layer));
+  SetVector<BlockArgument> embedArgs = argumentsOf(s.prologue),
+                           normArgs = argumentsOf(s.epilogue);
+  for (auto [args, other, stage] :
+       {std::make_tuple(&embedArgs, &normArgs, int64_t(0)),
+        std::make_tuple(&normArgs, &embedArgs, pp - 1)})
+    for (BlockArgument arg : *args)
+      if (func.getArgAttr(arg.getArgNumber(), kWeightNameAttrName) &&
+          !inLayers.contains(arg) && !other->contains(arg))
         func.setArgAttr(arg.getArgNumber(), kStageAttrName,
                         b.getI64IntegerAttr(stage));
 
