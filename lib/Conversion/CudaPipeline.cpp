@@ -137,8 +137,7 @@ namespace {
 /// CompilePipelineOptions (the one description of the CUDA options).
 struct PipelineCLOptions : public PassPipelineOptions<PipelineCLOptions> {
   Option<std::string> target{
-      *this, "target",
-      llvm::cl::desc("moe-compile-pipeline: cpu or cuda"),
+      *this, "target", llvm::cl::desc("moe-compile-pipeline: cpu or cuda"),
       llvm::cl::init("cpu")};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90: H100)"),
@@ -187,12 +186,11 @@ struct PipelineCLOptions : public PassPipelineOptions<PipelineCLOptions> {
 /// Registers a pipeline that reads PipelineCLOptions; `build` reports a bad
 /// option through `error`. (registerPassPipeline rather than
 /// PassPipelineRegistration, whose builder cannot report an error.)
-static void
-registerWithOptions(StringRef name, StringRef summary,
-                    std::function<LogicalResult(
-                        OpPassManager &, const PipelineCLOptions &,
-                        std::string &)>
-                        build) {
+static void registerWithOptions(
+    StringRef name, StringRef summary,
+    std::function<LogicalResult(OpPassManager &, const PipelineCLOptions &,
+                                std::string &)>
+        build) {
   std::string prefix = name.str();
   registerPassPipeline(
       name, summary,

@@ -52,8 +52,8 @@ public:
   ModelBuilder(MLIRContext *ctx, const ModelConfig &config, int64_t batch,
                int64_t seqLen, int64_t microbatches)
       : ctx(ctx), b(ctx), loc(UnknownLoc::get(ctx)), config(config),
-        microbatches(microbatches), batch(batch / microbatches),
-        seqLen(seqLen), tokens(this->batch * seqLen) {}
+        microbatches(microbatches), batch(batch / microbatches), seqLen(seqLen),
+        tokens(this->batch * seqLen) {}
 
   OwningOpRef<ModuleOp> build();
 
@@ -201,7 +201,8 @@ Value ModelBuilder::rope(Value x) {
       b, loc, pairsType, x, ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}});
   AffineExpr t, hh, sd, i;
   bindDims(ctx, t, hh, sd, i);
-  AffineExpr zero = b.getAffineConstantExpr(0), one = b.getAffineConstantExpr(1);
+  AffineExpr zero = b.getAffineConstantExpr(0),
+             one = b.getAffineConstantExpr(1);
   int64_t seq = seqLen;
   Value rotated = buildGeneric(
       b, loc, buildEmpty(b, loc, tensor::getMixedSizes(b, loc, pairs), f),
@@ -214,13 +215,12 @@ Value ModelBuilder::rope(Value x) {
         auto idx = [&](int64_t v) {
           return arith::ConstantIndexOp::create(nb, l, v).getResult();
         };
-        Value pos =
-            arith::RemUIOp::create(nb, l, linalg::IndexOp::create(nb, l, 0),
-                                   idx(seq));
+        Value pos = arith::RemUIOp::create(
+            nb, l, linalg::IndexOp::create(nb, l, 0), idx(seq));
         Value col = linalg::IndexOp::create(nb, l, 3);
-        Value firstHalf = arith::CmpIOp::create(
-            nb, l, arith::CmpIPredicate::eq, linalg::IndexOp::create(nb, l, 2),
-            idx(0));
+        Value firstHalf =
+            arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq,
+                                  linalg::IndexOp::create(nb, l, 2), idx(0));
         Value self = arith::SelectOp::create(nb, l, firstHalf, a[0], a[1]);
         Value other = arith::SelectOp::create(nb, l, firstHalf, a[1], a[0]);
         Value signed_ = arith::SelectOp::create(
@@ -305,9 +305,11 @@ LocalLayerOperands ModelBuilder::moeWeights(const std::string &prefix) {
   switch (config.arch) {
   case ModelArch::Mixtral:
     w.router = weight(prefix + "block_sparse_moe.gate.weight", {e, h});
-    w.gate = weight(prefix + "block_sparse_moe.experts.{}.w1.weight", {f, h}, e);
+    w.gate =
+        weight(prefix + "block_sparse_moe.experts.{}.w1.weight", {f, h}, e);
     w.up = weight(prefix + "block_sparse_moe.experts.{}.w3.weight", {f, h}, e);
-    w.down = weight(prefix + "block_sparse_moe.experts.{}.w2.weight", {h, f}, e);
+    w.down =
+        weight(prefix + "block_sparse_moe.experts.{}.w2.weight", {h, f}, e);
     break;
   case ModelArch::Qwen2Moe: {
     int64_t fs = config.sharedFfn;
@@ -396,7 +398,8 @@ Value ModelBuilder::decoderLayer(Value x, const std::string &p) {
     return weight(p + name, shape, 1, "column");
   };
   Value qW = column("self_attn.q_proj.weight", {nh * d, h});
-  Value qB = config.qkvBias ? column("self_attn.q_proj.bias", {nh * d}) : Value();
+  Value qB =
+      config.qkvBias ? column("self_attn.q_proj.bias", {nh * d}) : Value();
   Value kW = column("self_attn.k_proj.weight", {nkv * d, h});
   Value kB =
       config.qkvBias ? column("self_attn.k_proj.bias", {nkv * d}) : Value();
@@ -440,8 +443,8 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   x = rmsNorm(x, weight("model.norm.weight", {h}));
   func::ReturnOp::create(
       b, loc,
-      tensor::ExpandShapeOp::create(
-          b, loc, outType, x, ArrayRef<ReassociationIndices>{{0, 1}, {2}})
+      tensor::ExpandShapeOp::create(b, loc, outType, x,
+                                    ArrayRef<ReassociationIndices>{{0, 1}, {2}})
           .getResult());
 
   // forward(ids, weights...): the weights are arguments named after their

@@ -1,4 +1,4 @@
-//===- HostCode.cpp - LLVM dialect -> optimized LLVM IR, object, executable ===//
+//===- HostCode.cpp - LLVM dialect -> host code ---------------------------===//
 
 #include "moe/Target/HostCode.h"
 
@@ -23,8 +23,8 @@ using namespace mlir::moe;
 namespace {
 
 /// This machine, with every feature its CPU has.
-std::unique_ptr<llvm::TargetMachine> createHostTargetMachine(
-    std::string &error) {
+std::unique_ptr<llvm::TargetMachine>
+createHostTargetMachine(std::string &error) {
   std::string triple = llvm::sys::getDefaultTargetTriple();
   const llvm::Target *t =
       llvm::TargetRegistry::lookupTarget(llvm::Triple(triple), error);
@@ -48,8 +48,7 @@ LogicalResult fail(std::string &error, const llvm::Twine &message) {
 
 LogicalResult mlir::moe::emitHostCode(ModuleOp module,
                                       const HostCodeOptions &options,
-                                      TimingScope &timing,
-                                      std::string &error) {
+                                      TimingScope &timing, std::string &error) {
   using Kind = HostCodeOptions::Kind;
   std::unique_ptr<llvm::TargetMachine> machine = createHostTargetMachine(error);
   if (!machine)
@@ -81,10 +80,10 @@ LogicalResult mlir::moe::emitHostCode(ModuleOp module,
   llvm::SmallString<128> objectPath;
   if (options.kind == Kind::Object)
     objectPath = options.outputPath;
-  else if (std::error_code ec = llvm::sys::fs::createTemporaryFile(
-               "moe-model", "o", objectPath))
-    return fail(error, "cannot create a temporary object file: " +
-                           ec.message());
+  else if (std::error_code ec =
+               llvm::sys::fs::createTemporaryFile("moe-model", "o", objectPath))
+    return fail(error,
+                "cannot create a temporary object file: " + ec.message());
   llvm::FileRemover removeObject(objectPath, options.kind == Kind::Executable);
   {
     TimingScope codegenTiming = timing.nest("codegen");
@@ -106,16 +105,22 @@ LogicalResult mlir::moe::emitHostCode(ModuleOp module,
   std::string mainLib = options.runtimeLibDir + "/libmoert_main.a";
   std::string libPath = "-L" + options.runtimeLibDir;
   std::string runtime = "-l" + options.runtimeLib;
-  SmallVector<StringRef> args = {options.linker, objectPath.str(), mainLib,
-                                 libPath,        runtime,          rpath,
-                                 "-lm",          "-o",             options.outputPath};
+  SmallVector<StringRef> args = {options.linker,
+                                 objectPath.str(),
+                                 mainLib,
+                                 libPath,
+                                 runtime,
+                                 rpath,
+                                 "-lm",
+                                 "-o",
+                                 options.outputPath};
   std::string linkError;
   int rc = llvm::sys::ExecuteAndWait(options.linker, args, std::nullopt, {}, 0,
                                      0, &linkError);
   if (rc != 0)
-    return fail(error, "linking with the runtime failed (" + options.linker +
-                           "): " +
-                           (linkError.empty() ? "exit code " + std::to_string(rc)
-                                              : linkError));
+    return fail(error,
+                "linking with the runtime failed (" + options.linker + "): " +
+                    (linkError.empty() ? "exit code " + std::to_string(rc)
+                                       : linkError));
   return success();
 }

@@ -111,7 +111,8 @@ static void testLayoutParse(void) {
                     "tensor 0 1 1 4 w\n";
   EXPECT_OK(moert_layout_parse(dp2, &layout));
   EXPECT(layout.world == 2 && layout.plan.dp == 2);
-  EXPECT(layout.ranks[1].coords.dp == 1 && layout.ranks[1].coords.ep_group == 1);
+  EXPECT(layout.ranks[1].coords.dp == 1 &&
+         layout.ranks[1].coords.ep_group == 1);
   EXPECT(layout.ranks[1].colors[MOERT_GROUP_DP] == 0 &&
          layout.ranks[1].colors[MOERT_GROUP_TP] == 1);
   moert_layout_free(&layout);
@@ -119,9 +120,9 @@ static void testLayoutParse(void) {
                                    "0 colors 0 0 0 0 0 0\n",
                                    &layout),
                 MOERT_INVALID_ARGUMENT, "has no line for rank 1");
-  EXPECT_STATUS(moert_layout_parse("plan 2 1 1 1 1\nrank 0 coords 0 0 0\n",
-                                   &layout),
-                MOERT_INVALID_ARGUMENT, "malformed or repeated layout line");
+  EXPECT_STATUS(
+      moert_layout_parse("plan 2 1 1 1 1\nrank 0 coords 0 0 0\n", &layout),
+      MOERT_INVALID_ARGUMENT, "malformed or repeated layout line");
   EXPECT_STATUS(moert_layout_parse("plan 1 1 1 1 1\nrank 3 coords 0 0 0 0 0 "
                                    "0 0 colors 0 0 0 0 0 0\n",
                                    &layout),

@@ -70,9 +70,10 @@ plan::ModelSummary summarizeModel(const ModelConfig &config, int64_t batch,
 /// microbatch (batch / microbatches sequences) that moe-pipeline runs
 /// `microbatches` times (`moe.microbatches`). The passes of moe-to-spmd make
 /// the per-rank program (docs/Parallelism.md).
-llvm::Expected<OwningOpRef<ModuleOp>>
-importModel(MLIRContext *context, const ModelConfig &config, int64_t batch,
-            int64_t seqLen, int64_t microbatches = 1);
+llvm::Expected<OwningOpRef<ModuleOp>> importModel(MLIRContext *context,
+                                                  const ModelConfig &config,
+                                                  int64_t batch, int64_t seqLen,
+                                                  int64_t microbatches = 1);
 
 /// Name of the module attribute that holds the weight manifest.
 constexpr llvm::StringLiteral kManifestAttrName =

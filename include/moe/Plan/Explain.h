@@ -1,4 +1,4 @@
-//===- Explain.h - a plan's ranks and groups, for people and programs -*- C++ -*-===//
+//===- Explain.h - a plan's ranks and groups --------------------*- C++ -*-===//
 //
 // What `moe-compile --explain-plan` prints, and what the compiled program
 // hands the runtime: the layout of PlanFacts.h written out.

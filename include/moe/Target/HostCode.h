@@ -1,4 +1,4 @@
-//===- HostCode.h - LLVM dialect -> optimized LLVM IR, object, executable -*- C++ -*-===//
+//===- HostCode.h - LLVM dialect -> host code -------------------*- C++ -*-===//
 //
 // The back end of moe-compile: a module lowered to the LLVM dialect becomes
 // LLVM IR optimized for this machine, an object file, or an executable

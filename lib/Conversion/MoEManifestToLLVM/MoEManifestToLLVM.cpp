@@ -65,9 +65,8 @@ struct ConvertMoEManifestToLLVMPass
       header += "gemm " + gemm + "\n";
     if (plan && plan.getWorldSize() > 1)
       header += getLayoutManifestLines(plan);
-    std::string full = (kVersionLine + header +
-                        text.drop_front(kVersionLine.size()))
-                           .str();
+    std::string full =
+        (kVersionLine + header + text.drop_front(kVersionLine.size())).str();
     full.push_back('\0');
     OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
     auto type = LLVM::LLVMArrayType::get(b.getI8Type(), full.size());

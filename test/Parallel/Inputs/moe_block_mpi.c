@@ -9,8 +9,9 @@
  *
  * usage: mpiexec -n W moe_block_mpi LAYOUT DIR ITERS [OUT]
  *   LAYOUT is the plan's rank layout as moe-compile writes it (--plan P
- *   --explain-plan --explain-format=manifest). DIR holds x.npy [T, H], router.npy [E, H], up.npy [E, F, H],
- *   down.npy [E, H, F] (and gate.npy [E, F, H]). Runs the block ITERS times
+ *   --explain-plan --explain-format=manifest). DIR holds x.npy [T, H],
+ *   router.npy [E, H], up.npy [E, F, H], down.npy [E, H, F] (and
+ *   gate.npy [E, F, H]). Runs the block ITERS times
  *   after one warm-up; rank 0 prints `block_ms=<best over iterations of the
  *   slowest rank>`, then the per-rank collective counters, and writes OUT.
  *

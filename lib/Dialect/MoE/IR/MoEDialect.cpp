@@ -182,8 +182,7 @@ LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                int64_t pp, ArrayRef<DispatchStrategy> dispatch,
                                ArrayRef<int64_t> dedup) {
   // moe_plan_c1, c3, c4, c8 (PlanFacts.h)
-  if (std::optional<std::string> why =
-          checkPlanDegrees({dp, tp, ep, etp, pp}))
+  if (std::optional<std::string> why = checkPlanDegrees({dp, tp, ep, etp, pp}))
     return emitError() << *why;
   // moe_plan_c5
   if (dispatch.empty())
@@ -221,7 +220,7 @@ PlanAttr PlanAttr::getDegrees(MLIRContext *ctx, int64_t dp, int64_t tp,
 }
 
 PlanAttr PlanAttr::parseOption(MLIRContext *ctx, StringRef text,
-                              std::string &error) {
+                               std::string &error) {
   std::string attr = "#moe.plan<";
   // Entries are split at commas outside brackets, so per-layer lists
   // ("dispatch=[a2a,slice_allreduce]") stay whole.

@@ -23,9 +23,9 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Dialect/Shard/Interfaces/ShardingInterface.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/IRMapping.h"
@@ -375,16 +375,16 @@ Value FunctionPartitioner::processIndex(Location loc, FlatSymbolRefAttr grid,
   auto gridOp = shard::getGridOrNull(func, grid, symbols);
   Value linear;
   for (int16_t axis : axes) {
-    Value index = shard::ProcessMultiIndexOp::create(
-                      builder, loc, grid.getValue(),
-                      ArrayRef<shard::GridAxis>{axis})
-                      .getResult()[0];
+    Value index =
+        shard::ProcessMultiIndexOp::create(builder, loc, grid.getValue(),
+                                           ArrayRef<shard::GridAxis>{axis})
+            .getResult()[0];
     if (!linear) {
       linear = index;
       continue;
     }
-    Value size = arith::ConstantIndexOp::create(builder, loc,
-                                                gridOp.getShape()[axis]);
+    Value size =
+        arith::ConstantIndexOp::create(builder, loc, gridOp.getShape()[axis]);
     linear = arith::AddIOp::create(
         builder, loc, arith::MulIOp::create(builder, loc, linear, size), index);
   }
@@ -411,8 +411,7 @@ FailureOr<Value> FunctionPartitioner::localInit(Operation *user, Value global,
                                   fresh)
         .getResult(0);
   }
-  return reshard(user, local(global), shardingOf(global), to,
-                 global.getType());
+  return reshard(user, local(global), shardingOf(global), to, global.getType());
 }
 
 LogicalResult FunctionPartitioner::partitionLinalg(linalg::LinalgOp op) {
@@ -475,13 +474,13 @@ LogicalResult FunctionPartitioner::partitionLinalg(linalg::LinalgOp op) {
   for (unsigned l = 0; l < numLoops; ++l) {
     for (int16_t axis : loopAxes[l]) {
       if (axis < 0 || axis >= gridOp.getRank())
-        return op->emitOpError() << "splits over axis " << axis << " of @"
-                                 << grid.getValue() << ", which has "
-                                 << gridOp.getRank() << " axes";
+        return op->emitOpError()
+               << "splits over axis " << axis << " of @" << grid.getValue()
+               << ", which has " << gridOp.getRank() << " axes";
       parts[l] *= gridOp.getShape()[axis];
     }
-    if (parts[l] > 1 && (ShapedType::isDynamic(ranges[l]) ||
-                         ranges[l] % parts[l] != 0))
+    if (parts[l] > 1 &&
+        (ShapedType::isDynamic(ranges[l]) || ranges[l] % parts[l] != 0))
       return op->emitOpError()
              << "splits loop " << l << " (size " << ranges[l] << ") into "
              << parts[l] << " parts, which does not divide it";
@@ -498,8 +497,8 @@ LogicalResult FunctionPartitioner::partitionLinalg(linalg::LinalgOp op) {
         int64_t local = ranges[loop->first] / parts[loop->first];
         if (local % loop->second != 0)
           return op->emitOpError()
-                 << "indexes operand #" << operand.getOperandNumber()
-                 << " by " << str(map.getResult(d))
+                 << "indexes operand #" << operand.getOperandNumber() << " by "
+                 << str(map.getResult(d))
                  << ", which does not map this rank's block of the loop to a "
                     "block of the operand";
         these = loopAxes[loop->first];
@@ -559,8 +558,7 @@ LogicalResult FunctionPartitioner::partitionLinalg(linalg::LinalgOp op) {
       return failure();
     FailureOr<Value> v =
         op.isDpsInit(&operand) &&
-                describeSharding(shardingOf(global)) !=
-                    describeSharding(*want)
+                describeSharding(shardingOf(global)) != describeSharding(*want)
             ? localInit(op, global, *want)
             : reshard(op, local(global), shardingOf(global), *want,
                       global.getType());
@@ -574,9 +572,8 @@ LogicalResult FunctionPartitioner::partitionLinalg(linalg::LinalgOp op) {
     unsigned l = index.getDim();
     if (l >= numLoops || !loopSplit[l] || offsets.count(l))
       return;
-    Value size =
-        arith::ConstantIndexOp::create(builder, op->getLoc(),
-                                       ranges[l] / parts[l]);
+    Value size = arith::ConstantIndexOp::create(builder, op->getLoc(),
+                                                ranges[l] / parts[l]);
     offsets[l] = arith::MulIOp::create(
         builder, op->getLoc(), processIndex(op->getLoc(), grid, loopAxes[l]),
         size);
@@ -705,7 +702,8 @@ LogicalResult FunctionPartitioner::run() {
     if (failed(result))
       return failure();
     if (decoderLayer)
-      for (Operation *built = previous ? previous->getNextNode() : &entry.front();
+      for (Operation *built = previous ? previous->getNextNode()
+                                       : &entry.front();
            built && built != op; built = built->getNextNode())
         built->setAttr(MoEDialect::getDecoderLayerAttrName(), decoderLayer);
   }

@@ -71,8 +71,8 @@ LogicalResult StagePlacer::split(Structure &s) {
     if (auto tag = op->getAttrOfType<IntegerAttr>(
             MoEDialect::getDecoderLayerAttrName())) {
       if (tag.getInt() < 0 || tag.getInt() >= 1 << 20)
-        return op->emitOpError() << "has decoder layer " << tag.getInt()
-                                 << ", outside [0, 2^20)";
+        return op->emitOpError()
+               << "has decoder layer " << tag.getInt() << ", outside [0, 2^20)";
       layerOf[op] = tag.getInt();
       numLayers = std::max(numLayers, tag.getInt() + 1);
     }
@@ -168,9 +168,9 @@ LogicalResult StagePlacer::run() {
     return failure();
   int64_t numLayers = s.layers.size();
   if (numLayers % pp != 0)
-    return func.emitOpError() << "has " << numLayers
-                              << " decoder layers, which pp = " << pp
-                              << " does not divide";
+    return func.emitOpError()
+           << "has " << numLayers << " decoder layers, which pp = " << pp
+           << " does not divide";
   int64_t perStage = numLayers / pp;
   Block &entry = func.getBody().front();
   auto ret = cast<func::ReturnOp>(entry.getTerminator());
@@ -231,24 +231,10 @@ LogicalResult StagePlacer::run() {
         return failure();
     }
 
-  // What each part hands to the next.
-  FailureOr<Value> input = handOver(s.prologue, s.layers[0], "into layer 0");
-  if (failed(input))
-    return failure();
-  // The final part is the ops after the layers, or only the return.
-  SmallVector<Operation *> finalPart(s.epilogue);
-  if (finalPart.empty())
-    finalPart.push_back(ret);
-  FailureOr<Value> output = handOver(s.layers[perStage - 1],
-                                     perStage < numLayers
-                                         ? ArrayRef<Operation *>(
-                                               s.layers[perStage])
-                                         : ArrayRef<Operation *>(finalPart),
-                                     "out of a stage");
-  FailureOr<Value> last =
-      handOver(s.layers[numLayers - 1], finalPart, "into the final part");
-  if (failed(output) || failed(last))
-    return failure();
+  // What each part hands to the next: into layer 0, out of a stage, into
+  // the final part (parts: prologue, layers 1..L, final part).
+  std::optional<Value> input = handed[1], output = handed[perStage + 1],
+                       last = handed[numLayers + 1];
   if (input->getType() != output->getType() ||
       output->getType() != last->getType())
     return func.emitOpError()
@@ -278,14 +264,13 @@ LogicalResult StagePlacer::run() {
       std::string key = llvm::formatv("layers.{0}.", j).str();
       size_t at = name.getValue().find(key);
       if (at == StringRef::npos)
-        return func.emitOpError() << "weight '" << name.getValue()
-                                  << "' of decoder layer " << j
-                                  << " does not name its layer ('" << key
-                                  << "')";
+        return func.emitOpError()
+               << "weight '" << name.getValue() << "' of decoder layer " << j
+               << " does not name its layer ('" << key << "')";
       std::string renamed = name.getValue().str();
-      renamed.replace(at, key.size(),
-                      llvm::formatv("layers.{{stage*{0}+{1}}.", perStage, j)
-                          .str());
+      renamed.replace(
+          at, key.size(),
+          llvm::formatv("layers.{{stage*{0}+{1}}.", perStage, j).str());
       func.setArgAttr(arg.getArgNumber(), kWeightNameAttrName,
                       b.getStringAttr(renamed));
     }
@@ -325,8 +310,7 @@ LogicalResult StagePlacer::run() {
   auto ppAxis = b.getDenseI16ArrayAttr({kPpAxis});
   auto dynamicPeer = b.getDenseI64ArrayAttr({ShapedType::kDynamic});
   Value stage = shard::ProcessMultiIndexOp::create(
-                    b, loc, kDenseGridName,
-                    ArrayRef<shard::GridAxis>{kPpAxis})
+                    b, loc, kDenseGridName, ArrayRef<shard::GridAxis>{kPpAxis})
                     .getResult()[0];
   auto isStage = [&](int64_t v) {
     return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, stage,
@@ -366,8 +350,8 @@ LogicalResult StagePlacer::run() {
   IRMapping map;
   map.map(ids, mbIds);
   // Stage 0 runs the prologue; the others receive.
-  auto in = scf::IfOp::create(b, loc, TypeRange{input->getType()},
-                              isStage(0), /*withElseRegion=*/true);
+  auto in = scf::IfOp::create(b, loc, TypeRange{input->getType()}, isStage(0),
+                              /*withElseRegion=*/true);
   b.setInsertionPointToStart(in.thenBlock());
   for (Operation *op : s.prologue)
     b.clone(*op, map);
@@ -378,8 +362,7 @@ LogicalResult StagePlacer::run() {
       b, loc, inType, grid, ppAxis,
       buildEmpty(b, loc, tensor::getMixedSizes(b, loc, map.lookup(*input)),
                  inType.getElementType()),
-      dynamicPeer,
-      ValueRange{arith::SubIOp::create(b, loc, stage, index(1))});
+      dynamicPeer, ValueRange{arith::SubIOp::create(b, loc, stage, index(1))});
   scf::YieldOp::create(b, loc, received);
   b.setInsertionPointAfter(in);
   // The stage's layers.
@@ -390,21 +373,19 @@ LogicalResult StagePlacer::run() {
   Value stageOut = map.lookup(*output);
   // The last stage runs the epilogue; the others send.
   auto mbOutType = outType;
-  auto out = scf::IfOp::create(b, loc, TypeRange{mbOutType},
-                               isStage(pp - 1), /*withElseRegion=*/true);
+  auto out = scf::IfOp::create(b, loc, TypeRange{mbOutType}, isStage(pp - 1),
+                               /*withElseRegion=*/true);
   b.setInsertionPointToStart(out.thenBlock());
   map.map(*last, stageOut);
   for (Operation *op : s.epilogue)
     b.clone(*op, map);
   scf::YieldOp::create(b, loc, map.lookupOrDefault(ret.getOperand(0)));
   b.setInsertionPointToStart(out.elseBlock());
-  shard::SendOp::create(b, loc, hiddenType, grid, ppAxis, stageOut,
-                        dynamicPeer,
-                        ValueRange{arith::AddIOp::create(b, loc, stage,
-                                                         index(1))});
-  scf::YieldOp::create(b, loc,
-                       zerosLike(mbOutType.getShape(),
-                                 mbOutType.getElementType()));
+  shard::SendOp::create(
+      b, loc, hiddenType, grid, ppAxis, stageOut, dynamicPeer,
+      ValueRange{arith::AddIOp::create(b, loc, stage, index(1))});
+  scf::YieldOp::create(
+      b, loc, zerosLike(mbOutType.getShape(), mbOutType.getElementType()));
   b.setInsertionPointAfter(out);
   Rows outRows = rowsOf(outType);
   Value acc = tensor::InsertSliceOp::create(
@@ -440,7 +421,8 @@ LogicalResult StagePlacer::run() {
   return success();
 }
 
-struct MoEPipelinePass : public moe::impl::MoEPipelinePassBase<MoEPipelinePass> {
+struct MoEPipelinePass
+    : public moe::impl::MoEPipelinePassBase<MoEPipelinePass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto plan = module->getAttrOfType<PlanAttr>(MoEDialect::getPlanAttrName());
@@ -451,20 +433,19 @@ struct MoEPipelinePass : public moe::impl::MoEPipelinePassBase<MoEPipelinePass> 
             MoEDialect::getMicrobatchesAttrName()))
       microbatches = attr.getInt();
     if (microbatches < 1) {
-      module.emitError() << "moe-pipeline: " << microbatches
-                         << " microbatches";
+      module.emitError() << "moe-pipeline: " << microbatches << " microbatches";
       return signalPassFailure();
     }
     // For reading the program (--print-manifest); the runtime does not need
     // it.
     if (auto manifest = module->getAttrOfType<StringAttr>(
             MoEDialect::getManifestAttrName()))
-      module->setAttr(MoEDialect::getManifestAttrName(),
-                      StringAttr::get(&getContext(),
-                                      manifest.getValue().str() +
-                                          llvm::formatv("microbatches {0}\n",
-                                                        microbatches)
-                                              .str()));
+      module->setAttr(
+          MoEDialect::getManifestAttrName(),
+          StringAttr::get(
+              &getContext(),
+              manifest.getValue().str() +
+                  llvm::formatv("microbatches {0}\n", microbatches).str()));
     for (auto func : module.getOps<func::FuncOp>()) {
       bool tagged = false;
       func.walk([&](Operation *op) {

@@ -47,7 +47,7 @@ struct PlanModelFacts {
   int64_t experts = 0;
   int64_t expertFfn = 0;
   int64_t sharedFfn = 0;
-  int64_t batch = 0;          // sequences of the compiled input
+  int64_t batch = 0;            // sequences of the compiled input
   bool capacityLimited = false; // experts with a capacity (not dropless)
 };
 
