@@ -1,11 +1,24 @@
 //===- ModelImport.cpp - Hugging Face-style config -> MLIR ----------------===//
 //
-// The decoder skeleton shared by the three architectures, prefill only:
+// The decoder skeleton shared by the three architectures:
 //
 //   x = embed(ids)
 //   per layer:  x = x + o_proj(attention(rope(q), rope(k), v))  over rmsnorm(x)
 //               x = x + moe.layer(rmsnorm(x))
 //   return rmsnorm(x)
+//
+// built as one function, `forward` over [B, S], or for generation as two
+// (docs/Generation.md): `prefill` over the prompt [B, S], which also returns
+// every layer's keys and values, and `decode`, one token per sequence at its
+// own position, attending to a cache of capacity M that the runtime keeps:
+//
+//   prefill(ids [B, S], weights...) -> (hidden [B, S, H],
+//                                       k [L, B, S, kvh, d], v [L, B, S, kvh, d])
+//   decode(ids [B, 1], pos [B], kcache [L, B, M, kvh, d], vcache, weights...)
+//       -> (hidden [B, 1, H], k [L, B, 1, kvh, d], v [L, B, 1, kvh, d])
+//
+// Both are pure: the runtime writes the returned keys and values into its
+// cache (decode's at `pos`), so no pass needs in-place updates.
 //
 // The model is built whole, with single-rank semantics: nothing here depends
 // on a plan or a rank. Each checkpoint tensor is a function argument named by
@@ -50,14 +63,18 @@ public:
   /// pipeline), the model of one microbatch of batch / microbatches
   /// sequences, which moe-pipeline runs once per microbatch.
   ModelBuilder(MLIRContext *ctx, const ModelConfig &config, int64_t batch,
-               int64_t seqLen, int64_t microbatches)
+               int64_t seqLen, int64_t microbatches, int64_t maxSeqLen)
       : ctx(ctx), b(ctx), loc(UnknownLoc::get(ctx)), config(config),
-        microbatches(microbatches), batch(batch / microbatches), seqLen(seqLen),
-        tokens(this->batch * seqLen) {}
+        microbatches(microbatches), maxSeqLen(maxSeqLen),
+        batch(batch / microbatches), promptLen(seqLen) {}
 
   OwningOpRef<ModuleOp> build();
 
 private:
+  /// What a function computes.
+  enum class Mode { Forward, Prefill, Decode };
+  /// Adds the function of `mode` to `module`.
+  void buildFunction(ModuleOp module, Mode mode);
   /// The weight `name` of shape `shape` ([count, ...] when stacked: a name
   /// with "{}", the expert index): a new function argument, named after its
   /// checkpoint tensor and marked with its parallel `role` if it has one
@@ -72,23 +89,39 @@ private:
   Value add(Value x, Value y);
   Value rmsNorm(Value x, Value w);
   Value linear(Value x, Value w, Value bias = {});
-  /// Rotary embedding of x [T, heads * head_dim] (any number of heads).
+  /// Rotary embedding of x [T, heads * head_dim] (any number of heads), at
+  /// each token's position in its sequence (decode: `positions`).
   Value rope(Value x);
   Value attention(Value q, Value k, Value v);
+  /// Decode attention of one token per sequence (q, k, v [B, heads * d])
+  /// over the cached keys and values of `layer` and its own.
+  Value decodeAttention(Value q, Value k, Value v, int64_t layer);
+  /// Layer `layer`'s slice [B, M, kvh, d] of a cache argument.
+  Value cacheSlice(Value cache, int64_t layer);
+  /// Inserts x [B, S, kvh, d] as layer `layer` of `stack` [L, B, S, kvh, d].
+  Value stackLayer(Value stack, Value x, int64_t layer);
   /// The MoE block of a layer on the tokens x.
   Value moeBlock(Value x, const std::string &prefix);
   Value embed(Value ids);
-  /// One decoder layer on x; `name` is its weights' prefix.
-  Value decoderLayer(Value x, const std::string &name);
+  /// Decoder layer `layer` on x.
+  Value decoderLayer(Value x, int64_t layer);
 
   MLIRContext *ctx;
   OpBuilder b;
   Location loc;
   const ModelConfig &config;
   int64_t microbatches;
-  // The model's sequences and tokens (one microbatch's in a pipeline).
-  int64_t batch, seqLen, tokens;
+  // The capacity M of the decode step's cache (0: forward only).
+  int64_t maxSeqLen;
+  // The model's sequences (one microbatch's in a pipeline), the prompt's
+  // length, and the function being built's sequence length and tokens.
+  int64_t batch, promptLen, seqLen = 0, tokens = 0;
+  Mode mode = Mode::Forward;
   Block *entry = nullptr;
+  // Decode: the tokens' positions [B] and the caches [L, B, M, kvh, d].
+  Value positions, kCache, vCache;
+  // Prefill and decode: every layer's keys and values [L, B, S, kvh, d].
+  Value kStack, vStack;
   // The weight arguments, their names and roles.
   struct WeightArg {
     BlockArgument arg;
@@ -169,32 +202,36 @@ Value ModelBuilder::linear(Value x, Value w, Value bias) {
 }
 
 Value ModelBuilder::rope(Value x) {
-  // cos/sin tables [S, head_dim / 2] computed in f32 the way Hugging Face
-  // does: inv_freq[i] = 1 / theta^(2i / d), angle = pos * inv_freq (the
+  // cos/sin tables [positions, head_dim / 2] computed in f32 the way Hugging
+  // Face does: inv_freq[i] = 1 / theta^(2i / d), angle = pos * inv_freq (the
   // second half of each head uses the same angles).
   int64_t d = config.headDim, half = d / 2;
   int64_t heads = cast<RankedTensorType>(x.getType()).getDimSize(1) / d;
-  SmallVector<float> cosTable(seqLen * half), sinTable(seqLen * half);
+  bool decode = mode == Mode::Decode;
+  int64_t numPositions = decode ? maxSeqLen : seqLen;
+  SmallVector<float> cosTable(numPositions * half),
+      sinTable(numPositions * half);
   for (int64_t i = 0; i < half; ++i) {
     float exponent = static_cast<float>(2 * i) / static_cast<float>(d);
     float invFreq =
         1.0f / std::pow(static_cast<float>(config.ropeTheta), exponent);
-    for (int64_t pos = 0; pos < seqLen; ++pos) {
+    for (int64_t pos = 0; pos < numPositions; ++pos) {
       float angle = static_cast<float>(pos) * invFreq;
       cosTable[pos * half + i] = std::cos(angle);
       sinTable[pos * half + i] = std::sin(angle);
     }
   }
   Type f = b.getF32Type();
-  auto tableType = RankedTensorType::get({seqLen, half}, f);
+  auto tableType = RankedTensorType::get({numPositions, half}, f);
   Value cosT = arith::ConstantOp::create(
       b, loc, DenseElementsAttr::get(tableType, ArrayRef<float>(cosTable)));
   Value sinT = arith::ConstantOp::create(
       b, loc, DenseElementsAttr::get(tableType, ArrayRef<float>(sinTable)));
   // Each head's halves as [T, heads, 2, half]; out[.., s, i] rotates the
-  // pair (x[.., 0, i], x[.., 1, i]) by the angle of the token's position.
-  // The body reads only its operands and its own indices, so the op
-  // partitions over tokens and heads (moe-partition).
+  // pair (x[.., 0, i], x[.., 1, i]) by the angle of the token's position:
+  // t mod S over a prompt, positions[t] in a decode step. The body reads
+  // only its operands and its own indices, so the op partitions over tokens
+  // and heads (moe-partition).
   int64_t rows = cast<RankedTensorType>(x.getType()).getDimSize(0);
   auto pairsType = RankedTensorType::get({rows, heads, 2, half}, f);
   Value pairs = tensor::ExpandShapeOp::create(
@@ -203,20 +240,34 @@ Value ModelBuilder::rope(Value x) {
   bindDims(ctx, t, hh, sd, i);
   AffineExpr zero = b.getAffineConstantExpr(0),
              one = b.getAffineConstantExpr(1);
+  SmallVector<Value> inputs = {pairs, pairs};
+  SmallVector<AffineMap> maps = {AffineMap::get(4, 0, {t, hh, zero, i}, ctx),
+                                 AffineMap::get(4, 0, {t, hh, one, i}, ctx)};
+  if (decode) {
+    inputs.push_back(positions);
+    maps.push_back(AffineMap::get(4, 0, {t}, ctx));
+  }
+  maps.push_back(AffineMap::getMultiDimIdentityMap(4, ctx));
   int64_t seq = seqLen;
   Value rotated = buildGeneric(
       b, loc, buildEmpty(b, loc, tensor::getMixedSizes(b, loc, pairs), f),
-      ValueRange{pairs, pairs},
-      {AffineMap::get(4, 0, {t, hh, zero, i}, ctx),
-       AffineMap::get(4, 0, {t, hh, one, i}, ctx),
-       AffineMap::getMultiDimIdentityMap(4, ctx)},
-      SmallVector<IT>(4, IT::parallel),
+      inputs, maps, SmallVector<IT>(4, IT::parallel),
       [&](OpBuilder &nb, Location l, ValueRange a) {
         auto idx = [&](int64_t v) {
           return arith::ConstantIndexOp::create(nb, l, v).getResult();
         };
-        Value pos = arith::RemUIOp::create(
-            nb, l, linalg::IndexOp::create(nb, l, 0), idx(seq));
+        Value pos;
+        if (decode) {
+          // The runtime checks positions; the clamp only keeps a bad one
+          // from reading outside the tables.
+          pos = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[2]);
+          pos = arith::MinSIOp::create(
+              nb, l, arith::MaxSIOp::create(nb, l, pos, idx(0)),
+              idx(numPositions - 1));
+        } else {
+          pos = arith::RemUIOp::create(nb, l, linalg::IndexOp::create(nb, l, 0),
+                                       idx(seq));
+        }
         Value col = linalg::IndexOp::create(nb, l, 3);
         Value firstHalf =
             arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq,
@@ -297,6 +348,161 @@ Value ModelBuilder::attention(Value q, Value k, Value v) {
       headIterators);
   return tensor::CollapseShapeOp::create(
       b, loc, out, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}});
+}
+
+Value ModelBuilder::cacheSlice(Value cache, int64_t layer) {
+  auto type = cast<RankedTensorType>(cache.getType());
+  ArrayRef<int64_t> shape = type.getShape();
+  auto sliceType = RankedTensorType::get(shape.drop_front(), b.getF32Type());
+  SmallVector<OpFoldResult> offsets(shape.size(), b.getIndexAttr(0));
+  offsets[0] = b.getIndexAttr(layer);
+  SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1)};
+  for (int64_t d : shape.drop_front())
+    sizes.push_back(b.getIndexAttr(d));
+  SmallVector<OpFoldResult> strides(shape.size(), b.getIndexAttr(1));
+  return tensor::ExtractSliceOp::create(b, loc, sliceType, cache, offsets,
+                                        sizes, strides);
+}
+
+Value ModelBuilder::stackLayer(Value stack, Value x, int64_t layer) {
+  ArrayRef<int64_t> shape = cast<RankedTensorType>(x.getType()).getShape();
+  SmallVector<OpFoldResult> offsets(shape.size() + 1, b.getIndexAttr(0));
+  offsets[0] = b.getIndexAttr(layer);
+  SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1)};
+  for (int64_t d : shape)
+    sizes.push_back(b.getIndexAttr(d));
+  SmallVector<OpFoldResult> strides(shape.size() + 1, b.getIndexAttr(1));
+  return tensor::InsertSliceOp::create(b, loc, x, stack, offsets, sizes,
+                                       strides);
+}
+
+Value ModelBuilder::decodeAttention(Value q, Value k, Value v, int64_t layer) {
+  int64_t nh = config.numHeads, nkv = config.numKvHeads, d = config.headDim;
+  int64_t group = nh / nkv;
+  Type f = b.getF32Type();
+  auto heads = [&](Value x, int64_t count) {
+    return tensor::ExpandShapeOp::create(
+               b, loc, RankedTensorType::get({batch, count, d}, f), x,
+               ArrayRef<ReassociationIndices>{{0}, {1, 2}})
+        .getResult();
+  };
+  Value q3 = heads(q, nh), k3 = heads(k, nkv), v3 = heads(v, nkv);
+  Value keys = cacheSlice(kCache, layer), values = cacheSlice(vCache, layer);
+  double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  auto scaled = [&](OpBuilder &nb, Location l, Value x) {
+    return arith::MulFOp::create(nb, l, x, buildConstant(nb, l, f, scale))
+        .getResult();
+  };
+  auto idx = [&](int64_t n) { return OpFoldResult(b.getIndexAttr(n)); };
+
+  // scores[b, h, j] = q[b, h] . keys[b, j, h / group] over the cache, the
+  // positions j >= pos[b] (not yet written) masked with -inf.
+  AffineExpr bb, h, j, dd;
+  bindDims(ctx, bb, h, j, dd);
+  Value scores = buildContraction(
+      b, loc, q3, keys, buildZeros(b, loc, {idx(batch), idx(nh), idx(maxSeqLen)}, f),
+      {AffineMap::get(4, 0, {bb, h, dd}, ctx),
+       AffineMap::get(4, 0, {bb, j, h.floorDiv(group), dd}, ctx),
+       AffineMap::get(4, 0, {bb, h, j}, ctx)},
+      {IT::parallel, IT::parallel, IT::parallel, IT::reduction});
+  AffineExpr mb, mh, mj;
+  bindDims(ctx, mb, mh, mj);
+  Value negInf = buildConstant(b, loc, f, -std::numeric_limits<double>::infinity());
+  Value masked = buildGeneric(
+      b, loc, buildEmpty(b, loc, {idx(batch), idx(nh), idx(maxSeqLen)}, f),
+      ValueRange{scores, positions},
+      {AffineMap::get(3, 0, {mb, mh, mj}, ctx),
+       AffineMap::get(3, 0, {mb}, ctx),
+       AffineMap::get(3, 0, {mb, mh, mj}, ctx)},
+      {IT::parallel, IT::parallel, IT::parallel},
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        Value jj = arith::IndexCastOp::create(
+            nb, l, nb.getI64Type(), linalg::IndexOp::create(nb, l, 2));
+        Value unwritten =
+            arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sge, jj, a[1]);
+        return arith::SelectOp::create(nb, l, unwritten, negInf,
+                                       scaled(nb, l, a[0]))
+            .getResult();
+      });
+  // The token's own score, self[b, h] = q[b, h] . k[b, h / group].
+  AffineExpr sb, sh, sd;
+  bindDims(ctx, sb, sh, sd);
+  Value self = buildContraction(
+      b, loc, q3, k3, buildZeros(b, loc, {idx(batch), idx(nh)}, f),
+      {AffineMap::get(3, 0, {sb, sh, sd}, ctx),
+       AffineMap::get(3, 0, {sb, sh.floorDiv(group), sd}, ctx),
+       AffineMap::get(3, 0, {sb, sh}, ctx)},
+      {IT::parallel, IT::parallel, IT::reduction});
+  self = buildMap(b, loc, ValueRange{self},
+                  [&](OpBuilder &nb, Location l, ValueRange a) {
+                    return scaled(nb, l, a[0]);
+                  });
+
+  // Softmax over the cached positions and the token itself: exp(x - max)
+  // over sum(exp(x - max)).
+  Value cacheMax = buildRowReduce(
+      b, loc, masked, negInf, [](OpBuilder &nb, Location l, Value acc, Value x) {
+        return arith::MaximumFOp::create(nb, l, acc, x).getResult();
+      });
+  Value max = buildMap(b, loc, ValueRange{cacheMax, self},
+                       [](OpBuilder &nb, Location l, ValueRange a) {
+                         return arith::MaximumFOp::create(nb, l, a[0], a[1])
+                             .getResult();
+                       });
+  Value weights = buildRowBroadcast(
+      b, loc, masked, max, [](OpBuilder &nb, Location l, Value x, Value m) {
+        return math::ExpOp::create(nb, l, arith::SubFOp::create(nb, l, x, m))
+            .getResult();
+      });
+  Value selfWeight = buildMap(
+      b, loc, ValueRange{self, max}, [](OpBuilder &nb, Location l, ValueRange a) {
+        return math::ExpOp::create(nb, l,
+                                   arith::SubFOp::create(nb, l, a[0], a[1]))
+            .getResult();
+      });
+  Value cacheSum = buildRowReduce(
+      b, loc, weights, buildConstant(b, loc, f, 0),
+      [](OpBuilder &nb, Location l, Value acc, Value x) {
+        return arith::AddFOp::create(nb, l, acc, x).getResult();
+      });
+  Value sum = buildMap(b, loc, ValueRange{cacheSum, selfWeight},
+                       [](OpBuilder &nb, Location l, ValueRange a) {
+                         return arith::AddFOp::create(nb, l, a[0], a[1])
+                             .getResult();
+                       });
+
+  // out[b, h, d] = (selfWeight[b, h] v[b, h / group, d]
+  //                 + sum_j weights[b, h, j] values[b, j, h / group, d]) / sum
+  AffineExpr ob, oh, od, oj;
+  bindDims(ctx, ob, oh, od, oj);
+  Value own = buildGeneric(
+      b, loc, buildEmpty(b, loc, {idx(batch), idx(nh), idx(d)}, f),
+      ValueRange{selfWeight, v3},
+      {AffineMap::get(3, 0, {ob, oh}, ctx),
+       AffineMap::get(3, 0, {ob, oh.floorDiv(group), od}, ctx),
+       AffineMap::get(3, 0, {ob, oh, od}, ctx)},
+      {IT::parallel, IT::parallel, IT::parallel},
+      [](OpBuilder &nb, Location l, ValueRange a) {
+        return arith::MulFOp::create(nb, l, a[0], a[1]).getResult();
+      });
+  Value weighted = buildContraction(
+      b, loc, weights, values, own,
+      {AffineMap::get(4, 0, {ob, oh, oj}, ctx),
+       AffineMap::get(4, 0, {ob, oj, oh.floorDiv(group), od}, ctx),
+       AffineMap::get(4, 0, {ob, oh, od}, ctx)},
+      {IT::parallel, IT::parallel, IT::parallel, IT::reduction});
+  Value out = buildGeneric(
+      b, loc, buildEmpty(b, loc, {idx(batch), idx(nh), idx(d)}, f),
+      ValueRange{weighted, sum},
+      {AffineMap::get(3, 0, {ob, oh, od}, ctx),
+       AffineMap::get(3, 0, {ob, oh}, ctx),
+       AffineMap::get(3, 0, {ob, oh, od}, ctx)},
+      {IT::parallel, IT::parallel, IT::parallel},
+      [](OpBuilder &nb, Location l, ValueRange a) {
+        return arith::DivFOp::create(nb, l, a[0], a[1]).getResult();
+      });
+  return tensor::CollapseShapeOp::create(
+      b, loc, out, ArrayRef<ReassociationIndices>{{0}, {1, 2}});
 }
 
 LocalLayerOperands ModelBuilder::moeWeights(const std::string &prefix) {
@@ -387,7 +593,8 @@ Value ModelBuilder::embed(Value ids) {
       });
 }
 
-Value ModelBuilder::decoderLayer(Value x, const std::string &p) {
+Value ModelBuilder::decoderLayer(Value x, int64_t layer) {
+  std::string p = "model.layers." + std::to_string(layer) + ".";
   int64_t h = config.hiddenSize;
   int64_t nh = config.numHeads, nkv = config.numKvHeads, d = config.headDim;
   Value normed = rmsNorm(x, weight(p + "input_layernorm.weight", {h}));
@@ -410,7 +617,22 @@ Value ModelBuilder::decoderLayer(Value x, const std::string &p) {
   Value q = rope(linear(normed, qW, qB));
   Value k = rope(linear(normed, kW, kB));
   Value v = linear(normed, vW, vB);
-  x = add(x, linear(attention(q, k, v), oW));
+  if (mode != Mode::Forward) {
+    // This layer's keys and values, returned for the cache.
+    auto kvType =
+        RankedTensorType::get({batch, seqLen, nkv, d}, b.getF32Type());
+    auto split = [&](Value x) {
+      return tensor::ExpandShapeOp::create(
+                 b, loc, kvType, x,
+                 ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}})
+          .getResult();
+    };
+    kStack = stackLayer(kStack, split(k), layer);
+    vStack = stackLayer(vStack, split(v), layer);
+  }
+  Value attended = mode == Mode::Decode ? decodeAttention(q, k, v, layer)
+                                        : attention(q, k, v);
+  x = add(x, linear(attended, oW));
   Value normed2 =
       rmsNorm(x, weight(p + "post_attention_layernorm.weight", {h}));
   x = add(x, moeBlock(normed2, p));
@@ -420,49 +642,19 @@ Value ModelBuilder::decoderLayer(Value x, const std::string &p) {
 OwningOpRef<ModuleOp> ModelBuilder::build() {
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
   b.setInsertionPointToEnd(module->getBody());
-  int64_t h = config.hiddenSize;
-  Type f = b.getF32Type();
-  auto idsType = RankedTensorType::get({batch, seqLen}, b.getI64Type());
-  auto outType = RankedTensorType::get({batch, seqLen, h}, f);
-  auto func = func::FuncOp::create(b, loc, kForwardFunctionName,
-                                   b.getFunctionType({idsType}, {outType}));
-  func->setAttr("llvm.emit_c_interface", b.getUnitAttr());
-  entry = func.addEntryBlock();
-  b.setInsertionPointToStart(entry);
-
-  Value x = embed(entry->getArgument(0));
-  for (int64_t layer = 0; layer < config.numLayers; ++layer) {
-    Operation *before = &entry->back();
-    x = decoderLayer(x, "model.layers." + std::to_string(layer) + ".");
-    // The layer's ops carry its index (moe-pipeline places layers on
-    // pipeline stages by it).
-    for (Operation *op = before->getNextNode(); op; op = op->getNextNode())
-      op->setAttr(MoEDialect::getDecoderLayerAttrName(),
-                  b.getI64IntegerAttr(layer));
-  }
-  x = rmsNorm(x, weight("model.norm.weight", {h}));
-  func::ReturnOp::create(
-      b, loc,
-      tensor::ExpandShapeOp::create(b, loc, outType, x,
-                                    ArrayRef<ReassociationIndices>{{0, 1}, {2}})
-          .getResult());
-
-  // forward(ids, weights...): the weights are arguments named after their
-  // tensors (moe-pack-weights lists them in the manifest).
-  func.setFunctionType(b.getFunctionType(entry->getArgumentTypes(), {outType}));
-  func.setArgAttr(0, kParallelRoleAttrName, b.getStringAttr("batch"));
-  for (const WeightArg &w : weightArgs) {
-    func.setArgAttr(w.arg.getArgNumber(), kWeightNameAttrName,
-                    b.getStringAttr(w.name));
-    if (!w.role.empty())
-      func.setArgAttr(w.arg.getArgNumber(), kParallelRoleAttrName,
-                      b.getStringAttr(w.role));
+  if (maxSeqLen == 0) {
+    buildFunction(*module, Mode::Forward);
+  } else {
+    buildFunction(*module, Mode::Prefill);
+    buildFunction(*module, Mode::Decode);
   }
   std::string header = llvm::formatv(
       "moe-model 1\narch {0}\nbatch {1}\nseq {2}\nhidden {3}\nvocab {4}\n"
       "tied {5}\n",
-      config.archName, batch * microbatches, seqLen, h, config.vocabSize,
-      config.tieWordEmbeddings ? 1 : 0);
+      config.archName, batch * microbatches, promptLen, config.hiddenSize,
+      config.vocabSize, config.tieWordEmbeddings ? 1 : 0);
+  if (maxSeqLen > 0)
+    header += llvm::formatv("max-seq {0}\n", maxSeqLen).str();
   if (microbatches > 1)
     (*module)->setAttr(MoEDialect::getMicrobatchesAttrName(),
                        b.getI64IntegerAttr(microbatches));
@@ -470,11 +662,90 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
   return module;
 }
 
+void ModelBuilder::buildFunction(ModuleOp module, Mode mode) {
+  this->mode = mode;
+  seqLen = mode == Mode::Decode ? 1 : promptLen;
+  tokens = batch * seqLen;
+  weightArgs.clear();
+  b.setInsertionPointToEnd(module.getBody());
+  int64_t h = config.hiddenSize, layers = config.numLayers;
+  int64_t nkv = config.numKvHeads, d = config.headDim;
+  Type f = b.getF32Type();
+  auto idsType = RankedTensorType::get({batch, seqLen}, b.getI64Type());
+  auto outType = RankedTensorType::get({batch, seqLen, h}, f);
+  auto kvType = RankedTensorType::get({layers, batch, seqLen, nkv, d}, f);
+  auto cacheType = RankedTensorType::get({layers, batch, maxSeqLen, nkv, d}, f);
+  StringRef name = mode == Mode::Forward   ? kForwardFunctionName
+                   : mode == Mode::Prefill ? kPrefillFunctionName
+                                           : kDecodeFunctionName;
+  auto func = func::FuncOp::create(b, loc, name,
+                                   b.getFunctionType({idsType}, {outType}));
+  func->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  entry = func.addEntryBlock();
+  if (mode == Mode::Decode) {
+    positions =
+        entry->addArgument(RankedTensorType::get({batch}, b.getI64Type()), loc);
+    kCache = entry->addArgument(cacheType, loc);
+    vCache = entry->addArgument(cacheType, loc);
+  }
+  b.setInsertionPointToStart(entry);
+  if (mode != Mode::Forward) {
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t s : kvType.getShape())
+      sizes.push_back(b.getIndexAttr(s));
+    kStack = buildEmpty(b, loc, sizes, f);
+    vStack = buildEmpty(b, loc, sizes, f);
+  }
+
+  Value x = embed(entry->getArgument(0));
+  for (int64_t layer = 0; layer < layers; ++layer) {
+    Operation *before = &entry->back();
+    x = decoderLayer(x, layer);
+    // The layer's ops carry its index (moe-pipeline places layers on
+    // pipeline stages by it; moe-partition and the plan's per-layer lists
+    // number the moe.layer ops by it, the same in prefill and decode).
+    for (Operation *op = before->getNextNode(); op; op = op->getNextNode()) {
+      op->setAttr(MoEDialect::getDecoderLayerAttrName(),
+                  b.getI64IntegerAttr(layer));
+      if (isa<LayerOp>(op))
+        op->setAttr(MoEDialect::getLayerIndexAttrName(),
+                    b.getI64IntegerAttr(layer));
+    }
+  }
+  x = rmsNorm(x, weight("model.norm.weight", {h}));
+  SmallVector<Value> results = {
+      tensor::ExpandShapeOp::create(b, loc, outType, x,
+                                    ArrayRef<ReassociationIndices>{{0, 1}, {2}})
+          .getResult()};
+  if (mode != Mode::Forward)
+    results.append({kStack, vStack});
+  func::ReturnOp::create(b, loc, results);
+
+  // The weights are arguments named after their tensors (moe-pack-weights
+  // lists them in the manifest).
+  func.setFunctionType(b.getFunctionType(entry->getArgumentTypes(),
+                                         ValueRange(results).getTypes()));
+  func.setArgAttr(0, kParallelRoleAttrName, b.getStringAttr("batch"));
+  if (mode == Mode::Decode) {
+    func.setArgAttr(1, kParallelRoleAttrName, b.getStringAttr("batch"));
+    func.setArgAttr(2, kParallelRoleAttrName, b.getStringAttr("kv-cache"));
+    func.setArgAttr(3, kParallelRoleAttrName, b.getStringAttr("kv-cache"));
+  }
+  for (const WeightArg &w : weightArgs) {
+    func.setArgAttr(w.arg.getArgNumber(), kWeightNameAttrName,
+                    b.getStringAttr(w.name));
+    if (!w.role.empty())
+      func.setArgAttr(w.arg.getArgNumber(), kParallelRoleAttrName,
+                      b.getStringAttr(w.role));
+  }
+}
+
 } // namespace
 
 llvm::Expected<OwningOpRef<ModuleOp>>
 mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
-                       int64_t batch, int64_t seqLen, int64_t microbatches) {
+                       int64_t batch, int64_t seqLen, int64_t microbatches,
+                       int64_t maxSeqLen) {
   auto error = [](const llvm::Twine &message) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
   };
@@ -485,11 +756,20 @@ mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
     return error(llvm::formatv("{0} microbatches do not divide the batch of "
                                "{1} sequences",
                                microbatches, batch));
+  if (maxSeqLen != 0 && maxSeqLen <= seqLen)
+    return error(llvm::formatv("--max-seq-len ({0}) must exceed the prompt "
+                               "length ({1}): the cache holds the prompt and "
+                               "the generated tokens",
+                               maxSeqLen, seqLen));
+  if (maxSeqLen != 0 && microbatches > 1)
+    return error("generation (--max-seq-len) with a pipeline (pp > 1) is not "
+                 "supported yet");
   context
       ->loadDialect<MoEDialect, func::FuncDialect, linalg::LinalgDialect,
                     tensor::TensorDialect, arith::ArithDialect,
                     math::MathDialect, scf::SCFDialect, shard::ShardDialect>();
-  ModelBuilder builder(context, config, batch, seqLen, microbatches);
+  ModelBuilder builder(context, config, batch, seqLen, microbatches,
+                       maxSeqLen);
   OwningOpRef<ModuleOp> module = builder.build();
   if (failed(mlir::verify(*module)))
     return llvm::createStringError(llvm::inconvertibleErrorCode(),

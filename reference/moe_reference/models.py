@@ -24,7 +24,7 @@ from .weights import LM_HEAD, check_weights, moe_prefix
 
 __all__ = ["rms_norm", "rope_cos_sin", "rotate_half", "apply_rope",
            "attention", "route", "capacity_slots", "moe_block",
-           "layer_moe_weights", "MoEModel", "set_threads"]
+           "layer_moe_weights", "MoEModel", "set_threads", "generate"]
 
 
 def set_threads(n):
@@ -282,3 +282,133 @@ class MoEModel:
         if return_logits:
             return F.linear(x, self.lm_head)
         return x
+
+
+# --------------------------------------------------------------------------
+# Greedy generation with a key/value cache (docs/Generation.md)
+# --------------------------------------------------------------------------
+
+def _step_attention(cfg, x, w, cache_k, cache_v, pos):
+    """One token per sequence, x : [B, H] at positions pos : [B]; appends its
+    keys and values to cache_k/cache_v [B, nkv, M, d] at pos and attends to
+    positions 0..pos of its own sequence."""
+    B, _ = x.shape
+    nh, nkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+    M = cache_k.shape[2]
+    q = F.linear(x, w["q_proj.weight"], w.get("q_proj.bias")).view(B, nh, 1, d)
+    k = F.linear(x, w["k_proj.weight"], w.get("k_proj.bias")).view(B, nkv, 1, d)
+    v = F.linear(x, w["v_proj.weight"], w.get("v_proj.bias")).view(B, nkv, 1, d)
+    cos, sin = rope_cos_sin(M, d, cfg.rope_theta)
+    cos, sin = cos[pos][:, None, None, :], sin[pos][:, None, None, :]
+    q = apply_rope(q, cos, sin)
+    k = apply_rope(k, cos, sin)
+    rows = torch.arange(B)
+    cache_k[rows, :, pos] = k[:, :, 0]
+    cache_v[rows, :, pos] = v[:, :, 0]
+    rep = nh // nkv
+    keys = cache_k.repeat_interleave(rep, dim=1)           # [B, nh, M, d]
+    values = cache_v.repeat_interleave(rep, dim=1)
+    scores = torch.matmul(q, keys.transpose(2, 3)) / math.sqrt(d)
+    future = torch.arange(M)[None, :] > pos[:, None]        # [B, M]
+    scores = scores.masked_fill(future[:, None, None, :], float("-inf"))
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
+    out = torch.matmul(probs, values).reshape(B, nh * d)
+    return F.linear(out, w["o_proj.weight"])
+
+
+def _prefill_kv(cfg, x, w, cos, sin):
+    """The keys and values [B, nkv, S, d] (after RoPE) of a prompt's layer."""
+    B, S, _ = x.shape
+    nkv, d = cfg.num_key_value_heads, cfg.head_dim
+    k = F.linear(x, w["k_proj.weight"], w.get("k_proj.bias"))
+    v = F.linear(x, w["v_proj.weight"], w.get("v_proj.bias"))
+    k = apply_rope(k.view(B, S, nkv, d).transpose(1, 2), cos, sin)
+    return k, v.view(B, S, nkv, d).transpose(1, 2)
+
+
+def _generate_batch(model, ids, lengths, n, eos):
+    """Greedy generation of the right-padded prompts ids [B, S] (row b's
+    prompt is ids[b, :lengths[b]]): prefill over all [B, S] (padding as
+    token 0), then n - 1 steps of one token per sequence at its own position.
+    The MoE routes the step's tokens (a capacity counts them)."""
+    cfg = model.cfg
+    B, S = ids.shape
+    M = S + n
+    H, nkv, d = cfg.hidden_size, cfg.num_key_value_heads, cfg.head_dim
+    lengths = torch.as_tensor(lengths, dtype=torch.int64)
+    ids = ids.clone()
+    for b in range(B):
+        ids[b, lengths[b]:] = 0
+    x = model.embed[ids]
+    cos, sin = rope_cos_sin(S, d, cfg.rope_theta)
+    caches = []
+    for L in model.layers:
+        h = rms_norm(x, L["input_layernorm"], cfg.rms_norm_eps)
+        k, v = _prefill_kv(cfg, h, L["attn"], cos, sin)
+        ck = torch.zeros(B, nkv, M, d)
+        cv = torch.zeros(B, nkv, M, d)
+        ck[:, :, :S], cv[:, :, :S] = k, v
+        caches.append((ck, cv))
+        x = x + attention(cfg, h, L["attn"], cos, sin)
+        h = rms_norm(x, L["post_attention_layernorm"], cfg.rms_norm_eps)
+        x = x + moe_block(cfg, h.reshape(B * S, H), L["moe"]).view(B, S, H)
+    x = rms_norm(x, model.norm, cfg.rms_norm_eps)
+    last = x[torch.arange(B), lengths - 1]                  # [B, H]
+    out = torch.full((B, S + n), -1, dtype=torch.int64)
+    for b in range(B):
+        out[b, :lengths[b]] = ids[b, :lengths[b]]
+    logits_all = torch.full((B, n, cfg.vocab_size), float("nan"))
+    ended = torch.zeros(B, dtype=torch.bool)
+    for t in range(n):
+        if t > 0:
+            if eos is not None and bool(ended.all()):
+                break
+            pos = lengths + t - 1
+            x = model.embed[nxt]
+            for L, (ck, cv) in zip(model.layers, caches):
+                h = rms_norm(x, L["input_layernorm"], cfg.rms_norm_eps)
+                x = x + _step_attention(cfg, h, L["attn"], ck, cv, pos)
+                h = rms_norm(x, L["post_attention_layernorm"],
+                             cfg.rms_norm_eps)
+                x = x + moe_block(cfg, h, L["moe"])
+            last = rms_norm(x, model.norm, cfg.rms_norm_eps)
+        logits = F.linear(last, model.lm_head)              # [B, V]
+        logits_all[:, t] = logits
+        nxt = torch.argmax(logits, dim=-1)                  # first max on ties
+        if eos is not None:
+            nxt = torch.where(ended, torch.full_like(nxt, eos), nxt)
+            ended |= nxt == eos
+        out[torch.arange(B), lengths + t] = nxt
+    if eos is not None:
+        for b in range(B):
+            gen = out[b, lengths[b]:lengths[b] + n]
+            hits = (gen == eos).nonzero()
+            if hits.numel():
+                gen[int(hits[0]):] = eos
+    return out, logits_all
+
+
+@torch.no_grad()
+def generate(model, ids, lengths=None, n=1, eos=None, alone=False):
+    """Greedy generation (argmax; the lowest id on a tie) of ``n`` tokens
+    after each prompt: returns (ids [B, S + n] int64: prompt, tokens, -1
+    padding; logits [B, n, V] float32, NaN after every row ended).  With
+    ``alone``, each prompt is generated by itself (a batch of one)."""
+    ids = torch.as_tensor(np.asarray(ids), dtype=torch.int64)
+    B, S = ids.shape
+    if lengths is None:
+        lengths = [S] * B
+    if model.lm_head is None:
+        raise ValueError("generation needs lm_head.weight (or "
+                         "tie_word_embeddings)")
+    if not alone:
+        out, logits = _generate_batch(model, ids, lengths, n, eos)
+        return out.numpy(), logits.numpy()
+    out = np.full((B, S + n), -1, dtype=np.int64)
+    logits = np.full((B, n, model.cfg.vocab_size), np.nan, dtype=np.float32)
+    for b in range(B):
+        length = int(lengths[b])
+        o, lg = _generate_batch(model, ids[b:b + 1, :length], [length], n, eos)
+        out[b, :length + n] = o[0].numpy()
+        logits[b] = lg[0].numpy()
+    return out, logits

@@ -1,6 +1,7 @@
 /*===- model_main.c - command line of a compiled model executable ---------===*
  *
  * <exe> --weights W.safetensors --input ids.npy --output out.npy [--iters N]
+ * <exe> ... --generate N [--eos ID] [--lengths L.npy] [--output-logits F.npy]
  *
  *===----------------------------------------------------------------------===*/
 
@@ -13,6 +14,7 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,6 +28,7 @@
 typedef struct Manifest {
   char arch[128];
   int64_t batch, seq, hidden, vocab, blob; /* batch: the global batch */
+  int64_t maxSeq;                          /* cache capacity; 0: none */
   int tied;                                /* lm_head is embed_tokens */
   char gemm[16];                           /* products' compute mode */
   moert_plan_t plan;                       /* all 1 without a plan line */
@@ -59,7 +62,7 @@ static int statusError(moert_status_t status) {
 static void usage(FILE *out, const char *prog, const Manifest *m) {
   fprintf(out,
           "usage: %s --weights W.safetensors --input ids.npy --output out.npy "
-          "[--iters N] [--warmup N] [--threads N]\n"
+          "[--iters N] [--warmup N] [--threads N] [--generate N ...]\n"
           "\n"
           "Runs the compiled %s model (prefill) on token ids and writes the "
           "final-normed hidden states.\n"
@@ -78,11 +81,26 @@ static void usage(FILE *out, const char *prog, const Manifest *m) {
           "  --logits         write logits [B, S, vocab] instead: the hidden "
           "states times lm_head.weight (or the embedding when the config ties "
           "them)\n"
+          "  --generate N     generate N tokens greedily after each prompt "
+          "(executables compiled with --max-seq-len M, S + N <= M): --output "
+          "gets int64 ids [B, S + N], each row its prompt, its N tokens, then "
+          "-1 for a shorter prompt's padding\n"
+          "  --eos ID         with --generate: a row ends at its first ID; its "
+          "later positions hold ID\n"
+          "  --lengths PATH   with --generate: .npy of int64 or int32 [B], "
+          "each row's prompt length in [1, S]; the prompts are right-padded "
+          "(default: all S)\n"
+          "  --output-logits PATH  with --generate: also write every step's "
+          "logits, float32 [B, N, vocab] (NaN after every row has ended)\n"
           "  --stats          print each rank's collective calls and bytes\n"
           "  --print-manifest print the weight manifest and exit\n"
           "  --help           this text\n",
           prog, m->arch, m->batch, m->seq, m->vocab, m->batch, m->seq,
           m->hidden);
+  if (m->maxSeq)
+    fprintf(out, "\nCompiled for generation: a prompt and its generated "
+                 "tokens fit in %" PRId64 " positions.\n",
+            m->maxSeq);
   int world = moert_plan_world_size(&m->plan);
   if (world > 1)
     fprintf(out,
@@ -130,6 +148,8 @@ static int parseManifest(const char *text, Manifest *m) {
       m->blob = strtoll(value, NULL, 10);
     else if (!strcmp(key, "tied"))
       m->tied = atoi(value);
+    else if (!strcmp(key, "max-seq"))
+      m->maxSeq = strtoll(value, NULL, 10);
     else if (!strcmp(key, "gemm"))
       snprintf(m->gemm, sizeof(m->gemm), "%s", value);
     /* Other keys (microbatches) describe the program for --print-manifest;
@@ -351,8 +371,41 @@ static int loadWeights(const Manifest *m, const Checkpoint *ckpt, float *blob) {
   return rc;
 }
 
-/* Reads token ids, checks their shape and range, converts them to int64. */
-static int loadIds(const Manifest *m, const char *path, int64_t *ids) {
+/* Reads a prompt-length file: int64 or int32 [B], each in [1, S]. */
+static int loadLengths(const Manifest *m, const char *path, int64_t *lengths) {
+  moert_npy_array_t array;
+  moert_status_t status = moert_npy_read(path, &array);
+  if (status)
+    return statusError(status);
+  int rc = 0;
+  if (array.rank != 1 || array.shape[0] != m->batch)
+    rc = error("%s: prompt lengths must have shape [%" PRId64 "] (one per "
+               "sequence), got %d dimension%s of %" PRId64 "%s",
+               path, m->batch, array.rank, array.rank == 1 ? "" : "s",
+               array.rank ? array.shape[0] : 0, array.rank > 1 ? ", ..." : "");
+  else if (array.dtype != MOERT_DTYPE_I64 && array.dtype != MOERT_DTYPE_I32)
+    rc = error("%s: prompt lengths must be int64 or int32, got %s", path,
+               moert_dtype_name(array.dtype));
+  for (int64_t b = 0; !rc && b < m->batch; ++b) {
+    lengths[b] = array.dtype == MOERT_DTYPE_I64
+                     ? ((const int64_t *)array.data)[b]
+                     : ((const int32_t *)array.data)[b];
+    if (lengths[b] < 1 || lengths[b] > m->seq)
+      rc = error("%s: sequence %" PRId64 " has prompt length %" PRId64
+                 "; lengths must be in [1, %" PRId64 "] (the compiled "
+                 "--seq-len)",
+                 path, b, lengths[b], m->seq);
+  }
+  moert_npy_free(&array);
+  return rc;
+}
+
+/* Reads token ids, checks their shape and range, converts them to int64:
+ * this rank's rows to `ids`, all of them to `all` (if not NULL). With
+ * `lengths`, the ids past a row's length are padding: not checked, and 0
+ * in the model's input. */
+static int loadIds(const Manifest *m, const char *path, const int64_t *lengths,
+                   int64_t *ids, int64_t *all) {
   moert_npy_array_t array;
   moert_status_t status = moert_npy_read(path, &array);
   if (status)
@@ -378,12 +431,16 @@ static int loadIds(const Manifest *m, const char *path, int64_t *ids) {
       int64_t id = array.dtype == MOERT_DTYPE_I64
                        ? ((const int64_t *)array.data)[i]
                        : ((const int32_t *)array.data)[i];
-      if (id < 0 || id >= m->vocab)
+      if (lengths && i % m->seq >= lengths[i / m->seq])
+        id = 0;
+      else if (id < 0 || id >= m->vocab)
         rc = error("%s: token id %" PRId64 " at [%" PRId64 ", %" PRId64
                    "] is outside the vocabulary [0, %" PRId64 ")",
                    path, id, i / m->seq, i % m->seq, m->vocab);
       if (i >= first && i < first + local)
         ids[i - first] = id;
+      if (all)
+        all[i] = id;
     }
   }
   moert_npy_free(&array);
@@ -397,34 +454,62 @@ static int writeHidden(const Manifest *m, const float *hidden,
   return status ? statusError(status) : 0;
 }
 
-/* logits = hidden · lm_headᵀ, with lm_head.weight [V, H] from the weights
- * file (model.embed_tokens.weight when the config ties them). */
-static int writeLogits(const Manifest *m, const float *hidden,
-                       const Checkpoint *ckpt, const char *path) {
+/* lm_head.weight [V, H] from the weights (model.embed_tokens.weight when
+ * the config ties them), malloc'ed; NULL after an error (printed). */
+static float *loadHead(const Manifest *m, const Checkpoint *ckpt) {
   moert_status_t status = NULL;
   const char *name = "lm_head.weight";
   if (m->tied && !hasTensor(ckpt, name))
     name = "model.embed_tokens.weight";
   moert_safetensors_t *file = findShard(ckpt, name, &status);
-  if (!file)
-    return statusError(status);
+  if (!file) {
+    statusError(status);
+    return NULL;
+  }
   int64_t headShape[2] = {m->vocab, m->hidden};
-  int64_t rows = m->batch * m->seq;
   float *head = malloc((size_t)(m->vocab * m->hidden) * sizeof(float));
+  if (!head) {
+    error("out of memory for lm_head");
+    return NULL;
+  }
+  if ((status = moert_safetensors_read_f32(file, name, 2, headShape, head))) {
+    statusError(status);
+    free(head);
+    return NULL;
+  }
+  return head;
+}
+
+/* out [rows, V] = hidden [rows, H] · headᵀ. */
+static void computeLogits(const Manifest *m, const float *head,
+                          const float *hidden, int64_t rows, float *out) {
+  if (rows == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)m->vocab,
+                (blasint)m->hidden, 1.0f, head, (blasint)m->hidden, hidden, 1,
+                0.0f, out, 1);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows,
+              (blasint)m->vocab, (blasint)m->hidden, 1.0f, hidden,
+              (blasint)m->hidden, head, (blasint)m->hidden, 0.0f, out,
+              (blasint)m->vocab);
+}
+
+/* Writes logits = hidden · lm_headᵀ [B, S, V]. */
+static int writeLogits(const Manifest *m, const float *hidden,
+                       const Checkpoint *ckpt, const char *path) {
+  int64_t rows = m->batch * m->seq;
+  float *head = loadHead(m, ckpt);
+  if (!head)
+    return 1;
   float *out = malloc((size_t)(rows * m->vocab) * sizeof(float));
   int rc = 0;
-  if (!head || !out) {
+  if (!out) {
     rc = error("out of memory for the logits");
-  } else if ((status =
-                  moert_safetensors_read_f32(file, name, 2, headShape, head))) {
-    rc = statusError(status);
   } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows,
-                (blasint)m->vocab, (blasint)m->hidden, 1.0f, hidden,
-                (blasint)m->hidden, head, (blasint)m->hidden, 0.0f, out,
-                (blasint)m->vocab);
+    computeLogits(m, head, hidden, rows, out);
     int64_t shape[3] = {m->batch, m->seq, m->vocab};
-    status = moert_npy_write_f32(path, 3, shape, out);
+    moert_status_t status = moert_npy_write_f32(path, 3, shape, out);
     if (status)
       rc = statusError(status);
   }
@@ -457,14 +542,23 @@ typedef struct Options {
   const char *input, *output;
   long iters, warmup, threads;
   int stats, logits;
+  /* Generation: tokens to generate (0: none), eos (-1: none). */
+  long generate, eos;
+  const char *lengths, *outputLogits;
 } Options;
 
 static int runModel(int argc, char **argv, const char *manifestText,
-                    moert_forward_fn forward, const Manifest *m,
+                    const moert_entry_points_t *entry, const Manifest *m,
                     const moert_layout_t *layout);
 
 int moert_model_main(int argc, char **argv, const char *manifestText,
                      moert_forward_fn forward) {
+  moert_entry_points_t entry = {forward, NULL, NULL};
+  return moert_model_run(argc, argv, manifestText, &entry);
+}
+
+int moert_model_run(int argc, char **argv, const char *manifestText,
+                    const moert_entry_points_t *entry) {
   Manifest m;
   if (parseManifest(manifestText, &m))
     return 1;
@@ -481,7 +575,7 @@ int moert_model_main(int argc, char **argv, const char *manifestText,
     moert_comm_finalize();
     return rc;
   }
-  int rc = runModel(argc, argv, manifestText, forward, &m, &layout);
+  int rc = runModel(argc, argv, manifestText, entry, &m, &layout);
   moert_layout_free(&layout);
   moert_comm_finalize();
   return rc;
@@ -493,6 +587,7 @@ static int parseOptions(int argc, char **argv, const char *manifestText,
                         const Manifest *m, Options *o) {
   memset(o, 0, sizeof(*o));
   o->iters = 1;
+  o->eos = -1;
   for (int i = 1; i < argc; ++i) {
     const char *arg = argv[i];
     if (!strcmp(arg, "--stats")) {
@@ -519,13 +614,17 @@ static int parseOptions(int argc, char **argv, const char *manifestText,
       o->weights[o->numWeights++] = argv[++i];
       continue;
     }
-    const char **target = !strcmp(arg, "--input")    ? &o->input
-                          : !strcmp(arg, "--output") ? &o->output
-                                                     : NULL;
-    long *count = !strcmp(arg, "--iters")     ? &o->iters
-                  : !strcmp(arg, "--warmup")  ? &o->warmup
-                  : !strcmp(arg, "--threads") ? &o->threads
-                                              : NULL;
+    const char **target = !strcmp(arg, "--input")           ? &o->input
+                          : !strcmp(arg, "--output")        ? &o->output
+                          : !strcmp(arg, "--lengths")       ? &o->lengths
+                          : !strcmp(arg, "--output-logits") ? &o->outputLogits
+                                                            : NULL;
+    long *count = !strcmp(arg, "--iters")      ? &o->iters
+                  : !strcmp(arg, "--warmup")   ? &o->warmup
+                  : !strcmp(arg, "--threads")  ? &o->threads
+                  : !strcmp(arg, "--generate") ? &o->generate
+                  : !strcmp(arg, "--eos")      ? &o->eos
+                                               : NULL;
     if (!target && !count) {
       usage(stderr, argv[0], m);
       return error("unknown argument '%s'", arg);
@@ -535,13 +634,44 @@ static int parseOptions(int argc, char **argv, const char *manifestText,
     const char *value = argv[++i];
     if (target)
       *target = value;
-    else if (parseCount(arg, value, !strcmp(arg, "--warmup") ? 0 : 1, count))
+    else if (parseCount(arg, value,
+                        !strcmp(arg, "--warmup") || !strcmp(arg, "--eos") ? 0
+                                                                          : 1,
+                        count))
       return 1;
   }
   if (!o->numWeights || !o->input || !o->output) {
     usage(stderr, argv[0], m);
     return error("--weights, --input and --output are required");
   }
+  if (!o->generate) {
+    const char *needs = o->eos >= 0           ? "--eos"
+                        : o->lengths          ? "--lengths"
+                        : o->outputLogits     ? "--output-logits"
+                                              : NULL;
+    if (needs)
+      return error("%s applies to generation; add --generate N", needs);
+    return 0;
+  }
+  if (!m->maxSeq)
+    return error("--generate: this executable was compiled without "
+                 "--max-seq-len, so it has no decode step; compile it with "
+                 "moe-compile --max-seq-len M");
+  if (m->seq + o->generate > m->maxSeq)
+    return error("--generate %ld: the prompt (%" PRId64 " positions) and %ld "
+                 "tokens need %" PRId64 " positions, but the executable's "
+                 "cache holds %" PRId64 " (moe-compile --max-seq-len)",
+                 o->generate, m->seq, o->generate, m->seq + o->generate,
+                 m->maxSeq);
+  if (o->eos >= m->vocab)
+    return error("--eos %ld is outside the vocabulary [0, %" PRId64 ")",
+                 o->eos, m->vocab);
+  if (o->logits)
+    return error("--logits writes the prefill's logits; with --generate use "
+                 "--output-logits FILE");
+  if (o->iters != 1 || o->warmup)
+    return error("--iters and --warmup time the prefill pass; --generate "
+                 "prints its own times");
   return 0;
 }
 
@@ -597,31 +727,296 @@ static int writeOutput(const Manifest *m, const moert_layout_t *layout,
   return rc;
 }
 
+/* Copies positions of `src` [L, B, S, heads, d] into `cache`
+ * [L, B, M, heads, d] (dense): all S of them at [0, S) when `positions` is
+ * NULL (the prompt), else the one of each sequence b at positions[b]. */
+static void storeKv(const moert_memref5d_f32_t *src, float *cache, int64_t M,
+                    const int64_t *positions) {
+  const int64_t *n = src->sizes, *st = src->strides;
+  const float *base = src->aligned + src->offset;
+  int64_t row = n[3] * n[4];
+  for (int64_t l = 0; l < n[0]; ++l)
+    for (int64_t b = 0; b < n[1]; ++b)
+      for (int64_t s = 0; s < n[2]; ++s) {
+        int64_t at = positions ? positions[b] : s;
+        float *dst = cache + ((l * n[1] + b) * M + at) * row;
+        for (int64_t h = 0; h < n[3]; ++h)
+          for (int64_t e = 0; e < n[4]; ++e)
+            dst[h * n[4] + e] =
+                base[l * st[0] + b * st[1] + s * st[2] + h * st[3] + e * st[4]];
+      }
+}
+
+static void freeStep(moert_step_result_t *r) {
+  moert_buffer_free(r->hidden.allocated);
+  moert_buffer_free(r->keys.allocated);
+  moert_buffer_free(r->values.allocated);
+  memset(r, 0, sizeof(*r));
+}
+
+/* The state of a greedy generation (docs/Generation.md). Global rows are
+ * sequences of the whole batch; this rank computes rows [first, first + Bl).
+ */
+typedef struct Generator {
+  const Manifest *m;
+  const Options *o;
+  int64_t B, S, N, Bl, first;
+  const int64_t *lengths; /* [B] prompt lengths */
+  int64_t *next;       /* [B] the tokens just chosen */
+  char *ended;         /* [B] the row has produced eos */
+  float *lastLocal;    /* [Bl, H] this rank's rows' last hidden states */
+  float *lastAll;      /* [B, H] all rows' (on the dp groups' roots) */
+  float *head;         /* [V, H] lm_head (rank 0) */
+  float *logits;       /* [B, V] (rank 0) */
+  float *allLogits;    /* [B, N, V] for --output-logits (rank 0) */
+  int64_t *out;        /* [B, S + N] (rank 0) */
+} Generator;
+
+/* Chooses step `step`'s tokens from the rows' last hidden states: rank 0
+ * computes the logits and the argmax (the lowest id on a tie) and sends the
+ * tokens to every rank. */
+static void chooseTokens(Generator *g, int64_t step) {
+  const Manifest *m = g->m;
+  int64_t V = m->vocab;
+  if (moert_comm_coords().pp == m->plan.pp - 1)
+    moert_comm_gather_f32(g->lastLocal, g->lastAll, (long)(g->Bl * m->hidden),
+                          MOERT_GROUP_DP);
+  if (moert_comm_rank() == 0) {
+    computeLogits(m, g->head, g->lastAll, g->B, g->logits);
+    for (int64_t b = 0; b < g->B; ++b) {
+      const float *row = g->logits + b * V;
+      int64_t best = 0;
+      for (int64_t v = 1; v < V; ++v)
+        if (row[v] > row[best])
+          best = v;
+      g->next[b] = g->ended[b] ? g->o->eos : best;
+      if (g->allLogits)
+        memcpy(g->allLogits + (b * g->N + step) * V, row,
+               (size_t)V * sizeof(float));
+    }
+  }
+  moert_comm_broadcast_i64(g->next, (long)g->B, 0);
+  for (int64_t b = 0; b < g->B; ++b) {
+    if (g->out)
+      g->out[b * (g->S + g->N) + g->lengths[b] + step] = g->next[b];
+    if (g->o->eos >= 0 && g->next[b] == g->o->eos)
+      g->ended[b] = 1;
+  }
+}
+
+/* Prefill, then greedy decode steps; rank 0 writes the ids (and logits). */
+static int generate(const Manifest *m, const Options *o,
+                    const moert_entry_points_t *entry, const Checkpoint *ckpt,
+                    moert_memref1d_f32_t *blobRef, const int64_t *lengths,
+                    int64_t *localIds, const int64_t *allIds) {
+  Generator g = {0};
+  g.m = m;
+  g.o = o;
+  g.B = m->batch;
+  g.S = m->seq;
+  g.N = o->generate;
+  g.Bl = localBatch(m);
+  g.first = moert_comm_coords().dp * g.Bl;
+  int root = moert_comm_rank() == 0;
+  int64_t H = m->hidden, V = m->vocab, M = m->maxSeq, width = g.S + g.N;
+  g.lengths = lengths;
+  g.next = calloc((size_t)g.B, sizeof(int64_t));
+  g.ended = calloc((size_t)g.B, 1);
+  g.lastLocal = malloc((size_t)(g.Bl * H) * sizeof(float));
+  g.lastAll = malloc((size_t)(g.B * H) * sizeof(float));
+  int rc = 0;
+  if (!g.next || !g.ended || !g.lastLocal || !g.lastAll)
+    rc = error("out of memory for generation");
+  if (!rc && root) {
+    g.head = loadHead(m, ckpt);
+    g.logits = malloc((size_t)(g.B * V) * sizeof(float));
+    g.out = malloc((size_t)(g.B * width) * sizeof(int64_t));
+    if (o->outputLogits)
+      g.allLogits = malloc((size_t)(g.B * g.N * V) * sizeof(float));
+    if (!g.head)
+      rc = 1;
+    else if (!g.logits || !g.out || (o->outputLogits && !g.allLogits))
+      rc = error("out of memory for generation");
+  }
+  if (!rc && root) {
+    for (int64_t b = 0; b < g.B; ++b)
+      for (int64_t s = 0; s < width; ++s)
+        g.out[b * width + s] = s < lengths[b] ? allIds[b * g.S + s] : -1;
+    if (g.allLogits)
+      for (int64_t i = 0; i < g.B * g.N * V; ++i)
+        g.allLogits[i] = NAN;
+  }
+
+  moert_step_result_t step = {0};
+  float *keys = NULL, *values = NULL;
+  int64_t *stepIds = moert_buffer_alloc((size_t)g.Bl * sizeof(int64_t));
+  int64_t *positions = moert_buffer_alloc((size_t)g.Bl * sizeof(int64_t));
+  if (!rc && (!stepIds || !positions))
+    rc = error("out of memory for generation");
+  double prefillTime = 0, decodeTime = 0;
+  int64_t steps = 0;
+  if (!rc) {
+    moert_memref2d_i64_t idsRef = {localIds, localIds, 0, {g.Bl, g.S},
+                                   {g.S, 1}};
+    moert_comm_barrier();
+    double start = now();
+    entry->prefill(&step, &idsRef, blobRef);
+    /* The cache, [L, Bl, M, kv heads, d] on this rank, holds the prompt. */
+    const int64_t *kv = step.keys.sizes;
+    size_t cacheBytes = (size_t)(kv[0] * kv[1] * M * kv[3] * kv[4]) * 4;
+    keys = moert_buffer_alloc(cacheBytes);
+    values = moert_buffer_alloc(cacheBytes);
+    if (!keys || !values) {
+      rc = error("out of memory for the key/value cache (%zu bytes)",
+                 2 * cacheBytes);
+    } else {
+      memset(keys, 0, cacheBytes);
+      memset(values, 0, cacheBytes);
+      storeKv(&step.keys, keys, M, NULL);
+      storeKv(&step.values, values, M, NULL);
+      const moert_memref3d_f32_t *h = &step.hidden;
+      for (int64_t b = 0; b < g.Bl; ++b)
+        for (int64_t e = 0; e < H; ++e)
+          g.lastLocal[b * H + e] =
+              h->aligned[h->offset + b * h->strides[0] +
+                         (lengths[g.first + b] - 1) * h->strides[1] +
+                         e * h->strides[2]];
+      chooseTokens(&g, 0);
+    }
+    int64_t cacheShape[5] = {kv[0], kv[1], M, kv[3], kv[4]};
+    int64_t cacheStrides[5] = {kv[1] * M * kv[3] * kv[4], M * kv[3] * kv[4],
+                               kv[3] * kv[4], kv[4], 1};
+    freeStep(&step);
+    moert_comm_barrier();
+    prefillTime = now() - start;
+
+    moert_memref5d_f32_t keysRef = {keys, keys, 0, {0}, {0}};
+    moert_memref5d_f32_t valuesRef = {values, values, 0, {0}, {0}};
+    memcpy(keysRef.sizes, cacheShape, sizeof(cacheShape));
+    memcpy(keysRef.strides, cacheStrides, sizeof(cacheStrides));
+    memcpy(valuesRef.sizes, cacheShape, sizeof(cacheShape));
+    memcpy(valuesRef.strides, cacheStrides, sizeof(cacheStrides));
+    moert_memref2d_i64_t stepIdsRef = {stepIds, stepIds, 0, {g.Bl, 1}, {1, 1}};
+    moert_memref1d_i64_t positionsRef = {positions, positions, 0, {g.Bl}, {1}};
+    start = now();
+    for (int64_t t = 1; !rc && t < g.N; ++t) {
+      int allEnded = 1;
+      for (int64_t b = 0; b < g.B; ++b)
+        allEnded &= g.ended[b];
+      if (allEnded)
+        break;
+      for (int64_t b = 0; b < g.Bl; ++b) {
+        stepIds[b] = g.next[g.first + b];
+        positions[b] = lengths[g.first + b] + t - 1;
+      }
+      entry->decode(&step, &stepIdsRef, &positionsRef, &keysRef, &valuesRef,
+                    blobRef);
+      storeKv(&step.keys, keys, M, positions);
+      storeKv(&step.values, values, M, positions);
+      const moert_memref3d_f32_t *h = &step.hidden;
+      for (int64_t b = 0; b < g.Bl; ++b)
+        for (int64_t e = 0; e < H; ++e)
+          g.lastLocal[b * H + e] = h->aligned[h->offset + b * h->strides[0] +
+                                              e * h->strides[2]];
+      freeStep(&step);
+      chooseTokens(&g, t);
+      ++steps;
+    }
+    moert_comm_barrier();
+    decodeTime = now() - start;
+  }
+  /* A row that ended holds eos to the end, also past an early stop. */
+  if (!rc && root && o->eos >= 0)
+    for (int64_t b = 0; b < g.B; ++b) {
+      int seen = 0;
+      for (int64_t s = lengths[b]; s < lengths[b] + g.N; ++s) {
+        if (seen)
+          g.out[b * width + s] = o->eos;
+        seen |= g.out[b * width + s] == o->eos;
+      }
+    }
+  prefillTime = moert_comm_max_f64(prefillTime);
+  decodeTime = moert_comm_max_f64(decodeTime);
+  if (!rc && root) {
+    int64_t shape[2] = {g.B, width};
+    moert_status_t status =
+        moert_npy_write(o->output, MOERT_DTYPE_I64, 2, shape, g.out);
+    if (!status && o->outputLogits) {
+      int64_t logitsShape[3] = {g.B, g.N, V};
+      status = moert_npy_write_f32(o->outputLogits, 3, logitsShape,
+                                   g.allLogits);
+    }
+    if (status)
+      rc = statusError(status);
+  }
+  if (!rc && root) {
+    printf("%s: batch %" PRId64 ", prompt %" PRId64 ", %d rank%s: prefill "
+           "%.3f ms (%.1f tokens/s)\n",
+           m->arch, g.B, g.S, moert_comm_size(),
+           moert_comm_size() == 1 ? "" : "s", prefillTime * 1e3,
+           (double)(g.B * g.S) / prefillTime);
+    if (steps > 0)
+      printf("%s: decode %.3f ms per token, %.1f tokens/s (%" PRId64
+             " steps of %" PRId64 " sequences)\n",
+             m->arch, decodeTime * 1e3 / (double)steps,
+             (double)(steps * g.B) / decodeTime, steps, g.B);
+  }
+  if (!rc && o->stats) {
+    fflush(stdout);
+    moert_comm_print_stats(stdout);
+  }
+  freeStep(&step);
+  moert_buffer_free(keys);
+  moert_buffer_free(values);
+  moert_buffer_free(stepIds);
+  moert_buffer_free(positions);
+  free(g.next);
+  free(g.ended);
+  free(g.lastLocal);
+  free(g.lastAll);
+  free(g.head);
+  free(g.logits);
+  free(g.allLogits);
+  free(g.out);
+  return rc;
+}
+
 static int runModel(int argc, char **argv, const char *manifestText,
-                    moert_forward_fn forward, const Manifest *mp,
+                    const moert_entry_points_t *entry, const Manifest *mp,
                     const moert_layout_t *layout) {
   const Manifest m = *mp;
   Options o;
   int parsed = parseOptions(argc, argv, manifestText, &m, &o);
   if (parsed)
     return parsed < 0 ? 0 : parsed;
+  if (!entry->forward && !(entry->prefill && entry->decode))
+    return error("the executable defines neither forward nor prefill and "
+                 "decode");
   if (o.threads > 0)
     openblas_set_num_threads((int)o.threads);
 
   float *blob = moert_buffer_alloc((size_t)m.blob * sizeof(float));
   int64_t *ids =
       moert_buffer_alloc((size_t)(localBatch(&m) * m.seq) * sizeof(int64_t));
-  if (!blob || !ids) {
+  int64_t *allIds = malloc((size_t)(m.batch * m.seq) * sizeof(int64_t));
+  int64_t *lengths = malloc((size_t)m.batch * sizeof(int64_t));
+  if (!blob || !ids || !allIds || !lengths) {
     moert_buffer_free(blob);
     moert_buffer_free(ids);
+    free(allIds);
+    free(lengths);
     return error("out of memory for %" PRId64 " weights", m.blob);
   }
+  for (int64_t b = 0; b < m.batch; ++b)
+    lengths[b] = m.seq;
   Checkpoint ckpt;
   int rc = openCheckpoint(&ckpt, o.weights, o.numWeights);
   if (!rc)
     rc = loadWeights(&m, &ckpt, blob);
+  if (!rc && o.lengths)
+    rc = loadLengths(&m, o.lengths, lengths);
   if (!rc)
-    rc = loadIds(&m, o.input, ids);
+    rc = loadIds(&m, o.input, o.lengths ? lengths : NULL, ids, allIds);
 
   moert_memref1d_f32_t blobRef = {blob, blob, 0, {m.blob}, {1}};
   moert_memref2d_i64_t idsRef = {
@@ -631,24 +1026,35 @@ static int runModel(int argc, char **argv, const char *manifestText,
   const char *killRank = getenv("MOERT_TEST_KILL_RANK");
   if (!rc && killRank && atoi(killRank) == moert_comm_rank())
     raise(SIGKILL);
-  moert_memref3d_f32_t result = {0};
+  if (!rc && o.generate) {
+    rc = generate(&m, &o, entry, &ckpt, &blobRef, lengths, ids, allIds);
+    closeCheckpoint(&ckpt);
+    moert_buffer_free(blob);
+    moert_buffer_free(ids);
+    free(allIds);
+    free(lengths);
+    return rc;
+  }
+  moert_step_result_t result = {0};
   double elapsed = 0;
   for (long i = 0; !rc && i < o.warmup + o.iters; ++i) {
-    if (result.allocated)
-      moert_buffer_free(result.allocated);
+    freeStep(&result);
     /* A pass starts on every rank together and ends when the last rank is
      * done: without the barriers a pipeline's first stage would start the
      * next pass while the last one finishes this one, and the time would
      * be throughput, not the latency of a pass. */
     moert_comm_barrier();
     double start = now();
-    forward(&result, &idsRef, &blobRef);
+    if (entry->forward)
+      entry->forward(&result.hidden, &idsRef, &blobRef);
+    else
+      entry->prefill(&result, &idsRef, &blobRef);
     moert_comm_barrier();
     if (i >= o.warmup)
       elapsed += now() - start;
   }
   if (!rc) {
-    rc = writeOutput(&m, layout, &o, &ckpt, &result);
+    rc = writeOutput(&m, layout, &o, &ckpt, &result.hidden);
     /* The ranks' clocks measured the same barrier-to-barrier passes;
      * report the largest. */
     elapsed = moert_comm_max_f64(elapsed);
@@ -663,9 +1069,11 @@ static int runModel(int argc, char **argv, const char *manifestText,
       moert_comm_print_stats(stdout);
     }
   }
-  moert_buffer_free(result.allocated);
+  freeStep(&result);
   closeCheckpoint(&ckpt);
   moert_buffer_free(blob);
   moert_buffer_free(ids);
+  free(allIds);
+  free(lengths);
   return rc;
 }

@@ -104,6 +104,12 @@ static auto seqLen = option<int64_t>(
     "seq-len",
     "Sequence length S of the token ids [B, S] (configs only; default 16)",
     cl::init(16));
+static auto maxSeqLen = option<int64_t>(
+    "max-seq-len",
+    "Build for generation: a prefill over the prompt [B, S] and a decode "
+    "step over [B, 1] with a key/value cache of M positions (configs only; "
+    "M > S; the executable's --generate N needs S + N <= M)",
+    cl::init(0));
 static auto planOption = option<std::string>(
     "plan",
     "Parallel plan, e.g. \"dp=2,ep=2\" (missing degrees are 1; world = "
@@ -259,7 +265,18 @@ OwningOpRef<ModuleOp> loadModel(MLIRContext &context,
         moe::summarizeModel(*config, batch, seqLen), plan, microbatches);
     if (!mbs)
       return fail(llvm::toString(mbs.takeError())), nullptr;
-    auto model = moe::importModel(&context, *config, batch, seqLen, *mbs);
+    // The decode step runs the model on one token per sequence.
+    if (maxSeqLen) {
+      llvm::Expected<int64_t> decode = moe::checkPlanForModel(
+          moe::summarizeModel(*config, batch, 1), plan, *mbs);
+      if (!decode)
+        return fail("the decode step ([" + std::to_string(batch) +
+                    ", 1] tokens) cannot take the plan: " +
+                    llvm::toString(decode.takeError())),
+               nullptr;
+    }
+    auto model = moe::importModel(&context, *config, batch, seqLen, *mbs,
+                                  maxSeqLen);
     if (!model)
       return fail(llvm::toString(model.takeError())), nullptr;
     module = std::move(*model);
@@ -272,6 +289,10 @@ OwningOpRef<ModuleOp> loadModel(MLIRContext &context,
     if (microbatches.getNumOccurrences())
       return fail("--microbatches applies to model configs (the importer "
                   "builds the model of one microbatch)"),
+             nullptr;
+    if (maxSeqLen.getNumOccurrences())
+      return fail("--max-seq-len applies to model configs (the importer "
+                  "builds the prefill and decode programs)"),
              nullptr;
   }
   if (plan) {

@@ -68,18 +68,26 @@ plan::ModelSummary summarizeModel(const ModelConfig &config, int64_t batch,
 /// `moe.decoder_layer`; the module carries the manifest's header
 /// (`moe.manifest`). With `microbatches` > 1 it is the model of one
 /// microbatch (batch / microbatches sequences) that moe-pipeline runs
-/// `microbatches` times (`moe.microbatches`). The passes of moe-to-spmd make
-/// the per-rank program (docs/Parallelism.md).
+/// `microbatches` times (`moe.microbatches`). With `maxSeqLen` M > 0 it is
+/// the model for generation instead: `prefill` over the prompt and `decode`,
+/// one token per sequence against a key/value cache of capacity M
+/// (docs/Generation.md). The passes of moe-to-spmd make the per-rank program
+/// (docs/Parallelism.md).
 llvm::Expected<OwningOpRef<ModuleOp>> importModel(MLIRContext *context,
                                                   const ModelConfig &config,
                                                   int64_t batch, int64_t seqLen,
-                                                  int64_t microbatches = 1);
+                                                  int64_t microbatches = 1,
+                                                  int64_t maxSeqLen = 0);
 
 /// Name of the module attribute that holds the weight manifest.
 constexpr llvm::StringLiteral kManifestAttrName =
     MoEDialect::getManifestAttrName();
 /// Name of the generated entry point.
 constexpr llvm::StringLiteral kForwardFunctionName = "forward";
+/// Names of the two entry points of a model built for generation
+/// (`maxSeqLen` > 0): the prompt, and one decode step.
+constexpr llvm::StringLiteral kPrefillFunctionName = "prefill";
+constexpr llvm::StringLiteral kDecodeFunctionName = "decode";
 
 } // namespace moe
 } // namespace mlir

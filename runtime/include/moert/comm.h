@@ -46,7 +46,8 @@ typedef enum moert_collective {
   MOERT_GATHER = 4,
   MOERT_SEND = 5,
   MOERT_RECV = 6,
-  MOERT_NUM_COLLECTIVES = 7
+  MOERT_BROADCAST = 7,
+  MOERT_NUM_COLLECTIVES = 8
 } moert_collective_t;
 
 /* Where a rank sits in the plan (docs/Parallelism.md): its pipeline stage
@@ -129,6 +130,9 @@ MOERT_API void moert_comm_print_stats(FILE *out);
  * `count` elements of f32 per rank. */
 MOERT_API void moert_comm_gather_f32(const float *in, float *out, long count,
                                      moert_group_t group);
+/* Copies `count` int64 from world rank `root` to every rank (a generation
+ * step's chosen tokens). */
+MOERT_API void moert_comm_broadcast_i64(int64_t *buffer, long count, int root);
 /* Moves `count` f32 from world rank `from` to world rank `to` (a copy when
  * they are the same rank; nothing on the other ranks). Counted as a send on
  * `from` and a recv on `to`, group world. */

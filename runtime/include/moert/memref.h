@@ -39,6 +39,22 @@ typedef struct moert_memref3d_f32 {
   int64_t strides[3];
 } moert_memref3d_f32_t;
 
+typedef struct moert_memref5d_f32 {
+  float *allocated;
+  float *aligned;
+  int64_t offset;
+  int64_t sizes[5];
+  int64_t strides[5];
+} moert_memref5d_f32_t;
+
+typedef struct moert_memref1d_i64 {
+  int64_t *allocated;
+  int64_t *aligned;
+  int64_t offset;
+  int64_t sizes[1];
+  int64_t strides[1];
+} moert_memref1d_i64_t;
+
 typedef struct moert_memref2d_i64 {
   int64_t *allocated;
   int64_t *aligned;

@@ -1,10 +1,12 @@
 /*===- model.h - the driver of a compiled model executable --------*- C -*-===*
  *
  * An executable built by `moe-compile` is the compiled model (an object that
- * defines `_mlir_ciface_forward` and the `moe_model_manifest` string) linked
- * with libmoert_main.a, whose `main` calls moert_model_main. That function
+ * defines `_mlir_ciface_forward`, or with --max-seq-len `_mlir_ciface_prefill`
+ * and `_mlir_ciface_decode`, and the `moe_model_manifest` string) linked
+ * with libmoert_main.a, whose `main` calls moert_model_run. That function
  * parses the command line, fills the weight buffer from a safetensors file
- * as the manifest says, runs the forward pass and writes the result.
+ * as the manifest says, runs the forward pass (or generates: prefill, then
+ * greedy decode steps; docs/Generation.md) and writes the result.
  *
  * Manifest (text, one item per line; docs/Passes.md,
  * convert-moe-manifest-to-llvm):
@@ -14,6 +16,7 @@
  *   rank <r> coords ... colors ...              (one per rank; comm.h)
  *   arch <name>           batch <B>    seq <S>    hidden <H>
  *   vocab <V>             blob <number of f32 elements>
+ *   max-seq <M>                                 (generation builds only)
  *   tensor <offset> <count> <rank> <d0> ... <name>
  *   tensor-ep <offset> <count> <rank> <d0> ... <name>
  *   tensor-slice tp|etp <dim> <offset> <count> <rank> <d0> ... <name>
@@ -44,6 +47,38 @@ typedef void (*moert_forward_fn)(moert_memref3d_f32_t *result,
                                  moert_memref2d_i64_t *ids,
                                  moert_memref1d_f32_t *blob);
 
+/* The results of prefill and of a decode step: the final-normed hidden
+ * states [B, S, H] (S = 1 for a step) and every layer's keys and values
+ * [L, B, S, kv heads, head dim] (this rank's sequences and heads). */
+typedef struct moert_step_result {
+  moert_memref3d_f32_t hidden;
+  moert_memref5d_f32_t keys;
+  moert_memref5d_f32_t values;
+} moert_step_result_t;
+
+/* result = prefill(ids [B, S], blob). */
+typedef void (*moert_prefill_fn)(moert_step_result_t *result,
+                                 moert_memref2d_i64_t *ids,
+                                 moert_memref1d_f32_t *blob);
+
+/* result = decode(ids [B, 1], positions [B], key cache, value cache
+ * [L, B, M, kv heads, head dim], blob): one token per sequence at its
+ * position; the caches hold positions [0, position) of each sequence. */
+typedef void (*moert_decode_fn)(moert_step_result_t *result,
+                                moert_memref2d_i64_t *ids,
+                                moert_memref1d_i64_t *positions,
+                                moert_memref5d_f32_t *keys,
+                                moert_memref5d_f32_t *values,
+                                moert_memref1d_f32_t *blob);
+
+/* The compiled entry points: `forward`, or `prefill` and `decode` (NULL when
+ * the object does not define them). */
+typedef struct moert_entry_points {
+  moert_forward_fn forward;
+  moert_prefill_fn prefill;
+  moert_decode_fn decode;
+} moert_entry_points_t;
+
 /* Buffers shared with compiled code: the weights, the token ids, and the
  * result the forward function allocates (freed with moert_buffer_free).
  * Host memory in the CPU runtime (NULL when out of memory); CUDA managed
@@ -59,6 +94,9 @@ MOERT_API moert_status_t moert_set_gemm_mode(const char *mode);
 
 /* Runs the executable's command line; returns the process exit code (0 on
  * success, 1 after printing an error). */
+MOERT_API int moert_model_run(int argc, char **argv, const char *manifest,
+                              const moert_entry_points_t *entry);
+/* moert_model_run of a model with only `forward`. */
 MOERT_API int moert_model_main(int argc, char **argv, const char *manifest,
                                moert_forward_fn forward);
 

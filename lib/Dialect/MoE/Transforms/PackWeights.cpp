@@ -166,6 +166,10 @@ LogicalResult MoEPackWeightsPass::pack(func::FuncOp func, std::string &lines) {
 
 void MoEPackWeightsPass::runOnOperation() {
   ModuleOp module = getOperation();
+  // The functions of one model (prefill and decode) read the same weights
+  // from one buffer: each lists them, and the lists must agree.
+  std::optional<std::string> packed;
+  func::FuncOp first;
   for (auto func : module.getOps<func::FuncOp>()) {
     if (func.isExternal() ||
         llvm::none_of(func.getArguments(), [&](BlockArgument arg) {
@@ -183,6 +187,18 @@ void MoEPackWeightsPass::runOnOperation() {
     std::string lines;
     if (failed(pack(func, lines)))
       return signalPassFailure();
+    if (packed) {
+      if (lines != *packed) {
+        func.emitOpError()
+            << "reads other weights, or the same in another layout, than @"
+            << first.getSymName()
+            << "; the functions of a module share one weight buffer";
+        return signalPassFailure();
+      }
+      continue;
+    }
+    packed = lines;
+    first = func;
     module->setAttr(MoEDialect::getManifestAttrName(),
                     StringAttr::get(&getContext(),
                                     manifest.getValue().str() + lines));

@@ -7,8 +7,9 @@
 // - `shard.shard` re-shards its source (all_slice / all_gather) when the
 //   sharding changes;
 // - ops implementing ShardingInterface (moe.layer) are partitioned by their
-//   rule; elementwise ops keep the one sharding of their operands; ops on
-//   replicated values are cloned;
+//   rule; linalg ops by their loops; reshapes and slices that take split
+//   dimensions whole keep the splits; elementwise ops keep the one sharding
+//   of their operands; ops on replicated values are cloned;
 // - `func.return` returns the local values and fixes the function type.
 //
 // The global ops are erased at the end.
@@ -90,6 +91,9 @@ private:
   LogicalResult partitionOther(Operation *op);
   LogicalResult partitionLinalg(linalg::LinalgOp op);
   LogicalResult partitionReshape(Operation *op);
+  /// tensor.extract_slice / tensor.insert_slice that take split dimensions
+  /// whole (the slice's other dimensions stay as they are).
+  LogicalResult partitionSlice(Operation *op);
   /// The local value of `global` (an init of a linalg op) with local type
   /// `type`: a tensor.empty, or a fill of one, is built again at the local
   /// size instead of being sliced.
@@ -657,6 +661,109 @@ LogicalResult FunctionPartitioner::partitionReshape(Operation *op) {
   return success();
 }
 
+LogicalResult FunctionPartitioner::partitionSlice(Operation *op) {
+  auto extract = dyn_cast<tensor::ExtractSliceOp>(op);
+  auto insert = dyn_cast<tensor::InsertSliceOp>(op);
+  // The large tensor (extract's source, insert's destination) and the slice.
+  Value large = extract ? extract.getSource() : insert.getDest();
+  Value slice = extract ? extract.getResult() : insert.getSource();
+  auto largeType = cast<RankedTensorType>(large.getType());
+  auto sliceType = cast<RankedTensorType>(slice.getType());
+  auto sliceOp = cast<OffsetSizeAndStrideOpInterface>(op);
+  if (!sliceOp.hasUnitStride() || !largeType.hasStaticShape() ||
+      !sliceType.hasStaticShape() ||
+      llvm::any_of(sliceOp.getMixedOffsets(),
+                   [](OpFoldResult r) { return !getConstantIntValue(r); }) ||
+      llvm::any_of(sliceOp.getMixedSizes(),
+                   [](OpFoldResult r) { return !getConstantIntValue(r); }))
+    return op->emitOpError() << "has dynamic offsets, sizes or strides, or "
+                                "non-unit strides; moe-partition partitions "
+                                "static unit-stride slices";
+  SmallVector<int64_t> offsets, sizes;
+  for (OpFoldResult r : sliceOp.getMixedOffsets())
+    offsets.push_back(*getConstantIntValue(r));
+  for (OpFoldResult r : sliceOp.getMixedSizes())
+    sizes.push_back(*getConstantIntValue(r));
+  // The slice's dimensions in the large tensor (rank-reducing slices drop
+  // unit dimensions).
+  llvm::SmallBitVector dropped =
+      extract ? extract.getDroppedDims() : insert.getDroppedDims();
+  SmallVector<int64_t> sliceDimOf(largeType.getRank(), -1);
+  for (int64_t d = 0, k = 0; d < largeType.getRank(); ++d)
+    if (!dropped.test(d))
+      sliceDimOf[d] = k++;
+  // The split of every large dimension: from the large tensor for an
+  // extract, from the slice for an insert (a replicated destination, such as
+  // a tensor.empty, takes the slice's splits).
+  shard::Sharding from = shardingOf(extract ? large : slice);
+  if (isReplicated(from) && (extract || isReplicated(shardingOf(large))))
+    return partitionOther(op);
+  FlatSymbolRefAttr grid =
+      !isReplicated(from) ? from.getGridAttr()
+                          : shardingOf(large).getGridAttr();
+  SmallVector<shard::GridAxesAttr> largeAxes, sliceAxes;
+  for (int64_t d = 0; d < largeType.getRank(); ++d) {
+    ArrayRef<int16_t> axes =
+        extract ? axesOf(from, d)
+                : (sliceDimOf[d] >= 0 ? axesOf(from, sliceDimOf[d])
+                                      : ArrayRef<int16_t>());
+    if (!axes.empty() &&
+        (offsets[d] != 0 || sizes[d] != largeType.getDimSize(d) ||
+         sliceDimOf[d] < 0))
+      return op->emitOpError()
+             << "takes part of dimension " << d << " of " << largeType
+             << ", which is split (" << describeSharding(from)
+             << "); moe-partition slices split dimensions only whole";
+    largeAxes.push_back(DenseI16ArrayAttr::get(op->getContext(), axes));
+    if (sliceDimOf[d] >= 0)
+      sliceAxes.push_back(largeAxes.back());
+  }
+  shard::Sharding largeSharding = makeSharding(grid, largeAxes);
+  shard::Sharding sliceSharding = makeSharding(grid, sliceAxes);
+  FailureOr<Type> localLarge = localType(op, largeType, largeSharding);
+  if (failed(localLarge))
+    return failure();
+  auto localLargeType = cast<RankedTensorType>(*localLarge);
+  // Split dimensions are taken whole: their local size is the local extent.
+  SmallVector<OpFoldResult> localOffsets, localSizes, strides;
+  for (int64_t d = 0; d < largeType.getRank(); ++d) {
+    localOffsets.push_back(builder.getIndexAttr(offsets[d]));
+    bool split = !axesOf(largeSharding, d).empty();
+    localSizes.push_back(builder.getIndexAttr(
+        split ? localLargeType.getDimSize(d) : sizes[d]));
+    strides.push_back(builder.getIndexAttr(1));
+  }
+  Location loc = op->getLoc();
+  if (extract) {
+    FailureOr<Type> localSlice = localType(op, sliceType, sliceSharding);
+    if (failed(localSlice))
+      return failure();
+    Value v = tensor::ExtractSliceOp::create(
+        builder, loc, cast<RankedTensorType>(*localSlice), local(large),
+        localOffsets, localSizes, strides);
+    mapping.map(extract.getResult(), v);
+    shardings[extract.getResult()] = sliceSharding;
+    return success();
+  }
+  // An insert: the destination re-sharded (a tensor.empty built again at the
+  // local size), the slice inserted at the same offsets.
+  FailureOr<Value> dest =
+      describeSharding(shardingOf(large)) == describeSharding(largeSharding)
+          ? FailureOr<Value>(local(large))
+          : localInit(op, large, largeSharding);
+  if (failed(dest))
+    return failure();
+  FailureOr<Value> source = reshard(op, local(slice), shardingOf(slice),
+                                    sliceSharding, slice.getType());
+  if (failed(source))
+    return failure();
+  Value v = tensor::InsertSliceOp::create(builder, loc, *source, *dest,
+                                          localOffsets, localSizes, strides);
+  mapping.map(insert.getResult(), v);
+  shardings[insert.getResult()] = largeSharding;
+  return success();
+}
+
 LogicalResult FunctionPartitioner::run() {
   if (!func.getBody().hasOneBlock())
     return func.emitOpError()
@@ -696,6 +803,8 @@ LogicalResult FunctionPartitioner::run() {
       result = partitionLinalg(linalgOp);
     } else if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(op)) {
       result = partitionReshape(op);
+    } else if (isa<tensor::ExtractSliceOp, tensor::InsertSliceOp>(op)) {
+      result = partitionSlice(op);
     } else {
       result = partitionOther(op);
     }

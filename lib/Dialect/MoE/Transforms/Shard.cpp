@@ -89,31 +89,42 @@ LogicalResult MoEShardPass::annotateRoles(func::FuncOp func, PlanAttr plan) {
                                                   kParallelRoleAttrName);
     if (!role)
       continue;
-    int64_t dim = 0, degree = 1;
-    int16_t axis = kDpAxis;
+    // The dimensions the role splits, and the grid axis of each.
+    SmallVector<std::pair<int64_t, int16_t>> splits;
     if (role.getValue() == "batch") {
-      degree = plan.getDp();
+      if (plan.getDp() > 1)
+        splits.push_back({0, kDpAxis});
     } else if (role.getValue() == "column" || role.getValue() == "row") {
-      dim = role.getValue() == "row" ? 1 : 0;
-      axis = kTpAxis;
-      degree = plan.getTp();
+      if (plan.getTp() > 1)
+        splits.push_back({role.getValue() == "row" ? 1 : 0, kTpAxis});
+    } else if (role.getValue() == "kv-cache") {
+      // [layers, sequences, positions, kv heads, head dim]: each rank
+      // caches its sequences' keys of its kv heads.
+      if (plan.getDp() > 1)
+        splits.push_back({1, kDpAxis});
+      if (plan.getTp() > 1)
+        splits.push_back({3, kTpAxis});
     } else {
       return func.emitOpError()
              << "argument #" << arg.getArgNumber() << " has "
              << kParallelRoleAttrName << " = " << role
-             << "; expected \"batch\", \"column\" or \"row\"";
+             << "; expected \"batch\", \"column\", \"row\" or \"kv-cache\"";
     }
+    int64_t needed = role.getValue() == "kv-cache" ? 5
+                     : role.getValue() == "row"    ? 2
+                                                   : 1;
     auto type = dyn_cast<RankedTensorType>(arg.getType());
-    if (!type || type.getRank() <= dim)
+    if (!type || type.getRank() < needed)
       return func.emitOpError()
              << "argument #" << arg.getArgNumber() << " of type "
              << arg.getType() << " cannot be " << role << "-parallel (it has "
-             << "no dimension " << dim << ")";
-    if (degree == 1 || keepSignature)
+             << "fewer than " << needed << " dimensions)";
+    if (splits.empty() || keepSignature)
       continue;
-    SmallVector<shard::GridAxesAttr> axes(dim + 1,
+    SmallVector<shard::GridAxesAttr> axes(splits.back().first + 1,
                                           DenseI16ArrayAttr::get(ctx, {}));
-    axes[dim] = DenseI16ArrayAttr::get(ctx, {axis});
+    for (auto [dim, axis] : splits)
+      axes[dim] = DenseI16ArrayAttr::get(ctx, {axis});
     annotateArgument(arg, shard::Sharding::get(
                               FlatSymbolRefAttr::get(ctx, kDenseGridName),
                               axes));
