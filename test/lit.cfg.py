@@ -60,3 +60,20 @@ if shutil.which("mpiexec"):
     config.available_features.add("mpi")
 # MPI ranks oversubscribe the cores: one OpenBLAS thread per rank.
 config.environment["OPENBLAS_NUM_THREADS"] = "1"
+
+# Hugging Face transformers (the outside reference of generation tests),
+# installed by utils/bootstrap.sh under build/python-deps: `transformers`
+# when Debian's interpreter imports it from there; %hf_pythonpath is that
+# directory.
+hf_deps = os.path.join(config.moe_obj_root, "python-deps")
+config.substitutions.append(("%hf_pythonpath", hf_deps))
+if os.path.isdir(hf_deps):
+    try:
+        probe = subprocess.run(
+            [config.python_executable, "-c", "import transformers"],
+            env=dict(os.environ, PYTHONPATH=hf_deps), capture_output=True,
+            timeout=120)
+        if probe.returncode == 0:
+            config.available_features.add("transformers")
+    except (OSError, subprocess.SubprocessError):
+        pass

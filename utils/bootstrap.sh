@@ -22,7 +22,7 @@ PACKAGES=(
   "llvm-${LLVM_MAJOR}-tools" "clang-${LLVM_MAJOR}"
   cmake ninja-build
   libmpich-dev mpich libopenblas-dev
-  python3-torch python3-numpy
+  python3-torch python3-numpy python3-pip
 )
 
 missing=()
@@ -55,6 +55,24 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
     -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" \
     -DPython3_EXECUTABLE=/usr/bin/python3 \
     -DLLVM_ENABLE_ASSERTIONS=ON
+fi
+
+# Hugging Face transformers, the outside reference of the generation tests
+# (test/E2E/generate-hf.test): 4.40.2 works with Debian's torch 1.13. Pinned,
+# without dependencies beyond these, into build/python-deps (Debian's
+# interpreter uses it through PYTHONPATH; nothing system-wide changes).
+PY_DEPS="$BUILD_DIR/python-deps"
+PY_PINS=(transformers==4.40.2 tokenizers==0.19.1 huggingface_hub==0.23.4
+  safetensors==0.4.3 regex==2026.11.19 tqdm==4.70.1 filelock==4.3.2
+  fsspec==2026.9.0 packaging==26.4 pyyaml==6.0.4 requests==2.34.2)
+if PYTHONPATH="$PY_DEPS" /usr/bin/python3 -c \
+    'import sys, transformers; sys.exit(transformers.__version__ != "4.40.2")' \
+    2>/dev/null; then
+  echo "bootstrap: transformers 4.40.2 present in $PY_DEPS"
+else
+  echo "bootstrap: installing ${PY_PINS[*]} into $PY_DEPS"
+  /usr/bin/python3 -m pip install -q --no-deps --disable-pip-version-check \
+    --root-user-action=ignore --upgrade --target "$PY_DEPS" "${PY_PINS[@]}"
 fi
 
 echo "bootstrap: building ($JOBS jobs)"

@@ -90,3 +90,35 @@ module attributes {moe.manifest = "moe-model 1\0A"} {
     return
   }
 }
+
+// -----
+
+// The functions of one model (prefill and decode) share the buffer: the
+// manifest lists the weights once; each function reads its views of it.
+// CHECK-LABEL: module attributes {moe.manifest = "moe-model 1\0Ablob 40\0Atensor 0 1 2 2 16 emb\0Atensor 32 1 1 8 norm\0A"}
+// CHECK: func.func @prefill(%{{[^:]*}}: tensor<2x4xi64>, %{{[^:]*}}: tensor<40xf32>)
+// CHECK: func.func @decode(%{{[^:]*}}: tensor<2x1xi64>, %{{[^:]*}}: tensor<2xi64>, %{{[^:]*}}: tensor<40xf32>)
+module attributes {moe.manifest = "moe-model 1\0A"} {
+  func.func @prefill(%ids: tensor<2x4xi64>, %emb: tensor<2x16xf32> {moe.weight = "emb"},
+                     %norm: tensor<8xf32> {moe.weight = "norm"}) -> tensor<8xf32> {
+    return %norm : tensor<8xf32>
+  }
+  func.func @decode(%ids: tensor<2x1xi64>, %pos: tensor<2xi64>,
+                    %emb: tensor<2x16xf32> {moe.weight = "emb"},
+                    %norm: tensor<8xf32> {moe.weight = "norm"}) -> tensor<8xf32> {
+    return %norm : tensor<8xf32>
+  }
+}
+
+// -----
+
+// Functions that read different weights cannot share one buffer.
+module attributes {moe.manifest = "moe-model 1\0A"} {
+  func.func @prefill(%emb: tensor<2x16xf32> {moe.weight = "emb"}) {
+    return
+  }
+  // expected-error @+1 {{'func.func' op reads other weights, or the same in another layout, than @prefill; the functions of a module share one weight buffer}}
+  func.func @decode(%emb: tensor<2x16xf32> {moe.weight = "other"}) {
+    return
+  }
+}

@@ -531,12 +531,54 @@ module attributes {moe.plan = #moe.plan<dp = 2>} {
 // An op with no rule for split operands.
 module attributes {moe.plan = #moe.plan<dp = 2>} {
   shard.grid @moe_dense(shape = 1x2x1)
-  func.func @no_rule(%x: tensor<8x16xf32>) -> tensor<2x16xf32> {
+  func.func @no_rule(%x: tensor<8x16xf32>) -> f32 {
     %rows = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
     %xs = shard.shard %x to %rows : tensor<8x16xf32>
-    // expected-error @+1 {{'tensor.extract_slice' op has operands sharded @moe_dense [[1]]; moe-partition partitions moe ops, linalg ops, tensor.expand_shape and tensor.collapse_shape, elementwise ops whose operands share one sharding, and ops on replicated values}}
+    %c0 = arith.constant 0 : index
+    // expected-error @+1 {{'tensor.extract' op has operands sharded @moe_dense [[1]]; moe-partition partitions moe ops, linalg ops, reshapes, slices, elementwise ops whose operands share one sharding, and ops on replicated values}}
+    %r = tensor.extract %xs[%c0, %c0] : tensor<8x16xf32>
+    return %r : f32
+  }
+}
+
+// -----
+
+// Slices take split dimensions whole: an extract_slice that takes part of
+// one is an error.
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x1)
+  func.func @partial_slice(%x: tensor<8x16xf32>) -> tensor<2x16xf32> {
+    %rows = shard.sharding @moe_dense split_axes = [[1]] : !shard.sharding
+    %xs = shard.shard %x to %rows : tensor<8x16xf32>
+    // expected-error @+1 {{'tensor.extract_slice' op takes part of dimension 0 of 'tensor<8x16xf32>', which is split (@moe_dense [[1]]); moe-partition slices split dimensions only whole}}
     %r = tensor.extract_slice %xs[0, 0] [2, 16] [1, 1] : tensor<8x16xf32> to tensor<2x16xf32>
     return %r : tensor<2x16xf32>
+  }
+}
+
+// -----
+
+// A layer of a stacked cache [L, B, M, heads, d] split over sequences (dp)
+// and heads (tp): the rank-reducing extract_slice takes the local block of
+// the layer, and an insert_slice into a tensor.empty stacks local blocks
+// into a local stack, split like its slices.
+// CHECK-LABEL: func.func @cache_slices(
+// CHECK-SAME: %[[CACHE:[^:]*]]: tensor<3x2x5x1x4xf32> {{.*}}, %[[NEW:[^:]*]]: tensor<2x5x1x4xf32> {{.*}}) -> (tensor<2x5x1x4xf32>, tensor<3x2x5x1x4xf32>)
+// CHECK: %[[LAYER:.*]] = tensor.extract_slice %[[CACHE]][1, 0, 0, 0, 0] [1, 2, 5, 1, 4] [1, 1, 1, 1, 1] : tensor<3x2x5x1x4xf32> to tensor<2x5x1x4xf32>
+// CHECK: %[[EMPTY:.*]] = tensor.empty() : tensor<3x2x5x1x4xf32>
+// CHECK: %[[STACK:.*]] = tensor.insert_slice %[[NEW]] into %[[EMPTY]][2, 0, 0, 0, 0] [1, 2, 5, 1, 4] [1, 1, 1, 1, 1] : tensor<2x5x1x4xf32> into tensor<3x2x5x1x4xf32>
+// CHECK: return %[[LAYER]], %[[STACK]]
+module attributes {moe.plan = #moe.plan<dp = 2, tp = 2>} {
+  shard.grid @moe_dense(shape = 1x2x2)
+  func.func @cache_slices(%cache: tensor<3x4x5x2x4xf32>, %new: tensor<4x5x2x4xf32>) -> (tensor<4x5x2x4xf32>, tensor<3x4x5x2x4xf32>) {
+    %s = shard.sharding @moe_dense split_axes = [[], [1], [], [2]] : !shard.sharding
+    %cs = shard.shard %cache to %s : tensor<3x4x5x2x4xf32>
+    %n = shard.sharding @moe_dense split_axes = [[1], [], [2]] : !shard.sharding
+    %ns = shard.shard %new to %n : tensor<4x5x2x4xf32>
+    %layer = tensor.extract_slice %cs[1, 0, 0, 0, 0] [1, 4, 5, 2, 4] [1, 1, 1, 1, 1] : tensor<3x4x5x2x4xf32> to tensor<4x5x2x4xf32>
+    %empty = tensor.empty() : tensor<3x4x5x2x4xf32>
+    %stack = tensor.insert_slice %ns into %empty[2, 0, 0, 0, 0] [1, 4, 5, 2, 4] [1, 1, 1, 1, 1] : tensor<4x5x2x4xf32> into tensor<3x4x5x2x4xf32>
+    return %layer, %stack : tensor<4x5x2x4xf32>, tensor<3x4x5x2x4xf32>
   }
 }
 

@@ -150,12 +150,15 @@ module attributes {moe.plan = #moe.plan<dp = 2>} {
 // -----
 
 // Arguments by their moe.parallel role: the ids over dp, a column-parallel
-// weight by rows and a row-parallel one by columns over tp; an argument
-// without a role is left alone (replicated).
+// weight by rows and a row-parallel one by columns over tp, a key/value
+// cache [L, B, M, kv heads, d] by sequences over dp and heads over tp; an
+// argument without a role is left alone (replicated).
 // CHECK-LABEL: func.func @roles
 // CHECK-DAG: %[[DP:.*]] = shard.sharding @moe_dense split_axes = {{\[\[}}1]] : !shard.sharding
 // CHECK-DAG: %[[ROWS:.*]] = shard.sharding @moe_dense split_axes = {{\[\[}}2]] : !shard.sharding
 // CHECK-DAG: %[[COLS:.*]] = shard.sharding @moe_dense split_axes = {{\[\[}}], [2]] : !shard.sharding
+// CHECK-DAG: %[[CACHE:.*]] = shard.sharding @moe_dense split_axes = {{\[\[}}], [1], [], [2]] : !shard.sharding
+// CHECK-DAG: shard.shard %arg4 to %[[CACHE]] : tensor<2x2x6x2x4xf32>
 // CHECK-DAG: shard.shard %arg0 to %[[DP]] : tensor<2x4xi64>
 // CHECK-DAG: shard.shard %arg1 to %[[ROWS]] : tensor<8x16xf32>
 // CHECK-DAG: shard.shard %arg2 to %[[COLS]] : tensor<16x8xf32>
@@ -166,7 +169,8 @@ module attributes {moe.plan = #moe.plan<dp = 2, tp = 2>} {
   func.func @roles(%ids: tensor<2x4xi64> {moe.parallel = "batch"},
                    %q: tensor<8x16xf32> {moe.parallel = "column"},
                    %o: tensor<16x8xf32> {moe.parallel = "row"},
-                   %n: tensor<16xf32>) {
+                   %n: tensor<16xf32>,
+                   %cache: tensor<2x2x6x2x4xf32> {moe.parallel = "kv-cache"}) {
     return
   }
 }
@@ -174,7 +178,7 @@ module attributes {moe.plan = #moe.plan<dp = 2, tp = 2>} {
 // -----
 
 module attributes {moe.plan = #moe.plan<tp = 2>} {
-  // expected-error @+1 {{'func.func' op argument #0 has moe.parallel = "diagonal"; expected "batch", "column" or "row"}}
+  // expected-error @+1 {{'func.func' op argument #0 has moe.parallel = "diagonal"; expected "batch", "column", "row" or "kv-cache"}}
   func.func @bad_role(%w: tensor<8x16xf32> {moe.parallel = "diagonal"}) {
     return
   }
@@ -183,8 +187,17 @@ module attributes {moe.plan = #moe.plan<tp = 2>} {
 // -----
 
 module attributes {moe.plan = #moe.plan<tp = 2>} {
-  // expected-error @+1 {{'func.func' op argument #0 of type 'tensor<8xf32>' cannot be "row"-parallel (it has no dimension 1)}}
+  // expected-error @+1 {{'func.func' op argument #0 of type 'tensor<8xf32>' cannot be "row"-parallel (it has fewer than 2 dimensions)}}
   func.func @row_of_vector(%w: tensor<8xf32> {moe.parallel = "row"}) {
+    return
+  }
+}
+
+// -----
+
+module attributes {moe.plan = #moe.plan<dp = 2>} {
+  // expected-error @+1 {{'func.func' op argument #0 of type 'tensor<2x6x4xf32>' cannot be "kv-cache"-parallel (it has fewer than 5 dimensions)}}
+  func.func @flat_cache(%c: tensor<2x6x4xf32> {moe.parallel = "kv-cache"}) {
     return
   }
 }

@@ -300,10 +300,9 @@ LogicalResult FunctionPartitioner::partitionOther(Operation *op) {
     return op->emitOpError()
            << "has operands sharded " << describeSharding(common)
            << (mixed ? " and otherwise" : "")
-           << "; moe-partition partitions moe ops, linalg ops, "
-              "tensor.expand_shape and tensor.collapse_shape, elementwise ops "
-              "whose operands share one sharding, and ops on replicated "
-              "values";
+           << "; moe-partition partitions moe ops, linalg ops, reshapes, "
+              "slices, elementwise ops whose operands share one sharding, and "
+              "ops on replicated values";
   Operation *clone = builder.clone(*op, mapping);
   for (auto [global, result] :
        llvm::zip_equal(op->getResults(), clone->getResults())) {
