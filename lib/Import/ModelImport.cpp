@@ -380,13 +380,18 @@ Value ModelBuilder::decodeAttention(Value q, Value k, Value v, int64_t layer) {
   int64_t nh = config.numHeads, nkv = config.numKvHeads, d = config.headDim;
   int64_t group = nh / nkv;
   Type f = b.getF32Type();
-  auto heads = [&](Value x, int64_t count) {
+  // Queries as [B, heads, 1, d] (one query row per head: the products below
+  // are batched matrix products moe-linalg-to-blas hands to BLAS).
+  Value q4 = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({batch, nh, 1, d}, f), q,
+      ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}});
+  auto heads = [&](Value x) {
     return tensor::ExpandShapeOp::create(
-               b, loc, RankedTensorType::get({batch, count, d}, f), x,
+               b, loc, RankedTensorType::get({batch, nkv, d}, f), x,
                ArrayRef<ReassociationIndices>{{0}, {1, 2}})
         .getResult();
   };
-  Value q3 = heads(q, nh), k3 = heads(k, nkv), v3 = heads(v, nkv);
+  Value k3 = heads(k), v3 = heads(v);
   Value keys = cacheSlice(kCache, layer), values = cacheSlice(vCache, layer);
   double scale = 1.0 / std::sqrt(static_cast<double>(d));
   auto scaled = [&](OpBuilder &nb, Location l, Value x) {
@@ -394,45 +399,48 @@ Value ModelBuilder::decodeAttention(Value q, Value k, Value v, int64_t layer) {
         .getResult();
   };
   auto idx = [&](int64_t n) { return OpFoldResult(b.getIndexAttr(n)); };
+  SmallVector<OpFoldResult> scoreSizes = {idx(batch), idx(nh), idx(1),
+                                          idx(maxSeqLen)};
 
-  // scores[b, h, j] = q[b, h] . keys[b, j, h / group] over the cache, the
-  // positions j >= pos[b] (not yet written) masked with -inf.
-  AffineExpr bb, h, j, dd;
-  bindDims(ctx, bb, h, j, dd);
+  // scores[b, h, 0, j] = q[b, h] . keys[b, j, h / group] over the cache,
+  // the positions j >= pos[b] (not yet written) masked with -inf.
+  AffineExpr bb, h, i, j, dd;
+  bindDims(ctx, bb, h, i, j, dd);
   Value scores = buildContraction(
-      b, loc, q3, keys, buildZeros(b, loc, {idx(batch), idx(nh), idx(maxSeqLen)}, f),
-      {AffineMap::get(4, 0, {bb, h, dd}, ctx),
-       AffineMap::get(4, 0, {bb, j, h.floorDiv(group), dd}, ctx),
-       AffineMap::get(4, 0, {bb, h, j}, ctx)},
-      {IT::parallel, IT::parallel, IT::parallel, IT::reduction});
-  AffineExpr mb, mh, mj;
-  bindDims(ctx, mb, mh, mj);
-  Value negInf = buildConstant(b, loc, f, -std::numeric_limits<double>::infinity());
+      b, loc, q4, keys, buildZeros(b, loc, scoreSizes, f),
+      {AffineMap::get(5, 0, {bb, h, i, dd}, ctx),
+       AffineMap::get(5, 0, {bb, j, h.floorDiv(group), dd}, ctx),
+       AffineMap::get(5, 0, {bb, h, i, j}, ctx)},
+      {IT::parallel, IT::parallel, IT::parallel, IT::parallel,
+       IT::reduction});
+  AffineExpr mb, mh, mi, mj;
+  bindDims(ctx, mb, mh, mi, mj);
+  Value negInf =
+      buildConstant(b, loc, f, -std::numeric_limits<double>::infinity());
   Value masked = buildGeneric(
-      b, loc, buildEmpty(b, loc, {idx(batch), idx(nh), idx(maxSeqLen)}, f),
-      ValueRange{scores, positions},
-      {AffineMap::get(3, 0, {mb, mh, mj}, ctx),
-       AffineMap::get(3, 0, {mb}, ctx),
-       AffineMap::get(3, 0, {mb, mh, mj}, ctx)},
-      {IT::parallel, IT::parallel, IT::parallel},
+      b, loc, buildEmpty(b, loc, scoreSizes, f), ValueRange{scores, positions},
+      {AffineMap::get(4, 0, {mb, mh, mi, mj}, ctx),
+       AffineMap::get(4, 0, {mb}, ctx),
+       AffineMap::get(4, 0, {mb, mh, mi, mj}, ctx)},
+      SmallVector<IT>(4, IT::parallel),
       [&](OpBuilder &nb, Location l, ValueRange a) {
         Value jj = arith::IndexCastOp::create(
-            nb, l, nb.getI64Type(), linalg::IndexOp::create(nb, l, 2));
+            nb, l, nb.getI64Type(), linalg::IndexOp::create(nb, l, 3));
         Value unwritten =
             arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sge, jj, a[1]);
         return arith::SelectOp::create(nb, l, unwritten, negInf,
                                        scaled(nb, l, a[0]))
             .getResult();
       });
-  // The token's own score, self[b, h] = q[b, h] . k[b, h / group].
-  AffineExpr sb, sh, sd;
-  bindDims(ctx, sb, sh, sd);
+  // The token's own score, self[b, h, 0] = q[b, h] . k[b, h / group].
+  AffineExpr sb, sh, si, sd;
+  bindDims(ctx, sb, sh, si, sd);
   Value self = buildContraction(
-      b, loc, q3, k3, buildZeros(b, loc, {idx(batch), idx(nh)}, f),
-      {AffineMap::get(3, 0, {sb, sh, sd}, ctx),
-       AffineMap::get(3, 0, {sb, sh.floorDiv(group), sd}, ctx),
-       AffineMap::get(3, 0, {sb, sh}, ctx)},
-      {IT::parallel, IT::parallel, IT::reduction});
+      b, loc, q4, k3, buildZeros(b, loc, {idx(batch), idx(nh), idx(1)}, f),
+      {AffineMap::get(4, 0, {sb, sh, si, sd}, ctx),
+       AffineMap::get(4, 0, {sb, sh.floorDiv(group), sd}, ctx),
+       AffineMap::get(4, 0, {sb, sh, si}, ctx)},
+      {IT::parallel, IT::parallel, IT::parallel, IT::reduction});
   self = buildMap(b, loc, ValueRange{self},
                   [&](OpBuilder &nb, Location l, ValueRange a) {
                     return scaled(nb, l, a[0]);
@@ -471,38 +479,39 @@ Value ModelBuilder::decodeAttention(Value q, Value k, Value v, int64_t layer) {
                              .getResult();
                        });
 
-  // out[b, h, d] = (selfWeight[b, h] v[b, h / group, d]
-  //                 + sum_j weights[b, h, j] values[b, j, h / group, d]) / sum
-  AffineExpr ob, oh, od, oj;
-  bindDims(ctx, ob, oh, od, oj);
+  // out[b, h, 0, d] = (selfWeight[b, h, 0] v[b, h / group, d]
+  //                    + sum_j weights[b, h, 0, j] values[b, j, h / group, d])
+  //                   / sum[b, h, 0]
+  SmallVector<OpFoldResult> outSizes = {idx(batch), idx(nh), idx(1), idx(d)};
+  AffineExpr ob, oh, oi, od, oj;
+  bindDims(ctx, ob, oh, oi, od, oj);
   Value own = buildGeneric(
-      b, loc, buildEmpty(b, loc, {idx(batch), idx(nh), idx(d)}, f),
-      ValueRange{selfWeight, v3},
-      {AffineMap::get(3, 0, {ob, oh}, ctx),
-       AffineMap::get(3, 0, {ob, oh.floorDiv(group), od}, ctx),
-       AffineMap::get(3, 0, {ob, oh, od}, ctx)},
-      {IT::parallel, IT::parallel, IT::parallel},
+      b, loc, buildEmpty(b, loc, outSizes, f), ValueRange{selfWeight, v3},
+      {AffineMap::get(4, 0, {ob, oh, oi}, ctx),
+       AffineMap::get(4, 0, {ob, oh.floorDiv(group), od}, ctx),
+       AffineMap::get(4, 0, {ob, oh, oi, od}, ctx)},
+      SmallVector<IT>(4, IT::parallel),
       [](OpBuilder &nb, Location l, ValueRange a) {
         return arith::MulFOp::create(nb, l, a[0], a[1]).getResult();
       });
   Value weighted = buildContraction(
       b, loc, weights, values, own,
-      {AffineMap::get(4, 0, {ob, oh, oj}, ctx),
-       AffineMap::get(4, 0, {ob, oj, oh.floorDiv(group), od}, ctx),
-       AffineMap::get(4, 0, {ob, oh, od}, ctx)},
-      {IT::parallel, IT::parallel, IT::parallel, IT::reduction});
+      {AffineMap::get(5, 0, {ob, oh, oi, oj}, ctx),
+       AffineMap::get(5, 0, {ob, oj, oh.floorDiv(group), od}, ctx),
+       AffineMap::get(5, 0, {ob, oh, oi, od}, ctx)},
+      {IT::parallel, IT::parallel, IT::parallel, IT::parallel,
+       IT::reduction});
   Value out = buildGeneric(
-      b, loc, buildEmpty(b, loc, {idx(batch), idx(nh), idx(d)}, f),
-      ValueRange{weighted, sum},
-      {AffineMap::get(3, 0, {ob, oh, od}, ctx),
-       AffineMap::get(3, 0, {ob, oh}, ctx),
-       AffineMap::get(3, 0, {ob, oh, od}, ctx)},
-      {IT::parallel, IT::parallel, IT::parallel},
+      b, loc, buildEmpty(b, loc, outSizes, f), ValueRange{weighted, sum},
+      {AffineMap::get(4, 0, {ob, oh, oi, od}, ctx),
+       AffineMap::get(4, 0, {ob, oh, oi}, ctx),
+       AffineMap::get(4, 0, {ob, oh, oi, od}, ctx)},
+      SmallVector<IT>(4, IT::parallel),
       [](OpBuilder &nb, Location l, ValueRange a) {
         return arith::DivFOp::create(nb, l, a[0], a[1]).getResult();
       });
   return tensor::CollapseShapeOp::create(
-      b, loc, out, ArrayRef<ReassociationIndices>{{0}, {1, 2}});
+      b, loc, out, ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}});
 }
 
 LocalLayerOperands ModelBuilder::moeWeights(const std::string &prefix) {

@@ -1,8 +1,9 @@
 /*===- blas.c - matrix products for compiled code -------------------------===*
  *
  * `moert_sgemm` is what `moe-linalg-to-blas` calls: C (+)= op(A) * op(B) on
- * strided f32 memrefs, through OpenBLAS when every operand has a unit-stride
- * dimension, and through a plain loop otherwise.
+ * strided f32 memrefs, through moertCpuGemm (cpu_gemm.h: the runtime's
+ * threads, OpenBLAS or the skinny kernels) when every operand has a
+ * unit-stride dimension, and through a plain loop otherwise.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -11,6 +12,7 @@
 #include "moert/moert.h"
 
 #include "blas_layout.h"
+#include "cpu_gemm.h"
 
 #include <string.h>
 
@@ -23,7 +25,6 @@ moert_status_t moert_set_gemm_mode(const char *mode) {
                            mode);
 }
 
-#include <cblas.h>
 
 MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
                                         moert_memref2d_f32_t *b,
@@ -37,12 +38,9 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
   case 0:
     return;
   case 1:
-    cblas_sgemm(CblasRowMajor, g.transposeA ? CblasTrans : CblasNoTrans,
-                g.transposeB ? CblasTrans : CblasNoTrans, (blasint)g.m,
-                (blasint)g.n, (blasint)g.k, 1.0f, a->aligned + a->offset,
-                (blasint)g.lda, b->aligned + b->offset, (blasint)g.ldb,
-                accumulate ? 1.0f : 0.0f, c->aligned + c->offset,
-                (blasint)g.ldc);
+    moertCpuGemm(g.m, g.n, g.k, a->aligned + a->offset, g.lda, g.transposeA,
+                 b->aligned + b->offset, g.ldb, g.transposeB,
+                 c->aligned + c->offset, g.ldc, accumulate);
     return;
   default:
     moertGemmLoop(a, b, c, transposeA, transposeB, accumulate);

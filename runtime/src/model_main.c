@@ -12,9 +12,13 @@
 #include "moert/npy.h"
 #include "moert/safetensors.h"
 
-#include <cblas.h>
+#include "cpu_gemm.h"
+
 #include <errno.h>
 #include <math.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -76,8 +80,10 @@ static void usage(FILE *out, const char *prog, const Manifest *m) {
           ", %" PRId64 ", %" PRId64 "] to write\n"
           "  --iters N        forward passes to time (default 1); prints the "
           "mean time per pass\n"
-          "  --warmup N       untimed passes before them (default 0)\n"
-          "  --threads N      OpenBLAS threads (default: OpenBLAS's own)\n"
+          "  --warmup N       untimed passes before them (default 0); with "
+          "--generate, untimed generations\n"
+          "  --threads N      threads of the matrix products (default: "
+          "OPENBLAS_NUM_THREADS, else the cores)\n"
           "  --logits         write logits [B, S, vocab] instead: the hidden "
           "states times lm_head.weight (or the embedding when the config ties "
           "them)\n"
@@ -483,16 +489,8 @@ static float *loadHead(const Manifest *m, const Checkpoint *ckpt) {
 /* out [rows, V] = hidden [rows, H] · headᵀ. */
 static void computeLogits(const Manifest *m, const float *head,
                           const float *hidden, int64_t rows, float *out) {
-  if (rows == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)m->vocab,
-                (blasint)m->hidden, 1.0f, head, (blasint)m->hidden, hidden, 1,
-                0.0f, out, 1);
-    return;
-  }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows,
-              (blasint)m->vocab, (blasint)m->hidden, 1.0f, hidden,
-              (blasint)m->hidden, head, (blasint)m->hidden, 0.0f, out,
-              (blasint)m->vocab);
+  moertCpuGemm(rows, m->vocab, m->hidden, hidden, m->hidden, 0, head,
+               m->hidden, 1, out, m->vocab, 0);
 }
 
 /* Writes logits = hidden · lm_headᵀ [B, S, V]. */
@@ -559,6 +557,13 @@ int moert_model_main(int argc, char **argv, const char *manifestText,
 
 int moert_model_run(int argc, char **argv, const char *manifestText,
                     const moert_entry_points_t *entry) {
+#if defined(__GLIBC__)
+  /* The compiled code allocates and frees the same large buffers every
+   * pass: keep them in the heap (glibc's largest mmap threshold, no
+   * trimming) instead of mapping fresh zeroed pages each time. */
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
   Manifest m;
   if (parseManifest(manifestText, &m))
     return 1;
@@ -669,9 +674,9 @@ static int parseOptions(int argc, char **argv, const char *manifestText,
   if (o->logits)
     return error("--logits writes the prefill's logits; with --generate use "
                  "--output-logits FILE");
-  if (o->iters != 1 || o->warmup)
-    return error("--iters and --warmup time the prefill pass; --generate "
-                 "prints its own times");
+  if (o->iters != 1)
+    return error("--iters times the prefill pass; --generate prints its own "
+                 "times (--warmup N generates N times untimed first)");
   return 0;
 }
 
@@ -804,11 +809,12 @@ static void chooseTokens(Generator *g, int64_t step) {
   }
 }
 
-/* Prefill, then greedy decode steps; rank 0 writes the ids (and logits). */
+/* Prefill, then greedy decode steps; rank 0 writes the ids (and logits)
+ * and prints the times unless `quiet` (a warm-up run). */
 static int generate(const Manifest *m, const Options *o,
                     const moert_entry_points_t *entry, const Checkpoint *ckpt,
                     moert_memref1d_f32_t *blobRef, const int64_t *lengths,
-                    int64_t *localIds, const int64_t *allIds) {
+                    int64_t *localIds, const int64_t *allIds, int quiet) {
   Generator g = {0};
   g.m = m;
   g.o = o;
@@ -937,7 +943,7 @@ static int generate(const Manifest *m, const Options *o,
     }
   prefillTime = moert_comm_max_f64(prefillTime);
   decodeTime = moert_comm_max_f64(decodeTime);
-  if (!rc && root) {
+  if (!rc && root && !quiet) {
     int64_t shape[2] = {g.B, width};
     moert_status_t status =
         moert_npy_write(o->output, MOERT_DTYPE_I64, 2, shape, g.out);
@@ -949,7 +955,7 @@ static int generate(const Manifest *m, const Options *o,
     if (status)
       rc = statusError(status);
   }
-  if (!rc && root) {
+  if (!rc && root && !quiet) {
     printf("%s: batch %" PRId64 ", prompt %" PRId64 ", %d rank%s: prefill "
            "%.3f ms (%.1f tokens/s)\n",
            m->arch, g.B, g.S, moert_comm_size(),
@@ -961,7 +967,7 @@ static int generate(const Manifest *m, const Options *o,
              m->arch, decodeTime * 1e3 / (double)steps,
              (double)(steps * g.B) / decodeTime, steps, g.B);
   }
-  if (!rc && o->stats) {
+  if (!rc && o->stats && !quiet) {
     fflush(stdout);
     moert_comm_print_stats(stdout);
   }
@@ -992,8 +998,9 @@ static int runModel(int argc, char **argv, const char *manifestText,
   if (!entry->forward && !(entry->prefill && entry->decode))
     return error("the executable defines neither forward nor prefill and "
                  "decode");
-  if (o.threads > 0)
-    openblas_set_num_threads((int)o.threads);
+  if (o.threads > 0) {
+    moertSetCpuThreads((int)o.threads);
+  }
 
   float *blob = moert_buffer_alloc((size_t)m.blob * sizeof(float));
   int64_t *ids =
@@ -1027,7 +1034,10 @@ static int runModel(int argc, char **argv, const char *manifestText,
   if (!rc && killRank && atoi(killRank) == moert_comm_rank())
     raise(SIGKILL);
   if (!rc && o.generate) {
-    rc = generate(&m, &o, entry, &ckpt, &blobRef, lengths, ids, allIds);
+    for (long w = 0; !rc && w < o.warmup; ++w)
+      rc = generate(&m, &o, entry, &ckpt, &blobRef, lengths, ids, allIds, 1);
+    if (!rc)
+      rc = generate(&m, &o, entry, &ckpt, &blobRef, lengths, ids, allIds, 0);
     closeCheckpoint(&ckpt);
     moert_buffer_free(blob);
     moert_buffer_free(ids);

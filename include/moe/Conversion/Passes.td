@@ -174,7 +174,13 @@ def MoELinalgToBlasPass : Pass<"moe-linalg-to-blas", "ModuleOp"> {
     (`C[m,n] += A · B` with each operand's dimensions in either order, f32,
     and a multiply-add body, as `linalg::inferContractionDims` sees it) and
     replaces it by a call to `moert_sgemm`, which the runtime implements with
-    OpenBLAS's `cblas_sgemm` (beta = 1: the call accumulates into `C`, as the
+    OpenBLAS's `cblas_sgemm` (or, for a few rows times a weight, its own
+    kernel that reads the weight once). A batched contraction — attention's
+    per-head products `scores[b, h, i, j] = q[b, i, h, :] · k[b, j, h floordiv
+    g, :]`, where batch loops index an operand by themselves or by a floordiv
+    (grouped-query heads) and one loop each is m, n and k — becomes an
+    `scf.for` nest over the batch loops with one call per iteration on
+    rank-reduced 2-D `memref.subview`s. Calls use beta = 1 (they accumulate into `C`, as the
     linalg op does — except when `C` was zero-filled by the op just before,
     whose `linalg.fill` is then erased and the call told to overwrite, beta =
     0). The last argument holds flags: bit 0 accumulate (beta = 1), bit 1
@@ -212,7 +218,8 @@ def MoELinalgToBlasPass : Pass<"moe-linalg-to-blas", "ModuleOp"> {
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::func::FuncDialect",
-    "::mlir::memref::MemRefDialect"
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect"
   ];
 }
 
