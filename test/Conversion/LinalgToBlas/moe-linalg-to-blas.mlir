@@ -94,8 +94,8 @@ func.func @zero_filled_output(%a: memref<8x4xf32>, %b: memref<4x16xf32>, %c: mem
 #mn = affine_map<(m, n, k) -> (m, n)>
 #nm = affine_map<(m, n, k) -> (n, m)>
 
-// Left alone: tensors (not bufferized), f64, a transposed output, a batch
-// dimension, and a body that is not a multiply-add.
+// Left alone: tensors (not bufferized), f64, a transposed output, the named
+// linalg.batch_matmul, and a body that is not a multiply-add.
 // CHECK-LABEL: func @not_gemms
 // CHECK-NOT: call @moert_sgemm
 // CHECK-COUNT-5: linalg.
@@ -167,4 +167,90 @@ module {
     linalg.matmul ins(%a, %b : memref<4x8xf32>, memref<8x2xf32>) outs(%c : memref<4x2xf32>)
     return
   }
+}
+
+// -----
+
+// Batched contractions (attention's per-head products with grouped-query
+// heads, kv head = h floordiv 2): a loop over each batch loop and one call
+// per iteration on rank-reduced 2-D views. The scores' C was zero-filled:
+// the fill goes, the calls overwrite (flags 0); probs · v accumulates into
+// its init (flags 1) with v not transposed.
+// CHECK-LABEL: func @attention
+// CHECK-SAME: (%[[Q:[^:]*]]: memref<2x8x4x16xf32>, %[[K:[^:]*]]: memref<2x8x2x16xf32>, %[[S:[^:]*]]: memref<2x4x8x8xf32>, %[[V:[^:]*]]: memref<2x8x2x16xf32>, %[[O:[^:]*]]: memref<2x8x4x16xf32>)
+// CHECK-NOT: linalg.fill
+// CHECK: scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: scf.for %[[H:.*]] = %{{.*}} to %{{.*}} step
+// CHECK-DAG: %[[QV:.*]] = memref.subview %[[Q]][%[[B]], 0, %[[H]], 0] [1, 8, 1, 16] [1, 1, 1, 1] : memref<2x8x4x16xf32> to memref<8x16xf32, strided<[64, 1], offset: ?>>
+// CHECK-DAG: %[[G:.*]] = arith.divui %[[H]], %{{.*}} : index
+// CHECK-DAG: %[[KV:.*]] = memref.subview %[[K]][%[[B]], 0, %[[G]], 0] [1, 8, 1, 16] [1, 1, 1, 1] : memref<2x8x2x16xf32> to memref<8x16xf32, strided<[32, 1], offset: ?>>
+// CHECK-DAG: %[[SV:.*]] = memref.subview %[[S]][%[[B]], %[[H]], 0, 0] [1, 1, 8, 8] [1, 1, 1, 1] : memref<2x4x8x8xf32> to memref<8x8xf32, strided<[8, 1], offset: ?>>
+// CHECK: %[[NO:.*]] = arith.constant 0 : i32
+// CHECK-NEXT: %[[YES:.*]] = arith.constant 1 : i32
+// CHECK-NEXT: %[[OVERWRITE:.*]] = arith.constant 0 : i32
+// CHECK-NEXT: call @moert_sgemm(%{{.*}}, %{{.*}}, %{{.*}}, %[[NO]], %[[YES]], %[[OVERWRITE]])
+// CHECK: scf.for
+// CHECK: scf.for
+// CHECK: %[[NO2:.*]] = arith.constant 0 : i32
+// CHECK-NEXT: %[[NO3:.*]] = arith.constant 0 : i32
+// CHECK-NEXT: %[[ACC:.*]] = arith.constant 1 : i32
+// CHECK-NEXT: call @moert_sgemm(%{{.*}}, %{{.*}}, %{{.*}}, %[[NO2]], %[[NO3]], %[[ACC]])
+// CHECK-NOT: linalg.generic
+func.func @attention(%q: memref<2x8x4x16xf32>, %k: memref<2x8x2x16xf32>, %s: memref<2x4x8x8xf32>,
+                     %v: memref<2x8x2x16xf32>, %o: memref<2x8x4x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%s : memref<2x4x8x8xf32>)
+  linalg.generic {indexing_maps = [affine_map<(b, h, i, j, d) -> (b, i, h, d)>,
+                                   affine_map<(b, h, i, j, d) -> (b, j, h floordiv 2, d)>,
+                                   affine_map<(b, h, i, j, d) -> (b, h, i, j)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %k : memref<2x8x4x16xf32>, memref<2x8x2x16xf32>) outs(%s : memref<2x4x8x8xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(b, i, h, d, j) -> (b, h, i, j)>,
+                                   affine_map<(b, i, h, d, j) -> (b, j, h floordiv 2, d)>,
+                                   affine_map<(b, i, h, d, j) -> (b, i, h, d)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%s, %v : memref<2x4x8x8xf32>, memref<2x8x2x16xf32>) outs(%o : memref<2x8x4x16xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// Not batched products: a batch loop C indexes by floordiv (the C blocks
+// would overlap), and two reduction loops.
+// CHECK-LABEL: func @not_batched
+// CHECK-NOT: call @moert_sgemm
+// CHECK-COUNT-2: linalg.generic
+func.func @not_batched(%a: memref<4x8x16xf32>, %b: memref<4x16x8xf32>, %c: memref<2x8x8xf32>,
+                       %a2: memref<4x8x16x2xf32>, %b2: memref<4x16x8x2xf32>, %c2: memref<4x8x8xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(g, m, n, k) -> (g, m, k)>,
+                                   affine_map<(g, m, n, k) -> (g, k, n)>,
+                                   affine_map<(g, m, n, k) -> (g floordiv 2, m, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%a, %b : memref<4x8x16xf32>, memref<4x16x8xf32>) outs(%c : memref<2x8x8xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(g, m, n, k, l) -> (g, m, k, l)>,
+                                   affine_map<(g, m, n, k, l) -> (g, k, n, l)>,
+                                   affine_map<(g, m, n, k, l) -> (g, m, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction", "reduction"]}
+      ins(%a2, %b2 : memref<4x8x16x2xf32>, memref<4x16x8x2xf32>) outs(%c2 : memref<4x8x8xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  }
+  return
 }
