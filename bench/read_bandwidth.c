@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #define BYTES (1L << 30)
 
@@ -18,14 +21,24 @@ typedef struct {
 
 static void *readPart(void *arg) {
   Part *p = arg;
-  /* 32 independent sums: the compiler vectorizes the loop, and four vector
-   * chains hide the latency of the adds. */
-  float acc[32] = {0};
-  for (long i = 0; i + 32 <= p->count; i += 32)
-    for (int l = 0; l < 32; ++l)
-      acc[l] += p->data[i + l];
-  for (int l = 0; l < 32; ++l)
-    p->sum += acc[l];
+  long i = 0;
+#if defined(__AVX2__)
+  /* Four vector sums: their chains hide the latency of the adds. */
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (; i + 32 <= p->count; i += 32) {
+    a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p->data + i));
+    a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p->data + i + 8));
+    a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p->data + i + 16));
+    a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p->data + i + 24));
+  }
+  float lanes[8];
+  _mm256_storeu_ps(lanes, _mm256_add_ps(_mm256_add_ps(a0, a1),
+                                        _mm256_add_ps(a2, a3)));
+  for (int l = 0; l < 8; ++l)
+    p->sum += lanes[l];
+#endif
+  for (; i < p->count; ++i)
+    p->sum += p->data[i];
   return NULL;
 }
 
