@@ -770,9 +770,6 @@ mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
                                "length ({1}): the cache holds the prompt and "
                                "the generated tokens",
                                maxSeqLen, seqLen));
-  if (maxSeqLen != 0 && microbatches > 1)
-    return error("generation (--max-seq-len) with a pipeline (pp > 1) is not "
-                 "supported yet");
   context
       ->loadDialect<MoEDialect, func::FuncDialect, linalg::LinalgDialect,
                     tensor::TensorDialect, arith::ArithDialect,

@@ -765,6 +765,7 @@ static void freeStep(moert_step_result_t *r) {
 typedef struct Generator {
   const Manifest *m;
   const Options *o;
+  const moert_layout_t *layout;
   int64_t B, S, N, Bl, first;
   const int64_t *lengths; /* [B] prompt lengths */
   int64_t *next;       /* [B] the tokens just chosen */
@@ -783,9 +784,14 @@ typedef struct Generator {
 static void chooseTokens(Generator *g, int64_t step) {
   const Manifest *m = g->m;
   int64_t V = m->vocab;
+  /* The last pipeline stage holds the hidden states: its dp group gathers
+   * them, and its first rank passes them on to rank 0. */
   if (moert_comm_coords().pp == m->plan.pp - 1)
     moert_comm_gather_f32(g->lastLocal, g->lastAll, (long)(g->Bl * m->hidden),
                           MOERT_GROUP_DP);
+  if (m->plan.pp > 1)
+    moert_comm_move_f32(g->lastAll, (long)(g->B * m->hidden),
+                        worldRankAt(g->layout, m->plan.pp - 1, 0, 0), 0);
   if (moert_comm_rank() == 0) {
     computeLogits(m, g->head, g->lastAll, g->B, g->logits);
     for (int64_t b = 0; b < g->B; ++b) {
@@ -811,12 +817,14 @@ static void chooseTokens(Generator *g, int64_t step) {
 
 /* Prefill, then greedy decode steps; rank 0 writes the ids (and logits)
  * and prints the times unless `quiet` (a warm-up run). */
-static int generate(const Manifest *m, const Options *o,
-                    const moert_entry_points_t *entry, const Checkpoint *ckpt,
-                    moert_memref1d_f32_t *blobRef, const int64_t *lengths,
-                    int64_t *localIds, const int64_t *allIds, int quiet) {
+static int generate(const Manifest *m, const moert_layout_t *layout,
+                    const Options *o, const moert_entry_points_t *entry,
+                    const Checkpoint *ckpt, moert_memref1d_f32_t *blobRef,
+                    const int64_t *lengths, int64_t *localIds,
+                    const int64_t *allIds, int quiet) {
   Generator g = {0};
   g.m = m;
+  g.layout = layout;
   g.o = o;
   g.B = m->batch;
   g.S = m->seq;
@@ -1035,9 +1043,11 @@ static int runModel(int argc, char **argv, const char *manifestText,
     raise(SIGKILL);
   if (!rc && o.generate) {
     for (long w = 0; !rc && w < o.warmup; ++w)
-      rc = generate(&m, &o, entry, &ckpt, &blobRef, lengths, ids, allIds, 1);
+      rc = generate(&m, layout, &o, entry, &ckpt, &blobRef, lengths, ids,
+                    allIds, 1);
     if (!rc)
-      rc = generate(&m, &o, entry, &ckpt, &blobRef, lengths, ids, allIds, 0);
+      rc = generate(&m, layout, &o, entry, &ckpt, &blobRef, lengths, ids,
+                    allIds, 0);
     closeCheckpoint(&ckpt);
     moert_buffer_free(blob);
     moert_buffer_free(ids);

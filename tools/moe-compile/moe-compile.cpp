@@ -266,10 +266,6 @@ OwningOpRef<ModuleOp> loadModel(MLIRContext &context,
     if (!mbs)
       return fail(llvm::toString(mbs.takeError())), nullptr;
     // The decode step runs the model on one token per sequence.
-    if (maxSeqLen && plan && plan.getPp() > 1)
-      return fail("generation (--max-seq-len) with a pipeline (pp > 1) is "
-                  "not supported yet"),
-             nullptr;
     if (maxSeqLen) {
       llvm::Expected<int64_t> decode = moe::checkPlanForModel(
           moe::summarizeModel(*config, batch, 1), plan, *mbs);

@@ -138,3 +138,57 @@ module attributes {moe.plan = #moe.plan<pp = 2>} {
     return %b : f32
   }
 }
+
+// -----
+
+// A decode step of a generation program: its positions (role "batch") and
+// its cache (role "kv-cache", [layers, rows, ...]) are read by microbatch
+// rows; each stage reads its layers' cache ([1, ...], sliced at offset 0 by
+// the template layer) and returns the stack of its layers' keys, the
+// microbatches' stacked along the rows.
+// CHECK-LABEL: func.func @decode
+// CHECK-SAME: (%[[IDS:[^:]*]]: tensor<2x4xf32> {moe.parallel = "batch"}, %[[POS:[^:]*]]: tensor<2xi64> {moe.parallel = "batch"}, %[[CACHE:[^:]*]]: tensor<1x2x4xf32> {moe.parallel = "kv-cache"}, %{{[^:]*}}: tensor<1x4xf32> {moe.weight = "model.layers.{stage*1+0}.w"}) -> (tensor<2x4xf32>, tensor<1x2x4xf32>)
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c2 step %{{.*}} iter_args(%{{.*}} = %{{.*}}, %[[KACC:.*]] = %{{.*}}) -> (tensor<2x4xf32>, tensor<1x2x4xf32>)
+// CHECK-DAG: tensor.extract_slice %[[POS]][%{{.*}}] [1] [1] : tensor<2xi64> to tensor<1xi64>
+// CHECK-DAG: %[[MBCACHE:.*]] = tensor.extract_slice %[[CACHE]][0, %{{.*}}, 0] [1, 1, 4] [1, 1, 1] : tensor<1x2x4xf32> to tensor<1x1x4xf32>
+// CHECK-DAG: %[[STACK:.*]] = tensor.empty() : tensor<1x1x4xf32>
+// CHECK: tensor.extract_slice %[[MBCACHE]][0, 0, 0] [1, 1, 4] [1, 1, 1] {{.*}}: tensor<1x1x4xf32> to tensor<1x4xf32>
+// CHECK: %[[MINE:.*]] = tensor.insert_slice %{{.*}} into %[[STACK]][0, 0, 0] [1, 1, 4] [1, 1, 1] : tensor<1x4xf32> into tensor<1x1x4xf32>
+// CHECK: tensor.insert_slice %[[MINE]] into %[[KACC]][0, %{{.*}}, 0] [1, 1, 4] [1, 1, 1] : tensor<1x1x4xf32> into tensor<1x2x4xf32>
+module attributes {moe.plan = #moe.plan<pp = 2>, moe.microbatches = 2 : i64} {
+  shard.grid @moe_dense(shape = 2x1x1)
+  func.func @decode(%ids: tensor<1x4xf32> {moe.parallel = "batch"},
+                    %pos: tensor<1xi64> {moe.parallel = "batch"},
+                    %cache: tensor<2x1x4xf32> {moe.parallel = "kv-cache"},
+                    %w0: tensor<1x4xf32> {moe.weight = "model.layers.0.w"},
+                    %w1: tensor<1x4xf32> {moe.weight = "model.layers.1.w"}) -> (tensor<1x4xf32>, tensor<2x1x4xf32>) {
+    %stack = tensor.empty() : tensor<2x1x4xf32>
+    %x = arith.addf %ids, %ids : tensor<1x4xf32>
+    %c0 = tensor.extract_slice %cache[0, 0, 0] [1, 1, 4] [1, 1, 1] {moe.decoder_layer = 0 : i64} : tensor<2x1x4xf32> to tensor<1x4xf32>
+    %p0 = arith.sitofp %pos {moe.decoder_layer = 0 : i64} : tensor<1xi64> to tensor<1xf32>
+    %k0 = arith.mulf %x, %w0 {moe.decoder_layer = 0 : i64} : tensor<1x4xf32>
+    %s0 = tensor.insert_slice %k0 into %stack[0, 0, 0] [1, 1, 4] [1, 1, 1] {moe.decoder_layer = 0 : i64} : tensor<1x4xf32> into tensor<2x1x4xf32>
+    %y = arith.addf %k0, %c0 {moe.decoder_layer = 0 : i64} : tensor<1x4xf32>
+    %c1 = tensor.extract_slice %cache[1, 0, 0] [1, 1, 4] [1, 1, 1] {moe.decoder_layer = 1 : i64} : tensor<2x1x4xf32> to tensor<1x4xf32>
+    %p1 = arith.sitofp %pos {moe.decoder_layer = 1 : i64} : tensor<1xi64> to tensor<1xf32>
+    %k1 = arith.mulf %y, %w1 {moe.decoder_layer = 1 : i64} : tensor<1x4xf32>
+    %s1 = tensor.insert_slice %k1 into %s0[1, 0, 0] [1, 1, 4] [1, 1, 1] {moe.decoder_layer = 1 : i64} : tensor<1x4xf32> into tensor<2x1x4xf32>
+    %z = arith.addf %k1, %c1 {moe.decoder_layer = 1 : i64} : tensor<1x4xf32>
+    return %z, %s1 : tensor<1x4xf32>, tensor<2x1x4xf32>
+  }
+}
+
+// -----
+
+// A second result that is not a stack of the layers.
+module attributes {moe.plan = #moe.plan<pp = 2>} {
+  shard.grid @moe_dense(shape = 2x1x1)
+  // expected-error @+1 {{'func.func' op returns #1, which is not a stack of its layers (a tensor.empty [2, ...] and one tensor.insert_slice per layer at the layer's offset); moe-pipeline returns the hidden states and such stacks}}
+  func.func @not_a_stack(%ids: tensor<1x4xf32>, %w0: tensor<1x4xf32> {moe.weight = "model.layers.0.w"},
+                         %w1: tensor<1x4xf32> {moe.weight = "model.layers.1.w"}) -> (tensor<1x4xf32>, tensor<1x4xf32>) {
+    %x = arith.addf %ids, %ids : tensor<1x4xf32>
+    %y = arith.mulf %x, %w0 {moe.decoder_layer = 0 : i64} : tensor<1x4xf32>
+    %z = arith.mulf %y, %w1 {moe.decoder_layer = 1 : i64} : tensor<1x4xf32>
+    return %z, %y : tensor<1x4xf32>, tensor<1x4xf32>
+  }
+}

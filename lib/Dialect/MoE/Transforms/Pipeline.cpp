@@ -38,6 +38,15 @@ struct Structure {
   SmallVector<SmallVector<Operation *>> layers;
 };
 
+/// A per-layer stack a generation program returns (every layer's keys or
+/// values): a tensor.empty [L, ...] (in the prologue, or in layer 0 when
+/// moe-partition built it again at the local size) and one insert_slice per
+/// layer at offset `layer`. Each stage returns the stack of its own layers.
+struct Stack {
+  tensor::EmptyOp empty;
+  SmallVector<tensor::InsertSliceOp> inserts;
+};
+
 constexpr int64_t kPrologue = -1;
 
 class StagePlacer {
@@ -52,12 +61,18 @@ private:
   /// states between two parts); an error naming `what` otherwise.
   FailureOr<Value> handOver(ArrayRef<Operation *> from,
                             ArrayRef<Operation *> users, StringRef what);
+  /// The stacks the function returns after its first result.
+  LogicalResult findStacks(func::ReturnOp ret, int64_t numLayers,
+                           const DenseMap<Operation *, size_t> &partOf,
+                           SmallVector<Stack> &stacks);
   /// Weight arguments used by `ops` (in their regions too), in order.
   SetVector<BlockArgument> argumentsOf(ArrayRef<Operation *> ops);
 
   func::FuncOp func;
   int64_t pp, microbatches;
   OpBuilder b;
+  /// The values of the stacks' chains (they cross from layer to layer).
+  DenseSet<Value> stackValues;
 };
 
 LogicalResult StagePlacer::split(Structure &s) {
@@ -138,7 +153,8 @@ FailureOr<Value> StagePlacer::handOver(ArrayRef<Operation *> from,
   for (Operation *user : users)
     user->walk([&](Operation *nested) {
       for (Value v : nested->getOperands())
-        if (Operation *def = v.getDefiningOp(); def && inFrom.count(def))
+        if (Operation *def = v.getDefiningOp();
+            def && inFrom.count(def) && !stackValues.contains(v))
           values.insert(v);
     });
   if (values.size() != 1)
@@ -162,6 +178,48 @@ SetVector<BlockArgument> StagePlacer::argumentsOf(ArrayRef<Operation *> ops) {
   return args;
 }
 
+LogicalResult
+StagePlacer::findStacks(func::ReturnOp ret, int64_t numLayers,
+                        const DenseMap<Operation *, size_t> &partOf,
+                        SmallVector<Stack> &stacks) {
+  for (unsigned r = 1; r < ret.getNumOperands(); ++r) {
+    Stack stack;
+    Value v = ret.getOperand(r);
+    while (auto insert = v.getDefiningOp<tensor::InsertSliceOp>()) {
+      stack.inserts.push_back(insert);
+      stackValues.insert(v);
+      v = insert.getDest();
+    }
+    stackValues.insert(v);
+    std::reverse(stack.inserts.begin(), stack.inserts.end());
+    stack.empty = v.getDefiningOp<tensor::EmptyOp>();
+    auto type = stack.empty ? dyn_cast<RankedTensorType>(stack.empty.getType())
+                            : RankedTensorType();
+    bool ok = type && type.hasStaticShape() && type.getRank() >= 2 &&
+              type.getDimSize(0) == numLayers &&
+              static_cast<int64_t>(stack.inserts.size()) == numLayers &&
+              partOf.lookup(stack.empty) <= 1 &&
+              llvm::all_of(stack.empty->getUsers(), [&](Operation *user) {
+                return user == stack.inserts.front();
+              });
+    for (auto [layer, insert] : llvm::enumerate(stack.inserts)) {
+      std::optional<int64_t> offset =
+          getConstantIntValue(insert.getMixedOffsets()[0]);
+      ok = ok && partOf.lookup(insert) == layer + 1 && offset &&
+           *offset == static_cast<int64_t>(layer) &&
+           insert.getResult().hasOneUse();
+    }
+    if (!ok)
+      return func.emitOpError()
+             << "returns #" << r << ", which is not a stack of its layers "
+             << "(a tensor.empty [" << numLayers << ", ...] and one "
+             << "tensor.insert_slice per layer at the layer's offset); "
+             << "moe-pipeline returns the hidden states and such stacks";
+    stacks.push_back(stack);
+  }
+  return success();
+}
+
 LogicalResult StagePlacer::run() {
   Structure s;
   if (failed(split(s)))
@@ -174,9 +232,10 @@ LogicalResult StagePlacer::run() {
   int64_t perStage = numLayers / pp;
   Block &entry = func.getBody().front();
   auto ret = cast<func::ReturnOp>(entry.getTerminator());
-  if (ret.getNumOperands() != 1 || entry.getNumArguments() < 1)
+  if (ret.getNumOperands() < 1 || entry.getNumArguments() < 1)
     return func.emitOpError() << "must take the token ids first and return "
-                                 "one value to be placed on stages";
+                                 "the hidden states first to be placed on "
+                                 "stages";
 
   auto staticTensor = [](Type t) {
     auto tensor = dyn_cast<RankedTensorType>(t);
@@ -202,6 +261,9 @@ LogicalResult StagePlacer::run() {
   for (size_t i = 0; i < ordered.size(); ++i)
     for (Operation *op : ordered[i])
       partOf[op] = i;
+  SmallVector<Stack> stacks;
+  if (failed(findStacks(ret, numLayers, partOf, stacks)))
+    return failure();
   SmallVector<Value> handed(ordered.size());
   for (size_t i = 1; i < ordered.size(); ++i) {
     FailureOr<Value> v = handOver(ordered[i - 1], ordered[i],
@@ -217,7 +279,8 @@ LogicalResult StagePlacer::run() {
           Operation *def = v.getDefiningOp();
           auto it = def ? partOf.find(def) : partOf.end();
           if (it == partOf.end() || it->second == i ||
-              (it->second + 1 == i && v == handed[i]))
+              (it->second + 1 == i &&
+               (v == handed[i] || stackValues.contains(v))))
             continue;
           nested->emitOpError()
               << "uses a value of another part of the model than the one "
@@ -297,9 +360,34 @@ LogicalResult StagePlacer::run() {
   auto outType = cast<RankedTensorType>(ret.getOperand(0).getType());
   auto hiddenType = cast<RankedTensorType>(output->getType());
   int64_t rows = idsType.getDimSize(0);
-  SmallVector<int64_t> allIds(idsType.getShape()), allOut(outType.getShape());
-  allIds[0] *= microbatches;
-  allOut[0] *= microbatches;
+  // Arguments with a row per sequence (the ids, a decode step's positions:
+  // role "batch", rows first; its caches: "kv-cache", rows second) take all
+  // microbatches' rows; each microbatch reads its own.
+  SmallVector<std::pair<BlockArgument, int64_t>> rowArgs;
+  for (BlockArgument arg : entry.getArguments()) {
+    auto role = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                  kParallelRoleAttrName);
+    int64_t dim = arg == ids                        ? 0
+                  : !role                           ? -1
+                  : role.getValue() == "batch"      ? 0
+                  : role.getValue() == "kv-cache"   ? 1
+                                                    : -1;
+    if (dim < 0)
+      continue;
+    auto type = dyn_cast<RankedTensorType>(arg.getType());
+    if (!staticTensor(type) || type.getRank() <= dim ||
+        type.getDimSize(dim) != rows)
+      return func.emitOpError()
+             << "argument #" << arg.getArgNumber() << " (" << arg.getType()
+             << ") does not have the " << rows
+             << " sequences of the token ids in dimension " << dim;
+    if (role && role.getValue() == "kv-cache" &&
+        type.getDimSize(0) != numLayers)
+      return func.emitOpError()
+             << "argument #" << arg.getArgNumber() << " is a cache of "
+             << type.getDimSize(0) << " layers, not " << numLayers;
+    rowArgs.push_back({arg, dim});
+  }
   // Everything up to here is the old body.
   Operation *lastOld = ret->getPrevNode();
   b.setInsertionPoint(ret);
@@ -323,38 +411,75 @@ LogicalResult StagePlacer::run() {
       sizes.push_back(b.getIndexAttr(d));
     return buildZeros(b, loc, sizes, element);
   };
-  Value acc0 = zerosLike(allOut, outType.getElementType());
+  // `shape` with `dim` scaled: all microbatches' rows; with `layers`, a
+  // stack's first dimension is the stage's layers.
+  auto allRows = [&](ArrayRef<int64_t> shape, int64_t dim,
+                     int64_t layers = 0) {
+    SmallVector<int64_t> all(shape);
+    all[dim] *= microbatches;
+    if (layers)
+      all[0] = layers;
+    return all;
+  };
+  SmallVector<RankedTensorType> stackTypes; // one microbatch, one stage
+  for (Stack &stack : stacks) {
+    SmallVector<int64_t> shape(stack.empty.getType().getShape());
+    shape[0] = perStage;
+    stackTypes.push_back(
+        RankedTensorType::get(shape, stack.empty.getType().getElementType()));
+  }
+  SmallVector<Value> inits = {zerosLike(allRows(outType.getShape(), 0),
+                                        outType.getElementType())};
+  for (RankedTensorType type : stackTypes)
+    inits.push_back(
+        zerosLike(allRows(type.getShape(), 1), type.getElementType()));
   auto loop = scf::ForOp::create(b, loc, index(0), index(microbatches),
-                                 index(1), ValueRange{acc0});
+                                 index(1), inits);
   b.setInsertionPointToStart(loop.getBody());
   Value first =
       arith::MulIOp::create(b, loc, loop.getInductionVar(), index(rows));
-  // The microbatch's rows of a [microbatches * rows, ...] tensor: offsets,
-  // sizes and strides of a slice of shape `type` starting at row `first`.
+  // The microbatch's rows (dimension `dim`) of a tensor of all rows:
+  // offsets, sizes and strides of a slice of shape `type`.
   struct Rows {
     SmallVector<OpFoldResult> offsets, sizes, strides;
   };
-  auto rowsOf = [&](RankedTensorType type) {
+  auto rowsOf = [&](RankedTensorType type, int64_t dim) {
     Rows r;
     for (int64_t d : type.getShape()) {
       r.offsets.push_back(b.getIndexAttr(0));
       r.sizes.push_back(b.getIndexAttr(d));
       r.strides.push_back(b.getIndexAttr(1));
     }
-    r.offsets[0] = first;
+    r.offsets[dim] = first;
     return r;
   };
-  Rows idsRows = rowsOf(idsType);
-  Value mbIds = tensor::ExtractSliceOp::create(
-      b, loc, idsType, ids, idsRows.offsets, idsRows.sizes, idsRows.strides);
   IRMapping map;
-  map.map(ids, mbIds);
+  for (auto [arg, dim] : rowArgs) {
+    auto type = cast<RankedTensorType>(arg.getType());
+    bool cache = dim == 1;
+    SmallVector<int64_t> shape(type.getShape());
+    if (cache)
+      shape[0] = perStage;
+    auto mbType = RankedTensorType::get(shape, type.getElementType());
+    Rows r = rowsOf(mbType, dim);
+    map.map(arg, tensor::ExtractSliceOp::create(b, loc, mbType, arg, r.offsets,
+                                                r.sizes, r.strides));
+  }
+  // The stage's own stacks, and the prologue without their tensor.empty.
+  llvm::SmallPtrSet<Operation *, 4> stackEmpties;
+  for (auto [stack, type] : llvm::zip_equal(stacks, stackTypes)) {
+    stackEmpties.insert(stack.empty);
+    map.map(stack.empty.getResult(),
+            tensor::EmptyOp::create(b, loc, type.getShape(),
+                                    type.getElementType()));
+  }
   // Stage 0 runs the prologue; the others receive.
   auto in = scf::IfOp::create(b, loc, TypeRange{input->getType()}, isStage(0),
                               /*withElseRegion=*/true);
   b.setInsertionPointToStart(in.thenBlock());
   for (Operation *op : s.prologue)
-    b.clone(*op, map);
+    if (!stackEmpties.contains(op))
+      b.clone(*op, map);
   scf::YieldOp::create(b, loc, map.lookup(*input));
   b.setInsertionPointToStart(in.elseBlock());
   auto inType = cast<RankedTensorType>(input->getType());
@@ -365,11 +490,24 @@ LogicalResult StagePlacer::run() {
       dynamicPeer, ValueRange{arith::SubIOp::create(b, loc, stage, index(1))});
   scf::YieldOp::create(b, loc, received);
   b.setInsertionPointAfter(in);
-  // The stage's layers.
+  // The stage's layers; a stack's insert is built again on the stage's
+  // stack (its type changes).
   map.map(*input, in.getResult(0));
   for (int64_t j = 0; j < perStage; ++j)
-    for (Operation *op : s.layers[j])
-      b.clone(*op, map);
+    for (Operation *op : s.layers[j]) {
+      if (stackEmpties.contains(op))
+        continue;
+      auto insert = dyn_cast<tensor::InsertSliceOp>(op);
+      if (!insert || !stackValues.contains(insert.getResult())) {
+        b.clone(*op, map);
+        continue;
+      }
+      map.map(insert.getResult(),
+              tensor::InsertSliceOp::create(
+                  b, insert.getLoc(), map.lookup(insert.getSource()),
+                  map.lookup(insert.getDest()), insert.getMixedOffsets(),
+                  insert.getMixedSizes(), insert.getMixedStrides()));
+    }
   Value stageOut = map.lookup(*output);
   // The last stage runs the epilogue; the others send.
   auto mbOutType = outType;
@@ -387,15 +525,21 @@ LogicalResult StagePlacer::run() {
   scf::YieldOp::create(
       b, loc, zerosLike(mbOutType.getShape(), mbOutType.getElementType()));
   b.setInsertionPointAfter(out);
-  Rows outRows = rowsOf(outType);
-  Value acc = tensor::InsertSliceOp::create(
+  Rows outRows = rowsOf(outType, 0);
+  SmallVector<Value> yields = {tensor::InsertSliceOp::create(
       b, loc, out.getResult(0), loop.getRegionIterArgs()[0], outRows.offsets,
-      outRows.sizes, outRows.strides);
-  scf::YieldOp::create(b, loc, acc);
+      outRows.sizes, outRows.strides)};
+  for (auto [i, stack] : llvm::enumerate(stacks)) {
+    Rows r = rowsOf(stackTypes[i], 1);
+    yields.push_back(tensor::InsertSliceOp::create(
+        b, loc, map.lookup(stack.inserts[perStage - 1].getResult()),
+        loop.getRegionIterArgs()[i + 1], r.offsets, r.sizes, r.strides));
+  }
+  scf::YieldOp::create(b, loc, yields);
 
   // The old body goes; the other stages' weights with it.
   b.setInsertionPoint(ret);
-  func::ReturnOp::create(b, loc, loop.getResult(0));
+  func::ReturnOp::create(b, loc, loop.getResults());
   SmallVector<Operation *> old;
   for (Operation &op : entry) {
     old.push_back(&op);
@@ -412,12 +556,17 @@ LogicalResult StagePlacer::run() {
     if (arg.use_empty() &&
         func.getArgAttr(arg.getArgNumber(), kWeightNameAttrName))
       unused.set(arg.getArgNumber());
-  ids.setType(RankedTensorType::get(allIds, idsType.getElementType()));
+  for (auto [arg, dim] : rowArgs) {
+    auto type = cast<RankedTensorType>(arg.getType());
+    arg.setType(RankedTensorType::get(
+        allRows(type.getShape(), dim, dim == 1 ? perStage : 0),
+        type.getElementType()));
+  }
   if (failed(func.eraseArguments(unused)))
     return func.emitOpError() << "could not remove the other stages' weights";
-  func.setFunctionType(FunctionType::get(
-      func.getContext(), entry.getArgumentTypes(),
-      {RankedTensorType::get(allOut, outType.getElementType())}));
+  func.setFunctionType(FunctionType::get(func.getContext(),
+                                         entry.getArgumentTypes(),
+                                         loop.getResultTypes()));
   return success();
 }
 
