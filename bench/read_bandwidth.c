@@ -32,8 +32,8 @@ static void *readPart(void *arg) {
     a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p->data + i + 24));
   }
   float lanes[8];
-  _mm256_storeu_ps(lanes, _mm256_add_ps(_mm256_add_ps(a0, a1),
-                                        _mm256_add_ps(a2, a3)));
+  _mm256_storeu_ps(lanes,
+                   _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   for (int l = 0; l < 8; ++l)
     p->sum += lanes[l];
 #endif

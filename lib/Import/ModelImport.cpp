@@ -13,7 +13,8 @@
 // own position, attending to a cache of capacity M that the runtime keeps:
 //
 //   prefill(ids [B, S], weights...) -> (hidden [B, S, H],
-//                                       k [L, B, S, kvh, d], v [L, B, S, kvh, d])
+//                                       k [L, B, S, kvh, d], v [L, B, S, kvh,
+//                                       d])
 //   decode(ids [B, 1], pos [B], kcache [L, B, M, kvh, d], vcache, weights...)
 //       -> (hidden [B, 1, H], k [L, B, 1, kvh, d], v [L, B, 1, kvh, d])
 //
@@ -411,8 +412,7 @@ Value ModelBuilder::decodeAttention(Value q, Value k, Value v, int64_t layer) {
       {AffineMap::get(5, 0, {bb, h, i, dd}, ctx),
        AffineMap::get(5, 0, {bb, j, h.floorDiv(group), dd}, ctx),
        AffineMap::get(5, 0, {bb, h, i, j}, ctx)},
-      {IT::parallel, IT::parallel, IT::parallel, IT::parallel,
-       IT::reduction});
+      {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction});
   AffineExpr mb, mh, mi, mj;
   bindDims(ctx, mb, mh, mi, mj);
   Value negInf =
@@ -449,35 +449,37 @@ Value ModelBuilder::decodeAttention(Value q, Value k, Value v, int64_t layer) {
   // Softmax over the cached positions and the token itself: exp(x - max)
   // over sum(exp(x - max)).
   Value cacheMax = buildRowReduce(
-      b, loc, masked, negInf, [](OpBuilder &nb, Location l, Value acc, Value x) {
+      b, loc, masked, negInf,
+      [](OpBuilder &nb, Location l, Value acc, Value x) {
         return arith::MaximumFOp::create(nb, l, acc, x).getResult();
       });
-  Value max = buildMap(b, loc, ValueRange{cacheMax, self},
-                       [](OpBuilder &nb, Location l, ValueRange a) {
-                         return arith::MaximumFOp::create(nb, l, a[0], a[1])
-                             .getResult();
-                       });
+  Value max = buildMap(
+      b, loc, ValueRange{cacheMax, self},
+      [](OpBuilder &nb, Location l, ValueRange a) {
+        return arith::MaximumFOp::create(nb, l, a[0], a[1]).getResult();
+      });
   Value weights = buildRowBroadcast(
       b, loc, masked, max, [](OpBuilder &nb, Location l, Value x, Value m) {
         return math::ExpOp::create(nb, l, arith::SubFOp::create(nb, l, x, m))
             .getResult();
       });
-  Value selfWeight = buildMap(
-      b, loc, ValueRange{self, max}, [](OpBuilder &nb, Location l, ValueRange a) {
-        return math::ExpOp::create(nb, l,
-                                   arith::SubFOp::create(nb, l, a[0], a[1]))
-            .getResult();
-      });
-  Value cacheSum = buildRowReduce(
-      b, loc, weights, buildConstant(b, loc, f, 0),
-      [](OpBuilder &nb, Location l, Value acc, Value x) {
-        return arith::AddFOp::create(nb, l, acc, x).getResult();
-      });
-  Value sum = buildMap(b, loc, ValueRange{cacheSum, selfWeight},
-                       [](OpBuilder &nb, Location l, ValueRange a) {
-                         return arith::AddFOp::create(nb, l, a[0], a[1])
-                             .getResult();
-                       });
+  Value selfWeight =
+      buildMap(b, loc, ValueRange{self, max},
+               [](OpBuilder &nb, Location l, ValueRange a) {
+                 return math::ExpOp::create(
+                            nb, l, arith::SubFOp::create(nb, l, a[0], a[1]))
+                     .getResult();
+               });
+  Value cacheSum =
+      buildRowReduce(b, loc, weights, buildConstant(b, loc, f, 0),
+                     [](OpBuilder &nb, Location l, Value acc, Value x) {
+                       return arith::AddFOp::create(nb, l, acc, x).getResult();
+                     });
+  Value sum =
+      buildMap(b, loc, ValueRange{cacheSum, selfWeight},
+               [](OpBuilder &nb, Location l, ValueRange a) {
+                 return arith::AddFOp::create(nb, l, a[0], a[1]).getResult();
+               });
 
   // out[b, h, 0, d] = (selfWeight[b, h, 0] v[b, h / group, d]
   //                    + sum_j weights[b, h, 0, j] values[b, j, h / group, d])
@@ -499,8 +501,7 @@ Value ModelBuilder::decodeAttention(Value q, Value k, Value v, int64_t layer) {
       {AffineMap::get(5, 0, {ob, oh, oi, oj}, ctx),
        AffineMap::get(5, 0, {ob, oj, oh.floorDiv(group), od}, ctx),
        AffineMap::get(5, 0, {ob, oh, oi, od}, ctx)},
-      {IT::parallel, IT::parallel, IT::parallel, IT::parallel,
-       IT::reduction});
+      {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction});
   Value out = buildGeneric(
       b, loc, buildEmpty(b, loc, outSizes, f), ValueRange{weighted, sum},
       {AffineMap::get(4, 0, {ob, oh, oi, od}, ctx),
@@ -774,8 +775,7 @@ mlir::moe::importModel(MLIRContext *context, const ModelConfig &config,
       ->loadDialect<MoEDialect, func::FuncDialect, linalg::LinalgDialect,
                     tensor::TensorDialect, arith::ArithDialect,
                     math::MathDialect, scf::SCFDialect, shard::ShardDialect>();
-  ModelBuilder builder(context, config, batch, seqLen, microbatches,
-                       maxSeqLen);
+  ModelBuilder builder(context, config, batch, seqLen, microbatches, maxSeqLen);
   OwningOpRef<ModuleOp> module = builder.build();
   if (failed(mlir::verify(*module)))
     return llvm::createStringError(llvm::inconvertibleErrorCode(),

@@ -25,7 +25,6 @@ moert_status_t moert_set_gemm_mode(const char *mode) {
                            mode);
 }
 
-
 MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
                                         moert_memref2d_f32_t *b,
                                         moert_memref2d_f32_t *c,

@@ -43,7 +43,7 @@ static const char *kGroupNames[MOERT_NUM_GROUPS] = {"world", "dp",  "tp",
                                                     "ep",    "etp", "pp"};
 static const char *kCollectiveNames[MOERT_NUM_COLLECTIVES] = {
     "all_reduce", "all_gather", "all_to_all", "reduce_scatter",
-    "gather",     "send",       "recv",           "broadcast"};
+    "gather",     "send",       "recv",       "broadcast"};
 
 int moert_plan_world_size(const moert_plan_t *plan) {
   return plan->dp * plan->tp * plan->pp;
@@ -559,10 +559,10 @@ void moert_comm_broadcast_i64(int64_t *buffer, long n, int root) {
     return;
   count(MOERT_BROADCAST, MOERT_GROUP_WORLD,
         (long long)n * (long long)sizeof(int64_t));
-  RUN_COLLECTIVE(MPI_Bcast(buffer, (int)n, MPI_INT64_T, root, MPI_COMM_WORLD),
-                 MPI_Ibcast(buffer, (int)n, MPI_INT64_T, root, MPI_COMM_WORLD,
-                            &request_),
-                 "Bcast");
+  RUN_COLLECTIVE(
+      MPI_Bcast(buffer, (int)n, MPI_INT64_T, root, MPI_COMM_WORLD),
+      MPI_Ibcast(buffer, (int)n, MPI_INT64_T, root, MPI_COMM_WORLD, &request_),
+      "Bcast");
 }
 
 /* Completes a point-to-point request the way the collectives wait. */

@@ -46,8 +46,8 @@ static void columnsBlas(const Product *p, int64_t n0, int64_t n1) {
   const float *b = p->b + (p->transposeB ? n0 * p->ldb : n0);
   cblas_sgemm(CblasRowMajor, p->transposeA ? CblasTrans : CblasNoTrans,
               p->transposeB ? CblasTrans : CblasNoTrans, (blasint)p->m,
-              (blasint)(n1 - n0), (blasint)p->k, 1.0f, p->a, (blasint)p->lda,
-              b, (blasint)p->ldb, p->accumulate ? 1.0f : 0.0f, p->c + n0,
+              (blasint)(n1 - n0), (blasint)p->k, 1.0f, p->a, (blasint)p->lda, b,
+              (blasint)p->ldb, p->accumulate ? 1.0f : 0.0f, p->c + n0,
               (blasint)p->ldc);
 }
 
@@ -86,9 +86,8 @@ __attribute__((target("avx2,fma"))) static inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-__attribute__((target("avx2,fma"))) static void rowsAvx2(const Product *p,
-                                                         int64_t n0,
-                                                         int64_t n1) {
+__attribute__((target("avx2,fma"))) static void
+rowsAvx2(const Product *p, int64_t n0, int64_t n1) {
   int64_t k8 = p->k & ~(int64_t)7;
   int64_t j = n0;
   for (; j + 4 <= n1; j += 4) {
@@ -211,8 +210,8 @@ static struct {
   pthread_once_t once;
   pthread_mutex_t mutex;
   pthread_cond_t wake;
-  int threads;   /* requested; 0 until the first use or a setter call */
-  int started;   /* workers running (threads - 1 once started) */
+  int threads; /* requested; 0 until the first use or a setter call */
+  int started; /* workers running (threads - 1 once started) */
   atomic_uint generation;
   atomic_int pending;
   atomic_int sleeping;
@@ -291,12 +290,12 @@ void moertSetCpuThreads(int threads) {
   gPool.threads = threads;
 }
 
-void moertCpuGemm(int64_t m, int64_t n, int64_t k, const float *a,
-                  int64_t lda, int transposeA, const float *b, int64_t ldb,
-                  int transposeB, float *c, int64_t ldc, int accumulate) {
+void moertCpuGemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                  int transposeA, const float *b, int64_t ldb, int transposeB,
+                  float *c, int64_t ldc, int accumulate) {
   pthread_once(&gPool.once, startPool);
-  Product p = {m, n, k, lda, ldb, ldc, a, b, c, accumulate, transposeA,
-               transposeB, columnsBlas};
+  Product p = {m, n, k,          lda,        ldb,        ldc,        a,
+               b, c, accumulate, transposeA, transposeB, columnsBlas};
   if (m <= MOERT_SKINNY_MAX_M && !transposeA)
     p.kernel = transposeB ? gPool.transposedKernel : gPool.plainKernel;
   /* Small products are not worth waking the workers for. */

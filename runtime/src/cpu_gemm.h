@@ -27,9 +27,9 @@
 /* C [m, n] (+)= op(A) · op(B), all row-major with the given leading
  * dimensions; op(A) is [m, k] (A [k, m] when `transposeA`), op(B) [k, n]
  * (B [n, k], a weight in nn.Linear layout, when `transposeB`). */
-void moertCpuGemm(int64_t m, int64_t n, int64_t k, const float *a,
-                  int64_t lda, int transposeA, const float *b, int64_t ldb,
-                  int transposeB, float *c, int64_t ldc, int accumulate);
+void moertCpuGemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                  int transposeA, const float *b, int64_t ldb, int transposeB,
+                  float *c, int64_t ldc, int accumulate);
 
 /* The threads the products use (>= 1). Takes effect only before the first
  * product; the default is the thread count OpenBLAS would have used

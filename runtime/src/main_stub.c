@@ -11,11 +11,11 @@ extern const char moe_model_manifest[];
 /* A model defines forward, or prefill and decode (moe-compile
  * --max-seq-len); the others stay NULL. */
 void _mlir_ciface_forward(moert_memref3d_f32_t *result,
-                          moert_memref2d_i64_t *ids,
-                          moert_memref1d_f32_t *blob) __attribute__((weak));
+                          moert_memref2d_i64_t *ids, moert_memref1d_f32_t *blob)
+    __attribute__((weak));
 void _mlir_ciface_prefill(moert_step_result_t *result,
-                          moert_memref2d_i64_t *ids,
-                          moert_memref1d_f32_t *blob) __attribute__((weak));
+                          moert_memref2d_i64_t *ids, moert_memref1d_f32_t *blob)
+    __attribute__((weak));
 void _mlir_ciface_decode(moert_step_result_t *result, moert_memref2d_i64_t *ids,
                          moert_memref1d_i64_t *positions,
                          moert_memref5d_f32_t *keys,

@@ -104,8 +104,9 @@ static void usage(FILE *out, const char *prog, const Manifest *m) {
           prog, m->arch, m->batch, m->seq, m->vocab, m->batch, m->seq,
           m->hidden);
   if (m->maxSeq)
-    fprintf(out, "\nCompiled for generation: a prompt and its generated "
-                 "tokens fit in %" PRId64 " positions.\n",
+    fprintf(out,
+            "\nCompiled for generation: a prompt and its generated "
+            "tokens fit in %" PRId64 " positions.\n",
             m->maxSeq);
   int world = moert_plan_world_size(&m->plan);
   if (world > 1)
@@ -489,8 +490,8 @@ static float *loadHead(const Manifest *m, const Checkpoint *ckpt) {
 /* out [rows, V] = hidden [rows, H] · headᵀ. */
 static void computeLogits(const Manifest *m, const float *head,
                           const float *hidden, int64_t rows, float *out) {
-  moertCpuGemm(rows, m->vocab, m->hidden, hidden, m->hidden, 0, head,
-               m->hidden, 1, out, m->vocab, 0);
+  moertCpuGemm(rows, m->vocab, m->hidden, hidden, m->hidden, 0, head, m->hidden,
+               1, out, m->vocab, 0);
 }
 
 /* Writes logits = hidden · lm_headᵀ [B, S, V]. */
@@ -650,10 +651,10 @@ static int parseOptions(int argc, char **argv, const char *manifestText,
     return error("--weights, --input and --output are required");
   }
   if (!o->generate) {
-    const char *needs = o->eos >= 0           ? "--eos"
-                        : o->lengths          ? "--lengths"
-                        : o->outputLogits     ? "--output-logits"
-                                              : NULL;
+    const char *needs = o->eos >= 0       ? "--eos"
+                        : o->lengths      ? "--lengths"
+                        : o->outputLogits ? "--output-logits"
+                                          : NULL;
     if (needs)
       return error("%s applies to generation; add --generate N", needs);
     return 0;
@@ -669,8 +670,8 @@ static int parseOptions(int argc, char **argv, const char *manifestText,
                  o->generate, m->seq, o->generate, m->seq + o->generate,
                  m->maxSeq);
   if (o->eos >= m->vocab)
-    return error("--eos %ld is outside the vocabulary [0, %" PRId64 ")",
-                 o->eos, m->vocab);
+    return error("--eos %ld is outside the vocabulary [0, %" PRId64 ")", o->eos,
+                 m->vocab);
   if (o->logits)
     return error("--logits writes the prefill's logits; with --generate use "
                  "--output-logits FILE");
@@ -768,14 +769,14 @@ typedef struct Generator {
   const moert_layout_t *layout;
   int64_t B, S, N, Bl, first;
   const int64_t *lengths; /* [B] prompt lengths */
-  int64_t *next;       /* [B] the tokens just chosen */
-  char *ended;         /* [B] the row has produced eos */
-  float *lastLocal;    /* [Bl, H] this rank's rows' last hidden states */
-  float *lastAll;      /* [B, H] all rows' (on the dp groups' roots) */
-  float *head;         /* [V, H] lm_head (rank 0) */
-  float *logits;       /* [B, V] (rank 0) */
-  float *allLogits;    /* [B, N, V] for --output-logits (rank 0) */
-  int64_t *out;        /* [B, S + N] (rank 0) */
+  int64_t *next;          /* [B] the tokens just chosen */
+  char *ended;            /* [B] the row has produced eos */
+  float *lastLocal;       /* [Bl, H] this rank's rows' last hidden states */
+  float *lastAll;         /* [B, H] all rows' (on the dp groups' roots) */
+  float *head;            /* [V, H] lm_head (rank 0) */
+  float *logits;          /* [B, V] (rank 0) */
+  float *allLogits;       /* [B, N, V] for --output-logits (rank 0) */
+  int64_t *out;           /* [B, S + N] (rank 0) */
 } Generator;
 
 /* Chooses step `step`'s tokens from the rows' last hidden states: rank 0
@@ -870,8 +871,8 @@ static int generate(const Manifest *m, const moert_layout_t *layout,
   double prefillTime = 0, decodeTime = 0;
   int64_t steps = 0;
   if (!rc) {
-    moert_memref2d_i64_t idsRef = {localIds, localIds, 0, {g.Bl, g.S},
-                                   {g.S, 1}};
+    moert_memref2d_i64_t idsRef = {
+        localIds, localIds, 0, {g.Bl, g.S}, {g.S, 1}};
     moert_comm_barrier();
     double start = now();
     entry->prefill(&step, &idsRef, blobRef);
@@ -930,8 +931,8 @@ static int generate(const Manifest *m, const moert_layout_t *layout,
       const moert_memref3d_f32_t *h = &step.hidden;
       for (int64_t b = 0; b < g.Bl; ++b)
         for (int64_t e = 0; e < H; ++e)
-          g.lastLocal[b * H + e] = h->aligned[h->offset + b * h->strides[0] +
-                                              e * h->strides[2]];
+          g.lastLocal[b * H + e] =
+              h->aligned[h->offset + b * h->strides[0] + e * h->strides[2]];
       freeStep(&step);
       chooseTokens(&g, t);
       ++steps;
@@ -957,8 +958,8 @@ static int generate(const Manifest *m, const moert_layout_t *layout,
         moert_npy_write(o->output, MOERT_DTYPE_I64, 2, shape, g.out);
     if (!status && o->outputLogits) {
       int64_t logitsShape[3] = {g.B, g.N, V};
-      status = moert_npy_write_f32(o->outputLogits, 3, logitsShape,
-                                   g.allLogits);
+      status =
+          moert_npy_write_f32(o->outputLogits, 3, logitsShape, g.allLogits);
     }
     if (status)
       rc = statusError(status);

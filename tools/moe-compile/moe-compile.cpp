@@ -275,8 +275,8 @@ OwningOpRef<ModuleOp> loadModel(MLIRContext &context,
                     llvm::toString(decode.takeError())),
                nullptr;
     }
-    auto model = moe::importModel(&context, *config, batch, seqLen, *mbs,
-                                  maxSeqLen);
+    auto model =
+        moe::importModel(&context, *config, batch, seqLen, *mbs, maxSeqLen);
     if (!model)
       return fail(llvm::toString(model.takeError())), nullptr;
     module = std::move(*model);

@@ -73,11 +73,9 @@ plan::ModelSummary summarizeModel(const ModelConfig &config, int64_t batch,
 /// one token per sequence against a key/value cache of capacity M
 /// (docs/Generation.md). The passes of moe-to-spmd make the per-rank program
 /// (docs/Parallelism.md).
-llvm::Expected<OwningOpRef<ModuleOp>> importModel(MLIRContext *context,
-                                                  const ModelConfig &config,
-                                                  int64_t batch, int64_t seqLen,
-                                                  int64_t microbatches = 1,
-                                                  int64_t maxSeqLen = 0);
+llvm::Expected<OwningOpRef<ModuleOp>>
+importModel(MLIRContext *context, const ModelConfig &config, int64_t batch,
+            int64_t seqLen, int64_t microbatches = 1, int64_t maxSeqLen = 0);
 
 /// Name of the module attribute that holds the weight manifest.
 constexpr llvm::StringLiteral kManifestAttrName =

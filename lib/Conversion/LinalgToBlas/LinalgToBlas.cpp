@@ -218,8 +218,9 @@ Value batchView(OpBuilder &b, Location loc, Value operand, AffineMap map,
     offsets.push_back(at);
     sizes.push_back(b.getIndexAttr(1));
   }
-  auto viewType = cast<MemRefType>(memref::SubViewOp::inferRankReducedResultType(
-      kept, type, offsets, sizes, strides));
+  auto viewType =
+      cast<MemRefType>(memref::SubViewOp::inferRankReducedResultType(
+          kept, type, offsets, sizes, strides));
   return memref::SubViewOp::create(b, loc, viewType, operand, offsets, sizes,
                                    strides);
 }

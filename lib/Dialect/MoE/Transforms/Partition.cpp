@@ -697,9 +697,9 @@ LogicalResult FunctionPartitioner::partitionSlice(Operation *op) {
   shard::Sharding from = shardingOf(extract ? large : slice);
   if (isReplicated(from) && (extract || isReplicated(shardingOf(large))))
     return partitionOther(op);
-  FlatSymbolRefAttr grid =
-      !isReplicated(from) ? from.getGridAttr()
-                          : shardingOf(large).getGridAttr();
+  FlatSymbolRefAttr grid = !isReplicated(from)
+                               ? from.getGridAttr()
+                               : shardingOf(large).getGridAttr();
   SmallVector<shard::GridAxesAttr> largeAxes, sliceAxes;
   for (int64_t d = 0; d < largeType.getRank(); ++d) {
     ArrayRef<int16_t> axes =
@@ -728,8 +728,8 @@ LogicalResult FunctionPartitioner::partitionSlice(Operation *op) {
   for (int64_t d = 0; d < largeType.getRank(); ++d) {
     localOffsets.push_back(builder.getIndexAttr(offsets[d]));
     bool split = !axesOf(largeSharding, d).empty();
-    localSizes.push_back(builder.getIndexAttr(
-        split ? localLargeType.getDimSize(d) : sizes[d]));
+    localSizes.push_back(
+        builder.getIndexAttr(split ? localLargeType.getDimSize(d) : sizes[d]));
     strides.push_back(builder.getIndexAttr(1));
   }
   Location loc = op->getLoc();

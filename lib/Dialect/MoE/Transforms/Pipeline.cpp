@@ -367,11 +367,11 @@ LogicalResult StagePlacer::run() {
   for (BlockArgument arg : entry.getArguments()) {
     auto role = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
                                                   kParallelRoleAttrName);
-    int64_t dim = arg == ids                        ? 0
-                  : !role                           ? -1
-                  : role.getValue() == "batch"      ? 0
-                  : role.getValue() == "kv-cache"   ? 1
-                                                    : -1;
+    int64_t dim = arg == ids                      ? 0
+                  : !role                         ? -1
+                  : role.getValue() == "batch"    ? 0
+                  : role.getValue() == "kv-cache" ? 1
+                                                  : -1;
     if (dim < 0)
       continue;
     auto type = dyn_cast<RankedTensorType>(arg.getType());
@@ -413,8 +413,7 @@ LogicalResult StagePlacer::run() {
   };
   // `shape` with `dim` scaled: all microbatches' rows; with `layers`, a
   // stack's first dimension is the stage's layers.
-  auto allRows = [&](ArrayRef<int64_t> shape, int64_t dim,
-                     int64_t layers = 0) {
+  auto allRows = [&](ArrayRef<int64_t> shape, int64_t dim, int64_t layers = 0) {
     SmallVector<int64_t> all(shape);
     all[dim] *= microbatches;
     if (layers)
@@ -428,8 +427,8 @@ LogicalResult StagePlacer::run() {
     stackTypes.push_back(
         RankedTensorType::get(shape, stack.empty.getType().getElementType()));
   }
-  SmallVector<Value> inits = {zerosLike(allRows(outType.getShape(), 0),
-                                        outType.getElementType())};
+  SmallVector<Value> inits = {
+      zerosLike(allRows(outType.getShape(), 0), outType.getElementType())};
   for (RankedTensorType type : stackTypes)
     inits.push_back(
         zerosLike(allRows(type.getShape(), 1), type.getElementType()));
@@ -564,9 +563,8 @@ LogicalResult StagePlacer::run() {
   }
   if (failed(func.eraseArguments(unused)))
     return func.emitOpError() << "could not remove the other stages' weights";
-  func.setFunctionType(FunctionType::get(func.getContext(),
-                                         entry.getArgumentTypes(),
-                                         loop.getResultTypes()));
+  func.setFunctionType(FunctionType::get(
+      func.getContext(), entry.getArgumentTypes(), loop.getResultTypes()));
   return success();
 }
 
