@@ -816,6 +816,26 @@ static void chooseTokens(Generator *g, int64_t step) {
   }
 }
 
+/* Takes a prefill's or a decode step's result: its keys and values into
+ * the cache (a step's at each row's `positions`, the prompt's at [0, S) when
+ * NULL), the hidden states of each row's last token (the prompt's at its
+ * length, a step's only one) into lastLocal; frees the result. */
+static void takeStep(Generator *g, moert_step_result_t *step, float *keys,
+                     float *values, int64_t M, const int64_t *positions) {
+  storeKv(&step->keys, keys, M, positions);
+  storeKv(&step->values, values, M, positions);
+  const moert_memref3d_f32_t *h = &step->hidden;
+  int64_t H = g->m->hidden;
+  for (int64_t b = 0; b < g->Bl; ++b) {
+    int64_t s = positions ? 0 : g->lengths[g->first + b] - 1;
+    for (int64_t e = 0; e < H; ++e)
+      g->lastLocal[b * H + e] =
+          h->aligned[h->offset + b * h->strides[0] + s * h->strides[1] +
+                     e * h->strides[2]];
+  }
+  freeStep(step);
+}
+
 /* Prefill, then greedy decode steps; rank 0 writes the ids (and logits)
  * and prints the times unless `quiet` (a warm-up run). */
 static int generate(const Manifest *m, const moert_layout_t *layout,
@@ -881,26 +901,18 @@ static int generate(const Manifest *m, const moert_layout_t *layout,
     size_t cacheBytes = (size_t)(kv[0] * kv[1] * M * kv[3] * kv[4]) * 4;
     keys = moert_buffer_alloc(cacheBytes);
     values = moert_buffer_alloc(cacheBytes);
-    if (!keys || !values) {
+    if (!keys || !values)
       rc = error("out of memory for the key/value cache (%zu bytes)",
                  2 * cacheBytes);
-    } else {
-      memset(keys, 0, cacheBytes);
-      memset(values, 0, cacheBytes);
-      storeKv(&step.keys, keys, M, NULL);
-      storeKv(&step.values, values, M, NULL);
-      const moert_memref3d_f32_t *h = &step.hidden;
-      for (int64_t b = 0; b < g.Bl; ++b)
-        for (int64_t e = 0; e < H; ++e)
-          g.lastLocal[b * H + e] =
-              h->aligned[h->offset + b * h->strides[0] +
-                         (lengths[g.first + b] - 1) * h->strides[1] +
-                         e * h->strides[2]];
-      chooseTokens(&g, 0);
-    }
     int64_t cacheShape[5] = {kv[0], kv[1], M, kv[3], kv[4]};
     int64_t cacheStrides[5] = {kv[1] * M * kv[3] * kv[4], M * kv[3] * kv[4],
                                kv[3] * kv[4], kv[4], 1};
+    if (!rc) {
+      memset(keys, 0, cacheBytes);
+      memset(values, 0, cacheBytes);
+      takeStep(&g, &step, keys, values, M, NULL);
+      chooseTokens(&g, 0);
+    }
     freeStep(&step);
     moert_comm_barrier();
     prefillTime = now() - start;
@@ -926,14 +938,7 @@ static int generate(const Manifest *m, const moert_layout_t *layout,
       }
       entry->decode(&step, &stepIdsRef, &positionsRef, &keysRef, &valuesRef,
                     blobRef);
-      storeKv(&step.keys, keys, M, positions);
-      storeKv(&step.values, values, M, positions);
-      const moert_memref3d_f32_t *h = &step.hidden;
-      for (int64_t b = 0; b < g.Bl; ++b)
-        for (int64_t e = 0; e < H; ++e)
-          g.lastLocal[b * H + e] =
-              h->aligned[h->offset + b * h->strides[0] + e * h->strides[2]];
-      freeStep(&step);
+      takeStep(&g, &step, keys, values, M, positions);
       chooseTokens(&g, t);
       ++steps;
     }
