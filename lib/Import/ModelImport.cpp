@@ -12,9 +12,8 @@
 // every layer's keys and values, and `decode`, one token per sequence at its
 // own position, attending to a cache of capacity M that the runtime keeps:
 //
-//   prefill(ids [B, S], weights...) -> (hidden [B, S, H],
-//                                       k [L, B, S, kvh, d], v [L, B, S, kvh,
-//                                       d])
+//   prefill(ids [B, S], weights...)
+//       -> (hidden [B, S, H], k [L, B, S, kvh, d], v [L, B, S, kvh, d])
 //   decode(ids [B, 1], pos [B], kcache [L, B, M, kvh, d], vcache, weights...)
 //       -> (hidden [B, 1, H], k [L, B, 1, kvh, d], v [L, B, 1, kvh, d])
 //
