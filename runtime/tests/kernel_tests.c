@@ -1,6 +1,7 @@
 /*===- kernel_tests.c - tests of the entry points compiled code calls ----===*
  *
- * moert_sgemm (BLAS and strided fallback paths) and memrefCopy.
+ * moert_sgemm (its kernels, BLAS and strided fallback paths) and
+ * memrefCopy.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -72,6 +73,47 @@ static void testSgemmColumnMajorOperand(void) { checkGemm(0, 1, 1, 0, 1); }
 static void testSgemmStridedFallback(void) { checkGemm(0, 1, 0, 1, 1); }
 static void testSgemmOverwrite(void) { checkGemm(0, 1, 0, 0, 0); }
 static void testSgemmOverwriteFallback(void) { checkGemm(0, 1, 0, 1, 0); }
+
+/* The runtime's own paths (cpu_gemm.h) on shapes that reach them all: the
+ * skinny kernels (m <= 16) with B as a weight [n, k] and as [k, n], their
+ * vector loops and tails (k not a multiple of 8, n not of 4), work split
+ * over the threads (m n k >= 2^16), and the OpenBLAS column blocks (m > 16);
+ * accumulating and overwriting. */
+static void testSgemmRuntimePaths(void) {
+  enum { MaxM = 24, N = 129, K = 70 };
+  static float aData[MaxM * K], bData[N * K], cData[MaxM * N];
+  static double expect[MaxM * N];
+  for (int i = 0; i < MaxM * K; ++i)
+    aData[i] = (float)((i * 7) % 23) * 0.125f - 1.25f;
+  for (int i = 0; i < N * K; ++i)
+    bData[i] = (float)((i * 5) % 29) * 0.0625f - 0.75f;
+  const int ms[] = {1, 2, 3, 16, 17, 24};
+  for (size_t mi = 0; mi < sizeof(ms) / sizeof(ms[0]); ++mi)
+    for (int transposeB = 0; transposeB < 2; ++transposeB)
+      for (int accumulate = 0; accumulate < 2; ++accumulate) {
+        int m = ms[mi];
+        for (int i = 0; i < m * N; ++i) {
+          cData[i] = (float)(i % 9) - 4.0f;
+          expect[i] = accumulate ? cData[i] : 0.0;
+        }
+        moert_memref2d_f32_t a = {aData, aData, 0, {m, K}, {K, 1}};
+        moert_memref2d_f32_t b = {
+            bData, bData, 0, {transposeB ? N : K, transposeB ? K : N},
+            {transposeB ? K : N, 1}};
+        moert_memref2d_f32_t c = {cData, cData, 0, {m, N}, {N, 1}};
+        for (int i = 0; i < m; ++i)
+          for (int j = 0; j < N; ++j)
+            for (int p = 0; p < K; ++p)
+              expect[i * N + j] +=
+                  (double)aData[i * K + p] *
+                  (transposeB ? bData[j * K + p] : bData[p * N + j]);
+        _mlir_ciface_moert_sgemm(&a, &b, &c, 0, transposeB, accumulate);
+        int ok = 1;
+        for (int i = 0; i < m * N; ++i)
+          ok &= fabs(cData[i] - expect[i]) <= 1e-4 * (1.0 + fabs(expect[i]));
+        EXPECT(ok);
+      }
+}
 
 static void testSgemmEmptyIsNoOp(void) {
   float c[4] = {1, 2, 3, 4};
@@ -187,6 +229,7 @@ const TestCase kKernelTests[] = {
     {"SgemmStridedFallback", testSgemmStridedFallback},
     {"SgemmOverwrite", testSgemmOverwrite},
     {"SgemmOverwriteFallback", testSgemmOverwriteFallback},
+    {"SgemmRuntimePaths", testSgemmRuntimePaths},
     {"SgemmEmptyIsNoOp", testSgemmEmptyIsNoOp},
     {"MemrefCopyStrided", testMemrefCopyStrided},
 };
