@@ -104,6 +104,11 @@ def MoEPartitionPass : Pass<"moe-partition", "ModuleOp"> {
     - `tensor.expand_shape` / `tensor.collapse_shape` keep a split on the
       outermost dimension of each group (a split inner dimension cannot be
       collapsed: an error).
+    - `tensor.extract_slice` / `tensor.insert_slice` with static offsets and
+      unit strides keep the splits of the dimensions they take whole (a
+      layer of a decode step's cache; a prefill's stack of every layer's
+      keys, an insert into a `tensor.empty` built again at the local size);
+      taking part of a split dimension is an error.
     - A split function argument records its sharding as a `moe.sharding`
       argument attribute (for `moe-pack-weights`).
     - Other ops are cloned: elementwise ops (`arith.addf`, ...) on operands
@@ -221,6 +226,15 @@ def MoEPipelinePass : Pass<"moe-pipeline", "ModuleOp"> {
     that belong to none, are errors naming the op. A plan with `pp = 1`
     leaves the module as it is.
 
+    A generation program (`moe-compile --max-seq-len`) also returns stacks of
+    its layers' keys and values (a `tensor.empty [L, ...]` and one
+    `tensor.insert_slice` per layer at the layer's offset): each stage
+    returns the stack of its own `K` layers, the microbatches' put along the
+    rows. Its arguments with a row per sequence — role `"batch"` (ids, a
+    decode step's positions) and `"kv-cache"` (rows second; only the stage's
+    `K` layers) — take every microbatch's rows, and each microbatch reads its
+    own. Any other further result is an error.
+
     Before (pp = 2, one rank's program for one microbatch, 2 layers):
 
     ```mlir
@@ -274,7 +288,10 @@ def MoEShardPass : Pass<"moe-shard", "ModuleOp"> {
       `v_proj`, so each rank computes whole heads;
     - `"row"`: a row-parallel weight, dim 1 (its input features) over tp:
       `o_proj`, whose partial products `moe-partition` sums with an
-      all_reduce over tp.
+      all_reduce over tp;
+    - `"kv-cache"`: a decode step's key or value cache
+      `[layers, sequences, positions, kv heads, head dim]`: dim 1 over dp
+      and dim 3 over tp, so each rank caches its sequences' kv heads.
 
     Arguments without a role are replicated (embedding, norms), unless a
     layer claims them. Every `moe.layer` in a function body:
@@ -350,7 +367,10 @@ def MoEPackWeightsPass : Pass<"moe-pack-weights", "ModuleOp"> {
 
     (d' is the dimension inside one expert for stacked arguments.) Any other
     split is an error naming the argument: no rank could load it. A module
-    with weight arguments and no manifest is an error too.
+    with weight arguments and no manifest is an error too. The functions of
+    one module (a generation build's `prefill` and `decode`) share the
+    buffer: the manifest lists the weights once, and a function whose list
+    differs from the first one's is an error.
 
     Before:
 
