@@ -274,12 +274,15 @@ static void startPool(void) {
   openblas_set_num_threads(1);
   if (gPool.threads > MAX_THREADS)
     gPool.threads = MAX_THREADS;
+  /* Worker w computes part w of started + 1 (the caller part 0): parts are
+   * numbered by the workers that did start. */
   for (int t = 1; t < gPool.threads; ++t) {
     pthread_t thread;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&thread, &attr, worker, (void *)(intptr_t)t) == 0)
+    if (pthread_create(&thread, &attr, worker,
+                       (void *)(intptr_t)(gPool.started + 1)) == 0)
       ++gPool.started;
     pthread_attr_destroy(&attr);
   }
