@@ -131,6 +131,21 @@ static moert_status_t openFile(const char *path, moert_safetensors_t *file) {
     return status;
   const uint8_t *bytes = file->map;
   uint64_t header_length = moert_internal_load_le64(bytes);
+  /* A JSON text, not a safetensors file: most likely the index of a sharded
+   * checkpoint (model.safetensors.index.json), passed instead of its
+   * shards. */
+  size_t first = 0;
+  while (first < file->map_size && first < 64 &&
+         (bytes[first] == ' ' || bytes[first] == '\n' ||
+          bytes[first] == '\r' || bytes[first] == '\t'))
+    ++first;
+  if (header_length > MAX_HEADER_BYTES && first < file->map_size &&
+      bytes[first] == '{')
+    return moert_internal_file_error(
+        MOERT_INVALID_ARGUMENT, path, NULL,
+        "a JSON file, not safetensors: a sharded checkpoint's "
+        "model.safetensors.index.json? Pass each shard it lists instead, "
+        "one --weights per shard");
   if (header_length > MAX_HEADER_BYTES)
     return moert_internal_file_error(MOERT_INVALID_ARGUMENT, path, NULL,
                                      "header too large: %" PRIu64
