@@ -136,8 +136,8 @@ static moert_status_t openFile(const char *path, moert_safetensors_t *file) {
    * shards. */
   size_t first = 0;
   while (first < file->map_size && first < 64 &&
-         (bytes[first] == ' ' || bytes[first] == '\n' ||
-          bytes[first] == '\r' || bytes[first] == '\t'))
+         (bytes[first] == ' ' || bytes[first] == '\n' || bytes[first] == '\r' ||
+          bytes[first] == '\t'))
     ++first;
   if (header_length > MAX_HEADER_BYTES && first < file->map_size &&
       bytes[first] == '{')
