@@ -3,6 +3,9 @@
  * <exe> --weights W.safetensors --input ids.npy --output out.npy [--iters N]
  * <exe> ... --generate N [--eos ID] [--lengths L.npy] [--output-logits F.npy]
  *
+ * Reads the manifest, the command line, the weights and the ids, and runs
+ * the forward pass; the --generate loop is in generate.c.
+ *
  *===----------------------------------------------------------------------===*/
 
 #define _POSIX_C_SOURCE 200809L
@@ -13,6 +16,7 @@
 #include "moert/safetensors.h"
 
 #include "cpu_gemm.h"
+#include "model_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -29,21 +33,7 @@
 
 #define MAX_LINE 1024
 
-typedef struct Manifest {
-  char arch[128];
-  int64_t batch, seq, hidden, vocab, blob; /* batch: the global batch */
-  int64_t maxSeq;                          /* cache capacity; 0: none */
-  int tied;                                /* lm_head is embed_tokens */
-  char gemm[16];                           /* products' compute mode */
-  moert_plan_t plan;                       /* all 1 without a plan line */
-  const char *tensors;                     /* first "tensor" line */
-} Manifest;
-
-/* Rows of the global batch this rank computes: its data-parallel slice. */
-static int64_t localBatch(const Manifest *m) { return m->batch / m->plan.dp; }
-
-static int error(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static int error(const char *format, ...) {
+int modelError(const char *format, ...) {
   va_list args;
   va_start(args, format);
   char message[2048];
@@ -57,8 +47,8 @@ static int error(const char *format, ...) {
   return 1;
 }
 
-static int statusError(moert_status_t status) {
-  int rc = error("%s", moert_status_message(status));
+int statusError(moert_status_t status) {
+  int rc = modelError("%s", moert_status_message(status));
   moert_status_free(status);
   return rc;
 }
@@ -122,7 +112,8 @@ static int parseManifest(const char *text, Manifest *m) {
   m->plan = (moert_plan_t){1, 1, 1, 1, 1};
   snprintf(m->gemm, sizeof(m->gemm), "f32");
   if (strncmp(text, "moe-model 1\n", 12) != 0)
-    return error("the executable's weight manifest has an unknown version");
+    return modelError(
+        "the executable's weight manifest has an unknown version");
   const char *line = text + 12;
   while (*line && strncmp(line, "tensor", 6) != 0 &&
          strncmp(line, "stage ", 6) != 0) {
@@ -132,7 +123,7 @@ static int parseManifest(const char *text, Manifest *m) {
       moert_plan_t *p = &m->plan;
       if (sscanf(line, "plan %d %d %d %d %d", &p->dp, &p->tp, &p->ep, &p->etp,
                  &p->pp) != 5)
-        return error("malformed manifest line: %.60s", line);
+        return modelError("malformed manifest line: %.60s", line);
       line = strchr(line, '\n');
       if (!line)
         break;
@@ -140,7 +131,7 @@ static int parseManifest(const char *text, Manifest *m) {
       continue;
     }
     if (sscanf(line, "%31s %127s", key, value) != 2)
-      return error("malformed manifest line: %.60s", line);
+      return modelError("malformed manifest line: %.60s", line);
     if (!strcmp(key, "arch"))
       snprintf(m->arch, sizeof(m->arch), "%s", value);
     else if (!strcmp(key, "batch"))
@@ -169,18 +160,9 @@ static int parseManifest(const char *text, Manifest *m) {
   m->tensors = line ? line : "";
   if (m->batch < 1 || m->seq < 1 || m->hidden < 1 || m->vocab < 1 ||
       m->blob < 1)
-    return error("the executable's weight manifest is incomplete");
+    return modelError("the executable's weight manifest is incomplete");
   return 0;
 }
-
-/* The weights: one safetensors file, or the shards of a sharded checkpoint
- * (--weights given once per shard); each tensor must be in exactly one. */
-#define MAX_SHARDS 256
-typedef struct Checkpoint {
-  moert_safetensors_t *files[MAX_SHARDS];
-  const char *paths[MAX_SHARDS];
-  int count;
-} Checkpoint;
 
 static void closeCheckpoint(Checkpoint *c) {
   for (int i = 0; i < c->count; ++i)
@@ -272,7 +254,7 @@ static int loadWeights(const Manifest *m, const Checkpoint *ckpt, float *blob) {
     size_t length = end ? (size_t)(end - line) : strlen(line);
     char buffer[MAX_LINE];
     if (length >= sizeof(buffer)) {
-      rc = error("manifest line too long");
+      rc = modelError("manifest line too long");
       break;
     }
     memcpy(buffer, line, length);
@@ -285,7 +267,7 @@ static int loadWeights(const Manifest *m, const Checkpoint *ckpt, float *blob) {
     if (!strncmp(buffer, "stage ", 6)) {
       int only = -1, used = 0;
       if (sscanf(buffer, "stage %d %n", &only, &used) != 1 || used == 0) {
-        rc = error("malformed manifest line: %s", buffer);
+        rc = modelError("malformed manifest line: %s", buffer);
         break;
       }
       if (only != stage)
@@ -309,7 +291,7 @@ static int loadWeights(const Manifest *m, const Checkpoint *ckpt, float *blob) {
       int start = bothSliced ? 16 : 13;
       if (sscanf(buffer + start, "%7s %d%n", group, &sliceDim, &used) != 2 ||
           (strcmp(group, "tp") && strcmp(group, "etp"))) {
-        rc = error("malformed manifest line: %s", buffer);
+        rc = modelError("malformed manifest line: %s", buffer);
         break;
       }
       moert_coords_t coords = moert_comm_coords();
@@ -323,7 +305,7 @@ static int loadWeights(const Manifest *m, const Checkpoint *ckpt, float *blob) {
     if (sscanf(fields, "%" SCNd64 " %" SCNd64 " %d%n", &offset, &count, &rank,
                &consumed) != 3 ||
         rank < 1 || rank > MOERT_MAX_RANK || sliceDim < 0 || sliceDim >= rank) {
-      rc = error("malformed manifest line: %s", buffer);
+      rc = modelError("malformed manifest line: %s", buffer);
       break;
     }
     int64_t shape[MOERT_MAX_RANK];
@@ -338,13 +320,13 @@ static int loadWeights(const Manifest *m, const Checkpoint *ckpt, float *blob) {
       ++cursor;
     char stageName[MAX_LINE];
     if (substituteStage(cursor, stage, stageName, sizeof(stageName))) {
-      rc = error("malformed manifest line: %s", buffer);
+      rc = modelError("malformed manifest line: %s", buffer);
       break;
     }
     const char *name = stageName;
     const char *hole = strstr(name, "{}");
     if (offset < 0 || count < 1 || offset + elements * count > m->blob) {
-      rc = error("manifest entry out of range: %s", buffer);
+      rc = modelError("manifest entry out of range: %s", buffer);
       break;
     }
     for (int64_t e = 0; e < count && !rc; ++e) {
@@ -386,22 +368,23 @@ static int loadLengths(const Manifest *m, const char *path, int64_t *lengths) {
     return statusError(status);
   int rc = 0;
   if (array.rank != 1 || array.shape[0] != m->batch)
-    rc = error("%s: prompt lengths must have shape [%" PRId64 "] (one per "
-               "sequence), got %d dimension%s of %" PRId64 "%s",
-               path, m->batch, array.rank, array.rank == 1 ? "" : "s",
-               array.rank ? array.shape[0] : 0, array.rank > 1 ? ", ..." : "");
+    rc = modelError("%s: prompt lengths must have shape [%" PRId64 "] (one per "
+                    "sequence), got %d dimension%s of %" PRId64 "%s",
+                    path, m->batch, array.rank, array.rank == 1 ? "" : "s",
+                    array.rank ? array.shape[0] : 0,
+                    array.rank > 1 ? ", ..." : "");
   else if (array.dtype != MOERT_DTYPE_I64 && array.dtype != MOERT_DTYPE_I32)
-    rc = error("%s: prompt lengths must be int64 or int32, got %s", path,
-               moert_dtype_name(array.dtype));
+    rc = modelError("%s: prompt lengths must be int64 or int32, got %s", path,
+                    moert_dtype_name(array.dtype));
   for (int64_t b = 0; !rc && b < m->batch; ++b) {
     lengths[b] = array.dtype == MOERT_DTYPE_I64
                      ? ((const int64_t *)array.data)[b]
                      : ((const int32_t *)array.data)[b];
     if (lengths[b] < 1 || lengths[b] > m->seq)
-      rc = error("%s: sequence %" PRId64 " has prompt length %" PRId64
-                 "; lengths must be in [1, %" PRId64 "] (the compiled "
-                 "--seq-len)",
-                 path, b, lengths[b], m->seq);
+      rc = modelError("%s: sequence %" PRId64 " has prompt length %" PRId64
+                      "; lengths must be in [1, %" PRId64 "] (the compiled "
+                      "--seq-len)",
+                      path, b, lengths[b], m->seq);
   }
   moert_npy_free(&array);
   return rc;
@@ -424,12 +407,13 @@ static int loadIds(const Manifest *m, const char *path, const int64_t *lengths,
     for (int i = 0; i < array.rank; ++i)
       snprintf(shape + strlen(shape), sizeof(shape) - strlen(shape),
                "%s%" PRId64, i ? ", " : "", array.shape[i]);
-    rc = error("%s: token ids have shape [%s]; this executable was compiled "
-               "for [%" PRId64 ", %" PRId64 "] (moe-compile --batch/--seq-len)",
-               path, shape, m->batch, m->seq);
+    rc = modelError(
+        "%s: token ids have shape [%s]; this executable was compiled "
+        "for [%" PRId64 ", %" PRId64 "] (moe-compile --batch/--seq-len)",
+        path, shape, m->batch, m->seq);
   } else if (array.dtype != MOERT_DTYPE_I64 && array.dtype != MOERT_DTYPE_I32) {
-    rc = error("%s: token ids must be int64 or int32, got %s", path,
-               moert_dtype_name(array.dtype));
+    rc = modelError("%s: token ids must be int64 or int32, got %s", path,
+                    moert_dtype_name(array.dtype));
   } else {
     int64_t n = m->batch * m->seq;
     int64_t first = moert_comm_coords().dp * localBatch(m) * m->seq;
@@ -441,9 +425,9 @@ static int loadIds(const Manifest *m, const char *path, const int64_t *lengths,
       if (lengths && i % m->seq >= lengths[i / m->seq])
         id = 0;
       else if (id < 0 || id >= m->vocab)
-        rc = error("%s: token id %" PRId64 " at [%" PRId64 ", %" PRId64
-                   "] is outside the vocabulary [0, %" PRId64 ")",
-                   path, id, i / m->seq, i % m->seq, m->vocab);
+        rc = modelError("%s: token id %" PRId64 " at [%" PRId64 ", %" PRId64
+                        "] is outside the vocabulary [0, %" PRId64 ")",
+                        path, id, i / m->seq, i % m->seq, m->vocab);
       if (i >= first && i < first + local)
         ids[i - first] = id;
       if (all)
@@ -463,7 +447,7 @@ static int writeHidden(const Manifest *m, const float *hidden,
 
 /* lm_head.weight [V, H] from the weights (model.embed_tokens.weight when
  * the config ties them), malloc'ed; NULL after an error (printed). */
-static float *loadHead(const Manifest *m, const Checkpoint *ckpt) {
+float *loadHead(const Manifest *m, const Checkpoint *ckpt) {
   moert_status_t status = NULL;
   const char *name = "lm_head.weight";
   if (m->tied && !hasTensor(ckpt, name))
@@ -476,7 +460,7 @@ static float *loadHead(const Manifest *m, const Checkpoint *ckpt) {
   int64_t headShape[2] = {m->vocab, m->hidden};
   float *head = malloc((size_t)(m->vocab * m->hidden) * sizeof(float));
   if (!head) {
-    error("out of memory for lm_head");
+    modelError("out of memory for lm_head");
     return NULL;
   }
   if ((status = moert_safetensors_read_f32(file, name, 2, headShape, head))) {
@@ -488,8 +472,8 @@ static float *loadHead(const Manifest *m, const Checkpoint *ckpt) {
 }
 
 /* out [rows, V] = hidden [rows, H] · headᵀ. */
-static void computeLogits(const Manifest *m, const float *head,
-                          const float *hidden, int64_t rows, float *out) {
+void computeLogits(const Manifest *m, const float *head, const float *hidden,
+                   int64_t rows, float *out) {
   moertCpuGemm(rows, m->vocab, m->hidden, hidden, m->hidden, 0, head, m->hidden,
                1, out, m->vocab, 0);
 }
@@ -504,7 +488,7 @@ static int writeLogits(const Manifest *m, const float *hidden,
   float *out = malloc((size_t)(rows * m->vocab) * sizeof(float));
   int rc = 0;
   if (!out) {
-    rc = error("out of memory for the logits");
+    rc = modelError("out of memory for the logits");
   } else {
     computeLogits(m, head, hidden, rows, out);
     int64_t shape[3] = {m->batch, m->seq, m->vocab};
@@ -517,7 +501,7 @@ static int writeLogits(const Manifest *m, const float *hidden,
   return rc;
 }
 
-static double now(void) {
+double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -529,22 +513,11 @@ static int parseCount(const char *flag, const char *value, long min,
   errno = 0;
   long v = strtol(value, &end, 10);
   if (errno || *end || v < min)
-    return error("%s expects an integer >= %ld, got '%s'", flag, min, value);
+    return modelError("%s expects an integer >= %ld, got '%s'", flag, min,
+                      value);
   *out = v;
   return 0;
 }
-
-/* What the command line asks for. */
-typedef struct Options {
-  const char *weights[MAX_SHARDS];
-  int numWeights;
-  const char *input, *output;
-  long iters, warmup, threads;
-  int stats, logits;
-  /* Generation: tokens to generate (0: none), eos (-1: none). */
-  long generate, eos;
-  const char *lengths, *outputLogits;
-} Options;
 
 static int runModel(int argc, char **argv, const char *manifestText,
                     const moert_entry_points_t *entry, const Manifest *m,
@@ -614,9 +587,9 @@ static int parseOptions(int argc, char **argv, const char *manifestText,
     }
     if (!strcmp(arg, "--weights")) {
       if (i + 1 >= argc)
-        return error("--weights expects a value");
+        return modelError("--weights expects a value");
       if (o->numWeights == MAX_SHARDS)
-        return error("more than %d --weights files", MAX_SHARDS);
+        return modelError("more than %d --weights files", MAX_SHARDS);
       o->weights[o->numWeights++] = argv[++i];
       continue;
     }
@@ -633,10 +606,10 @@ static int parseOptions(int argc, char **argv, const char *manifestText,
                                                : NULL;
     if (!target && !count) {
       usage(stderr, argv[0], m);
-      return error("unknown argument '%s'", arg);
+      return modelError("unknown argument '%s'", arg);
     }
     if (i + 1 >= argc)
-      return error("%s expects a value", arg);
+      return modelError("%s expects a value", arg);
     const char *value = argv[++i];
     if (target)
       *target = value;
@@ -648,7 +621,7 @@ static int parseOptions(int argc, char **argv, const char *manifestText,
   }
   if (!o->numWeights || !o->input || !o->output) {
     usage(stderr, argv[0], m);
-    return error("--weights, --input and --output are required");
+    return modelError("--weights, --input and --output are required");
   }
   if (!o->generate) {
     const char *needs = o->eos >= 0       ? "--eos"
@@ -656,34 +629,37 @@ static int parseOptions(int argc, char **argv, const char *manifestText,
                         : o->outputLogits ? "--output-logits"
                                           : NULL;
     if (needs)
-      return error("%s applies to generation; add --generate N", needs);
+      return modelError("%s applies to generation; add --generate N", needs);
     return 0;
   }
   if (!m->maxSeq)
-    return error("--generate: this executable was compiled without "
-                 "--max-seq-len, so it has no decode step; compile it with "
-                 "moe-compile --max-seq-len M");
+    return modelError(
+        "--generate: this executable was compiled without "
+        "--max-seq-len, so it has no decode step; compile it with "
+        "moe-compile --max-seq-len M");
   if (m->seq + o->generate > m->maxSeq)
-    return error("--generate %ld: the prompt (%" PRId64 " positions) and %ld "
-                 "tokens need %" PRId64 " positions, but the executable's "
-                 "cache holds %" PRId64 " (moe-compile --max-seq-len)",
-                 o->generate, m->seq, o->generate, m->seq + o->generate,
-                 m->maxSeq);
+    return modelError(
+        "--generate %ld: the prompt (%" PRId64 " positions) and %ld "
+        "tokens need %" PRId64 " positions, but the executable's "
+        "cache holds %" PRId64 " (moe-compile --max-seq-len)",
+        o->generate, m->seq, o->generate, m->seq + o->generate, m->maxSeq);
   if (o->eos >= m->vocab)
-    return error("--eos %ld is outside the vocabulary [0, %" PRId64 ")", o->eos,
-                 m->vocab);
+    return modelError("--eos %ld is outside the vocabulary [0, %" PRId64 ")",
+                      o->eos, m->vocab);
   if (o->logits)
-    return error("--logits writes the prefill's logits; with --generate use "
-                 "--output-logits FILE");
+    return modelError(
+        "--logits writes the prefill's logits; with --generate use "
+        "--output-logits FILE");
   if (o->iters != 1)
-    return error("--iters times the prefill pass; --generate prints its own "
-                 "times (--warmup N generates N times untimed first)");
+    return modelError(
+        "--iters times the prefill pass; --generate prints its own "
+        "times (--warmup N generates N times untimed first)");
   return 0;
 }
 
 /* The world rank with these coordinates in the compiled layout (0 when the
  * program runs on one rank). */
-static int worldRankAt(const moert_layout_t *layout, int pp, int dp, int tp) {
+int worldRankAt(const moert_layout_t *layout, int pp, int dp, int tp) {
   for (int r = 0; layout->ranks && r < layout->world; ++r) {
     const moert_coords_t *c = &layout->ranks[r].coords;
     if (c->pp == pp && c->dp == dp && c->tp == tp)
@@ -708,7 +684,7 @@ static int writeOutput(const Manifest *m, const moert_layout_t *layout,
   float *all =
       gathers ? malloc((size_t)(local * m->plan.dp) * sizeof(float)) : NULL;
   if (!dense || (gathers && !all)) {
-    rc = error("out of memory for the output");
+    rc = modelError("out of memory for the output");
   } else {
     size_t at = 0;
     for (int64_t b = 0; b < localBatch(m); ++b)
@@ -733,271 +709,52 @@ static int writeOutput(const Manifest *m, const moert_layout_t *layout,
   return rc;
 }
 
-/* Copies positions of `src` [L, B, S, heads, d] into `cache`
- * [L, B, M, heads, d] (dense): all S of them at [0, S) when `positions` is
- * NULL (the prompt), else the one of each sequence b at positions[b]. */
-static void storeKv(const moert_memref5d_f32_t *src, float *cache, int64_t M,
-                    const int64_t *positions) {
-  const int64_t *n = src->sizes, *st = src->strides;
-  const float *base = src->aligned + src->offset;
-  int64_t row = n[3] * n[4];
-  for (int64_t l = 0; l < n[0]; ++l)
-    for (int64_t b = 0; b < n[1]; ++b)
-      for (int64_t s = 0; s < n[2]; ++s) {
-        int64_t at = positions ? positions[b] : s;
-        float *dst = cache + ((l * n[1] + b) * M + at) * row;
-        for (int64_t h = 0; h < n[3]; ++h)
-          for (int64_t e = 0; e < n[4]; ++e)
-            dst[h * n[4] + e] =
-                base[l * st[0] + b * st[1] + s * st[2] + h * st[3] + e * st[4]];
-      }
-}
-
-static void freeStep(moert_step_result_t *r) {
+void freeStep(moert_step_result_t *r) {
   moert_buffer_free(r->hidden.allocated);
   moert_buffer_free(r->keys.allocated);
   moert_buffer_free(r->values.allocated);
   memset(r, 0, sizeof(*r));
 }
 
-/* The state of a greedy generation (docs/Generation.md). Global rows are
- * sequences of the whole batch; this rank computes rows [first, first + Bl).
- */
-typedef struct Generator {
-  const Manifest *m;
-  const Options *o;
-  const moert_layout_t *layout;
-  int64_t B, S, N, Bl, first;
-  const int64_t *lengths; /* [B] prompt lengths */
-  int64_t *next;          /* [B] the tokens just chosen */
-  char *ended;            /* [B] the row has produced eos */
-  float *lastLocal;       /* [Bl, H] this rank's rows' last hidden states */
-  float *lastAll;         /* [B, H] all rows' (on the dp groups' roots) */
-  float *head;            /* [V, H] lm_head (rank 0) */
-  float *logits;          /* [B, V] (rank 0) */
-  float *allLogits;       /* [B, N, V] for --output-logits (rank 0) */
-  int64_t *out;           /* [B, S + N] (rank 0) */
-} Generator;
-
-/* Chooses step `step`'s tokens from the rows' last hidden states: rank 0
- * computes the logits and the argmax (the lowest id on a tie) and sends the
- * tokens to every rank. */
-static void chooseTokens(Generator *g, int64_t step) {
-  const Manifest *m = g->m;
-  int64_t V = m->vocab;
-  /* The last pipeline stage holds the hidden states: its dp group gathers
-   * them, and its first rank passes them on to rank 0. */
-  if (moert_comm_coords().pp == m->plan.pp - 1)
-    moert_comm_gather_f32(g->lastLocal, g->lastAll, (long)(g->Bl * m->hidden),
-                          MOERT_GROUP_DP);
-  if (m->plan.pp > 1)
-    moert_comm_move_f32(g->lastAll, (long)(g->B * m->hidden),
-                        worldRankAt(g->layout, m->plan.pp - 1, 0, 0), 0);
-  if (moert_comm_rank() == 0) {
-    computeLogits(m, g->head, g->lastAll, g->B, g->logits);
-    for (int64_t b = 0; b < g->B; ++b) {
-      const float *row = g->logits + b * V;
-      int64_t best = 0;
-      for (int64_t v = 1; v < V; ++v)
-        if (row[v] > row[best])
-          best = v;
-      g->next[b] = g->ended[b] ? g->o->eos : best;
-      if (g->allLogits)
-        memcpy(g->allLogits + (b * g->N + step) * V, row,
-               (size_t)V * sizeof(float));
-    }
-  }
-  moert_comm_broadcast_i64(g->next, (long)g->B, 0);
-  for (int64_t b = 0; b < g->B; ++b) {
-    if (g->out)
-      g->out[b * (g->S + g->N) + g->lengths[b] + step] = g->next[b];
-    if (g->o->eos >= 0 && g->next[b] == g->o->eos)
-      g->ended[b] = 1;
-  }
-}
-
-/* Takes a prefill's or a decode step's result: its keys and values into
- * the cache (a step's at each row's `positions`, the prompt's at [0, S) when
- * NULL), the hidden states of each row's last token (the prompt's at its
- * length, a step's only one) into lastLocal; frees the result. */
-static void takeStep(Generator *g, moert_step_result_t *step, float *keys,
-                     float *values, int64_t M, const int64_t *positions) {
-  storeKv(&step->keys, keys, M, positions);
-  storeKv(&step->values, values, M, positions);
-  const moert_memref3d_f32_t *h = &step->hidden;
-  int64_t H = g->m->hidden;
-  for (int64_t b = 0; b < g->Bl; ++b) {
-    int64_t s = positions ? 0 : g->lengths[g->first + b] - 1;
-    for (int64_t e = 0; e < H; ++e)
-      g->lastLocal[b * H + e] =
-          h->aligned[h->offset + b * h->strides[0] + s * h->strides[1] +
-                     e * h->strides[2]];
-  }
-  freeStep(step);
-}
-
-/* Prefill, then greedy decode steps; rank 0 writes the ids (and logits)
- * and prints the times unless `quiet` (a warm-up run). */
-static int generate(const Manifest *m, const moert_layout_t *layout,
-                    const Options *o, const moert_entry_points_t *entry,
-                    const Checkpoint *ckpt, moert_memref1d_f32_t *blobRef,
-                    const int64_t *lengths, int64_t *localIds,
-                    const int64_t *allIds, int quiet) {
-  Generator g = {0};
-  g.m = m;
-  g.layout = layout;
-  g.o = o;
-  g.B = m->batch;
-  g.S = m->seq;
-  g.N = o->generate;
-  g.Bl = localBatch(m);
-  g.first = moert_comm_coords().dp * g.Bl;
-  int root = moert_comm_rank() == 0;
-  int64_t H = m->hidden, V = m->vocab, M = m->maxSeq, width = g.S + g.N;
-  g.lengths = lengths;
-  g.next = calloc((size_t)g.B, sizeof(int64_t));
-  g.ended = calloc((size_t)g.B, 1);
-  g.lastLocal = malloc((size_t)(g.Bl * H) * sizeof(float));
-  g.lastAll = malloc((size_t)(g.B * H) * sizeof(float));
-  int rc = 0;
-  if (!g.next || !g.ended || !g.lastLocal || !g.lastAll)
-    rc = error("out of memory for generation");
-  if (!rc && root) {
-    g.head = loadHead(m, ckpt);
-    g.logits = malloc((size_t)(g.B * V) * sizeof(float));
-    g.out = malloc((size_t)(g.B * width) * sizeof(int64_t));
-    if (o->outputLogits)
-      g.allLogits = malloc((size_t)(g.B * g.N * V) * sizeof(float));
-    if (!g.head)
-      rc = 1;
-    else if (!g.logits || !g.out || (o->outputLogits && !g.allLogits))
-      rc = error("out of memory for generation");
-  }
-  if (!rc && root) {
-    for (int64_t b = 0; b < g.B; ++b)
-      for (int64_t s = 0; s < width; ++s)
-        g.out[b * width + s] = s < lengths[b] ? allIds[b * g.S + s] : -1;
-    if (g.allLogits)
-      for (int64_t i = 0; i < g.B * g.N * V; ++i)
-        g.allLogits[i] = NAN;
-  }
-
-  moert_step_result_t step = {0};
-  float *keys = NULL, *values = NULL;
-  int64_t *stepIds = moert_buffer_alloc((size_t)g.Bl * sizeof(int64_t));
-  int64_t *positions = moert_buffer_alloc((size_t)g.Bl * sizeof(int64_t));
-  if (!rc && (!stepIds || !positions))
-    rc = error("out of memory for generation");
-  double prefillTime = 0, decodeTime = 0;
-  int64_t steps = 0;
-  if (!rc) {
-    moert_memref2d_i64_t idsRef = {
-        localIds, localIds, 0, {g.Bl, g.S}, {g.S, 1}};
+/* Runs the forward pass (or the prefill) --warmup + --iters times and
+ * writes the last one's output. */
+static int runForward(const Manifest *m, const moert_layout_t *layout,
+                      const Options *o, const moert_entry_points_t *entry,
+                      const Checkpoint *ckpt, moert_memref1d_f32_t *blobRef,
+                      moert_memref2d_i64_t *idsRef) {
+  moert_step_result_t result = {0};
+  double elapsed = 0;
+  for (long i = 0; i < o->warmup + o->iters; ++i) {
+    freeStep(&result);
+    /* A pass starts on every rank together and ends when the last rank is
+     * done: without the barriers a pipeline's first stage would start the
+     * next pass while the last one finishes this one, and the time would
+     * be throughput, not the latency of a pass. */
     moert_comm_barrier();
     double start = now();
-    entry->prefill(&step, &idsRef, blobRef);
-    /* The cache, [L, Bl, M, kv heads, d] on this rank, holds the prompt. */
-    const int64_t *kv = step.keys.sizes;
-    size_t cacheBytes = (size_t)(kv[0] * kv[1] * M * kv[3] * kv[4]) * 4;
-    keys = moert_buffer_alloc(cacheBytes);
-    values = moert_buffer_alloc(cacheBytes);
-    if (!keys || !values)
-      rc = error("out of memory for the key/value cache (%zu bytes)",
-                 2 * cacheBytes);
-    int64_t cacheShape[5] = {kv[0], kv[1], M, kv[3], kv[4]};
-    int64_t cacheStrides[5] = {kv[1] * M * kv[3] * kv[4], M * kv[3] * kv[4],
-                               kv[3] * kv[4], kv[4], 1};
-    if (!rc) {
-      memset(keys, 0, cacheBytes);
-      memset(values, 0, cacheBytes);
-      takeStep(&g, &step, keys, values, M, NULL);
-      chooseTokens(&g, 0);
-    }
-    freeStep(&step);
+    if (entry->forward)
+      entry->forward(&result.hidden, idsRef, blobRef);
+    else
+      entry->prefill(&result, idsRef, blobRef);
     moert_comm_barrier();
-    prefillTime = now() - start;
-
-    moert_memref5d_f32_t keysRef = {keys, keys, 0, {0}, {0}};
-    moert_memref5d_f32_t valuesRef = {values, values, 0, {0}, {0}};
-    memcpy(keysRef.sizes, cacheShape, sizeof(cacheShape));
-    memcpy(keysRef.strides, cacheStrides, sizeof(cacheStrides));
-    memcpy(valuesRef.sizes, cacheShape, sizeof(cacheShape));
-    memcpy(valuesRef.strides, cacheStrides, sizeof(cacheStrides));
-    moert_memref2d_i64_t stepIdsRef = {stepIds, stepIds, 0, {g.Bl, 1}, {1, 1}};
-    moert_memref1d_i64_t positionsRef = {positions, positions, 0, {g.Bl}, {1}};
-    start = now();
-    for (int64_t t = 1; !rc && t < g.N; ++t) {
-      int allEnded = 1;
-      for (int64_t b = 0; b < g.B; ++b)
-        allEnded &= g.ended[b];
-      if (allEnded)
-        break;
-      for (int64_t b = 0; b < g.Bl; ++b) {
-        stepIds[b] = g.next[g.first + b];
-        positions[b] = lengths[g.first + b] + t - 1;
-      }
-      entry->decode(&step, &stepIdsRef, &positionsRef, &keysRef, &valuesRef,
-                    blobRef);
-      takeStep(&g, &step, keys, values, M, positions);
-      chooseTokens(&g, t);
-      ++steps;
-    }
-    moert_comm_barrier();
-    decodeTime = now() - start;
+    if (i >= o->warmup)
+      elapsed += now() - start;
   }
-  /* A row that ended holds eos to the end, also past an early stop. */
-  if (!rc && root && o->eos >= 0)
-    for (int64_t b = 0; b < g.B; ++b) {
-      int seen = 0;
-      for (int64_t s = lengths[b]; s < lengths[b] + g.N; ++s) {
-        if (seen)
-          g.out[b * width + s] = o->eos;
-        seen |= g.out[b * width + s] == o->eos;
-      }
-    }
-  prefillTime = moert_comm_max_f64(prefillTime);
-  decodeTime = moert_comm_max_f64(decodeTime);
-  if (!rc && root && !quiet) {
-    int64_t shape[2] = {g.B, width};
-    moert_status_t status =
-        moert_npy_write(o->output, MOERT_DTYPE_I64, 2, shape, g.out);
-    if (!status && o->outputLogits) {
-      int64_t logitsShape[3] = {g.B, g.N, V};
-      status =
-          moert_npy_write_f32(o->outputLogits, 3, logitsShape, g.allLogits);
-    }
-    if (status)
-      rc = statusError(status);
-  }
-  if (!rc && root && !quiet) {
-    printf("%s: batch %" PRId64 ", prompt %" PRId64 ", %d rank%s: prefill "
-           "%.3f ms (%.1f tokens/s)\n",
-           m->arch, g.B, g.S, moert_comm_size(),
-           moert_comm_size() == 1 ? "" : "s", prefillTime * 1e3,
-           (double)(g.B * g.S) / prefillTime);
-    if (steps > 0)
-      printf("%s: decode %.3f ms per token, %.1f tokens/s (%" PRId64
-             " steps of %" PRId64 " sequences)\n",
-             m->arch, decodeTime * 1e3 / (double)steps,
-             (double)(steps * g.B) / decodeTime, steps, g.B);
-  }
-  if (!rc && o->stats && !quiet) {
+  int rc = writeOutput(m, layout, o, ckpt, &result.hidden);
+  /* The ranks' clocks measured the same barrier-to-barrier passes; report
+   * the largest. */
+  elapsed = moert_comm_max_f64(elapsed);
+  if (!rc && moert_comm_rank() == 0)
+    printf("%s: batch %" PRId64 ", seq %" PRId64 ", %d rank%s: %.3f ms per "
+           "forward pass (%ld iterations)\n",
+           m->arch, m->batch, m->seq, moert_comm_size(),
+           moert_comm_size() == 1 ? "" : "s", elapsed * 1e3 / (double)o->iters,
+           o->iters);
+  if (!rc && o->stats) {
     fflush(stdout);
     moert_comm_print_stats(stdout);
   }
-  freeStep(&step);
-  moert_buffer_free(keys);
-  moert_buffer_free(values);
-  moert_buffer_free(stepIds);
-  moert_buffer_free(positions);
-  free(g.next);
-  free(g.ended);
-  free(g.lastLocal);
-  free(g.lastAll);
-  free(g.head);
-  free(g.logits);
-  free(g.allLogits);
-  free(g.out);
+  freeStep(&result);
   return rc;
 }
 
@@ -1010,8 +767,8 @@ static int runModel(int argc, char **argv, const char *manifestText,
   if (parsed)
     return parsed < 0 ? 0 : parsed;
   if (!entry->forward && !(entry->prefill && entry->decode))
-    return error("the executable defines neither forward nor prefill and "
-                 "decode");
+    return modelError("the executable defines neither forward nor prefill and "
+                      "decode");
   if (o.threads > 0) {
     moertSetCpuThreads((int)o.threads);
   }
@@ -1026,7 +783,7 @@ static int runModel(int argc, char **argv, const char *manifestText,
     moert_buffer_free(ids);
     free(allIds);
     free(lengths);
-    return error("out of memory for %" PRId64 " weights", m.blob);
+    return modelError("out of memory for %" PRId64 " weights", m.blob);
   }
   for (int64_t b = 0; b < m.batch; ++b)
     lengths[b] = m.seq;
@@ -1049,53 +806,14 @@ static int runModel(int argc, char **argv, const char *manifestText,
     raise(SIGKILL);
   if (!rc && o.generate) {
     for (long w = 0; !rc && w < o.warmup; ++w)
-      rc = generate(&m, layout, &o, entry, &ckpt, &blobRef, lengths, ids,
-                    allIds, 1);
+      rc = generateTokens(&m, layout, &o, entry, &ckpt, &blobRef, lengths, ids,
+                          allIds, 1);
     if (!rc)
-      rc = generate(&m, layout, &o, entry, &ckpt, &blobRef, lengths, ids,
-                    allIds, 0);
-    closeCheckpoint(&ckpt);
-    moert_buffer_free(blob);
-    moert_buffer_free(ids);
-    free(allIds);
-    free(lengths);
-    return rc;
+      rc = generateTokens(&m, layout, &o, entry, &ckpt, &blobRef, lengths, ids,
+                          allIds, 0);
+  } else if (!rc) {
+    rc = runForward(&m, layout, &o, entry, &ckpt, &blobRef, &idsRef);
   }
-  moert_step_result_t result = {0};
-  double elapsed = 0;
-  for (long i = 0; !rc && i < o.warmup + o.iters; ++i) {
-    freeStep(&result);
-    /* A pass starts on every rank together and ends when the last rank is
-     * done: without the barriers a pipeline's first stage would start the
-     * next pass while the last one finishes this one, and the time would
-     * be throughput, not the latency of a pass. */
-    moert_comm_barrier();
-    double start = now();
-    if (entry->forward)
-      entry->forward(&result.hidden, &idsRef, &blobRef);
-    else
-      entry->prefill(&result, &idsRef, &blobRef);
-    moert_comm_barrier();
-    if (i >= o.warmup)
-      elapsed += now() - start;
-  }
-  if (!rc) {
-    rc = writeOutput(&m, layout, &o, &ckpt, &result.hidden);
-    /* The ranks' clocks measured the same barrier-to-barrier passes;
-     * report the largest. */
-    elapsed = moert_comm_max_f64(elapsed);
-    if (!rc && moert_comm_rank() == 0)
-      printf("%s: batch %" PRId64 ", seq %" PRId64 ", %d rank%s: %.3f ms per "
-             "forward pass (%ld iterations)\n",
-             m.arch, m.batch, m.seq, moert_comm_size(),
-             moert_comm_size() == 1 ? "" : "s",
-             elapsed * 1e3 / (double)o.iters, o.iters);
-    if (!rc && o.stats) {
-      fflush(stdout);
-      moert_comm_print_stats(stdout);
-    }
-  }
-  freeStep(&result);
   closeCheckpoint(&ckpt);
   moert_buffer_free(blob);
   moert_buffer_free(ids);

@@ -9,6 +9,7 @@
 
 #include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Utils/AffineUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -111,20 +112,6 @@ struct BatchedGemm {
   GemmMatch match;
 };
 
-/// `e` as (loop, divisor): `d` is (d, 1), `d floordiv c` is (d, c).
-std::optional<std::pair<unsigned, int64_t>> loopOf(AffineExpr e) {
-  if (auto dim = dyn_cast<AffineDimExpr>(e))
-    return std::make_pair(dim.getPosition(), int64_t(1));
-  auto bin = dyn_cast<AffineBinaryOpExpr>(e);
-  if (!bin || bin.getKind() != AffineExprKind::FloorDiv)
-    return std::nullopt;
-  auto dim = dyn_cast<AffineDimExpr>(bin.getLHS());
-  auto c = dyn_cast<AffineConstantExpr>(bin.getRHS());
-  if (!dim || !c || c.getValue() <= 0)
-    return std::nullopt;
-  return std::make_pair(dim.getPosition(), c.getValue());
-}
-
 std::optional<BatchedGemm> matchBatchedGemm(linalg::GenericOp op) {
   if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
       op.getNumDpsInits() != 1 || op.getNumLoops() < 4)
@@ -145,7 +132,7 @@ std::optional<BatchedGemm> matchBatchedGemm(linalg::GenericOp op) {
   SmallVector<SmallVector<int>> uses(3, SmallVector<int>(numLoops, 0));
   for (unsigned o = 0; o < 3; ++o)
     for (AffineExpr e : maps[o].getResults()) {
-      auto loop = loopOf(e);
+      auto loop = matchDimOrFloorDiv(e);
       if (!loop || uses[o][loop->first])
         return std::nullopt;
       uses[o][loop->first] = loop->second == 1 ? 1 : 2;
@@ -181,7 +168,7 @@ std::optional<BatchedGemm> matchBatchedGemm(linalg::GenericOp op) {
     return std::nullopt;
   auto position = [&](unsigned o, unsigned l) {
     for (auto [i, e] : llvm::enumerate(maps[o].getResults()))
-      if (loopOf(e)->first == l)
+      if (matchDimOrFloorDiv(e)->first == l)
         return static_cast<int64_t>(i);
     return int64_t(-1);
   };
@@ -202,7 +189,7 @@ Value batchView(OpBuilder &b, Location loc, Value operand, AffineMap map,
   SmallVector<OpFoldResult> offsets, sizes, strides;
   SmallVector<int64_t> kept;
   for (auto [d, e] : llvm::enumerate(map.getResults())) {
-    auto [loop, divisor] = *loopOf(e);
+    auto [loop, divisor] = *matchDimOrFloorDiv(e);
     strides.push_back(b.getIndexAttr(1));
     auto iv = ivs.find(loop);
     if (iv == ivs.end()) {
