@@ -17,8 +17,8 @@
 #endif
 
 #include <mpi.h>
-#include <stdio.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -135,9 +135,9 @@ moert_status_t moert_layout_parse(const char *text, moert_layout_t *layout) {
       }
       seen[r] = 1;
       moert_rank_place_t *place = &layout->ranks[r];
-      place->coords = (moert_coords_t){coords[0], coords[1], coords[2],
-                                       coords[3], coords[4], coords[5],
-                                       coords[6]};
+      place->coords =
+          (moert_coords_t){coords[0], coords[1], coords[2], coords[3],
+                           coords[4], coords[5], coords[6]};
       memcpy(place->colors, colors, sizeof(colors));
     }
     line = strchr(line, '\n');
@@ -162,8 +162,7 @@ moert_status_t moert_layout_read(const char *path, moert_layout_t *layout) {
   memset(layout, 0, sizeof(*layout));
   FILE *file = fopen(path, "rb");
   if (!file)
-    return moert_status_make(MOERT_NOT_FOUND, "cannot open layout '%s'",
-                             path);
+    return moert_status_make(MOERT_NOT_FOUND, "cannot open layout '%s'", path);
   char *text = NULL;
   size_t length = 0, capacity = 0;
   for (;;) {

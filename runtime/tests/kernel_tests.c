@@ -97,9 +97,11 @@ static void testSgemmRuntimePaths(void) {
           expect[i] = accumulate ? cData[i] : 0.0;
         }
         moert_memref2d_f32_t a = {aData, aData, 0, {m, K}, {K, 1}};
-        moert_memref2d_f32_t b = {
-            bData, bData, 0, {transposeB ? N : K, transposeB ? K : N},
-            {transposeB ? K : N, 1}};
+        moert_memref2d_f32_t b = {bData,
+                                  bData,
+                                  0,
+                                  {transposeB ? N : K, transposeB ? K : N},
+                                  {transposeB ? K : N, 1}};
         moert_memref2d_f32_t c = {cData, cData, 0, {m, N}, {N, 1}};
         for (int i = 0; i < m; ++i)
           for (int j = 0; j < N; ++j)

@@ -11,13 +11,13 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Conversion/Passes.h"
-#include "moe/Transforms/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Import/ModelImport.h"
 #include "moe/Plan/AutoPlan.h"
 #include "moe/Plan/Explain.h"
 #include "moe/Target/HostCode.h"
+#include "moe/Transforms/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Verifier.h"
@@ -46,9 +46,9 @@ static cl::opt<T> option(const char *name, const char *desc, Mods &&...mods) {
                     std::forward<Mods>(mods)...);
 }
 
-static cl::opt<std::string> inputFilename(cl::Positional,
-                                          cl::desc("<config.json | model.mlir>"),
-                                          cl::Required, cl::cat(category));
+static cl::opt<std::string>
+    inputFilename(cl::Positional, cl::desc("<config.json | model.mlir>"),
+                  cl::Required, cl::cat(category));
 static auto outputFilename =
     option<std::string>("o", "Output file", cl::init("a.out"));
 static auto target = option<std::string>(
@@ -111,10 +111,9 @@ static auto maxSeqLen = option<int64_t>(
     "M > S; the executable's --generate N needs S + N <= M)",
     cl::init(0));
 static auto planOption = option<std::string>(
-    "plan",
-    "Parallel plan, e.g. \"dp=2,ep=2\" (missing degrees are 1; world = "
-    "dp*tp*pp), or \"auto\" to let the planner choose for --cluster; "
-    "overrides a #moe.plan in the module");
+    "plan", "Parallel plan, e.g. \"dp=2,ep=2\" (missing degrees are 1; world = "
+            "dp*tp*pp), or \"auto\" to let the planner choose for --cluster; "
+            "overrides a #moe.plan in the module");
 static auto microbatches = option<int64_t>(
     "microbatches",
     "Microbatches of a pipeline (pp > 1): each stage passes one on while it "
@@ -194,7 +193,8 @@ FailureOr<moe::CompilePipelineOptions> readTargetOptions() {
                 "'; expected f32, tf32, bf16 or f16"
       : emit == Emit::Ptx && !cudaFormat.empty() && cudaFormat != "isa"
           ? "--emit=ptx prints the kernels' PTX (--cuda-format isa), not "
-            "--cuda-format " + cudaFormat
+            "--cuda-format " +
+                cudaFormat
           : "";
   if (!why.empty())
     return fail(why), failure();
@@ -203,10 +203,10 @@ FailureOr<moe::CompilePipelineOptions> readTargetOptions() {
   c.blockSize = cudaBlockSize;
   c.chip = cudaChip;
   c.toolkit = MOE_CUDA_TOOLKIT_ROOT;
-  c.format = emit == Emit::Ptx         ? "isa"
-             : !cudaFormat.empty()     ? std::string(cudaFormat)
-             : c.toolkit.empty()       ? "isa"
-                                       : "fatbin";
+  c.format = emit == Emit::Ptx     ? "isa"
+             : !cudaFormat.empty() ? std::string(cudaFormat)
+             : c.toolkit.empty()   ? "isa"
+                                   : "fatbin";
   o.gemm = cudaGemm;
   if (o.cuda && failed(moe::verifyCudaPipelineOptions(c, why)))
     return fail("--target cuda: " + why), failure();
@@ -229,8 +229,8 @@ LogicalResult choosePlan(MLIRContext &context, const moe::ModelConfig &config) {
     return fail("--microbatches with --plan auto: the planner chooses the "
                 "microbatches of the pipelines it considers"),
            failure();
-  moe::AutoPlanOptions options{planOption, clusterOption, ranksOption,
-                               skewOption, planReport,    planTop,
+  moe::AutoPlanOptions options{planOption,  clusterOption, ranksOption,
+                               skewOption,  planReport,    planTop,
                                microbatches};
   bool report = explainPlan && explainFormat == "text";
   llvm::Expected<moe::plan::Candidate> chosen =
@@ -430,8 +430,8 @@ int main(int argc, char **argv) {
   }
   if (emit == Emit::Mlir)
     return writeOutput([&](llvm::raw_ostream &os) { module->print(os); });
-  if (emit == Emit::Exe && !(*module)->hasAttr(
-                               moe::MoEDialect::getManifestAttrName()))
+  if (emit == Emit::Exe &&
+      !(*module)->hasAttr(moe::MoEDialect::getManifestAttrName()))
     return fail("'" + inputFilename +
                 "' has no moe.manifest attribute: executables are built from "
                 "a model config (config.json), which defines the weights");

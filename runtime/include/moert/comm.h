@@ -88,8 +88,8 @@ MOERT_API void moert_layout_free(moert_layout_t *layout);
 MOERT_API moert_status_t moert_layout_read(const char *path,
                                            moert_layout_t *layout);
 /* moert_layout_read, then moert_comm_init with that layout. */
-MOERT_API moert_status_t moert_comm_init_from_file(const char *path,
-                                                   int *argc, char ***argv);
+MOERT_API moert_status_t moert_comm_init_from_file(const char *path, int *argc,
+                                                   char ***argv);
 
 /* dp * tp * pp */
 MOERT_API int moert_plan_world_size(const moert_plan_t *plan);

@@ -49,8 +49,7 @@ FailureOr<std::string> manifestKind(func::FuncOp func, StringRef name,
     if (axes.size() != 1)
       return unloadable("a dimension split over several axes");
     int16_t axis = axes[0];
-    if (s->grid == kExpertGridName && stacked && dim == 0 &&
-        axis == kEpAxis) {
+    if (s->grid == kExpertGridName && stacked && dim == 0 && axis == kEpAxis) {
       experts = true;
     } else if (s->grid == kExpertGridName && axis == kEtpAxis && !sliceDim &&
                !(stacked && dim == 0)) {
@@ -107,9 +106,9 @@ LogicalResult MoEPackWeightsPass::pack(func::FuncOp func, std::string &lines) {
              << "weight '" << name.getValue() << "' has type " << arg.getType()
              << "; the runtime loads static f32 tensors";
     bool stacked = name.getValue().contains("{}");
-    FailureOr<std::string> kind = manifestKind(
-        func, name.getValue(), func.getArgAttr(i, kArgShardingAttrName),
-        stacked);
+    FailureOr<std::string> kind =
+        manifestKind(func, name.getValue(),
+                     func.getArgAttr(i, kArgShardingAttrName), stacked);
     if (failed(kind))
       return failure();
     ArrayRef<int64_t> shape = type.getShape();
@@ -118,8 +117,8 @@ LogicalResult MoEPackWeightsPass::pack(func::FuncOp func, std::string &lines) {
     // A weight only one pipeline stage needs is loaded by that stage only.
     if (auto stage = func.getArgAttrOfType<IntegerAttr>(i, kStageAttrName))
       lines += llvm::formatv("stage {0} ", stage.getInt());
-    lines += llvm::formatv("{0} {1} {2} {3}", *kind, offset, count,
-                           each.size());
+    lines +=
+        llvm::formatv("{0} {1} {2} {3}", *kind, offset, count, each.size());
     for (int64_t d : each)
       lines += " " + std::to_string(d);
     lines += " " + name.getValue().str() + "\n";
@@ -149,9 +148,8 @@ LogicalResult MoEPackWeightsPass::pack(func::FuncOp func, std::string &lines) {
     view.getSourceMutable().assign(blob);
   if (failed(func.eraseArguments(erase)))
     return func.emitOpError() << "could not remove its weight arguments";
-  func.setFunctionType(FunctionType::get(&getContext(),
-                                         entry.getArgumentTypes(),
-                                         func.getResultTypes()));
+  func.setFunctionType(FunctionType::get(
+      &getContext(), entry.getArgumentTypes(), func.getResultTypes()));
   // The remaining arguments keep no moe.* attributes (they have no meaning
   // past partitioning).
   for (unsigned i = 0; i < func.getNumArguments(); ++i)
@@ -199,9 +197,9 @@ void MoEPackWeightsPass::runOnOperation() {
     }
     packed = lines;
     first = func;
-    module->setAttr(MoEDialect::getManifestAttrName(),
-                    StringAttr::get(&getContext(),
-                                    manifest.getValue().str() + lines));
+    module->setAttr(
+        MoEDialect::getManifestAttrName(),
+        StringAttr::get(&getContext(), manifest.getValue().str() + lines));
   }
 }
 

@@ -125,9 +125,9 @@ LogicalResult MoEShardPass::annotateRoles(func::FuncOp func, PlanAttr plan) {
                                           DenseI16ArrayAttr::get(ctx, {}));
     for (auto [dim, axis] : splits)
       axes[dim] = DenseI16ArrayAttr::get(ctx, {axis});
-    annotateArgument(arg, shard::Sharding::get(
-                              FlatSymbolRefAttr::get(ctx, kDenseGridName),
-                              axes));
+    annotateArgument(
+        arg, shard::Sharding::get(FlatSymbolRefAttr::get(ctx, kDenseGridName),
+                                  axes));
   }
   return success();
 }
