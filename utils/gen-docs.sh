@@ -12,6 +12,7 @@ BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 ninja -C "$BUILD_DIR" mlir-doc >/dev/null
 mkdir -p "$ROOT/docs/generated"
 cp "$BUILD_DIR/docs/Dialects/MoEOps.md" "$BUILD_DIR/docs/Dialects/MoEAttrs.md" \
+   "$BUILD_DIR/docs/Dialects/MoETypes.md" \
    "$BUILD_DIR/docs/MoEPasses.md" "$BUILD_DIR/docs/MoEConversionPasses.md" \
    "$BUILD_DIR/docs/MoECodegenPasses.md" \
    "$ROOT/docs/generated/"

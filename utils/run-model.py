@@ -99,6 +99,9 @@ def main():
                     "--plan; the executable runs under mpiexec")
     ap.add_argument("--microbatches", type=int, default=0,
                     help="moe-compile --microbatches (pipelines)")
+    ap.add_argument("--overlap", default="",
+                    help="moe-compile --overlap (collectives overlapped with "
+                         "compute, e.g. all-to-all,all-reduce)")
     ap.add_argument("--stats", action="store_true",
                     help="print each rank's collective calls and bytes")
     ap.add_argument("--cluster", default="h100x8",
@@ -163,6 +166,8 @@ def main():
                 if args.microbatches else ""))
         if args.microbatches:
             compile_cmd += ["--microbatches", str(args.microbatches)]
+        if args.overlap:
+            compile_cmd += ["--overlap=" + args.overlap]
         if args.cuda_gemm:
             compile_cmd += ["--cuda-gemm", args.cuda_gemm]
         if args.cuda_emulate_on_cpu:

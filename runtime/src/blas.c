@@ -3,10 +3,12 @@
  * `moert_sgemm` is what `moe-linalg-to-blas` calls: C (+)= op(A) * op(B) on
  * strided f32 memrefs, through moertCpuGemm (cpu_gemm.h: the runtime's
  * threads, OpenBLAS or the skinny kernels) when every operand has a
- * unit-stride dimension, and through a plain loop otherwise.
+ * unit-stride dimension, and through a plain loop otherwise. Each call first
+ * lets the collectives in flight progress (moert_comm_progress).
  *
  *===----------------------------------------------------------------------===*/
 
+#include "moert/comm.h"
 #include "moert/memref.h"
 #include "moert/model.h"
 #include "moert/moert.h"
@@ -31,6 +33,7 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
                                         int32_t transposeA, int32_t transposeB,
                                         int32_t flags) {
   /* Every product is exact f32 here (MOERT_GEMM_EXACT changes nothing). */
+  moert_comm_progress(); /* collectives in flight move while we compute */
   int accumulate = flags & MOERT_GEMM_ACCUMULATE;
   moertGemm g;
   switch (moertPlanGemm(a, b, c, transposeA, transposeB, &g)) {

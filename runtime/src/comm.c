@@ -39,6 +39,29 @@ static MPI_Comm gComms[MOERT_NUM_GROUPS];
 static long long gCalls[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
 static long long gBytes[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
 
+/* MOERT_TIMEOUT: seconds a rank waits for one collective before it aborts
+ * the job (0: forever). */
+static double gTimeout = 300;
+/* MOERT_LINK=GBPS[:LATENCY_US]: an emulated link on which a collective
+ * completes no earlier than latency + bytes / bandwidth after its start
+ * (0: off). */
+static double gLinkBytesPerSecond, gLinkLatency;
+
+/* A collective in flight: its MPI request and what the watchdog names. A
+ * handle given to compiled code is the slot's index + 1; 0 is a collective
+ * that completed when it started (one member, or NCCL's stream order). */
+typedef struct moert_inflight {
+  MPI_Request request;
+  moert_collective_t kind;
+  int32_t group;
+  int used;
+  double earliest; /* MOERT_LINK: the emulated completion time */
+} moert_inflight_t;
+enum { kMaxInflight = 64 };
+static moert_inflight_t gInflight[kMaxInflight];
+static int gNumInflight;
+static moert_status_t readWaitSettings(void);
+
 static const char *kGroupNames[MOERT_NUM_GROUPS] = {"world", "dp",  "tp",
                                                     "ep",    "etp", "pp"};
 static const char *kCollectiveNames[MOERT_NUM_COLLECTIVES] = {
@@ -238,6 +261,9 @@ moert_status_t moert_comm_init(const moert_layout_t *layout, int *argc,
     return moert_status_make(MOERT_INVALID_ARGUMENT,
                              "the layout lists %d ranks for a plan of %d",
                              layout->world, moert_plan_world_size(plan));
+  status = readWaitSettings();
+  if (status)
+    return status;
   gPlan = *plan;
   memset(&gCoords, 0, sizeof(gCoords));
   int want = moert_plan_world_size(plan);
@@ -301,33 +327,147 @@ moert_status_t moert_comm_init(const moert_layout_t *layout, int *argc,
   return NULL;
 }
 
-/* Completes `request`, yielding the core between tests. */
-static int waitYielding(MPI_Request *request, MPI_Status *status) {
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void sleepFor(double seconds) {
+  if (seconds <= 0)
+    return;
+  struct timespec pause = {(time_t)seconds,
+                           (long)((seconds - (double)(time_t)seconds) * 1e9)};
+  nanosleep(&pause, NULL);
+}
+
+/* Reads MOERT_TIMEOUT and MOERT_LINK. */
+static moert_status_t readWaitSettings(void) {
+  const char *timeout = getenv("MOERT_TIMEOUT");
+  if (timeout && *timeout) {
+    char *end = NULL;
+    double value = strtod(timeout, &end);
+    if (*end || value < 0)
+      return moert_status_make(MOERT_INVALID_ARGUMENT,
+                               "MOERT_TIMEOUT=%s: expected a number of "
+                               "seconds >= 0 (0: wait forever)",
+                               timeout);
+    gTimeout = value;
+  }
+  const char *link = getenv("MOERT_LINK");
+  if (link && *link) {
+    char *end = NULL;
+    double gbps = strtod(link, &end), latencyUs = 0;
+    if (*end == ':')
+      latencyUs = strtod(end + 1, &end);
+    if (*end || gbps <= 0 || latencyUs < 0)
+      return moert_status_make(MOERT_INVALID_ARGUMENT,
+                               "MOERT_LINK=%s: expected GBPS[:LATENCY_US], "
+                               "e.g. 25:10 for 25 Gb/s and 10 us",
+                               link);
+    gLinkBytesPerSecond = gbps * 1e9 / 8;
+    gLinkLatency = latencyUs * 1e-6;
+  }
+  return NULL;
+}
+
+/* A free slot for a collective of `kind` on `group` that moves `bytes`
+ * (< 0: not a transfer of data, so not slowed by MOERT_LINK); the caller starts its MPI request in the slot's `request`. */
+static int64_t beginRequest(moert_collective_t kind, int32_t group,
+                            long long bytes) {
+  for (int i = 0; i < kMaxInflight; ++i) {
+    moert_inflight_t *slot = &gInflight[i];
+    if (slot->used)
+      continue;
+    slot->used = 1;
+    slot->kind = kind;
+    slot->group = group;
+    slot->request = MPI_REQUEST_NULL;
+    slot->earliest = gLinkBytesPerSecond > 0 && bytes >= 0
+                         ? now() + gLinkLatency +
+                               (double)bytes / gLinkBytesPerSecond
+                         : 0;
+    ++gNumInflight;
+    return i + 1;
+  }
+  moert_comm_abort("more than 64 collectives in flight");
+  return 0;
+}
+
+static moert_inflight_t *slotOf(int64_t handle) {
+  if (handle < 1 || handle > kMaxInflight || !gInflight[handle - 1].used) {
+    char message[96];
+    snprintf(message, sizeof(message), "wait on an unknown collective %lld",
+             (long long)handle);
+    moert_comm_abort(message);
+  }
+  return &gInflight[handle - 1];
+}
+
+/* Completes the collective of `handle`: tests its request, yielding the core
+ * between tests when oversubscribed (MOERT_WAIT), and aborts the job when it
+ * takes longer than MOERT_TIMEOUT, naming it. The emulated link
+ * (MOERT_LINK) then sleeps until the collective's earliest completion. */
+static void completeRequest(int64_t handle, MPI_Status *status,
+                            const char *what) {
+  if (handle == 0)
+    return;
+  moert_inflight_t *slot = slotOf(handle);
+  double started = 0;
   for (unsigned tries = 0;; ++tries) {
     int done = 0;
-    int rc = MPI_Test(request, &done, status);
-    if (rc != MPI_SUCCESS || done)
-      return rc;
-    if (tries < 1000) {
-      sched_yield();
-    } else {
-      struct timespec pause = {0, 20000}; /* 20 us */
-      nanosleep(&pause, NULL);
+    check(MPI_Test(&slot->request, &done, status), what);
+    if (done)
+      break;
+    if (gYieldWait) {
+      if (tries < 1000) {
+        sched_yield();
+      } else {
+        struct timespec pause = {0, 20000}; /* 20 us */
+        nanosleep(&pause, NULL);
+      }
     }
+    if (gTimeout <= 0 || (tries & 255) != 0)
+      continue;
+    double t = now();
+    if (started == 0)
+      started = t;
+    else if (t - started > gTimeout) {
+      char message[320];
+      int size = 1;
+      if (gUsingMpi)
+        MPI_Comm_size(gComms[slot->group], &size);
+      snprintf(message, sizeof(message),
+               "%s on the %s group (%d ranks) has not completed after %g s "
+               "(MOERT_TIMEOUT): another rank of the group stopped or died",
+               kCollectiveNames[slot->kind], kGroupNames[slot->group], size,
+               gTimeout);
+      moert_comm_abort(message);
+    }
+  }
+  sleepFor(slot->earliest - now());
+  slot->used = 0;
+  --gNumInflight;
+}
+
+void moert_comm_progress(void) {
+  if (!gNumInflight)
+    return;
+  for (int i = 0; i < kMaxInflight; ++i) {
+    int done = 0;
+    if (gInflight[i].used && gInflight[i].request != MPI_REQUEST_NULL)
+      MPI_Test(&gInflight[i].request, &done, MPI_STATUS_IGNORE);
   }
 }
 
-/* Runs a collective: blocking, or started non-blocking and waited for
- * yielding (MOERT_WAIT). */
-#define RUN_COLLECTIVE(blocking, nonblocking, what)                            \
+/* Runs a collective the runtime waits for itself: `start` (an MPI_I* call
+ * on `request_`) is started and completed (MOERT_WAIT, MOERT_TIMEOUT). */
+#define RUN_COLLECTIVE(kind, group, bytes, start, what)                        \
   do {                                                                         \
-    if (gYieldWait) {                                                          \
-      MPI_Request request_;                                                    \
-      check(nonblocking, what);                                                \
-      check(waitYielding(&request_, MPI_STATUS_IGNORE), what);                 \
-    } else {                                                                   \
-      check(blocking, what);                                                   \
-    }                                                                          \
+    int64_t handle_ = beginRequest(kind, group, bytes);                        \
+    MPI_Request *request_ = &gInflight[handle_ - 1].request;                   \
+    check(start, what);                                                        \
+    completeRequest(handle_, MPI_STATUS_IGNORE, what);                         \
   } while (0)
 
 int moert_comm_rank(void) { return gRank; }
@@ -361,8 +501,8 @@ void moert_comm_barrier(void) {
   /* Waited for like the collectives: oversubscribed ranks must not spin
    * here either (the executables time every pass between barriers). */
   if (gUsingMpi)
-    RUN_COLLECTIVE(MPI_Barrier(MPI_COMM_WORLD),
-                   MPI_Ibarrier(MPI_COMM_WORLD, &request_), "Barrier");
+    RUN_COLLECTIVE(MOERT_BROADCAST, MOERT_GROUP_WORLD, -1,
+                   MPI_Ibarrier(MPI_COMM_WORLD, request_), "Barrier");
 }
 
 long long moert_comm_calls(moert_collective_t kind, moert_group_t group) {
@@ -417,7 +557,8 @@ static float *data(const moert_memref1d_f32_t *m) {
  * Returns the communicator, or MPI_COMM_NULL when the copy did the work. */
 static MPI_Comm beginCollective(moert_collective_t kind, int32_t group,
                                 moert_memref1d_f32_t *in,
-                                moert_memref1d_f32_t *out, int *size) {
+                                moert_memref1d_f32_t *out, int *size,
+                                long long *bytes) {
   int rank;
   MPI_Comm comm = groupComm(group, size, &rank);
   const char *name = kCollectiveNames[kind];
@@ -453,7 +594,8 @@ static MPI_Comm beginCollective(moert_collective_t kind, int32_t group,
              name, n, m, s);
     moert_comm_abort(message);
   }
-  count(kind, group, sent * (long long)sizeof(float));
+  *bytes = sent * (long long)sizeof(float);
+  count(kind, group, *bytes);
   if (comm == MPI_COMM_NULL || s == 1) {
     memmove(data(out), data(in), (size_t)(m < n ? m : n) * sizeof(float));
     return MPI_COMM_NULL;
@@ -461,80 +603,118 @@ static MPI_Comm beginCollective(moert_collective_t kind, int32_t group,
   return comm;
 }
 
+/* Starts a collective of compiled code and returns its handle (0 when it
+ * is already complete). */
+static int64_t startCollective(moert_collective_t kind,
+                               moert_memref1d_f32_t *in,
+                               moert_memref1d_f32_t *out, int32_t group) {
+  int size;
+  long long bytes;
+  MPI_Comm comm = beginCollective(kind, group, in, out, &size, &bytes);
+  if (comm == MPI_COMM_NULL)
+    return 0;
+  float *src = data(in), *dst = data(out);
+  int n = (int)in->sizes[0], m = (int)out->sizes[0];
+#ifdef MOERT_NCCL
+  /* Ordered on the compute stream: complete as far as the host can tell. */
+  switch (kind) {
+  case MOERT_ALL_REDUCE:
+    moertNcclAllReduce(group, comm, src, dst, (size_t)n);
+    break;
+  case MOERT_ALL_GATHER:
+    moertNcclAllGather(group, comm, src, dst, (size_t)n);
+    break;
+  case MOERT_ALL_TO_ALL:
+    moertNcclAllToAll(group, comm, src, dst, (size_t)(n / size), size);
+    break;
+  default:
+    moertNcclReduceScatter(group, comm, src, dst, (size_t)m);
+    break;
+  }
+  return 0;
+#endif
+  int64_t handle = beginRequest(kind, group, bytes);
+  MPI_Request *request = &gInflight[handle - 1].request;
+  int rc;
+  switch (kind) {
+  case MOERT_ALL_REDUCE:
+    rc = MPI_Iallreduce(src, dst, n, MPI_FLOAT, MPI_SUM, comm, request);
+    break;
+  case MOERT_ALL_GATHER:
+    rc = MPI_Iallgather(src, n, MPI_FLOAT, dst, n, MPI_FLOAT, comm, request);
+    break;
+  case MOERT_ALL_TO_ALL:
+    rc = MPI_Ialltoall(src, n / size, MPI_FLOAT, dst, n / size, MPI_FLOAT,
+                       comm, request);
+    break;
+  default:
+    rc = MPI_Ireduce_scatter_block(src, dst, m, MPI_FLOAT, MPI_SUM, comm,
+                                   request);
+    break;
+  }
+  check(rc, kCollectiveNames[kind]);
+  return handle;
+}
+
+static void runCollective(moert_collective_t kind, moert_memref1d_f32_t *in,
+                          moert_memref1d_f32_t *out, int32_t group) {
+  completeRequest(startCollective(kind, in, out, group), MPI_STATUS_IGNORE,
+                  kCollectiveNames[kind]);
+}
+
 void _mlir_ciface_moert_all_reduce_f32(moert_memref1d_f32_t *in,
                                        moert_memref1d_f32_t *out,
                                        int32_t group) {
-  int size;
-  MPI_Comm comm = beginCollective(MOERT_ALL_REDUCE, group, in, out, &size);
-#ifdef MOERT_NCCL
-  if (comm != MPI_COMM_NULL)
-    moertNcclAllReduce(group, comm, data(in), data(out), (size_t)in->sizes[0]);
-  return;
-#endif
-  if (comm != MPI_COMM_NULL)
-    RUN_COLLECTIVE(MPI_Allreduce(data(in), data(out), (int)in->sizes[0],
-                                 MPI_FLOAT, MPI_SUM, comm),
-                   MPI_Iallreduce(data(in), data(out), (int)in->sizes[0],
-                                  MPI_FLOAT, MPI_SUM, comm, &request_),
-                   "Allreduce");
+  runCollective(MOERT_ALL_REDUCE, in, out, group);
 }
 
 void _mlir_ciface_moert_all_gather_f32(moert_memref1d_f32_t *in,
                                        moert_memref1d_f32_t *out,
                                        int32_t group) {
-  int size;
-  MPI_Comm comm = beginCollective(MOERT_ALL_GATHER, group, in, out, &size);
-  int n = (int)in->sizes[0];
-#ifdef MOERT_NCCL
-  if (comm != MPI_COMM_NULL)
-    moertNcclAllGather(group, comm, data(in), data(out), (size_t)n);
-  return;
-#endif
-  if (comm != MPI_COMM_NULL)
-    RUN_COLLECTIVE(
-        MPI_Allgather(data(in), n, MPI_FLOAT, data(out), n, MPI_FLOAT, comm),
-        MPI_Iallgather(data(in), n, MPI_FLOAT, data(out), n, MPI_FLOAT, comm,
-                       &request_),
-        "Allgather");
+  runCollective(MOERT_ALL_GATHER, in, out, group);
 }
 
 void _mlir_ciface_moert_all_to_all_f32(moert_memref1d_f32_t *in,
                                        moert_memref1d_f32_t *out,
                                        int32_t group) {
-  int size;
-  MPI_Comm comm = beginCollective(MOERT_ALL_TO_ALL, group, in, out, &size);
-  if (comm == MPI_COMM_NULL)
-    return;
-  int chunk = (int)(in->sizes[0] / size);
-#ifdef MOERT_NCCL
-  moertNcclAllToAll(group, comm, data(in), data(out), (size_t)chunk, size);
-  return;
-#endif
-  RUN_COLLECTIVE(MPI_Alltoall(data(in), chunk, MPI_FLOAT, data(out), chunk,
-                              MPI_FLOAT, comm),
-                 MPI_Ialltoall(data(in), chunk, MPI_FLOAT, data(out), chunk,
-                               MPI_FLOAT, comm, &request_),
-                 "Alltoall");
+  runCollective(MOERT_ALL_TO_ALL, in, out, group);
 }
 
 void _mlir_ciface_moert_reduce_scatter_f32(moert_memref1d_f32_t *in,
                                            moert_memref1d_f32_t *out,
                                            int32_t group) {
-  int size;
-  MPI_Comm comm = beginCollective(MOERT_REDUCE_SCATTER, group, in, out, &size);
-#ifdef MOERT_NCCL
-  if (comm != MPI_COMM_NULL)
-    moertNcclReduceScatter(group, comm, data(in), data(out),
-                           (size_t)out->sizes[0]);
-  return;
-#endif
-  if (comm != MPI_COMM_NULL)
-    RUN_COLLECTIVE(
-        MPI_Reduce_scatter_block(data(in), data(out), (int)out->sizes[0],
-                                 MPI_FLOAT, MPI_SUM, comm),
-        MPI_Ireduce_scatter_block(data(in), data(out), (int)out->sizes[0],
-                                  MPI_FLOAT, MPI_SUM, comm, &request_),
-        "Reduce_scatter_block");
+  runCollective(MOERT_REDUCE_SCATTER, in, out, group);
+}
+
+int64_t _mlir_ciface_moert_start_all_reduce_f32(moert_memref1d_f32_t *in,
+                                                moert_memref1d_f32_t *out,
+                                                int32_t group) {
+  return startCollective(MOERT_ALL_REDUCE, in, out, group);
+}
+
+int64_t _mlir_ciface_moert_start_all_gather_f32(moert_memref1d_f32_t *in,
+                                                moert_memref1d_f32_t *out,
+                                                int32_t group) {
+  return startCollective(MOERT_ALL_GATHER, in, out, group);
+}
+
+int64_t _mlir_ciface_moert_start_all_to_all_f32(moert_memref1d_f32_t *in,
+                                                moert_memref1d_f32_t *out,
+                                                int32_t group) {
+  return startCollective(MOERT_ALL_TO_ALL, in, out, group);
+}
+
+int64_t _mlir_ciface_moert_start_reduce_scatter_f32(moert_memref1d_f32_t *in,
+                                                    moert_memref1d_f32_t *out,
+                                                    int32_t group) {
+  return startCollective(MOERT_REDUCE_SCATTER, in, out, group);
+}
+
+void _mlir_ciface_moert_wait_f32(int64_t handle, moert_memref1d_f32_t *in,
+                                 moert_memref1d_f32_t *out) {
+  (void)in;
+  (void)out;
+  completeRequest(handle, MPI_STATUS_IGNORE, "wait");
 }
 
 void moert_comm_gather_f32(const float *in, float *out, long n,
@@ -546,11 +726,10 @@ void moert_comm_gather_f32(const float *in, float *out, long n,
     memmove(out, in, (size_t)n * sizeof(float));
     return;
   }
-  RUN_COLLECTIVE(
-      MPI_Gather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, 0, comm),
-      MPI_Igather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, 0, comm,
-                  &request_),
-      "Gather");
+  RUN_COLLECTIVE(MOERT_GATHER, group, -1,
+                 MPI_Igather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, 0,
+                             comm, request_),
+                 "Gather");
 }
 
 void moert_comm_broadcast_i64(int64_t *buffer, long n, int root) {
@@ -559,17 +738,9 @@ void moert_comm_broadcast_i64(int64_t *buffer, long n, int root) {
   count(MOERT_BROADCAST, MOERT_GROUP_WORLD,
         (long long)n * (long long)sizeof(int64_t));
   RUN_COLLECTIVE(
-      MPI_Bcast(buffer, (int)n, MPI_INT64_T, root, MPI_COMM_WORLD),
-      MPI_Ibcast(buffer, (int)n, MPI_INT64_T, root, MPI_COMM_WORLD, &request_),
+      MOERT_BROADCAST, MOERT_GROUP_WORLD, -1,
+      MPI_Ibcast(buffer, (int)n, MPI_INT64_T, root, MPI_COMM_WORLD, request_),
       "Bcast");
-}
-
-/* Completes a point-to-point request the way the collectives wait. */
-static void finish(MPI_Request *request, MPI_Status *status, const char *what) {
-  if (gYieldWait)
-    check(waitYielding(request, status), what);
-  else
-    check(MPI_Wait(request, status), what);
 }
 
 /* The communicator of `group` for a point-to-point call with `peer`; aborts
@@ -605,17 +776,18 @@ static void pointToPoint(moert_collective_t kind, moert_memref1d_f32_t *buffer,
                         (int)peer);
   return;
 #endif
-  MPI_Request request;
   MPI_Status status;
+  int64_t handle = beginRequest(kind, group, n * (long long)sizeof(float));
+  MPI_Request *request = &gInflight[handle - 1].request;
   if (sending)
     check(MPI_Isend(data(buffer), (int)n, MPI_FLOAT, (int)peer, 0, comm,
-                    &request),
+                    request),
           "Isend");
   else
     check(MPI_Irecv(data(buffer), (int)n, MPI_FLOAT, (int)peer, 0, comm,
-                    &request),
+                    request),
           "Irecv");
-  finish(&request, &status, sending ? "Isend" : "Irecv");
+  completeRequest(handle, &status, sending ? "Isend" : "Irecv");
   if (sending)
     return;
   /* A message of another size is a compiler bug: MPI reports truncation,
@@ -643,19 +815,18 @@ void _mlir_ciface_moert_recv_f32(moert_memref1d_f32_t *out, int32_t group,
 void moert_comm_move_f32(float *buffer, long n, int from, int to) {
   if (from == to || !gUsingMpi)
     return;
-  MPI_Request request;
+  long long bytes = (long long)n * (long long)sizeof(float);
   if (gRank == from) {
-    count(MOERT_SEND, MOERT_GROUP_WORLD,
-          (long long)n * (long long)sizeof(float));
-    check(MPI_Isend(buffer, (int)n, MPI_FLOAT, to, 1, MPI_COMM_WORLD, &request),
-          "Isend");
-    finish(&request, MPI_STATUS_IGNORE, "Isend");
+    count(MOERT_SEND, MOERT_GROUP_WORLD, bytes);
+    RUN_COLLECTIVE(
+        MOERT_SEND, MOERT_GROUP_WORLD, bytes,
+        MPI_Isend(buffer, (int)n, MPI_FLOAT, to, 1, MPI_COMM_WORLD, request_),
+        "Isend");
   } else if (gRank == to) {
-    count(MOERT_RECV, MOERT_GROUP_WORLD,
-          (long long)n * (long long)sizeof(float));
-    check(
-        MPI_Irecv(buffer, (int)n, MPI_FLOAT, from, 1, MPI_COMM_WORLD, &request),
+    count(MOERT_RECV, MOERT_GROUP_WORLD, bytes);
+    RUN_COLLECTIVE(
+        MOERT_RECV, MOERT_GROUP_WORLD, bytes,
+        MPI_Irecv(buffer, (int)n, MPI_FLOAT, from, 1, MPI_COMM_WORLD, request_),
         "Irecv");
-    finish(&request, MPI_STATUS_IGNORE, "Irecv");
   }
 }

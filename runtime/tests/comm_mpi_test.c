@@ -7,10 +7,15 @@
  * move. Prints one line per check
  * on rank 0 and ends with "N passed, N failed"; exits non-zero on failure.
  *
+ * With `--stop` (any plan) the last rank stops itself (SIGSTOP) before an
+ * all_reduce over the world: the others must abort the job once
+ * MOERT_TIMEOUT has passed, naming the collective.
+ *
  *===----------------------------------------------------------------------===*/
 
 #include "moert/comm.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,20 +70,73 @@ static void pipelineChecks(void) {
          "move brings the last stage's rows to rank 0");
 }
 
+/* The non-blocking forms: two collectives in flight at once on different
+ * groups, completed in the other order, give what the blocking ones give. */
+static void asyncChecks(void) {
+  moert_coords_t c = moert_comm_coords();
+  int r = moert_comm_rank();
+  float a[8], b[8];
+  for (int j = 0; j < 2; ++j)
+    for (int q = 0; q < 4; ++q)
+      a[4 * j + q] = (float)(10 * c.ep + j);
+  float x[2] = {(float)r, 1.0f}, y[2] = {-1, -1};
+  moert_memref1d_f32_t ma = vec(a, 8), mb = vec(b, 8), mx = vec(x, 2),
+                       my = vec(y, 2);
+  long long before = moert_comm_calls(MOERT_ALL_TO_ALL, MOERT_GROUP_EP);
+  int64_t first = _mlir_ciface_moert_start_all_to_all_f32(&ma, &mb,
+                                                          MOERT_GROUP_EP);
+  int64_t second = _mlir_ciface_moert_start_all_reduce_f32(&mx, &my,
+                                                           MOERT_GROUP_TP);
+  expect(first > 0 && second > 0 && first != second,
+         "started collectives have distinct handles");
+  moert_comm_progress();
+  _mlir_ciface_moert_wait_f32(second, &mx, &my);
+  _mlir_ciface_moert_wait_f32(first, &ma, &mb);
+  int ok = 1;
+  for (int i = 0; i < 2; ++i)
+    for (int q = 0; q < 4; ++q)
+      ok &= b[4 * i + q] == (float)(10 * i + c.ep);
+  expect(ok, "a started all_to_all delivers what the blocking one does");
+  float base = (float)(2 * c.dp);
+  expect(y[0] == 2 * base + 1 && y[1] == 2.0f,
+         "a started all_reduce delivers what the blocking one does");
+  expect(moert_comm_calls(MOERT_ALL_TO_ALL, MOERT_GROUP_EP) == before + 1,
+         "a started collective is counted once");
+}
+
+/* --stop: the last rank stops; the others wait in an all_reduce until the
+ * watchdog aborts the job. */
+static int stopCheck(void) {
+  int r = moert_comm_rank();
+  if (r == moert_comm_size() - 1) {
+    fprintf(stderr, "rank %d: stopping\n", r);
+    fflush(stderr);
+    raise(SIGSTOP);
+  }
+  float x = 1.0f, y = 0.0f;
+  moert_memref1d_f32_t mx = vec(&x, 1), my = vec(&y, 1);
+  _mlir_ciface_moert_all_reduce_f32(&mx, &my, MOERT_GROUP_WORLD);
+  printf("FAIL: the all_reduce returned without the stopped rank\n");
+  return 1;
+}
+
 int main(int argc, char **argv) {
   /* The layout of the plan under test, as moe-compile writes it
    * (--explain-plan --explain-format=manifest): dp=2,tp=2,ep=2,etp=2, or
    * tp=2,pp=2 with --pp. */
   if (argc < 2) {
-    fprintf(stderr, "usage: moert-comm-test LAYOUT [--pp]\n");
+    fprintf(stderr, "usage: moert-comm-test LAYOUT [--pp | --stop]\n");
     return 2;
   }
   int pipeline = argc > 2 && !strcmp(argv[2], "--pp");
+  int stop = argc > 2 && !strcmp(argv[2], "--stop");
   moert_status_t status = moert_comm_init_from_file(argv[1], &argc, &argv);
   if (status) {
     fprintf(stderr, "error: %s\n", moert_status_message(status));
     return 1;
   }
+  if (stop)
+    return stopCheck();
   int r = moert_comm_rank();
   moert_coords_t c = moert_comm_coords();
 
@@ -144,6 +202,7 @@ int main(int argc, char **argv) {
   moert_comm_gather_f32(&mine, rows, 1, MOERT_GROUP_DP);
   expect(c.dp != 0 || (rows[0] == (float)c.tp && rows[1] == (float)(2 + c.tp)),
          "gather collects a dp group on its first rank");
+  asyncChecks();
 
   if (r == 0)
     printf("%d passed, %d failed\n", passed, failed);

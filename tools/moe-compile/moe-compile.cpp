@@ -121,6 +121,11 @@ static auto microbatches = option<int64_t>(
     "data-parallel rank's sequences; 1 for capacity-limited experts; --plan "
     "auto chooses its own)",
     cl::init(0));
+static cl::list<std::string>
+    overlap("overlap",
+            cl::desc("Collectives to overlap with compute (moe-overlap): "
+                     "all-to-all, all-reduce, all-gather, reduce-scatter"),
+            cl::CommaSeparated, cl::cat(category));
 static auto explainPlan = option<bool>(
     "explain-plan",
     "Print the plan's ranks and groups (with --cluster: the planner's "
@@ -447,7 +452,9 @@ int main(int argc, char **argv) {
     return pm.run(*module);
   };
   if (failed(runPasses("partition", [](PassManager &pm) {
-        pm.addPass(moe::createMoEToSpmdPass());
+        moe::MoEToSpmdPassOptions options;
+        options.overlap = llvm::to_vector(overlap);
+        pm.addPass(moe::createMoEToSpmdPass(options));
         return success();
       })))
     return fail("partitioning '" + inputFilename + "' for the plan failed");

@@ -6,6 +6,7 @@
 
 #include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Utils/LinalgBuilders.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -48,9 +49,21 @@ private:
                              ArrayRef<int16_t> axes);
   func::FuncOp callee(StringRef name, FunctionType type);
   /// Runs `name(in, out, group)` on `input` flattened; returns the result
-  /// reshaped to `resultShape`.
-  Value collective(OpBuilder &b, Location loc, StringRef name, Value input,
-                   ArrayRef<int64_t> resultShape, int32_t group);
+  /// reshaped to `resultShape`. When `post` is another place than `b`
+  /// (the moe.async_wait of a started collective), the call at `b` is the
+  /// runtime's non-blocking `moert_start_...` and the result is built at
+  /// `post` after `moert_wait_f32`.
+  Value collective(OpBuilder &b, OpBuilder &post, Location loc, StringRef name,
+                   Value input, ArrayRef<int64_t> resultShape, int32_t group);
+  /// Where the result of collective `op` is built: at its moe.async_wait
+  /// when it was started asynchronously, else at `op`.
+  OpBuilder resultBuilder(Operation *op);
+  /// Replaces `op`'s result (or that of its moe.async_wait) by `result` and
+  /// erases `op` (and its moe.async_start and moe.async_wait).
+  void replace(Operation *op, Value result);
+  /// Takes each moe.async_start's collective out of its body, in front of
+  /// it, remembering its wait.
+  void unwrapAsyncStarts();
   /// Replaces the one-result collective `op` on `input` by runtime function
   /// `name` over `group`.
   LogicalResult replaceByCall(Operation *op, StringRef name, Value input,
@@ -73,6 +86,8 @@ private:
   LogicalResult readFixedRank();
 
   ModuleOp module;
+  /// The moe.async_wait of each collective taken out of a moe.async_start.
+  llvm::DenseMap<Operation *, AsyncWaitOp> waits;
   std::optional<int64_t> fixedRank;
   PlanAttr plan;
 };
@@ -131,9 +146,39 @@ func::FuncOp Lowering::callee(StringRef name, FunctionType type) {
   return func;
 }
 
-Value Lowering::collective(OpBuilder &b, Location loc, StringRef name,
-                           Value input, ArrayRef<int64_t> resultShape,
-                           int32_t group) {
+void Lowering::unwrapAsyncStarts() {
+  module.walk([&](AsyncStartOp start) {
+    Operation *op = start.getCollective();
+    op->moveBefore(start);
+    op->setOperand(0, start.getInput());
+    waits[op] = start.getWait();
+  });
+}
+
+OpBuilder Lowering::resultBuilder(Operation *op) {
+  auto it = waits.find(op);
+  return OpBuilder(it == waits.end() ? op : it->second.getOperation());
+}
+
+void Lowering::replace(Operation *op, Value result) {
+  auto it = waits.find(op);
+  if (it == waits.end()) {
+    op->getResult(0).replaceAllUsesWith(result);
+    op->erase();
+    return;
+  }
+  AsyncWaitOp wait = it->second;
+  AsyncStartOp start = wait.getStart();
+  wait.getResult().replaceAllUsesWith(result);
+  wait.erase();
+  start.erase(); // and its moe.yield, the last use of `op`
+  waits.erase(it);
+  op->erase();
+}
+
+Value Lowering::collective(OpBuilder &b, OpBuilder &post, Location loc,
+                           StringRef name, Value input,
+                           ArrayRef<int64_t> resultShape, int32_t group) {
   MLIRContext *ctx = b.getContext();
   auto type = cast<RankedTensorType>(input.getType());
   Type f32 = b.getF32Type();
@@ -153,15 +198,33 @@ Value Lowering::collective(OpBuilder &b, Location loc, StringRef name,
   Value in = bufferization::ToBufferOp::create(
       b, loc, MemRefType::get({inSize}, f32), flat, /*read_only=*/true);
   Value out = memref::AllocOp::create(b, loc, MemRefType::get({outSize}, f32));
+  Value outVector = memref::CastOp::create(b, loc, anyVector, out);
+  bool async = b.getInsertionPoint() != post.getInsertionPoint();
+  Type i64 = b.getI64Type();
   func::FuncOp fn = callee(
-      name, FunctionType::get(ctx, {anyVector, anyVector, b.getI32Type()}, {}));
-  func::CallOp::create(
+      async ? ("moert_start_" + name.drop_front(6)).str() : name,
+      FunctionType::get(ctx, {anyVector, anyVector, b.getI32Type()},
+                        async ? TypeRange{i64} : TypeRange{}));
+  auto call = func::CallOp::create(
       b, loc, fn,
-      ValueRange{memref::CastOp::create(b, loc, anyVector, in),
-                 memref::CastOp::create(b, loc, anyVector, out),
+      ValueRange{memref::CastOp::create(b, loc, anyVector, in), outVector,
                  arith::ConstantIntOp::create(b, loc, group, 32)});
+  if (async) {
+    // The wait reads the input again: that keeps its buffer alive and
+    // unchanged (no in-place write, no deallocation) while it is in flight.
+    Value inAgain = bufferization::ToBufferOp::create(
+        post, loc, MemRefType::get({inSize}, f32), flat, /*read_only=*/true);
+    func::FuncOp wait = callee(
+        "moert_wait_f32", FunctionType::get(ctx, {i64, anyVector, anyVector},
+                                            TypeRange{}));
+    func::CallOp::create(
+        post, loc, wait,
+        ValueRange{call.getResult(0),
+                   memref::CastOp::create(post, loc, anyVector, inAgain),
+                   outVector});
+  }
   Value result = bufferization::ToTensorOp::create(
-      b, loc, RankedTensorType::get({outSize}, f32), out, /*restrict=*/true,
+      post, loc, RankedTensorType::get({outSize}, f32), out, /*restrict=*/true,
       /*writable=*/true);
   if (resultShape.size() == 1)
     return result;
@@ -169,7 +232,7 @@ Value Lowering::collective(OpBuilder &b, Location loc, StringRef name,
   for (size_t i = 0; i < resultShape.size(); ++i)
     allOut.push_back(i);
   return tensor::ExpandShapeOp::create(
-      b, loc, RankedTensorType::get(resultShape, f32), result,
+      post, loc, RankedTensorType::get(resultShape, f32), result,
       ArrayRef<ReassociationIndices>{allOut});
 }
 
@@ -180,11 +243,10 @@ bool isF32Tensor(Type type) {
 
 LogicalResult Lowering::replaceByCall(Operation *op, StringRef name,
                                       Value input, int32_t group) {
-  OpBuilder b(op);
+  OpBuilder b(op), post = resultBuilder(op);
   auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
-  op->getResult(0).replaceAllUsesWith(
-      collective(b, op->getLoc(), name, input, resultType.getShape(), group));
-  op->erase();
+  replace(op, collective(b, post, op->getLoc(), name, input,
+                         resultType.getShape(), group));
   return success();
 }
 
@@ -231,7 +293,7 @@ LogicalResult Lowering::lowerAllToAll(shard::AllToAllOp op) {
       !((split == 0 && concat == 1) || (split == 1 && concat == 0)))
     return op.emitOpError() << "is lowered for rank-3 f32 tensors with "
                             << "(split, concat) axes (0, 1) or (1, 0) only";
-  OpBuilder b(op);
+  OpBuilder b(op), post = resultBuilder(op);
   Location loc = op.getLoc();
   Type f32 = b.getF32Type();
   // n = group size: the input's split dimension over the output's.
@@ -242,11 +304,11 @@ LogicalResult Lowering::lowerAllToAll(shard::AllToAllOp op) {
     // receive [n(src), a, c, h] and want [a, n*c, h] = transpose(1, 0, 2, 3).
     int64_t a = outType.getDimSize(0), c = inType.getDimSize(1),
             h = inType.getDimSize(2);
-    Value received = collective(b, loc, "moert_all_to_all_f32", op.getInput(),
-                                {n, a, c, h}, *group);
-    Value moved = transpose(b, loc, received, {1, 0, 2, 3});
+    Value received = collective(b, post, loc, "moert_all_to_all_f32",
+                                op.getInput(), {n, a, c, h}, *group);
+    Value moved = transpose(post, loc, received, {1, 0, 2, 3});
     result = tensor::CollapseShapeOp::create(
-        b, loc, RankedTensorType::get({a, n * c, h}, f32), moved,
+        post, loc, RankedTensorType::get({a, n * c, h}, f32), moved,
         ArrayRef<ReassociationIndices>{{0}, {1, 2}, {3}});
   } else {
     // in [a, n*c, h]: chunk r = rows [r*c, (r+1)*c) of every expert; make it
@@ -258,11 +320,10 @@ LogicalResult Lowering::lowerAllToAll(shard::AllToAllOp op) {
         b, loc, RankedTensorType::get({a, n, c, h}, f32), op.getInput(),
         ArrayRef<ReassociationIndices>{{0}, {1, 2}, {3}});
     Value chunks = transpose(b, loc, split4, {1, 0, 2, 3});
-    result = collective(b, loc, "moert_all_to_all_f32", chunks,
+    result = collective(b, post, loc, "moert_all_to_all_f32", chunks,
                         outType.getShape(), *group);
   }
-  op.getResult().replaceAllUsesWith(result);
-  op.erase();
+  replace(op, result);
   return success();
 }
 
@@ -398,6 +459,7 @@ LogicalResult Lowering::lowerPointToPoint(Operation *op, StringRef name,
 LogicalResult Lowering::run() {
   if (failed(readFixedRank()))
     return failure();
+  unwrapAsyncStarts();
   SmallVector<Operation *> ops;
   module.walk([&](Operation *op) {
     if (isa<shard::AllGatherOp, shard::AllReduceOp, shard::AllToAllOp,

@@ -9,6 +9,13 @@
  * A single-rank plan never touches MPI, so single-rank executables run
  * without mpiexec.
  *
+ * Every wait (blocking collectives are started and then waited for) aborts
+ * the job when it lasts longer than MOERT_TIMEOUT seconds (default 300, 0:
+ * forever), naming the collective, its group and the rank. MOERT_LINK=
+ * GBPS[:LATENCY_US] emulates a slower link: a collective completes no
+ * earlier than latency + bytes / bandwidth after its start (the rank
+ * sleeps), bytes being what the rank sends.
+ *
  *===----------------------------------------------------------------------===*/
 
 #ifndef MOERT_COMM_H
@@ -162,6 +169,29 @@ MOERT_API void _mlir_ciface_moert_all_to_all_f32(moert_memref1d_f32_t *in,
 MOERT_API void _mlir_ciface_moert_reduce_scatter_f32(moert_memref1d_f32_t *in,
                                                      moert_memref1d_f32_t *out,
                                                      int32_t group);
+/* Non-blocking forms of the four collectives above (moe.async_start): each
+ * starts the collective and returns a handle for moert_wait_f32, which
+ * returns once `out` holds the result. `in` must not change and both
+ * buffers must live until the wait; compiled code passes them to the wait
+ * for that reason. A handle of 0 is a collective that completed at its
+ * start. */
+MOERT_API int64_t _mlir_ciface_moert_start_all_reduce_f32(
+    moert_memref1d_f32_t *in, moert_memref1d_f32_t *out, int32_t group);
+MOERT_API int64_t _mlir_ciface_moert_start_all_gather_f32(
+    moert_memref1d_f32_t *in, moert_memref1d_f32_t *out, int32_t group);
+MOERT_API int64_t _mlir_ciface_moert_start_all_to_all_f32(
+    moert_memref1d_f32_t *in, moert_memref1d_f32_t *out, int32_t group);
+MOERT_API int64_t _mlir_ciface_moert_start_reduce_scatter_f32(
+    moert_memref1d_f32_t *in, moert_memref1d_f32_t *out, int32_t group);
+MOERT_API void _mlir_ciface_moert_wait_f32(int64_t handle,
+                                           moert_memref1d_f32_t *in,
+                                           moert_memref1d_f32_t *out);
+/* Lets the collectives in flight advance (MPI progresses a non-blocking
+ * collective only inside MPI calls). The runtime's matrix products call it
+ * before they compute, so a collective started before them moves while they
+ * run; nothing to do when none is in flight. */
+MOERT_API void moert_comm_progress(void);
+
 /* Point to point inside `group` (the pipeline's stages): `peer` is the
  * partner's rank in the group; send returns once `in` may be reused, recv
  * once `out` holds the data. Sizes must match on both sides. */

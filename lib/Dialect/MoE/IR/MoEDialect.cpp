@@ -25,6 +25,9 @@ using namespace mlir::moe;
 #define GET_ATTRDEF_CLASSES
 #include "moe/Dialect/MoE/IR/MoEAttrs.cpp.inc"
 
+#define GET_TYPEDEF_CLASSES
+#include "moe/Dialect/MoE/IR/MoETypes.cpp.inc"
+
 void MoEDialect::initialize() {
   addOperations<
 #define GET_OP_LIST
@@ -33,6 +36,10 @@ void MoEDialect::initialize() {
   addAttributes<
 #define GET_ATTRDEF_LIST
 #include "moe/Dialect/MoE/IR/MoEAttrs.cpp.inc"
+      >();
+  addTypes<
+#define GET_TYPEDEF_LIST
+#include "moe/Dialect/MoE/IR/MoETypes.cpp.inc"
       >();
 }
 

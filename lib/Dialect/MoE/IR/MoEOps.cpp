@@ -8,6 +8,7 @@
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpImplementation.h"
 
@@ -410,6 +411,52 @@ LogicalResult LayerOp::verify() {
                            << type;
   }
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// AsyncStartOp
+//===----------------------------------------------------------------------===//
+
+/// The shard collectives moe.async_start may hold.
+static bool isStartableCollective(Operation *op) {
+  return isa<shard::AllToAllOp, shard::AllReduceOp, shard::AllGatherOp,
+             shard::ReduceScatterOp>(op);
+}
+
+LogicalResult AsyncStartOp::verify() {
+  Block &body = getBody().front();
+  // moe_async_start_c1
+  if (body.getNumArguments() != 1 ||
+      body.getArgument(0).getType() != getInput().getType())
+    return emitOpError() << "expects its body to take one argument of the "
+                            "input's type "
+                         << getInput().getType();
+  // moe_async_start_c2
+  auto yield = dyn_cast<YieldOp>(body.getTerminator());
+  Operation *collective = &body.front();
+  if (!yield || body.getOperations().size() != 2 ||
+      !isStartableCollective(collective) ||
+      collective->getNumOperands() != 1 ||
+      collective->getOperand(0) != body.getArgument(0) ||
+      yield.getValue() != collective->getResult(0))
+    return emitOpError() << "expects its body to be one shard.all_to_all, "
+                            "all_reduce, all_gather or reduce_scatter on the "
+                            "block argument, and a moe.yield of its result";
+  // moe_async_start_c3
+  if (yield.getValue().getType() != getFuture().getType().getValueType())
+    return emitOpError() << "yields " << yield.getValue().getType()
+                         << " but its future holds "
+                         << getFuture().getType().getValueType();
+  // moe_async_start_c4
+  if (!getFuture().hasOneUse() || !isa<AsyncWaitOp>(*getFuture().user_begin()) ||
+      getFuture().user_begin()->getBlock() != (*this)->getBlock())
+    return emitOpError() << "expects its future to have exactly one use, a "
+                            "moe.async_wait in the same block";
+  return success();
+}
+
+AsyncWaitOp AsyncStartOp::getWait() {
+  return cast<AsyncWaitOp>(*getFuture().user_begin());
 }
 
 #define GET_OP_CLASSES

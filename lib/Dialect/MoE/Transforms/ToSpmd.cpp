@@ -45,6 +45,8 @@ void addCommunicationRewrites(OpPassManager &pm, PlanAttr plan,
 }
 
 struct MoEToSpmdPass : public moe::impl::MoEToSpmdPassBase<MoEToSpmdPass> {
+  using Base::Base;
+
   void getDependentDialects(DialectRegistry &registry) const override {
     MoEToSpmdPassBase::getDependentDialects(registry);
     registerShardingInterfaceExternalModels(registry);
@@ -70,6 +72,12 @@ struct MoEToSpmdPass : public moe::impl::MoEToSpmdPassBase<MoEToSpmdPass> {
     if (plan && plan.getPp() > 1 && !partitionedBefore)
       pm.addPass(createMoEPipelinePass());
     pm.addPass(createMoEPackWeightsPass());
+    if (!overlap.empty()) {
+      MoEOverlapPassOptions options;
+      options.collectives = llvm::to_vector(overlap);
+      options.remarks = false;
+      pm.addPass(createMoEOverlapPass(options));
+    }
     if (failed(runPipeline(pm, module)))
       return signalPassFailure();
     // The decoder layer tags served moe-pipeline; the rank's program does

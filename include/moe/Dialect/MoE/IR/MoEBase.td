@@ -36,6 +36,7 @@ def MoE_Dialect : Dialect {
     upstream `shard`.
   }];
   let useDefaultAttributePrinterParser = 1;
+  let useDefaultTypePrinterParser = 1;
   let hasOperationAttrVerify = 1;
   let extraClassDeclaration = [{
     /// Name of the discardable attribute that carries a `#moe.plan`.
@@ -224,6 +225,25 @@ def MoE_PlanAttr : MoE_Attr<"Plan", "plan"> {
 //===----------------------------------------------------------------------===//
 // Op base classes
 //===----------------------------------------------------------------------===//
+
+//===----------------------------------------------------------------------===//
+// Types
+//===----------------------------------------------------------------------===//
+
+def MoE_FutureType : TypeDef<MoE_Dialect, "Future"> {
+  let mnemonic = "future";
+  let summary = "the result of a collective that is in flight";
+  let description = [{
+    What `moe.async_start` returns and `moe.async_wait` turns into the
+    collective's result, a ranked tensor of type `valueType`:
+
+    ```mlir
+    !moe.future<tensor<4x8x64xf32>>
+    ```
+  }];
+  let parameters = (ins "::mlir::RankedTensorType":$valueType);
+  let assemblyFormat = "`<` $valueType `>`";
+}
 
 class MoE_Op<string mnemonic, list<Trait> traits = []>
     : Op<MoE_Dialect, mnemonic, traits>;

@@ -20,6 +20,9 @@
 #define GET_ATTRDEF_CLASSES
 #include "moe/Dialect/MoE/IR/MoEAttrs.h.inc"
 
+#define GET_TYPEDEF_CLASSES
+#include "moe/Dialect/MoE/IR/MoETypes.h.inc"
+
 namespace mlir {
 namespace moe {
 /// The `shard.grid`s of a partitioned model (docs/Parallelism.md), written by

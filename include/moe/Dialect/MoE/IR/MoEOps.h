@@ -16,6 +16,17 @@
 
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 
+namespace mlir {
+namespace moe {
+/// The network, as a side-effect resource: what moe.async_start and
+/// moe.async_wait read and write (their data is in SSA values).
+struct CommunicationResource
+    : public SideEffects::Resource::Base<CommunicationResource> {
+  llvm::StringRef getName() override { return "moe.communication"; }
+};
+} // namespace moe
+} // namespace mlir
+
 #define GET_OP_CLASSES
 #include "moe/Dialect/MoE/IR/MoEOps.h.inc"
 

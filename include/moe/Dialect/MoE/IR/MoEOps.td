@@ -342,4 +342,102 @@ def MoE_LayerOp : MoE_Op<"layer", [Pure, AttrSizedOperandSegments]> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Asynchronous collectives
+//===----------------------------------------------------------------------===//
+
+// The network: what a collective in flight reads and writes. Starts and waits
+// have effects on it, so no pass deletes, merges or reorders them as if they
+// were pure; everything else they touch is in SSA values.
+def MoE_CommunicationResource
+    : Resource<"::mlir::moe::CommunicationResource">;
+
+def MoE_AsyncStartOp : MoE_Op<"async_start", [
+    MemoryEffects<[MemRead<MoE_CommunicationResource>,
+                   MemWrite<MoE_CommunicationResource>]>]> {
+  let summary = "starts a collective and returns its future";
+  let description = [{
+    Starts the one `shard` collective of its body on `input` and returns at
+    once; `moe.async_wait` on the future yields the collective's result. The
+    pair means exactly the blocking collective at the wait, provided that
+    `input` is not changed in between, which SSA guarantees. `moe-overlap`
+    builds the pairs; `moe-lower-collectives` lowers them to the runtime's
+    non-blocking calls.
+
+    The body has one block whose argument stands for `input`; it holds the
+    collective (`shard.all_to_all`, `shard.all_reduce`, `shard.all_gather`
+    or `shard.reduce_scatter`) on that argument and a `moe.yield` of its
+    result.
+
+    **Constraints:**
+    - the block argument has the type of `input` (`moe_async_start_c1`);
+    - the body is one collective on the block argument, yielded
+      (`moe_async_start_c2`);
+    - the yielded type is the future's value type (`moe_async_start_c3`);
+    - the future has exactly one use, a `moe.async_wait` in the same block
+      (`moe_async_start_c4`).
+
+    Example:
+
+    ```mlir
+    %f = moe.async_start %buf : tensor<8x4x64xf32>
+        -> !moe.future<tensor<4x8x64xf32>> {
+    ^bb0(%in: tensor<8x4x64xf32>):
+      %r = shard.all_to_all %in on @moe_experts grid_axes = [2]
+          split_axis = 0 concat_axis = 1
+          : tensor<8x4x64xf32> -> tensor<4x8x64xf32>
+      moe.yield %r : tensor<4x8x64xf32>
+    }
+    // ... compute that does not need the result ...
+    %r = moe.async_wait %f : !moe.future<tensor<4x8x64xf32>>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input);
+  let results = (outs MoE_FutureType:$future);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $input attr-dict `:` type($input) `->` qualified(type($future)) $body
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The collective in the body.
+    ::mlir::Operation *getCollective() { return &getBody().front().front(); }
+    /// The wait on the future (verified to exist).
+    AsyncWaitOp getWait();
+  }];
+}
+
+def MoE_AsyncWaitOp : MoE_Op<"async_wait", [
+    MemoryEffects<[MemRead<MoE_CommunicationResource>,
+                   MemWrite<MoE_CommunicationResource>]>,
+    TypesMatchWith<"the result is the future's value type", "future", "result",
+                   "::llvm::cast<FutureType>($_self).getValueType()">]> {
+  let summary = "waits for a started collective and yields its result";
+  let description = [{
+    Blocks until the collective started by the `moe.async_start` of
+    `future` has completed on this rank, and yields its result.
+
+    Example:
+
+    ```mlir
+    %r = moe.async_wait %f : !moe.future<tensor<4x8x64xf32>>
+    ```
+  }];
+  let arguments = (ins MoE_FutureType:$future);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$future attr-dict `:` qualified(type($future))";
+  let extraClassDeclaration = [{
+    AsyncStartOp getStart() {
+      return ::llvm::cast<AsyncStartOp>(getFuture().getDefiningOp());
+    }
+  }];
+}
+
+def MoE_YieldOp : MoE_Op<"yield", [Pure, Terminator,
+                                   HasParent<"AsyncStartOp">]> {
+  let summary = "yields the collective's result from moe.async_start's body";
+  let arguments = (ins AnyRankedTensor:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

@@ -177,7 +177,9 @@ def MoEToSpmdPass : Pass<"moe-to-spmd", "ModuleOp"> {
     3. with `pp > 1`, `moe-pipeline`: the layers on stages, the microbatch
        loop;
     4. `moe-pack-weights`: the weight arguments into the runtime's buffer
-       and manifest (a no-op without weight arguments).
+       and manifest (a no-op without weight arguments);
+    5. with `overlap` non-empty, `moe-overlap{collectives=...}` on the
+       rank's program, without remarks.
 
     The `moe.decoder_layer` tags are removed at the end (moe-pipeline
     consumed them). So `moe-opt --moe-to-spmd` on `moe-compile --emit=mlir` output gives the
@@ -188,6 +190,11 @@ def MoEToSpmdPass : Pass<"moe-to-spmd", "ModuleOp"> {
     whole model, each weight an argument, `moe.plan` attached). After: the
     rank's program `forward(ids: [B/2, S], blob)`, with its collectives.
   }];
+  let options = [
+    ListOption<"overlap", "overlap", "std::string",
+               "The collectives moe-overlap makes asynchronous (default: "
+               "none)">
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",
@@ -522,6 +529,72 @@ def MoESliceAllReducePass : Pass<"moe-slice-allreduce", "ModuleOp"> {
     "::mlir::shard::ShardDialect",
     "::mlir::tensor::TensorDialect"
   ];
+}
+
+//===----------------------------------------------------------------------===//
+// Scheduling (on the per-rank program)
+//===----------------------------------------------------------------------===//
+
+def MoEOverlapPass : Pass<"moe-overlap", "ModuleOp"> {
+  let summary = "Overlap collectives with the compute that does not need "
+                "them";
+  let description = [{
+    Turns each blocking collective of the kinds listed in `collectives`
+    (`all-to-all`, `all-reduce`, `all-gather`, `reduce-scatter`) into a
+    `moe.async_start` / `moe.async_wait` pair and schedules the pair:
+
+    1. the start moves up to just after the op that computes its input;
+    2. the wait moves down to just before the first use of the result;
+    3. the ops after the wait that do not depend on the result move, in
+       order, to just before the wait, so they run while the data travels
+       (a Qwen2-MoE layer's shared expert while its routed tokens are
+       exchanged; in a ScMoE pair, the dense layer's MLP and the next
+       attention).
+
+    Legality comes from SSA dependences and memory effects only: nothing
+    moves across an op with memory effects or across other communication
+    (whose order every rank must agree on), and an op moves above a wait
+    only if neither it nor anything it reads depends on the wait. Every
+    rank runs the same schedule. A pair with no compute between its start
+    and its wait gains nothing and is turned back into the blocking
+    collective, with a remark saying why (`remarks=false` silences it).
+
+    Before (ep = 2, a Qwen2-MoE layer: routed experts, then the shared
+    expert):
+
+    ```mlir
+    %buf, %slots, %counts = moe.dispatch %x experts %ids dropless ...
+    %in = shard.all_to_all %buf on @moe_experts grid_axes = [2]
+        split_axis = 0 concat_axis = 1 : tensor<8x4x64xf32> -> tensor<4x8x64xf32>
+    %out = moe.experts %in counts %n ...
+    ...
+    %shared = moe.experts %x3 gate %sg up %su down %sd activation = silu_glu ...
+    ```
+
+    After `moe-overlap{collectives=all-to-all}`:
+
+    ```mlir
+    %buf, %slots, %counts = moe.dispatch %x experts %ids dropless ...
+    %f = moe.async_start %buf : tensor<8x4x64xf32>
+        -> !moe.future<tensor<4x8x64xf32>> {
+    ^bb0(%b: tensor<8x4x64xf32>):
+      %r = shard.all_to_all %b on @moe_experts grid_axes = [2]
+          split_axis = 0 concat_axis = 1 : tensor<8x4x64xf32> -> tensor<4x8x64xf32>
+      moe.yield %r : tensor<4x8x64xf32>
+    }
+    %shared = moe.experts %x3 gate %sg up %su down %sd activation = silu_glu ...
+    %in = moe.async_wait %f : !moe.future<tensor<4x8x64xf32>>
+    %out = moe.experts %in counts %n ...
+    ```
+  }];
+  let options = [
+    ListOption<"collectives", "collectives", "std::string",
+               "Collectives to make asynchronous: all-to-all, all-reduce, "
+               "all-gather, reduce-scatter">,
+    Option<"remarks", "remarks", "bool", /*default=*/"true",
+           "Remark on each collective left blocking">
+  ];
+  let dependentDialects = ["::mlir::shard::ShardDialect"];
 }
 
 //===----------------------------------------------------------------------===//

@@ -1,0 +1,222 @@
+//===- Overlap.cpp - start collectives early, wait for them late ----------===//
+//
+// Implements `moe-overlap`: each chosen blocking collective of a per-rank
+// program becomes a moe.async_start / moe.async_wait pair; the start moves up
+// to just after its input is computed, the wait down to just before the
+// result's first use, and the compute that does not depend on the result
+// moves from after the wait to before it, so that it runs while the data
+// travels. Legality comes from SSA dependences and memory effects only.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir {
+namespace moe {
+#define GEN_PASS_DEF_MOEOVERLAPPASS
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace moe
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+constexpr llvm::StringLiteral kPass = "moe-overlap";
+constexpr llvm::StringLiteral kKinds[] = {"all-to-all", "all-reduce",
+                                          "all-gather", "reduce-scatter"};
+
+/// The option name of a collective moe.async_start can hold; empty for
+/// other ops.
+StringRef kindOf(Operation *op) {
+  return TypeSwitch<Operation *, StringRef>(op)
+      .Case([](shard::AllToAllOp) { return kKinds[0]; })
+      .Case([](shard::AllReduceOp) { return kKinds[1]; })
+      .Case([](shard::AllGatherOp) { return kKinds[2]; })
+      .Case([](shard::ReduceScatterOp) { return kKinds[3]; })
+      .Default([](Operation *) { return StringRef(); });
+}
+
+/// Communication whose order every rank must agree on: upstream declares
+/// the shard collectives pure, so they are named here.
+bool isCommunication(Operation *op) {
+  return isa<AsyncStartOp, AsyncWaitOp, shard::AllToAllOp, shard::AllReduceOp,
+             shard::AllGatherOp, shard::ReduceScatterOp, shard::BroadcastOp,
+             shard::GatherOp, shard::ReduceOp, shard::ScatterOp,
+             shard::SendOp, shard::RecvOp, shard::ShiftOp>(op);
+}
+
+/// An op that starts and waits keep their order with: communication, and
+/// any op with memory effects (a call, a write).
+bool isBarrier(Operation *op) {
+  return isCommunication(op) || !isMemoryEffectFree(op) ||
+         op->hasTrait<OpTrait::IsTerminator>();
+}
+
+/// Work worth hiding a transfer behind: a linalg op or an moe compute op,
+/// at `op` or nested in it.
+bool isCompute(Operation *op) {
+  return op
+      ->walk([](Operation *nested) {
+        return isa<linalg::LinalgOp, RouterOp, DispatchOp, ExpertsOp,
+                   CombineOp, LayerOp>(nested)
+                   ? WalkResult::interrupt()
+                   : WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
+/// Whether `op` or an op nested in it uses `value`.
+bool uses(Operation *op, Value value) {
+  return llvm::any_of(value.getUsers(),
+                      [&](Operation *user) { return op->isAncestor(user); });
+}
+
+/// `op` (a collective on its one tensor input) as a start right before it and
+/// a wait right after the start; `op` moves into the start's body.
+AsyncWaitOp wrap(Operation *op) {
+  OpBuilder b(op);
+  Location loc = op->getLoc();
+  Value input = op->getOperand(0);
+  auto resultType = cast<RankedTensorType>(op->getResult(0).getType());
+  auto start = AsyncStartOp::create(
+      b, loc, FutureType::get(b.getContext(), resultType), input);
+  auto wait = AsyncWaitOp::create(b, loc, resultType, start.getFuture());
+  op->getResult(0).replaceAllUsesWith(wait.getResult());
+  Block *body = b.createBlock(&start.getBody(), {}, {input.getType()}, {loc});
+  op->moveBefore(body, body->end());
+  op->setOperand(0, body->getArgument(0));
+  b.setInsertionPointToEnd(body);
+  YieldOp::create(b, loc, op->getResult(0));
+  return wait;
+}
+
+/// Undoes `wrap`: the blocking collective again, at the wait.
+void unwrap(AsyncWaitOp wait) {
+  AsyncStartOp start = wait.getStart();
+  Operation *op = start.getCollective();
+  op->moveBefore(wait);
+  op->setOperand(0, start.getInput());
+  wait.getResult().replaceAllUsesWith(op->getResult(0));
+  wait.erase();
+  start.erase();
+}
+
+/// Starts as early as the input and the barriers above allow.
+void hoistStart(AsyncStartOp start) {
+  while (Operation *prev = start->getPrevNode()) {
+    if (isBarrier(prev) ||
+        llvm::is_contained(prev->getResults(), start.getInput()))
+      break;
+    start->moveBefore(prev);
+  }
+}
+
+/// Waits as late as the first use and the barriers below allow.
+void sinkWait(AsyncWaitOp wait) {
+  while (Operation *next = wait->getNextNode()) {
+    if (isBarrier(next) || uses(next, wait.getResult()))
+      break;
+    wait->moveAfter(next);
+  }
+}
+
+/// Moves the pure ops after `wait` that do not depend on its result (nor on
+/// a barrier that stays after it) to just before it, in order.
+void pullIndependentWork(AsyncWaitOp wait) {
+  Block *block = wait->getBlock();
+  llvm::SmallPtrSet<Operation *, 32> staying;
+  SmallVector<Operation *> moving;
+  auto dependsOnStaying = [&](Operation *op) {
+    return op
+        ->walk([&](Operation *nested) {
+          for (Value operand : nested->getOperands()) {
+            if (operand == wait.getResult())
+              return WalkResult::interrupt();
+            Operation *def = operand.getDefiningOp();
+            Operation *inBlock =
+                def ? block->findAncestorOpInBlock(*def) : nullptr;
+            if (inBlock && staying.contains(inBlock))
+              return WalkResult::interrupt();
+          }
+          return WalkResult::advance();
+        })
+        .wasInterrupted();
+  };
+  for (Operation *op = wait->getNextNode(); op; op = op->getNextNode()) {
+    if (isBarrier(op) || dependsOnStaying(op))
+      staying.insert(op);
+    else
+      moving.push_back(op);
+  }
+  for (Operation *op : moving)
+    op->moveBefore(wait);
+}
+
+/// Whether compute runs between the start and the wait.
+bool hidesCompute(AsyncWaitOp wait) {
+  for (Operation *op = wait.getStart()->getNextNode(); op != wait;
+       op = op->getNextNode())
+    if (isCompute(op))
+      return true;
+  return false;
+}
+
+struct MoEOverlapPass : public moe::impl::MoEOverlapPassBase<MoEOverlapPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    llvm::SmallDenseSet<StringRef> chosen;
+    for (const std::string &kind : collectives) {
+      if (!llvm::is_contained(kKinds, kind)) {
+        getOperation().emitError()
+            << kPass << ": unknown collective '" << kind
+            << "' in 'collectives'; expected all-to-all, all-reduce, "
+               "all-gather or reduce-scatter";
+        return signalPassFailure();
+      }
+      chosen.insert(kind);
+    }
+    SmallVector<Operation *> ops;
+    getOperation().walk([&](Operation *op) {
+      StringRef kind = kindOf(op);
+      if (!kind.empty() && chosen.contains(kind) &&
+          !isa<AsyncStartOp>(op->getParentOp()))
+        ops.push_back(op);
+    });
+    // In program order: a layer's dispatch gets the work ahead of its
+    // combine.
+    SmallVector<AsyncWaitOp> waits;
+    for (Operation *op : ops) {
+      AsyncWaitOp wait = wrap(op);
+      hoistStart(wait.getStart());
+      sinkWait(wait);
+      waits.push_back(wait);
+    }
+    for (AsyncWaitOp wait : waits)
+      pullIndependentWork(wait);
+    for (AsyncWaitOp wait : waits) {
+      if (hidesCompute(wait))
+        continue;
+      Operation *op = wait.getStart().getCollective();
+      StringRef kind = kindOf(op);
+      Location loc = op->getLoc();
+      unwrap(wait);
+      if (remarks)
+        emitRemark(loc) << kPass << ": the " << kind
+                        << " stays blocking: no compute that does not need "
+                           "its result lies between its input and its first "
+                           "use";
+    }
+  }
+};
+
+} // namespace
