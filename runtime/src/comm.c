@@ -616,7 +616,8 @@ static int64_t startCollective(moert_collective_t kind,
   float *src = data(in), *dst = data(out);
   int n = (int)in->sizes[0], m = (int)out->sizes[0];
 #ifdef MOERT_NCCL
-  /* Ordered on the compute stream: complete as far as the host can tell. */
+  /* The NCCL backend runs the collective to completion (it waits for its
+   * stream): a start is a blocking collective there. */
   switch (kind) {
   case MOERT_ALL_REDUCE:
     moertNcclAllReduce(group, comm, src, dst, (size_t)n);

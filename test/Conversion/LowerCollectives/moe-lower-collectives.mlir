@@ -235,3 +235,42 @@ module attributes {dlti.map = #dlti.map<"MPI:comm_world_rank" = 3 : i32>, moe.pl
     return %s : index
   }
 }
+
+// -----
+
+shard.grid @moe_experts(shape = 1x1x2x1)
+
+// A started all_to_all: the runtime's non-blocking call where it starts, and
+// at the wait the call that completes it, which reads the input once more
+// (so its buffer stays alive and unchanged while in flight), then the
+// result's reshaping. The compute in between stays in between.
+// CHECK-DAG: func.func private @moert_start_all_to_all_f32(memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, i32) -> i64 attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @moert_wait_f32(i64, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>) attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func @started_all_to_all
+// CHECK-SAME: (%[[X:.*]]: tensor<4x2x8xf32>, %[[Y:.*]]: tensor<8xf32>)
+func.func @started_all_to_all(%x: tensor<4x2x8xf32>, %y: tensor<8xf32>) -> (tensor<2x4x8xf32>, tensor<8xf32>) {
+  // CHECK: %[[FLAT:.*]] = tensor.collapse_shape %[[X]]
+  // CHECK: %[[IN:.*]] = bufferization.to_buffer %[[FLAT]] read_only
+  // CHECK: %[[OUT:.*]] = memref.alloc() : memref<64xf32>
+  // CHECK: %[[OUTC:.*]] = memref.cast %[[OUT]]
+  // CHECK: %[[H:.*]] = call @moert_start_all_to_all_f32({{.*}}, %[[OUTC]], {{.*}}) : {{.*}} -> i64
+  // CHECK-NOT: moe.async
+  %f = moe.async_start %x : tensor<4x2x8xf32> -> !moe.future<tensor<2x4x8xf32>> {
+  ^bb0(%in: tensor<4x2x8xf32>):
+    %r = shard.all_to_all %in on @moe_experts grid_axes = [2] split_axis = 0 concat_axis = 1 : tensor<4x2x8xf32> -> tensor<2x4x8xf32>
+    moe.yield %r : tensor<2x4x8xf32>
+  }
+  // CHECK: %[[Z:.*]] = linalg.exp ins(%[[Y]]
+  %e = tensor.empty() : tensor<8xf32>
+  %z = linalg.exp ins(%y : tensor<8xf32>) outs(%e : tensor<8xf32>) -> tensor<8xf32>
+  // CHECK: %[[AGAIN:.*]] = bufferization.to_buffer %[[FLAT]] read_only
+  // CHECK: %[[AGAINC:.*]] = memref.cast %[[AGAIN]]
+  // CHECK: call @moert_wait_f32(%[[H]], %[[AGAINC]], %[[OUTC]])
+  // CHECK: %[[T:.*]] = bufferization.to_tensor %[[OUT]] restrict writable
+  // CHECK: %[[RECV:.*]] = tensor.expand_shape %[[T]]
+  // CHECK: %[[MOVED:.*]] = linalg.transpose ins(%[[RECV]]
+  // CHECK: %[[R:.*]] = tensor.collapse_shape %[[MOVED]]
+  %r = moe.async_wait %f : !moe.future<tensor<2x4x8xf32>>
+  // CHECK: return %[[R]], %[[Z]]
+  return %r, %z : tensor<2x4x8xf32>, tensor<8xf32>
+}

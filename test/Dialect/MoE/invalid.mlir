@@ -867,3 +867,64 @@ module attributes {moe.exact_product = 1} {}
 // moe_manifest_not_a_string
 // expected-error @+1 {{'moe.manifest' must be a string, got 3 : i64}}
 module attributes {moe.manifest = 3} {}
+
+// -----
+
+shard.grid @moe_experts(shape = 1x1x2x1)
+
+// moe_async_start_c1
+func.func @moe_async_start_c1(%x: tensor<4x2x8xf32>) -> tensor<2x4x8xf32> {
+  // expected-error @+1 {{'moe.async_start' op expects its body to take one argument of the input's type 'tensor<4x2x8xf32>'}}
+  %f = moe.async_start %x : tensor<4x2x8xf32> -> !moe.future<tensor<2x4x8xf32>> {
+  ^bb0(%in: tensor<2x4x8xf32>):
+    moe.yield %in : tensor<2x4x8xf32>
+  }
+  %r = moe.async_wait %f : !moe.future<tensor<2x4x8xf32>>
+  return %r : tensor<2x4x8xf32>
+}
+
+// -----
+
+// moe_async_start_c2
+func.func @moe_async_start_c2(%x: tensor<8xf32>) -> tensor<8xf32> {
+  // expected-error @+1 {{'moe.async_start' op expects its body to be one shard.all_to_all, all_reduce, all_gather or reduce_scatter on the block argument, and a moe.yield of its result}}
+  %f = moe.async_start %x : tensor<8xf32> -> !moe.future<tensor<8xf32>> {
+  ^bb0(%in: tensor<8xf32>):
+    moe.yield %in : tensor<8xf32>
+  }
+  %r = moe.async_wait %f : !moe.future<tensor<8xf32>>
+  return %r : tensor<8xf32>
+}
+
+// -----
+
+shard.grid @moe_dense(shape = 1x1x2)
+
+// moe_async_start_c3
+func.func @moe_async_start_c3(%x: tensor<8xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{'moe.async_start' op yields 'tensor<8xf32>' but its future holds 'tensor<4xf32>'}}
+  %f = moe.async_start %x : tensor<8xf32> -> !moe.future<tensor<4xf32>> {
+  ^bb0(%in: tensor<8xf32>):
+    %r = shard.all_reduce %in on @moe_dense grid_axes = [2] : tensor<8xf32> -> tensor<8xf32>
+    moe.yield %r : tensor<8xf32>
+  }
+  %r = moe.async_wait %f : !moe.future<tensor<4xf32>>
+  return %r : tensor<4xf32>
+}
+
+// -----
+
+shard.grid @moe_dense(shape = 1x1x2)
+
+// moe_async_start_c4
+func.func @moe_async_start_c4(%x: tensor<8xf32>) -> tensor<8xf32> {
+  // expected-error @+1 {{'moe.async_start' op expects its future to have exactly one use, a moe.async_wait in the same block}}
+  %f = moe.async_start %x : tensor<8xf32> -> !moe.future<tensor<8xf32>> {
+  ^bb0(%in: tensor<8xf32>):
+    %r = shard.all_reduce %in on @moe_dense grid_axes = [2] : tensor<8xf32> -> tensor<8xf32>
+    moe.yield %r : tensor<8xf32>
+  }
+  %a = moe.async_wait %f : !moe.future<tensor<8xf32>>
+  %b = moe.async_wait %f : !moe.future<tensor<8xf32>>
+  return %a : tensor<8xf32>
+}

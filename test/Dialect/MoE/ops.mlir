@@ -106,3 +106,23 @@ func.func @plans() attributes {
     plan.per_layer = #moe.plan<tp = 2, ep = 2, dispatch = [a2a, slice_allreduce]>} {
   return
 }
+
+shard.grid @moe_experts(shape = 1x1x2x1)
+
+// CHECK-LABEL: func @async_collective
+// CHECK-SAME: (%[[X:.*]]: tensor<4x2x8xf32>)
+// CHECK: %[[F:.*]] = moe.async_start %[[X]] : tensor<4x2x8xf32> -> !moe.future<tensor<2x4x8xf32>> {
+// CHECK: ^bb0(%[[IN:.*]]: tensor<4x2x8xf32>):
+// CHECK: %[[R:.*]] = shard.all_to_all %[[IN]]
+// CHECK: moe.yield %[[R]] : tensor<2x4x8xf32>
+// CHECK: %[[W:.*]] = moe.async_wait %[[F]] : !moe.future<tensor<2x4x8xf32>>
+// CHECK: return %[[W]]
+func.func @async_collective(%x: tensor<4x2x8xf32>) -> tensor<2x4x8xf32> {
+  %f = moe.async_start %x : tensor<4x2x8xf32> -> !moe.future<tensor<2x4x8xf32>> {
+  ^bb0(%in: tensor<4x2x8xf32>):
+    %r = shard.all_to_all %in on @moe_experts grid_axes = [2] split_axis = 0 concat_axis = 1 : tensor<4x2x8xf32> -> tensor<2x4x8xf32>
+    moe.yield %r : tensor<2x4x8xf32>
+  }
+  %w = moe.async_wait %f : !moe.future<tensor<2x4x8xf32>>
+  return %w : tensor<2x4x8xf32>
+}

@@ -16,6 +16,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 namespace mlir {
@@ -110,8 +111,60 @@ void unwrap(AsyncWaitOp wait) {
   start.erase();
 }
 
-/// Starts as early as the input and the barriers above allow.
+/// The op of `block` that defines a value `op` (or an op nested in it)
+/// reads, latest in the block; null when all come from outside the block.
+Operation *lastDefinition(Operation *op, Block *block) {
+  Operation *last = nullptr;
+  op->walk([&](Operation *nested) {
+    for (Value operand : nested->getOperands()) {
+      Operation *def = operand.getDefiningOp();
+      Operation *inBlock = def ? block->findAncestorOpInBlock(*def) : nullptr;
+      if (inBlock && inBlock != op &&
+          (!last || last->isBeforeInBlock(inBlock)))
+        last = inBlock;
+    }
+  });
+  return last;
+}
+
+/// Moves pure `op` up to just after the last op it reads from.
+void hoistPure(Operation *op) {
+  Block *block = op->getBlock();
+  if (Operation *def = lastDefinition(op, block))
+    op->moveAfter(def);
+  else
+    op->moveBefore(&block->front());
+}
+
+/// Starts as early as the input allows: first the pure ops that compute the
+/// input (a dispatch, its router) move up to just after what they read,
+/// then the start moves up to just after its input, or to the first
+/// barrier above it.
 void hoistStart(AsyncStartOp start) {
+  Block *block = start->getBlock();
+  SetVector<Operation *> slice;
+  SmallVector<Operation *> worklist;
+  auto visit = [&](Operation *op) {
+    op->walk([&](Operation *nested) {
+      for (Value operand : nested->getOperands()) {
+        Operation *def = operand.getDefiningOp();
+        Operation *inBlock =
+            def ? block->findAncestorOpInBlock(*def) : nullptr;
+        if (inBlock && inBlock != op && !isBarrier(inBlock) &&
+            slice.insert(inBlock))
+          worklist.push_back(inBlock);
+      }
+    });
+  };
+  visit(start);
+  while (!worklist.empty())
+    visit(worklist.pop_back_val());
+  SmallVector<Operation *> ordered(slice.begin(), slice.end());
+  llvm::sort(ordered, [](Operation *a, Operation *b) {
+    return a->isBeforeInBlock(b);
+  });
+  for (Operation *op : ordered)
+    hoistPure(op);
   while (Operation *prev = start->getPrevNode()) {
     if (isBarrier(prev) ||
         llvm::is_contained(prev->getResults(), start.getInput()))

@@ -346,7 +346,10 @@ def MoEShardPass : Pass<"moe-shard", "ModuleOp"> {
            "Leave function arguments and results whole (replicated): ranks "
            "slice their part on entry and gather results on exit">
   ];
-  let dependentDialects = ["::mlir::shard::ShardDialect"];
+  let dependentDialects = [
+    "::mlir::moe::MoEDialect",
+    "::mlir::shard::ShardDialect"
+  ];
 }
 
 def MoEPackWeightsPass : Pass<"moe-pack-weights", "ModuleOp"> {
@@ -543,7 +546,9 @@ def MoEOverlapPass : Pass<"moe-overlap", "ModuleOp"> {
     (`all-to-all`, `all-reduce`, `all-gather`, `reduce-scatter`) into a
     `moe.async_start` / `moe.async_wait` pair and schedules the pair:
 
-    1. the start moves up to just after the op that computes its input;
+    1. the pure ops that compute its input (a dispatch and its router) move
+       up to just after what they read, and the start to just after its
+       input;
     2. the wait moves down to just before the first use of the result;
     3. the ops after the wait that do not depend on the result move, in
        order, to just before the wait, so they run while the data travels
@@ -594,7 +599,10 @@ def MoEOverlapPass : Pass<"moe-overlap", "ModuleOp"> {
     Option<"remarks", "remarks", "bool", /*default=*/"true",
            "Remark on each collective left blocking">
   ];
-  let dependentDialects = ["::mlir::shard::ShardDialect"];
+  let dependentDialects = [
+    "::mlir::moe::MoEDialect",
+    "::mlir::shard::ShardDialect"
+  ];
 }
 
 //===----------------------------------------------------------------------===//
