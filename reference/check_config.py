@@ -26,7 +26,11 @@ def describe(path, cfg):
             % (m.num_experts, m.top_k, m.score,
                " renormalized" if m.renormalize else "", act,
                m.intermediate_size))
-    if m.shared_intermediate_size:
+    if cfg.architecture == "ScMoeForCausalLM":
+        line += (", in the odd layers of dense/MoE pairs, on the shortcut "
+                 "(the even layer's MLP input); dense MLP and shared expert "
+                 "F=%d" % m.shared_intermediate_size)
+    elif m.shared_intermediate_size:
         line += ", sigmoid-gated shared expert F=%d" % m.shared_intermediate_size
     print(line)
     if m.capacity_factor is None:

@@ -18,7 +18,8 @@ usage: run-generate.py examples/mixtral-tiny/config.json --build build
          --workdir DIR [--seeds 1 2 3] [--batch 2] [--seq-len 8]
          [--generate 8] [--max-seq-len M] [--lengths 8,3] [--eos ID]
          [--against reference|hf|none] [--alone] [--plans "dp=2" "tp=2" ...]
-         [--tol 1e-4] [--microbatches M] [--cuda-emulate-on-cpu]
+         [--tol 1e-4] [--microbatches M] [--overlap KINDS]
+         [--cuda-emulate-on-cpu]
 """
 import argparse
 import os
@@ -89,6 +90,9 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--microbatches", type=int, default=0,
                     help="microbatches of the pipeline plans (pp > 1)")
+    ap.add_argument("--overlap", default="",
+                    help="moe-compile --overlap for the plans (e.g. "
+                         "all-to-all,all-reduce)")
     ap.add_argument("--cuda-emulate-on-cpu", action="store_true",
                     help="compile for --target cuda, its kernels run on the "
                          "CPU (no GPU needed)")
@@ -108,6 +112,8 @@ def main():
             cmd += ["--plan", plan]
             if args.microbatches and "pp=" in plan and "pp=1" not in plan:
                 cmd += ["--microbatches", args.microbatches]
+            if args.overlap:
+                cmd += ["--overlap=" + args.overlap]
         if args.cuda_emulate_on_cpu:
             cmd += ["--target", "cuda", "--cuda-emulate-on-cpu"]
         run(cmd)

@@ -122,10 +122,13 @@ llvm::Expected<ModelConfig> mlir::moe::parseModelConfig(llvm::StringRef json) {
     config.arch = ModelArch::Qwen2Moe;
   else if (config.archName == "SwitchMoeForCausalLM")
     config.arch = ModelArch::Switch;
+  else if (config.archName == "ScMoeForCausalLM")
+    config.arch = ModelArch::ScMoe;
   else
     return configError("unknown architecture '" + config.archName +
                        "' in 'architectures'; expected MixtralForCausalLM, "
-                       "Qwen2MoeForCausalLM or SwitchMoeForCausalLM");
+                       "Qwen2MoeForCausalLM, SwitchMoeForCausalLM or "
+                       "ScMoeForCausalLM");
 
 #define READ(expr)                                                             \
   if (llvm::Error err = (expr))                                                \
@@ -191,6 +194,19 @@ llvm::Expected<ModelConfig> mlir::moe::parseModelConfig(llvm::StringRef json) {
     config.activation = Activation::silu_glu;
     break;
   }
+  case ModelArch::ScMoe:
+    if (config.numLayers % 2 != 0)
+      return configError(llvm::formatv(
+          "'num_hidden_layers' must be even for ScMoeForCausalLM (its layers "
+          "come in dense/MoE pairs), got {0}",
+          config.numLayers));
+    READ(readPositive(*obj, "num_experts", config.numExperts));
+    READ(readPositive(*obj, "num_experts_per_tok", config.topK));
+    READ(readPositive(*obj, "moe_intermediate_size", config.expertFfn));
+    READ(readPositive(*obj, "intermediate_size", config.sharedFfn));
+    READ(readBool(*obj, "norm_topk_prob", config.renormalize, false));
+    config.activation = Activation::silu_glu;
+    break;
   case ModelArch::Switch: {
     READ(readPositive(*obj, "num_experts", config.numExperts));
     READ(readPositive(*obj, "intermediate_size", config.expertFfn));
@@ -231,6 +247,13 @@ mlir::moe::summarizeModel(const ModelConfig &config, int64_t batch,
   m.topK = config.topK;
   m.expertFfn = config.expertFfn;
   m.sharedFfn = config.sharedFfn;
+  if (config.arch == ModelArch::ScMoe) {
+    // The dense MLPs and shared experts are Megatron MLPs, not part of the
+    // moe.layer; one MoE block per pair of layers.
+    m.sharedFfn = 0;
+    m.denseFfn = config.sharedFfn;
+    m.moeEvery = 2;
+  }
   m.gated = config.activation == Activation::silu_glu;
   m.capacityFactor = config.capacityFactor;
   m.batch = batch;

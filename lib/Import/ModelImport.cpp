@@ -1,11 +1,15 @@
 //===- ModelImport.cpp - Hugging Face-style config -> MLIR ----------------===//
 //
-// The decoder skeleton shared by the three architectures:
+// The decoder skeleton shared by the four architectures:
 //
 //   x = embed(ids)
 //   per layer:  x = x + o_proj(attention(rope(q), rope(k), v))  over rmsnorm(x)
 //               x = x + moe.layer(rmsnorm(x))
 //   return rmsnorm(x)
+//
+// ScMoE (shortcut-connected MoE) replaces the second line by pairs: layer
+// 2i adds a dense SwiGLU MLP of u = rmsnorm(x), and layer 2i+1 adds its
+// shared expert of its own rmsnorm(x) and then the routed experts of u.
 //
 // built as one function, `forward` over [B, S], or for generation as two
 // (docs/Generation.md): `prefill` over the prompt [B, S], which also returns
@@ -102,6 +106,11 @@ private:
   Value stackLayer(Value stack, Value x, int64_t layer);
   /// The MoE block of a layer on the tokens x.
   Value moeBlock(Value x, const std::string &prefix);
+  /// A dense SwiGLU MLP `prefix`{gate,up,down}_proj of width F on x [T, H]:
+  /// Megatron column-parallel gate and up, row-parallel down.
+  Value denseMlp(Value x, const std::string &prefix, int64_t f);
+  /// The second half of decoder layer `layer`, on x after attention.
+  Value feedForward(Value x, int64_t layer, const std::string &prefix);
   Value embed(Value ids);
   /// Decoder layer `layer` on x.
   Value decoderLayer(Value x, int64_t layer);
@@ -122,6 +131,8 @@ private:
   Value positions, kCache, vCache;
   // Prefill and decode: every layer's keys and values [L, B, S, kvh, d].
   Value kStack, vStack;
+  // ScMoE: the even layer's MLP input, which the next layer's experts route.
+  Value shortcut;
   // The weight arguments, their names and roles.
   struct WeightArg {
     BlockArgument arg;
@@ -540,6 +551,12 @@ LocalLayerOperands ModelBuilder::moeWeights(const std::string &prefix) {
     w.sharedGate = weight(prefix + "mlp.shared_expert_gate.weight", {1, h});
     break;
   }
+  case ModelArch::ScMoe:
+    w.router = weight(prefix + "mlp.gate.weight", {e, h});
+    w.gate = weight(prefix + "mlp.experts.{}.gate_proj.weight", {f, h}, e);
+    w.up = weight(prefix + "mlp.experts.{}.up_proj.weight", {f, h}, e);
+    w.down = weight(prefix + "mlp.experts.{}.down_proj.weight", {h, f}, e);
+    break;
   case ModelArch::Switch:
     w.router = weight(prefix + "mlp.router.weight", {e, h});
     w.up = weight(prefix + "mlp.experts.{}.wi.weight", {f, h}, e);
@@ -571,6 +588,45 @@ Value ModelBuilder::moeBlock(Value x, const std::string &prefix) {
                          ActivationAttr::get(ctx, config.activation),
                          capacityFor(tokens * microbatches))
       .getResult();
+}
+
+Value ModelBuilder::denseMlp(Value x, const std::string &prefix, int64_t f) {
+  int64_t h = config.hiddenSize;
+  Value gate = linear(
+      x, weight(prefix + "gate_proj.weight", {f, h}, 1, "column"));
+  Value up =
+      linear(x, weight(prefix + "up_proj.weight", {f, h}, 1, "column"));
+  Value down = weight(prefix + "down_proj.weight", {h, f}, 1, "row");
+  auto type = cast<RankedTensorType>(gate.getType());
+  AffineMap id = b.getMultiDimIdentityMap(2);
+  Value act = buildGeneric(
+      b, loc,
+      buildEmpty(b, loc,
+                 {b.getIndexAttr(type.getDimSize(0)),
+                  b.getIndexAttr(type.getDimSize(1))},
+                 b.getF32Type()),
+      ValueRange{gate, up}, {id, id, id}, {IT::parallel, IT::parallel},
+      [](OpBuilder &nb, Location l, ValueRange a) {
+        return arith::MulFOp::create(nb, l, buildSilu(nb, l, a[0]), a[1])
+            .getResult();
+      });
+  return linear(act, down);
+}
+
+Value ModelBuilder::feedForward(Value x, int64_t layer,
+                                const std::string &prefix) {
+  Value normed =
+      rmsNorm(x, weight(prefix + "post_attention_layernorm.weight",
+                        {config.hiddenSize}));
+  if (config.arch != ModelArch::ScMoe)
+    return add(x, moeBlock(normed, prefix));
+  if (layer % 2 == 0) {
+    shortcut = normed;
+    return add(x, denseMlp(normed, prefix + "mlp.", config.sharedFfn));
+  }
+  x = add(x, denseMlp(normed, prefix + "mlp.shared_expert.",
+                      config.sharedFfn));
+  return add(x, moeBlock(shortcut, prefix));
 }
 
 Value ModelBuilder::embed(Value ids) {
@@ -642,10 +698,7 @@ Value ModelBuilder::decoderLayer(Value x, int64_t layer) {
   Value attended = mode == Mode::Decode ? decodeAttention(q, k, v, layer)
                                         : attention(q, k, v);
   x = add(x, linear(attended, oW));
-  Value normed2 =
-      rmsNorm(x, weight(p + "post_attention_layernorm.weight", {h}));
-  x = add(x, moeBlock(normed2, p));
-  return x;
+  return feedForward(x, layer, p);
 }
 
 OwningOpRef<ModuleOp> ModelBuilder::build() {
@@ -707,18 +760,20 @@ void ModelBuilder::buildFunction(ModuleOp module, Mode mode) {
   }
 
   Value x = embed(entry->getArgument(0));
+  int64_t moeLayers = 0;
   for (int64_t layer = 0; layer < layers; ++layer) {
     Operation *before = &entry->back();
     x = decoderLayer(x, layer);
     // The layer's ops carry its index (moe-pipeline places layers on
-    // pipeline stages by it; moe-partition and the plan's per-layer lists
-    // number the moe.layer ops by it, the same in prefill and decode).
+    // pipeline stages by it). The moe.layer ops are numbered in program
+    // order (moe-partition and the plan's per-layer lists count them, the
+    // same in prefill and decode; ScMoE's dense layers have none).
     for (Operation *op = before->getNextNode(); op; op = op->getNextNode()) {
       op->setAttr(MoEDialect::getDecoderLayerAttrName(),
                   b.getI64IntegerAttr(layer));
       if (isa<LayerOp>(op))
         op->setAttr(MoEDialect::getLayerIndexAttrName(),
-                    b.getI64IntegerAttr(layer));
+                    b.getI64IntegerAttr(moeLayers++));
     }
   }
   x = rmsNorm(x, weight("model.norm.weight", {h}));

@@ -327,8 +327,10 @@ PlanCost Estimator::run() {
   const double perRow = (m.gated ? 6.0 : 4.0) * h * ffn;
   const double matrices = m.gated ? 3.0 : 2.0;
 
-  // Layer calls of this rank: its stage's layers, once per microbatch.
+  // Layer calls of this rank: its stage's layers, once per microbatch; of
+  // those, the calls of an MoE block (every moeEvery-th layer).
   const int64_t layers = m.layers / p.pp * mbs;
+  const int64_t moeCalls = layers / m.moeEvery;
   // Per layer: FLOPs, weight bytes read, collectives.
   double flops = 0, weights = 0, activations = 0;
   if (m.heads) {
@@ -341,6 +343,16 @@ PlanCost Estimator::run() {
     if (p.tp > 1)
       collective("all_reduce", "tp", layers, local * h * kBytes);
   }
+  if (m.denseFfn) {
+    // Column-parallel gate and up, row-parallel down, summed over tp.
+    double f = double(m.denseFfn) / p.tp;
+    flops += 6.0 * local * h * f;
+    weights += 3.0 * h * f * kBytes;
+    if (p.tp > 1)
+      collective("all_reduce", "tp", layers, local * h * kBytes);
+  }
+  // The MoE block's share of a layer's work.
+  const double moeShare = 1.0 / m.moeEvery;
   // Tokens the rank routes, and expert rows it computes.
   double routed = local, rows = 0;
   if (dropless) {
@@ -363,9 +375,10 @@ PlanCost Estimator::run() {
       rows = e / p.ep * capacity;
     }
   }
-  flops += 2 * routed * h * e + rows * perRow;
-  flops += m.sharedFfn ? 6.0 * routed * h * shared : 0.0;
-  weights += (h * e + e / p.ep * matrices * h * ffn + 3 * h * shared) * kBytes;
+  flops += moeShare * (2 * routed * h * e + rows * perRow +
+                       (m.sharedFfn ? 6.0 * routed * h * shared : 0.0));
+  weights += moeShare *
+             (h * e + e / p.ep * matrices * h * ffn + 3 * h * shared) * kBytes;
   double buffer = dropless ? e * routed * h : e * capacity * h;
   activations =
       std::max(activations, (buffer * (dedup && p.etp > 1 ? p.etp : 1) +
@@ -374,31 +387,31 @@ PlanCost Estimator::run() {
 
   if (a2a) {
     double sent = (p.ep - 1.0) / p.ep * e * routed * h * kBytes;
-    collective("all_to_all", "ep", 2 * layers, sent);
+    collective("all_to_all", "ep", 2 * moeCalls, sent);
     // The dispatch counts travel too (f32), except where the etp group
     // gathers the rows after a dedup.
     if (!(dedup && p.etp > 1))
-      collective("all_to_all", "ep", layers, (p.ep - 1.0) / p.ep * e * kBytes);
+      collective("all_to_all", "ep", moeCalls, (p.ep - 1.0) / p.ep * e * kBytes);
     if (dedup) {
-      collective("all_gather", "tp", layers, routed * h * kBytes);
+      collective("all_gather", "tp", moeCalls, routed * h * kBytes);
       if (p.etp > 1) {
         double mine = e * routed * h * kBytes;
-        collective("all_gather", "etp", layers, mine);
-        collective("reduce_scatter", "etp", layers, p.etp * mine);
+        collective("all_gather", "etp", moeCalls, mine);
+        collective("reduce_scatter", "etp", moeCalls, p.etp * mine);
       }
     }
   }
   if (p.sliceAllReduce)
-    collective("all_reduce", merged ? "tp" : "ep", layers, local * h * kBytes);
+    collective("all_reduce", merged ? "tp" : "ep", moeCalls, local * h * kBytes);
   if (!dropless) {
     if (p.dp > 1)
-      collective("all_gather", "dp", layers, local * h * kBytes);
+      collective("all_gather", "dp", moeCalls, local * h * kBytes);
     if (p.ep > 1)
-      collective("all_gather", "ep", layers, e / p.ep * capacity * h * kBytes);
+      collective("all_gather", "ep", moeCalls, e / p.ep * capacity * h * kBytes);
   }
   bool etpSumRemoved = merged || (dedup && p.etp > 1);
   if (p.etp > 1 && !etpSumRemoved)
-    collective("all_reduce", "etp", layers, local * h * kBytes);
+    collective("all_reduce", "etp", moeCalls, local * h * kBytes);
 
   double peak = c.flopsF32;
   cost.computeSeconds =
@@ -437,6 +450,9 @@ mlir::moe::PlanModelFacts
 mlir::moe::plan::getPlanModelFacts(const ModelSummary &model) {
   PlanModelFacts facts;
   facts.layers = model.layers;
+  facts.moeLayers = model.moeEvery > 1 ? model.layers / model.moeEvery : 0;
+  facts.layerGroup = model.moeEvery;
+  facts.denseFfn = model.denseFfn;
   facts.kvHeads = model.heads ? model.kvHeads : 0;
   facts.experts = model.experts;
   facts.expertFfn = model.expertFfn;

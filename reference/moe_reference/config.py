@@ -10,6 +10,11 @@ Three architectures (the ``architectures`` list must hold exactly one):
 * ``SwitchMoeForCausalLM`` -- ours: Mixtral's decoder, top-1 softmax routing
   (weight = the probability), ReLU FFN experts, expert capacity
   ``C = ceil(capacity_factor * T * 1 / E)``.
+* ``ScMoeForCausalLM``     -- ours: ScMoE's shortcut-connected MoE (Cai et
+  al., 2024) in Mixtral's decoder. Layers come in pairs: the even layer has
+  a dense SwiGLU MLP, the odd one a SwiGLU shared expert on its own input
+  plus routed SwiGLU experts on the even layer's MLP input (the shortcut);
+  softmax top-k, renormalized iff ``norm_topk_prob``, dropless.
 
 Every problem raises ``ConfigError`` whose message names the offending field.
 See reference/README.md for the key tables.
@@ -27,13 +32,15 @@ __all__ = ["ConfigError", "ModelConfig", "MoESpec", "load_config",
 MIXTRAL = "MixtralForCausalLM"
 QWEN2_MOE = "Qwen2MoeForCausalLM"
 SWITCH = "SwitchMoeForCausalLM"
-ARCHITECTURES = (MIXTRAL, QWEN2_MOE, SWITCH)
+SCMOE = "ScMoeForCausalLM"
+ARCHITECTURES = (MIXTRAL, QWEN2_MOE, SWITCH, SCMOE)
 
 # Optional HF model_type values; checked only when the key is present.
 _MODEL_TYPES = {MIXTRAL: "mixtral", QWEN2_MOE: "qwen2_moe",
-                SWITCH: "switch_moe"}
+                SWITCH: "switch_moe", SCMOE: "scmoe"}
 # hidden_act each architecture implements; checked only when present.
-_HIDDEN_ACT = {MIXTRAL: "silu", QWEN2_MOE: "silu", SWITCH: "relu"}
+_HIDDEN_ACT = {MIXTRAL: "silu", QWEN2_MOE: "silu", SWITCH: "relu",
+               SCMOE: "silu"}
 
 
 class ConfigError(ValueError):
@@ -50,7 +57,8 @@ class MoESpec:
     activation: str             # "silu_glu" (w1/w3/w2) or "relu" (wi/wo)
     intermediate_size: int      # per routed expert
     capacity_factor: Optional[float] = None   # None: dropless
-    shared_intermediate_size: Optional[int] = None  # Qwen2-MoE shared expert
+    shared_intermediate_size: Optional[int] = None  # Qwen2-MoE shared expert;
+    # ScMoE: the dense MLP of even layers and the shared expert of odd ones
 
 
 @dataclass(frozen=True)
@@ -165,7 +173,7 @@ def parse_config(cfg):
     tie = _get(cfg, "tie_word_embeddings", "bool", default=False,
                required=False)
     sliding = None
-    if arch == MIXTRAL:
+    if arch in (MIXTRAL, SCMOE):
         sliding = _get(cfg, "sliding_window", "int", required=False)
     elif arch == QWEN2_MOE:
         if _get(cfg, "use_sliding_window", "bool", default=False,
@@ -204,6 +212,25 @@ def parse_config(cfg):
                       renormalize=renorm, activation="silu_glu",
                       intermediate_size=F, shared_intermediate_size=Fs)
         bias = True
+    elif arch == SCMOE:
+        if layers % 2 != 0:
+            raise ConfigError("'num_hidden_layers' must be even for %s (its "
+                              "layers come in dense/MoE pairs), got %d"
+                              % (SCMOE, layers))
+        E = _get(cfg, "num_experts", "int")
+        k = _get(cfg, "num_experts_per_tok", "int")
+        if k > E:
+            raise ConfigError("'num_experts_per_tok' (%d) exceeds "
+                              "'num_experts' (%d)" % (k, E))
+        moe = MoESpec(num_experts=E, top_k=k, score="softmax",
+                      renormalize=_get(cfg, "norm_topk_prob", "bool",
+                                       default=False, required=False),
+                      activation="silu_glu",
+                      intermediate_size=_get(cfg, "moe_intermediate_size",
+                                             "int"),
+                      shared_intermediate_size=_get(cfg, "intermediate_size",
+                                                    "int"))
+        bias = False
     else:  # SWITCH
         E = _get(cfg, "num_experts", "int")
         if "num_experts_per_tok" in cfg and (

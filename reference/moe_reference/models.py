@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import MIXTRAL, QWEN2_MOE, SWITCH, expert_capacity
+from .config import MIXTRAL, QWEN2_MOE, SCMOE, SWITCH, expert_capacity
 from .weights import LM_HEAD, check_weights, moe_prefix
 
 __all__ = ["rms_norm", "rope_cos_sin", "rotate_half", "apply_rope",
@@ -199,7 +199,7 @@ def moe_block(cfg, x, w, return_routing=False):
         if cfg.architecture == MIXTRAL:
             y = _swiglu(cur, w[p + "w1.weight"], w[p + "w3.weight"],
                         w[p + "w2.weight"])
-        elif cfg.architecture == QWEN2_MOE:
+        elif cfg.architecture in (QWEN2_MOE, SCMOE):
             y = _swiglu(cur, w[p + "gate_proj.weight"], w[p + "up_proj.weight"],
                         w[p + "down_proj.weight"])
         else:
@@ -221,6 +221,30 @@ def moe_block(cfg, x, w, return_routing=False):
 # --------------------------------------------------------------------------
 # Whole model
 # --------------------------------------------------------------------------
+
+def feed_forward(cfg, layer, w, x, h, shortcut):
+    """The second half of decoder layer ``layer``: x (after attention) plus
+    its MLP block on h = post_attention_layernorm(x), [..., H] each.
+    Returns (x, shortcut): ScMoE's even layer passes its MLP input h on as
+    the shortcut the next layer's routed experts read:
+
+        x1 = a + MLP_l(u)                      (l even, u = h)
+        x2 = b + Shared_l+1(h) + MoE_l+1(u)    (l + 1 odd)
+    """
+    H = cfg.hidden_size
+    if cfg.architecture != SCMOE:
+        moe = moe_block(cfg, h.reshape(-1, H), w).view(h.shape)
+        return x + moe, None
+    if layer % 2 == 0:
+        mlp = _swiglu(h, w["gate_proj.weight"], w["up_proj.weight"],
+                      w["down_proj.weight"])
+        return x + mlp, h
+    shared = _swiglu(h, w["shared_expert.gate_proj.weight"],
+                     w["shared_expert.up_proj.weight"],
+                     w["shared_expert.down_proj.weight"])
+    routed = moe_block(cfg, shortcut.reshape(-1, H), w).view(h.shape)
+    return x + shared + routed, None
+
 
 class MoEModel:
     """The decoder stack.  ``tensors`` is a {HF name: array} dict (as returned
@@ -273,11 +297,12 @@ class MoEModel:
         H = cfg.hidden_size
         x = self.embed[ids]
         cos, sin = rope_cos_sin(S, cfg.head_dim, cfg.rope_theta)
-        for L in self.layers:
+        shortcut = None
+        for i, L in enumerate(self.layers):
             h = rms_norm(x, L["input_layernorm"], cfg.rms_norm_eps)
             x = x + attention(cfg, h, L["attn"], cos, sin)
             h = rms_norm(x, L["post_attention_layernorm"], cfg.rms_norm_eps)
-            x = x + moe_block(cfg, h.reshape(B * S, H), L["moe"]).view(B, S, H)
+            x, shortcut = feed_forward(cfg, i, L["moe"], x, h, shortcut)
         x = rms_norm(x, self.norm, cfg.rms_norm_eps)
         if return_logits:
             return F.linear(x, self.lm_head)
@@ -342,7 +367,8 @@ def _generate_batch(model, ids, lengths, n, eos):
     x = model.embed[ids]
     cos, sin = rope_cos_sin(S, d, cfg.rope_theta)
     caches = []
-    for L in model.layers:
+    shortcut = None
+    for i, L in enumerate(model.layers):
         h = rms_norm(x, L["input_layernorm"], cfg.rms_norm_eps)
         k, v = _prefill_kv(cfg, h, L["attn"], cos, sin)
         ck = torch.zeros(B, nkv, M, d)
@@ -351,7 +377,7 @@ def _generate_batch(model, ids, lengths, n, eos):
         caches.append((ck, cv))
         x = x + attention(cfg, h, L["attn"], cos, sin)
         h = rms_norm(x, L["post_attention_layernorm"], cfg.rms_norm_eps)
-        x = x + moe_block(cfg, h.reshape(B * S, H), L["moe"]).view(B, S, H)
+        x, shortcut = feed_forward(cfg, i, L["moe"], x, h, shortcut)
     x = rms_norm(x, model.norm, cfg.rms_norm_eps)
     last = x[torch.arange(B), lengths - 1]                  # [B, H]
     out = torch.full((B, S + n), -1, dtype=torch.int64)
@@ -365,12 +391,13 @@ def _generate_batch(model, ids, lengths, n, eos):
                 break
             pos = lengths + t - 1
             x = model.embed[nxt]
-            for L, (ck, cv) in zip(model.layers, caches):
+            shortcut = None
+            for i, (L, (ck, cv)) in enumerate(zip(model.layers, caches)):
                 h = rms_norm(x, L["input_layernorm"], cfg.rms_norm_eps)
                 x = x + _step_attention(cfg, h, L["attn"], ck, cv, pos)
                 h = rms_norm(x, L["post_attention_layernorm"],
                              cfg.rms_norm_eps)
-                x = x + moe_block(cfg, h, L["moe"])
+                x, shortcut = feed_forward(cfg, i, L["moe"], x, h, shortcut)
             last = rms_norm(x, model.norm, cfg.rms_norm_eps)
         logits = F.linear(last, model.lm_head)              # [B, V]
         logits_all[:, t] = logits

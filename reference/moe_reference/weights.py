@@ -1,4 +1,4 @@
-"""Tensor names and shapes of the three architectures (Hugging Face names),
+"""Tensor names and shapes of the four architectures (Hugging Face names),
 validation of a loaded weights dict, and deterministic random weights.
 
 NumPy only (no torch), so the weight generator starts fast.
@@ -6,7 +6,7 @@ NumPy only (no torch), so the weight generator starts fast.
 
 import numpy as np
 
-from .config import MIXTRAL, QWEN2_MOE, SWITCH
+from .config import MIXTRAL, QWEN2_MOE, SCMOE, SWITCH
 
 __all__ = ["WeightsError", "expected_shapes", "moe_prefix", "check_weights",
            "random_weights", "random_ids", "LM_HEAD"]
@@ -24,11 +24,28 @@ def moe_prefix(cfg, layer):
     return "model.layers.%d.%s." % (layer, sub)
 
 
-def moe_shapes(cfg):
-    """{relative name: shape} of one MoE block, in generation order."""
+def moe_shapes(cfg, layer=1):
+    """{relative name: shape} of layer ``layer``'s MoE block (ScMoE: its MLP
+    block, dense in even layers), in generation order."""
     H, m = cfg.hidden_size, cfg.moe
     E, F = m.num_experts, m.intermediate_size
     out = {}
+    if cfg.architecture == SCMOE:
+        Fd = m.shared_intermediate_size
+        if layer % 2 == 0:
+            out["gate_proj.weight"] = (Fd, H)
+            out["up_proj.weight"] = (Fd, H)
+            out["down_proj.weight"] = (H, Fd)
+            return out
+        out["gate.weight"] = (E, H)
+        for e in range(E):
+            out["experts.%d.gate_proj.weight" % e] = (F, H)
+            out["experts.%d.up_proj.weight" % e] = (F, H)
+            out["experts.%d.down_proj.weight" % e] = (H, F)
+        out["shared_expert.gate_proj.weight"] = (Fd, H)
+        out["shared_expert.up_proj.weight"] = (Fd, H)
+        out["shared_expert.down_proj.weight"] = (H, Fd)
+        return out
     if cfg.architecture == MIXTRAL:
         out["gate.weight"] = (E, H)
         for e in range(E):
@@ -73,7 +90,7 @@ def expected_shapes(cfg, with_lm_head=False):
         out[p + "self_attn.o_proj.weight"] = (H, cfg.q_size)
         out[p + "post_attention_layernorm.weight"] = (H,)
         mp = moe_prefix(cfg, i)
-        for name, shape in moe_shapes(cfg).items():
+        for name, shape in moe_shapes(cfg, i).items():
             out[mp + name] = shape
     out["model.norm.weight"] = (H,)
     if with_lm_head:

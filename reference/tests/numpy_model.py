@@ -21,7 +21,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from moe_reference.config import MIXTRAL, QWEN2_MOE, SWITCH  # noqa: E402
+from moe_reference.config import MIXTRAL, QWEN2_MOE, SCMOE, SWITCH  # noqa: E402
 
 
 def rmsnorm(x, w, eps):
@@ -142,7 +142,7 @@ def moe(cfg, x, w):
             if cfg.architecture == MIXTRAL:
                 f = w[p + "w2.weight"] @ (silu(w[p + "w1.weight"] @ v)
                                           * (w[p + "w3.weight"] @ v))
-            elif cfg.architecture == QWEN2_MOE:
+            elif cfg.architecture in (QWEN2_MOE, SCMOE):
                 f = w[p + "down_proj.weight"] @ (
                     silu(w[p + "gate_proj.weight"] @ v)
                     * (w[p + "up_proj.weight"] @ v))
@@ -164,6 +164,7 @@ def forward(cfg, tensors, ids, logits=False):
     B, S = ids.shape
     H = cfg.hidden_size
     x = t["model.embed_tokens.weight"][ids]
+    u = None  # ScMoE: the even layer's MLP input, routed in the odd layer
     for i in range(cfg.num_hidden_layers):
         p = "model.layers.%d." % i
         mp = p + ("block_sparse_moe." if cfg.architecture == MIXTRAL
@@ -175,7 +176,20 @@ def forward(cfg, tensors, ids, logits=False):
         x = x + attention(cfg, h, attn_w)
         h = rmsnorm(x, t[p + "post_attention_layernorm.weight"],
                     cfg.rms_norm_eps)
-        x = x + moe(cfg, h.reshape(B * S, H), moe_w).reshape(B, S, H)
+        if cfg.architecture != SCMOE:
+            x = x + moe(cfg, h.reshape(B * S, H), moe_w).reshape(B, S, H)
+            continue
+
+        def swiglu(v, q):
+            return (silu(v @ moe_w[q + "gate_proj.weight"].T)
+                    * (v @ moe_w[q + "up_proj.weight"].T)) \
+                @ moe_w[q + "down_proj.weight"].T
+        if i % 2 == 0:
+            u = h
+            x = x + swiglu(h, "")
+        else:
+            x = x + swiglu(h, "shared_expert.") \
+                + moe(cfg, u.reshape(B * S, H), moe_w).reshape(B, S, H)
     x = rmsnorm(x, t["model.norm.weight"], cfg.rms_norm_eps)
     if logits:
         head = t.get("lm_head.weight")

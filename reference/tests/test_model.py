@@ -232,7 +232,7 @@ def check_moe_block():
 
 def check_model():
     from moe_reference.weights import random_ids
-    for name in ARCHS:
+    for name in ARCHS + ("scmoe-tiny",):
         cfg = cfg_of(name)
         w = random_weights(cfg, 8, with_lm_head=True)
         ids = random_ids(cfg.vocab_size, 2, 6, 8)

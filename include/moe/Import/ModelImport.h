@@ -1,7 +1,7 @@
 //===- ModelImport.h - Hugging Face-style config -> MLIR --------*- C++ -*-===//
 //
 // Reads a Hugging Face-style `config.json` of an MoE decoder (Mixtral,
-// Qwen2-MoE, or our Switch-style variant) and builds `func.func @forward`:
+// Qwen2-MoE, or our Switch-style and ScMoE variants) and builds `func.func @forward`:
 // token ids [B, S] and one flat f32 weight buffer in, final-normed hidden
 // states [B, S, H] out. Where each weight lives in that buffer, under its
 // Hugging Face tensor name, is the module's `moe.manifest` string, which the
@@ -27,7 +27,7 @@ namespace mlir {
 namespace moe {
 
 /// The architectures the importer knows.
-enum class ModelArch { Mixtral, Qwen2Moe, Switch };
+enum class ModelArch { Mixtral, Qwen2Moe, Switch, ScMoe };
 
 /// What the importer needs of a config, validated.
 struct ModelConfig {
@@ -44,7 +44,8 @@ struct ModelConfig {
   int64_t numExperts = 0;
   int64_t topK = 0;
   int64_t expertFfn = 0;         // F of each routed expert
-  int64_t sharedFfn = 0;         // Fs of the shared expert, 0 if none
+  int64_t sharedFfn = 0;         // Fs of the shared expert, 0 if none;
+                                 // ScMoE: also its even layers' dense MLP
   bool sharedExpertGate = false; // Qwen2-MoE's sigmoid shared-expert gate
   bool renormalize = false;
   bool qkvBias = false;

@@ -78,6 +78,9 @@ struct ModelSummary {
   int64_t topK = 1;
   int64_t expertFfn = 0;
   int64_t sharedFfn = 0;
+  int64_t moeEvery = 1; // an MoE block every moeEvery layers (ScMoE: 2)
+  int64_t denseFfn = 0; // a Megatron SwiGLU MLP in every layer (ScMoE: the
+                        // dense layers' MLP and the shared expert), 0: none
   bool gated = true; // SwiGLU experts (3 matrices) or not (2)
   std::optional<double> capacityFactor; // dropless when absent
   int64_t batch = 1, seqLen = 1;        // the compiled input [batch, seq]

@@ -192,3 +192,28 @@ module attributes {moe.plan = #moe.plan<pp = 2>} {
     return %z, %y : tensor<1x4xf32>, tensor<1x4xf32>
   }
 }
+
+// -----
+
+// Layers of one stage may share more than the hidden states (ScMoE's
+// shortcut: layer 1 reads a value of layer 0); only the stage boundary
+// (between layers 1 and 2 here) must hand one value.
+// CHECK-LABEL: func.func @shortcut_inside_a_stage
+// CHECK: scf.for
+// CHECK: shard.recv
+// CHECK: arith.mulf
+// CHECK: arith.addf
+// CHECK: shard.send
+module attributes {moe.plan = #moe.plan<pp = 2>} {
+  shard.grid @moe_dense(shape = 2x1x1)
+  func.func @shortcut_inside_a_stage(%x: tensor<4xf32>) -> tensor<4xf32> {
+    %p = arith.negf %x : tensor<4xf32>
+    %u = arith.mulf %p, %p {moe.decoder_layer = 0 : i64} : tensor<4xf32>
+    %a = arith.addf %u, %p {moe.decoder_layer = 0 : i64} : tensor<4xf32>
+    %b = arith.addf %a, %u {moe.decoder_layer = 1 : i64} : tensor<4xf32>
+    %u2 = arith.mulf %b, %b {moe.decoder_layer = 2 : i64} : tensor<4xf32>
+    %a2 = arith.addf %u2, %b {moe.decoder_layer = 2 : i64} : tensor<4xf32>
+    %b2 = arith.addf %a2, %u2 {moe.decoder_layer = 3 : i64} : tensor<4xf32>
+    return %b2 : tensor<4xf32>
+  }
+}

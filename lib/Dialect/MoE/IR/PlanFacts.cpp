@@ -42,6 +42,12 @@ mlir::moe::checkPlanFitsModel(const PlanModelFacts &m, const PlanDegrees &d,
                               size_t dedupEntries) {
   if (std::optional<std::string> why = checkPlanDegrees(d))
     return why;
+  if (m.layers && m.layerGroup > 1 && (m.layers / m.layerGroup) % d.pp != 0)
+    return llvm::formatv("plan pp = {0} does not divide the {1} layer pairs "
+                         "of the model (a stage keeps a dense layer and the "
+                         "MoE layer that reads its shortcut together)",
+                         d.pp, m.layers / m.layerGroup)
+        .str();
   if (m.layers && m.layers % d.pp != 0)
     return llvm::formatv("plan pp = {0} does not divide the {1} layers of the "
                          "model (each pipeline stage runs the same number of "
@@ -65,6 +71,11 @@ mlir::moe::checkPlanFitsModel(const PlanModelFacts &m, const PlanDegrees &d,
                m.sharedFfn ? llvm::formatv(" and shared {0}", m.sharedFfn).str()
                            : std::string())
         .str();
+  if (m.denseFfn && m.denseFfn % d.tp != 0)
+    return llvm::formatv("plan tp = {0} does not divide the dense MLP width "
+                         "({1})",
+                         d.tp, m.denseFfn)
+        .str();
   if (m.batch && m.batch % d.dp != 0)
     return llvm::formatv("plan dp = {0} does not divide the batch ({1} "
                          "sequences; moe-compile --batch)",
@@ -73,9 +84,11 @@ mlir::moe::checkPlanFitsModel(const PlanModelFacts &m, const PlanDegrees &d,
   for (auto [key, size] : {std::make_pair("dispatch strategies",
                                           dispatchEntries),
                            std::make_pair("dedup flags", dedupEntries)})
-    if (m.layers && size > 1 && static_cast<int64_t>(size) != m.layers)
-      return llvm::formatv("plan lists {0} {1} but the model has {2} layers",
-                           size, key, m.layers)
+    if (int64_t moe = m.moeLayers ? m.moeLayers : m.layers;
+        moe && size > 1 && static_cast<int64_t>(size) != moe)
+      return llvm::formatv("plan lists {0} {1} but the model has {2} {3}",
+                           size, key, moe,
+                           m.moeLayers ? "MoE layers" : "layers")
           .str();
   if (m.experts && m.experts % d.ep != 0)
     return llvm::formatv("plan ep = {0} does not divide the {1} experts of the "

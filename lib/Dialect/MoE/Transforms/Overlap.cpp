@@ -111,29 +111,25 @@ void unwrap(AsyncWaitOp wait) {
   start.erase();
 }
 
-/// The op of `block` that defines a value `op` (or an op nested in it)
-/// reads, latest in the block; null when all come from outside the block.
-Operation *lastDefinition(Operation *op, Block *block) {
-  Operation *last = nullptr;
-  op->walk([&](Operation *nested) {
-    for (Value operand : nested->getOperands()) {
-      Operation *def = operand.getDefiningOp();
-      Operation *inBlock = def ? block->findAncestorOpInBlock(*def) : nullptr;
-      if (inBlock && inBlock != op &&
-          (!last || last->isBeforeInBlock(inBlock)))
-        last = inBlock;
-    }
-  });
-  return last;
-}
-
-/// Moves pure `op` up to just after the last op it reads from.
+/// Moves pure `op` up to just after the last op it reads from, or to the
+/// first communication op above it: compute stays on its side of a start,
+/// so that a later start's producers do not delay an earlier one.
 void hoistPure(Operation *op) {
   Block *block = op->getBlock();
-  if (Operation *def = lastDefinition(op, block))
-    op->moveAfter(def);
-  else
-    op->moveBefore(&block->front());
+  llvm::SmallPtrSet<Operation *, 8> defs;
+  op->walk([&](Operation *nested) {
+    for (Value operand : nested->getOperands())
+      if (Operation *def = operand.getDefiningOp())
+        if (Operation *inBlock = block->findAncestorOpInBlock(*def))
+          defs.insert(inBlock);
+  });
+  for (Operation *prev = op->getPrevNode(); prev; prev = prev->getPrevNode())
+    if (defs.contains(prev) || isCommunication(prev)) {
+      if (prev != op->getPrevNode())
+        op->moveAfter(prev);
+      return;
+    }
+  op->moveBefore(&block->front());
 }
 
 /// Starts as early as the input allows: first the pure ops that compute the

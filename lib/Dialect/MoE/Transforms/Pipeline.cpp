@@ -161,7 +161,8 @@ FailureOr<Value> StagePlacer::handOver(ArrayRef<Operation *> from,
     return func.emitOpError()
            << "passes " << values.size() << " values " << what
            << "; moe-pipeline hands one (the hidden states) from stage to "
-              "stage";
+              "stage, so layers that share more (ScMoE's dense/MoE pairs) "
+              "must be on one stage";
   return values.front();
 }
 
@@ -249,7 +250,9 @@ LogicalResult StagePlacer::run() {
            << "must take the token ids and return the hidden states as static "
               "tensors with the sequences first, to be run by microbatches";
 
-  // Each part uses only the one value the part before it hands on.
+  // Across a stage boundary, a part uses only the one value the part before
+  // it hands on; layers of one stage may share more (ScMoE's shortcut from
+  // a dense layer to the next MoE layer).
   SmallVector<ArrayRef<Operation *>> ordered;
   ordered.push_back(s.prologue);
   for (auto &layer : s.layers)
@@ -264,8 +267,17 @@ LogicalResult StagePlacer::run() {
   SmallVector<Stack> stacks;
   if (failed(findStacks(ret, numLayers, partOf, stacks)))
     return failure();
+  // Parts: the prologue (0), layers 1..L, the final part (L + 1). A stage
+  // boundary lies before part i when i - 1 is a multiple of perStage.
+  auto atStageBoundary = [&](size_t i) { return (i - 1) % perStage == 0; };
+  auto sameStage = [&](size_t i, size_t j) {
+    return i >= 1 && j >= 1 && i <= (size_t)numLayers &&
+           j <= (size_t)numLayers && (i - 1) / perStage == (j - 1) / perStage;
+  };
   SmallVector<Value> handed(ordered.size());
   for (size_t i = 1; i < ordered.size(); ++i) {
+    if (!atStageBoundary(i))
+      continue;
     FailureOr<Value> v = handOver(ordered[i - 1], ordered[i],
                                   i == 1 ? "into layer 0" : "between parts");
     if (failed(v))
@@ -279,6 +291,7 @@ LogicalResult StagePlacer::run() {
           Operation *def = v.getDefiningOp();
           auto it = def ? partOf.find(def) : partOf.end();
           if (it == partOf.end() || it->second == i ||
+              sameStage(i, it->second) ||
               (it->second + 1 == i &&
                (v == handed[i] || stackValues.contains(v))))
             continue;

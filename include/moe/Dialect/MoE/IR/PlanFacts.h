@@ -43,6 +43,9 @@ std::optional<std::string> checkPlanDegrees(const PlanDegrees &d);
 /// not known to the caller and not checked.
 struct PlanModelFacts {
   int64_t layers = 0;
+  int64_t moeLayers = 0;  // the moe.layer ops (0: one per layer)
+  int64_t layerGroup = 1; // layers a stage must keep together (ScMoE: 2)
+  int64_t denseFfn = 0;   // a Megatron dense MLP's width (ScMoE), 0 if none
   int64_t kvHeads = 0;
   int64_t experts = 0;
   int64_t expertFfn = 0;
