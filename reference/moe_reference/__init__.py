@@ -4,7 +4,8 @@ Modules (torch is only imported by ``models``):
 
 * ``safetensors_np`` -- safetensors read/write with NumPy, strict validation;
 * ``config``         -- HF-style config.json parsing for MixtralForCausalLM,
-                        Qwen2MoeForCausalLM and SwitchMoeForCausalLM;
+                        Qwen2MoeForCausalLM, SwitchMoeForCausalLM and
+                        ScMoeForCausalLM;
 * ``weights``        -- tensor names/shapes, validation, random weights;
 * ``models``         -- the PyTorch float32 prefill forward and ``moe_block``.
 
