@@ -9,6 +9,7 @@
  *===----------------------------------------------------------------------===*/
 
 #include "moert/comm.h"
+#include "moert/trace.h"
 #include "moert/memref.h"
 #include "moert/model.h"
 #include "moert/moert.h"
@@ -39,11 +40,16 @@ MOERT_API void _mlir_ciface_moert_sgemm(moert_memref2d_f32_t *a,
   switch (moertPlanGemm(a, b, c, transposeA, transposeB, &g)) {
   case 0:
     return;
-  case 1:
+  case 1: {
+    double begin = moert_trace_enabled() ? moert_trace_now() : 0;
     moertCpuGemm(g.m, g.n, g.k, a->aligned + a->offset, g.lda, g.transposeA,
                  b->aligned + b->offset, g.ldb, g.transposeB,
                  c->aligned + c->offset, g.ldc, accumulate);
+    if (begin)
+      moert_trace_record(MOERT_TRACE_COMPUTE, begin, moert_trace_now(), g.m,
+                         g.n, g.k);
     return;
+  }
   default:
     moertGemmLoop(a, b, c, transposeA, transposeB, accumulate);
   }

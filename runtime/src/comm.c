@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "moert/comm.h"
+#include "moert/trace.h"
 
 #ifdef MOERT_NCCL
 /* libmoert_cuda: compiled code's collectives run on NCCL. */
@@ -56,6 +57,10 @@ typedef struct moert_inflight {
   int32_t group;
   int used;
   double earliest; /* MOERT_LINK: the emulated completion time */
+  /* --trace: when it started and when a test first found it done (0: not
+   * yet); bytes < 0 for the runtime's own barriers and gathers. */
+  double started, doneAt;
+  long long bytes;
 } moert_inflight_t;
 enum { kMaxInflight = 64 };
 static moert_inflight_t gInflight[kMaxInflight];
@@ -383,6 +388,9 @@ static int64_t beginRequest(moert_collective_t kind, int32_t group,
     slot->kind = kind;
     slot->group = group;
     slot->request = MPI_REQUEST_NULL;
+    slot->started = moert_trace_now();
+    slot->doneAt = 0;
+    slot->bytes = bytes;
     slot->earliest = gLinkBytesPerSecond > 0 && bytes >= 0
                          ? now() + gLinkLatency +
                                (double)bytes / gLinkBytesPerSecond
@@ -413,12 +421,15 @@ static void completeRequest(int64_t handle, MPI_Status *status,
   if (handle == 0)
     return;
   moert_inflight_t *slot = slotOf(handle);
-  double started = 0;
+  double started = 0, entered = moert_trace_now();
   for (unsigned tries = 0;; ++tries) {
     int done = 0;
     check(MPI_Test(&slot->request, &done, status), what);
-    if (done)
+    if (done) {
+      if (slot->doneAt == 0)
+        slot->doneAt = moert_trace_now();
       break;
+    }
     if (gYieldWait) {
       if (tries < 1000) {
         sched_yield();
@@ -446,6 +457,15 @@ static void completeRequest(int64_t handle, MPI_Status *status,
     }
   }
   sleepFor(slot->earliest - now());
+  if (moert_trace_enabled() && slot->bytes >= 0) {
+    double left = moert_trace_now();
+    double end = slot->doneAt > slot->earliest ? slot->doneAt : slot->earliest;
+    moert_trace_record(MOERT_TRACE_COLLECTIVE, slot->started,
+                       end < left ? end : left, slot->kind, slot->group,
+                       slot->bytes);
+    moert_trace_record(MOERT_TRACE_STALL, entered, left, slot->kind,
+                       slot->group, slot->bytes);
+  }
   slot->used = 0;
   --gNumInflight;
 }
@@ -455,8 +475,15 @@ void moert_comm_progress(void) {
     return;
   for (int i = 0; i < kMaxInflight; ++i) {
     int done = 0;
-    if (gInflight[i].used && gInflight[i].request != MPI_REQUEST_NULL)
-      MPI_Test(&gInflight[i].request, &done, MPI_STATUS_IGNORE);
+    moert_inflight_t *slot = &gInflight[i];
+    if (!slot->used || slot->doneAt != 0 || slot->kind == MOERT_RECV)
+      continue;
+    if (slot->request != MPI_REQUEST_NULL)
+      MPI_Test(&slot->request, &done, MPI_STATUS_IGNORE);
+    else
+      done = 1;
+    if (done)
+      slot->doneAt = moert_trace_now();
   }
 }
 

@@ -47,6 +47,8 @@ typedef struct Options {
   /* Generation: tokens to generate (0: none), eos (-1: none). */
   long generate, eos;
   const char *lengths, *outputLogits;
+  /* --trace: the Chrome trace file rank 0 writes (NULL: none). */
+  const char *trace;
 } Options;
 
 /* Prints "error: ..." (under mpiexec, aborts every rank with it); returns 1. */

@@ -11,6 +11,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "moert/comm.h"
+#include "moert/trace.h"
 #include "moert/model.h"
 #include "moert/npy.h"
 #include "moert/safetensors.h"
@@ -89,6 +90,8 @@ static void usage(FILE *out, const char *prog, const Manifest *m) {
           "  --output-logits PATH  with --generate: also write every step's "
           "logits, float32 [B, N, vocab] (NaN after every row has ended)\n"
           "  --stats          print each rank's collective calls and bytes\n"
+          "  --trace FILE     write a Chrome trace of every rank's products,\n"
+          "                   collectives and waits (utils/trace-summary.py)\n"
           "  --print-manifest print the weight manifest and exit\n"
           "  --help           this text\n",
           prog, m->arch, m->batch, m->seq, m->vocab, m->batch, m->seq,
@@ -597,6 +600,7 @@ static int parseOptions(int argc, char **argv, const char *manifestText,
                           : !strcmp(arg, "--output")        ? &o->output
                           : !strcmp(arg, "--lengths")       ? &o->lengths
                           : !strcmp(arg, "--output-logits") ? &o->outputLogits
+                          : !strcmp(arg, "--trace")         ? &o->trace
                                                             : NULL;
     long *count = !strcmp(arg, "--iters")      ? &o->iters
                   : !strcmp(arg, "--warmup")   ? &o->warmup
@@ -804,6 +808,8 @@ static int runModel(int argc, char **argv, const char *manifestText,
   const char *killRank = getenv("MOERT_TEST_KILL_RANK");
   if (!rc && killRank && atoi(killRank) == moert_comm_rank())
     raise(SIGKILL);
+  if (!rc && o.trace)
+    moert_trace_start();
   if (!rc && o.generate) {
     for (long w = 0; !rc && w < o.warmup; ++w)
       rc = generateTokens(&m, layout, &o, entry, &ckpt, &blobRef, lengths, ids,
@@ -813,6 +819,11 @@ static int runModel(int argc, char **argv, const char *manifestText,
                           allIds, 0);
   } else if (!rc) {
     rc = runForward(&m, layout, &o, entry, &ckpt, &blobRef, &idsRef);
+  }
+  if (!rc && o.trace) {
+    moert_status_t status = moert_trace_write(o.trace);
+    if (status)
+      rc = statusError(status);
   }
   closeCheckpoint(&ckpt);
   moert_buffer_free(blob);

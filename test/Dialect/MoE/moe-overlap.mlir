@@ -105,3 +105,30 @@ func.func @only_chosen_kinds(%buf: tensor<4x2x8xf32>, %x: tensor<4x8xf32>, %w: t
   %p = linalg.matmul ins(%s, %w : tensor<4x8xf32>, tensor<8x8xf32>) outs(%z : tensor<4x8xf32>) -> tensor<4x8xf32>
   return %s, %d, %p : tensor<4x8xf32>, tensor<2x4x8xf32>, tensor<4x8xf32>
 }
+
+// -----
+
+shard.grid @moe_experts(shape = 1x1x2x1)
+
+// A dispatch and its combine: the independent work first gathers before the
+// dispatch's wait; the combine, with nothing of its own to hide behind,
+// then takes the end of it (half, as the two move the same bytes).
+// CHECK-LABEL: func.func @balances
+// CHECK: moe.async_start
+// CHECK: %[[P1:.*]] = linalg.matmul
+// CHECK-NOT: linalg.matmul
+// CHECK: moe.async_wait
+// CHECK: linalg.exp
+// CHECK: moe.async_start
+// CHECK: linalg.matmul ins(%[[P1]]
+// CHECK: moe.async_wait
+func.func @balances(%buf: tensor<4x2x8xf32>, %x: tensor<4x8xf32>, %w: tensor<8x8xf32>) -> (tensor<4x2x8xf32>, tensor<4x8xf32>) {
+  %r = shard.all_to_all %buf on @moe_experts grid_axes = [2] split_axis = 0 concat_axis = 1 : tensor<4x2x8xf32> -> tensor<2x4x8xf32>
+  %e = tensor.empty() : tensor<2x4x8xf32>
+  %d = linalg.exp ins(%r : tensor<2x4x8xf32>) outs(%e : tensor<2x4x8xf32>) -> tensor<2x4x8xf32>
+  %back = shard.all_to_all %d on @moe_experts grid_axes = [2] split_axis = 1 concat_axis = 0 : tensor<2x4x8xf32> -> tensor<4x2x8xf32>
+  %z = tensor.empty() : tensor<4x8xf32>
+  %p1 = linalg.matmul ins(%x, %w : tensor<4x8xf32>, tensor<8x8xf32>) outs(%z : tensor<4x8xf32>) -> tensor<4x8xf32>
+  %p2 = linalg.matmul ins(%p1, %w : tensor<4x8xf32>, tensor<8x8xf32>) outs(%z : tensor<4x8xf32>) -> tensor<4x8xf32>
+  return %back, %p2 : tensor<4x2x8xf32>, tensor<4x8xf32>
+}

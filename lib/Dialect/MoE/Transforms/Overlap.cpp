@@ -219,6 +219,79 @@ bool hidesCompute(AsyncWaitOp wait) {
   return false;
 }
 
+/// The work of `op` as the iterations of its loops (linalg ops with static
+/// ranges; moe compute ops by their largest operand), summed over nested
+/// ops: what the balancing below compares.
+double workOf(Operation *op) {
+  double work = 0;
+  op->walk([&](Operation *nested) {
+    if (auto linalgOp = dyn_cast<linalg::LinalgOp>(nested)) {
+      double iterations = 1;
+      for (int64_t range : linalgOp.getStaticLoopRanges())
+        iterations *= ShapedType::isDynamic(range) ? 1 : double(range);
+      work += iterations;
+    } else if (isa<RouterOp, DispatchOp, ExpertsOp, CombineOp, LayerOp>(
+                   nested)) {
+      double largest = 0;
+      for (Value operand : nested->getOperands())
+        if (auto type = dyn_cast<RankedTensorType>(operand.getType());
+            type && type.hasStaticShape())
+          largest = std::max(largest, double(type.getNumElements()));
+      work += largest;
+    }
+  });
+  return work;
+}
+
+/// The bytes a started collective moves (its input's).
+double bytesOf(AsyncWaitOp wait) {
+  auto type = cast<RankedTensorType>(wait.getStart().getInput().getType());
+  return type.hasStaticShape() ? double(type.getNumElements()) : 0;
+}
+
+/// The work between a pair's start and wait.
+double gapWork(AsyncWaitOp wait) {
+  double work = 0;
+  for (Operation *op = wait.getStart()->getNextNode(); op != wait;
+       op = op->getNextNode())
+    work += workOf(op);
+  return work;
+}
+
+/// A pair with nothing to hide behind (a combine right after its experts)
+/// takes its share of the work of an earlier pair's gap (the dispatch's):
+/// the share of the bytes it moves among the two, taken from the end of
+/// that gap, op by op (an op that would overshoot the share by more than
+/// half its own work stays), as long as every use of what moves lies after
+/// this wait. Both transfers are then hidden in part instead of one fully.
+void balance(AsyncWaitOp wait, AsyncWaitOp donor) {
+  double total = gapWork(donor), bytes = bytesOf(wait),
+         donorBytes = bytesOf(donor);
+  if (total == 0 || bytes + donorBytes == 0)
+    return;
+  double want = total * bytes / (bytes + donorBytes), taken = 0;
+  llvm::SmallPtrSet<Operation *, 32> moving;
+  SmallVector<Operation *> order;
+  Operation *stop = donor.getStart();
+  for (Operation *op = donor->getPrevNode(); op && op != stop && taken < want;
+       op = op->getPrevNode()) {
+    if (isBarrier(op))
+      break;
+    bool usedAfter = llvm::all_of(op->getUsers(), [&](Operation *user) {
+      Operation *top = wait->getBlock()->findAncestorOpInBlock(*user);
+      return top && (moving.contains(top) || wait->isBeforeInBlock(top));
+    });
+    double work = workOf(op);
+    if (!usedAfter || taken + work / 2 > want)
+      continue;
+    moving.insert(op);
+    order.push_back(op);
+    taken += work;
+  }
+  for (Operation *op : llvm::reverse(order))
+    op->moveBefore(wait);
+}
+
 struct MoEOverlapPass : public moe::impl::MoEOverlapPassBase<MoEOverlapPass> {
   using Base::Base;
 
@@ -252,6 +325,29 @@ struct MoEOverlapPass : public moe::impl::MoEOverlapPassBase<MoEOverlapPass> {
     }
     for (AsyncWaitOp wait : waits)
       pullIndependentWork(wait);
+    // Pairs left with nothing in between share the work of the nearest pair
+    // before them in the block that moves comparable bytes (a dispatch for
+    // its combine; not the few bytes of the dispatch counts), the pairs that
+    // move the most bytes first.
+    SmallVector<size_t> empty;
+    for (auto [i, wait] : llvm::enumerate(waits))
+      if (!hidesCompute(wait))
+        empty.push_back(i);
+    llvm::stable_sort(empty, [&](size_t a, size_t b) {
+      return bytesOf(waits[a]) > bytesOf(waits[b]);
+    });
+    for (size_t i : empty) {
+      AsyncWaitOp wait = waits[i];
+      for (AsyncWaitOp earlier :
+           llvm::reverse(ArrayRef(waits).take_front(i))) {
+        if (earlier->getBlock() != wait->getBlock() ||
+            !earlier->isBeforeInBlock(wait.getStart()) ||
+            4 * bytesOf(earlier) < bytesOf(wait) || gapWork(earlier) == 0)
+          continue;
+        balance(wait, earlier);
+        break;
+      }
+    }
     for (AsyncWaitOp wait : waits) {
       if (hidesCompute(wait))
         continue;

@@ -554,7 +554,14 @@ def MoEOverlapPass : Pass<"moe-overlap", "ModuleOp"> {
        order, to just before the wait, so they run while the data travels
        (a Qwen2-MoE layer's shared expert while its routed tokens are
        exchanged; in a ScMoE pair, the dense layer's MLP and the next
-       attention).
+       attention);
+    4. a pair still without compute in between (a combine right after its
+       experts) takes work from the end of the nearest earlier gap of a
+       collective moving comparable bytes (its dispatch's), in proportion
+       to the bytes the two move, where everything that uses the moved ops
+       comes after its wait: the dispatch and the combine are both hidden
+       in part rather than one fully. Pairs moving the most bytes choose
+       first.
 
     Legality comes from SSA dependences and memory effects only: nothing
     moves across an op with memory effects or across other communication
