@@ -102,6 +102,8 @@ def main():
     ap.add_argument("--overlap", default="",
                     help="moe-compile --overlap (collectives overlapped with "
                          "compute, e.g. all-to-all,all-reduce)")
+    ap.add_argument("--overlap-chunks", type=int, default=1,
+                    help="moe-compile --overlap-chunks")
     ap.add_argument("--stats", action="store_true",
                     help="print each rank's collective calls and bytes")
     ap.add_argument("--cluster", default="h100x8",
@@ -168,6 +170,8 @@ def main():
             compile_cmd += ["--microbatches", str(args.microbatches)]
         if args.overlap:
             compile_cmd += ["--overlap=" + args.overlap]
+        if args.overlap_chunks > 1:
+            compile_cmd += ["--overlap-chunks", str(args.overlap_chunks)]
         if args.cuda_gemm:
             compile_cmd += ["--cuda-gemm", args.cuda_gemm]
         if args.cuda_emulate_on_cpu:

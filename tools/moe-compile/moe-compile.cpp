@@ -126,6 +126,11 @@ static cl::list<std::string>
             cl::desc("Collectives to overlap with compute (moe-overlap): "
                      "all-to-all, all-reduce, all-gather, reduce-scatter"),
             cl::CommaSeparated, cl::cat(category));
+static auto overlapChunks = option<int64_t>(
+    "overlap-chunks",
+    "With --overlap=all-to-all: split each expert-parallel exchange into N "
+    "chunks, one travelling while the previous one's experts compute",
+    cl::init(1));
 static auto explainPlan = option<bool>(
     "explain-plan",
     "Print the plan's ranks and groups (with --cluster: the planner's "
@@ -367,6 +372,11 @@ int main(int argc, char **argv) {
     return 1;
   if (microbatches.getNumOccurrences() && microbatches < 1)
     return fail("--microbatches must be >= 1");
+  if (overlapChunks < 1)
+    return fail("--overlap-chunks must be >= 1");
+  if (overlapChunks > 1 && !llvm::is_contained(overlap, "all-to-all"))
+    return fail("--overlap-chunks splits the all-to-alls that --overlap "
+                "overlaps; add --overlap=all-to-all");
 
   DefaultTimingManager tm;
   applyDefaultTimingManagerCLOptions(tm);
@@ -454,6 +464,7 @@ int main(int argc, char **argv) {
   if (failed(runPasses("partition", [](PassManager &pm) {
         moe::MoEToSpmdPassOptions options;
         options.overlap = llvm::to_vector(overlap);
+        options.overlapChunks = overlapChunks;
         pm.addPass(moe::createMoEToSpmdPass(options));
         return success();
       })))

@@ -13,10 +13,16 @@
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
+#include "moe/Utils/LinalgBuilders.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/SetVector.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 namespace mlir {
@@ -169,10 +175,13 @@ void hoistStart(AsyncStartOp start) {
   }
 }
 
-/// Waits as late as the first use and the barriers below allow.
+/// Waits as late as the first use allows, and no later than an op with
+/// memory effects. A wait may pass other communication: completing a
+/// request in any order is legal, and every rank keeps the same order.
 void sinkWait(AsyncWaitOp wait) {
   while (Operation *next = wait->getNextNode()) {
-    if (isBarrier(next) || uses(next, wait.getResult()))
+    if ((isBarrier(next) && !isCommunication(next)) ||
+        uses(next, wait.getResult()))
       break;
     wait->moveAfter(next);
   }
@@ -292,6 +301,122 @@ void balance(AsyncWaitOp wait, AsyncWaitOp donor) {
     op->moveBefore(wait);
 }
 
+/// An expert-parallel layer's exchange: dispatch buffer [E, C, H] ->
+/// all_to_all -> moe.experts (with counts [E/ep, ep]) -> all_to_all back ->
+/// [E, C, H].
+struct Exchange {
+  shard::AllToAllOp there, back;
+  ExpertsOp experts;
+};
+
+/// The exchange `there` starts, or failure with the reason.
+FailureOr<Exchange> matchExchange(shard::AllToAllOp there, std::string &why) {
+  Exchange x;
+  x.there = there;
+  if (!there.getInput().getDefiningOp<DispatchOp>() ||
+      there.getSplitAxis().getSExtValue() != 0 ||
+      there.getConcatAxis().getSExtValue() != 1) {
+    why = "it is not a dispatch buffer's all-to-all";
+    return failure();
+  }
+  if (!there.getResult().hasOneUse() ||
+      !(x.experts = dyn_cast<ExpertsOp>(*there.getResult().user_begin())) ||
+      x.experts.getInput() != there.getResult() || !x.experts.getCounts()) {
+    why = "its result does not go to one moe.experts with counts";
+    return failure();
+  }
+  auto counts = cast<RankedTensorType>(x.experts.getCounts().getType());
+  if (counts.getRank() != 2 || !counts.hasStaticShape()) {
+    why = "the experts' counts are not per source rank";
+    return failure();
+  }
+  if (!x.experts.getOutput().hasOneUse() ||
+      !(x.back = dyn_cast<shard::AllToAllOp>(
+            *x.experts.getOutput().user_begin())) ||
+      x.back.getSplitAxis().getSExtValue() != 1 ||
+      x.back.getConcatAxis().getSExtValue() != 0) {
+    why = "the experts' output does not go back through one all-to-all";
+    return failure();
+  }
+  return x;
+}
+
+/// Splits the exchange into `n` chunks of the buffer's C rows, so that chunk
+/// i travels while chunk i - 1's experts compute (Tutel's overlap degree):
+/// chunk i is rows [i·C/n, (i+1)·C/n) of every expert's buffer, its counts
+/// min(max(counts - i·C/n, 0), C/n), and the chunks' results are put back
+/// in place. Experts are row by row, so the result is the same.
+void splitExchange(Exchange x, int64_t n) {
+  OpBuilder b(x.back);
+  b.setInsertionPointAfter(x.back);
+  Location loc = x.there.getLoc();
+  auto bufType = cast<RankedTensorType>(x.there.getInput().getType());
+  auto recvType = cast<RankedTensorType>(x.there.getResult().getType());
+  int64_t e = bufType.getDimSize(0), c = bufType.getDimSize(1) / n,
+          h = bufType.getDimSize(2), local = recvType.getDimSize(0),
+          sources = recvType.getDimSize(1) / bufType.getDimSize(1);
+  Type f = bufType.getElementType();
+  Value counts = x.experts.getCounts();
+  auto countsType = cast<RankedTensorType>(counts.getType());
+  Type countType = countsType.getElementType();
+  auto index = [&](int64_t v) { return b.getIndexAttr(v); };
+  Value result = tensor::EmptyOp::create(b, loc, bufType.getShape(), f);
+  AffineMap id = b.getMultiDimIdentityMap(2);
+  SmallVector<utils::IteratorType> parallel(2, utils::IteratorType::parallel);
+  // All chunks leave first, then each chunk's experts and way back, then
+  // the results go in place: the order moe-overlap's scheduling keeps.
+  auto offsetsOf = [&](int64_t i) {
+    return SmallVector<OpFoldResult>{index(0), index(i * c), index(0)};
+  };
+  SmallVector<OpFoldResult> sizes = {index(e), index(c), index(h)},
+                            strides = {index(1), index(1), index(1)};
+  auto chunkType = RankedTensorType::get({e, c, h}, f);
+  SmallVector<Value> received, returned;
+  for (int64_t i = 0; i < n; ++i) {
+    Value chunk = tensor::ExtractSliceOp::create(
+        b, loc, chunkType, x.there.getInput(), offsetsOf(i), sizes, strides);
+    received.push_back(
+        shard::AllToAllOp::create(
+            b, loc, RankedTensorType::get({local, sources * c, h}, f),
+            x.there.getGridAttr(), x.there.getGridAxesAttr(), chunk,
+            x.there.getSplitAxisAttr(), x.there.getConcatAxisAttr())
+            .getResult());
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    Value chunkCounts = buildGeneric(
+        b, loc,
+        buildEmpty(b, loc, tensor::getMixedSizes(b, loc, counts), countType),
+        ValueRange{counts}, {id, id}, parallel,
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          auto constant = [&](int64_t v) {
+            return arith::ConstantIntOp::create(nb, l, countType, v)
+                .getResult();
+          };
+          Value left = arith::SubIOp::create(nb, l, a[0], constant(i * c));
+          left = arith::MaxSIOp::create(nb, l, left, constant(0));
+          return arith::MinSIOp::create(nb, l, left, constant(c)).getResult();
+        });
+    IRMapping map;
+    map.map(x.experts.getInput(), received[i]);
+    map.map(counts, chunkCounts);
+    Operation *experts = b.clone(*x.experts, map);
+    experts->getResult(0).setType(received[i].getType());
+    returned.push_back(shard::AllToAllOp::create(
+                           b, loc, chunkType, x.back.getGridAttr(),
+                           x.back.getGridAxesAttr(), experts->getResult(0),
+                           x.back.getSplitAxisAttr(),
+                           x.back.getConcatAxisAttr())
+                           .getResult());
+  }
+  for (int64_t i = 0; i < n; ++i)
+    result = tensor::InsertSliceOp::create(b, loc, returned[i], result,
+                                           offsetsOf(i), sizes, strides);
+  x.back.getResult().replaceAllUsesWith(result);
+  x.back.erase();
+  x.experts.erase();
+  x.there.erase();
+}
+
 struct MoEOverlapPass : public moe::impl::MoEOverlapPassBase<MoEOverlapPass> {
   using Base::Base;
 
@@ -306,6 +431,38 @@ struct MoEOverlapPass : public moe::impl::MoEOverlapPassBase<MoEOverlapPass> {
         return signalPassFailure();
       }
       chosen.insert(kind);
+    }
+    if (chunks < 1) {
+      getOperation().emitError()
+          << kPass << ": 'chunks' must be >= 1, got "
+          << static_cast<int64_t>(chunks);
+      return signalPassFailure();
+    }
+    if (chunks > 1) {
+      SmallVector<shard::AllToAllOp> exchanges;
+      getOperation().walk([&](shard::AllToAllOp op) {
+        if (op.getInput().getDefiningOp<DispatchOp>())
+          exchanges.push_back(op);
+      });
+      for (shard::AllToAllOp op : exchanges) {
+        std::string why;
+        FailureOr<Exchange> x = matchExchange(op, why);
+        int64_t rows =
+            cast<RankedTensorType>(op.getInput().getType()).getDimSize(1);
+        if (succeeded(x) && rows % chunks != 0)
+          why = llvm::formatv("chunks = {0} does not divide its {1} rows per "
+                              "expert",
+                              static_cast<int64_t>(chunks), rows)
+                    .str();
+        if (!why.empty()) {
+          if (remarks)
+            op.emitRemark() << kPass << ": the exchange is not split into "
+                            << static_cast<int64_t>(chunks)
+                            << " chunks: " << why;
+          continue;
+        }
+        splitExchange(*x, chunks);
+      }
     }
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {

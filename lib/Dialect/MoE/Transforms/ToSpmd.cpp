@@ -75,6 +75,7 @@ struct MoEToSpmdPass : public moe::impl::MoEToSpmdPassBase<MoEToSpmdPass> {
     if (!overlap.empty()) {
       MoEOverlapPassOptions options;
       options.collectives = llvm::to_vector(overlap);
+      options.chunks = overlapChunks;
       options.remarks = false;
       pm.addPass(createMoEOverlapPass(options));
     }

@@ -178,8 +178,8 @@ def MoEToSpmdPass : Pass<"moe-to-spmd", "ModuleOp"> {
        loop;
     4. `moe-pack-weights`: the weight arguments into the runtime's buffer
        and manifest (a no-op without weight arguments);
-    5. with `overlap` non-empty, `moe-overlap{collectives=...}` on the
-       rank's program, without remarks.
+    5. with `overlap` non-empty, `moe-overlap{collectives=...
+       chunks=overlap-chunks}` on the rank's program, without remarks.
 
     The `moe.decoder_layer` tags are removed at the end (moe-pipeline
     consumed them). So `moe-opt --moe-to-spmd` on `moe-compile --emit=mlir` output gives the
@@ -193,7 +193,9 @@ def MoEToSpmdPass : Pass<"moe-to-spmd", "ModuleOp"> {
   let options = [
     ListOption<"overlap", "overlap", "std::string",
                "The collectives moe-overlap makes asynchronous (default: "
-               "none)">
+               "none)">,
+    Option<"overlapChunks", "overlap-chunks", "int64_t", /*default=*/"1",
+           "moe-overlap's chunks">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -563,9 +565,19 @@ def MoEOverlapPass : Pass<"moe-overlap", "ModuleOp"> {
        in part rather than one fully. Pairs moving the most bytes choose
        first.
 
+    With `chunks=N` (N > 1), each expert-parallel exchange (a dispatch
+    buffer `[E, C, H]`, its all-to-all, `moe.experts` with per-source
+    counts, the all-to-all back) is first split into N chunks of `C/N` rows
+    of every expert, each with its own exchange and clamped counts, the
+    results put back in place (Tutel's overlap degree): chunk i travels
+    while chunk i - 1's experts compute. Experts work row by row, so the
+    result is unchanged; an exchange whose `C` is not a multiple of N is
+    left whole, with a remark.
+
     Legality comes from SSA dependences and memory effects only: nothing
-    moves across an op with memory effects or across other communication
-    (whose order every rank must agree on), and an op moves above a wait
+    moves across an op with memory effects, a start does not move across
+    other communication (whose issue order every rank must agree on; a wait
+    may), and an op moves above a wait
     only if neither it nor anything it reads depends on the wait. Every
     rank runs the same schedule. A pair with no compute between its start
     and its wait gains nothing and is turned back into the blocking
@@ -604,11 +616,18 @@ def MoEOverlapPass : Pass<"moe-overlap", "ModuleOp"> {
                "Collectives to make asynchronous: all-to-all, all-reduce, "
                "all-gather, reduce-scatter">,
     Option<"remarks", "remarks", "bool", /*default=*/"true",
-           "Remark on each collective left blocking">
+           "Remark on each collective left blocking">,
+    Option<"chunks", "chunks", "int64_t", /*default=*/"1",
+           "Split each expert-parallel exchange into this many chunks of "
+           "the buffer's rows, so one chunk travels while the previous "
+           "one's experts compute">
   ];
   let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
     "::mlir::moe::MoEDialect",
-    "::mlir::shard::ShardDialect"
+    "::mlir::shard::ShardDialect",
+    "::mlir::tensor::TensorDialect"
   ];
 }
 
