@@ -56,7 +56,10 @@ def check_plan_bytes(args, compiler, world, work, output):
          str(args.batch), "--seq-len", str(args.seq_len), "--plan-report",
          str(report), "--explain-plan"] +
         (["--microbatches", str(args.microbatches)] if args.microbatches
-         else []), capture_output=True, text=True)
+         else []) +
+        (["--overlap=" + args.overlap] if args.overlap else []) +
+        (["--overlap-chunks", str(args.overlap_chunks)]
+         if args.overlap_chunks > 1 else []), capture_output=True, text=True)
     if proc.returncode != 0:
         fail("the planner failed:\n" + proc.stdout + proc.stderr)
     estimate = json.loads(report.read_text())["plans"][0]

@@ -81,7 +81,12 @@ mlir::moe::runPlanner(MLIRContext *ctx, const plan::ModelSummary &model,
 
   std::vector<plan::PlanCost> ranked;
   if (options.plan == "auto") {
-    ranked = plan::searchPlans(model, ranks, *cluster, *skew);
+    ranked = plan::searchPlans(model, ranks, *cluster, *skew,
+                               /*pipelines=*/true, options.overlap);
+    if (options.chunks)
+      llvm::erase_if(ranked, [&](const plan::PlanCost &p) {
+        return p.plan.overlap && p.plan.chunks != options.chunks;
+      });
   } else {
     std::string why;
     PlanAttr plan = PlanAttr::parseOption(ctx, options.plan, why);
@@ -95,6 +100,8 @@ mlir::moe::runPlanner(MLIRContext *ctx, const plan::ModelSummary &model,
             ? options.microbatches
             : plan::defaultMicrobatches(model.batch / candidate->dp,
                                         candidate->pp, !model.capacityFactor);
+    candidate->overlap = options.overlap && candidate->ep > 1;
+    candidate->chunks = candidate->overlap && options.chunks ? options.chunks : 1;
     ranked.push_back(plan::estimatePlan(model, *candidate, *cluster, *skew));
   }
   if (!options.reportPath.empty()) {

@@ -45,9 +45,13 @@ std::string Candidate::str() const {
 }
 
 std::string Candidate::label() const {
-  if (pp == 1)
-    return str();
-  return str() + " (" + std::to_string(microbatches) + " mb)";
+  std::string s = str();
+  if (pp > 1)
+    s += " (" + std::to_string(microbatches) + " mb)";
+  if (overlap)
+    s += chunks > 1 ? ", overlapped in " + std::to_string(chunks) + " chunks"
+                    : ", overlapped";
+  return s;
 }
 
 double PlanCost::communicationSeconds() const {
@@ -58,7 +62,8 @@ double PlanCost::communicationSeconds() const {
 }
 
 double PlanCost::totalSeconds() const {
-  return computeSeconds + communicationSeconds() + bubbleSeconds;
+  return computeSeconds + communicationSeconds() + bubbleSeconds -
+         hiddenSeconds;
 }
 
 int64_t mlir::moe::plan::defaultMicrobatches(int64_t localBatch, int64_t pp,
@@ -331,13 +336,24 @@ PlanCost Estimator::run() {
   // those, the calls of an MoE block (every moeEvery-th layer).
   const int64_t layers = m.layers / p.pp * mbs;
   const int64_t moeCalls = layers / m.moeEvery;
-  // Per layer: FLOPs, weight bytes read, collectives.
-  double flops = 0, weights = 0, activations = 0;
+  // Per layer: FLOPs, weight bytes read, collectives; of the FLOPs, those
+  // moe-overlap can run while the expert all-to-alls travel.
+  double flops = 0, weights = 0, activations = 0, hideable = 0;
+  const double dispatched = dedup ? local / p.tp : local;
+  if (p.overlap &&
+      (p.chunks < 1 || std::fmod(dispatched, double(p.chunks)) != 0))
+    return infeasible(llvm::formatv("overlap chunks = {0} does not divide "
+                                    "the {1} tokens a rank dispatches",
+                                    p.chunks, dispatched));
   if (m.heads) {
     double nh = double(m.heads) / p.tp, nkv = double(m.kvHeads) / p.tp,
            d = m.headDim, b = double(m.batch) / p.dp / mbs, s = m.seqLen;
-    flops += 2 * local * h * (nh + 2 * nkv) * d + 2 * local * nh * d * h;
-    flops += 2 * 2 * b * nh * s * s * d;
+    double attention = 2 * local * h * (nh + 2 * nkv) * d +
+                       2 * local * nh * d * h + 2 * 2 * b * nh * s * s * d;
+    flops += attention;
+    // ScMoE: the next layer's attention runs behind the dispatch.
+    if (m.moeEvery > 1)
+      hideable += attention / m.moeEvery;
     weights += (h * (nh + 2 * nkv) * d + nh * d * h) * kBytes;
     activations = std::max(activations, b * nh * s * s * kBytes);
     if (p.tp > 1)
@@ -347,6 +363,7 @@ PlanCost Estimator::run() {
     // Column-parallel gate and up, row-parallel down, summed over tp.
     double f = double(m.denseFfn) / p.tp;
     flops += 6.0 * local * h * f;
+    hideable += 6.0 * local * h * f; // the dense MLP and the shared expert
     weights += 3.0 * h * f * kBytes;
     if (p.tp > 1)
       collective("all_reduce", "tp", layers, local * h * kBytes);
@@ -377,6 +394,9 @@ PlanCost Estimator::run() {
   }
   flops += moeShare * (2 * routed * h * e + rows * perRow +
                        (m.sharedFfn ? 6.0 * routed * h * shared : 0.0));
+  // Qwen2-MoE's shared expert; with chunks, all chunks' experts but one.
+  hideable += moeShare * ((m.sharedFfn ? 6.0 * routed * h * shared : 0.0) +
+                          rows * perRow * (p.chunks - 1.0) / p.chunks);
   weights += moeShare *
              (h * e + e / p.ep * matrices * h * ffn + 3 * h * shared) * kBytes;
   double buffer = dropless ? e * routed * h : e * capacity * h;
@@ -385,9 +405,13 @@ PlanCost Estimator::run() {
                              rows * ffn * 2 + 4 * local * h) *
                                 kBytes);
 
+  double exchangeSeconds = 0;
   if (a2a) {
     double sent = (p.ep - 1.0) / p.ep * e * routed * h * kBytes;
-    collective("all_to_all", "ep", 2 * moeCalls, sent);
+    int64_t chunks = p.overlap ? p.chunks : 1;
+    double before = cost.communicationSeconds();
+    collective("all_to_all", "ep", 2 * moeCalls * chunks, sent / chunks);
+    exchangeSeconds = cost.communicationSeconds() - before;
     // The dispatch counts travel too (f32), except where the etp group
     // gathers the rows after a dedup.
     if (!(dedup && p.etp > 1))
@@ -416,6 +440,11 @@ PlanCost Estimator::run() {
   double peak = c.flopsF32;
   cost.computeSeconds =
       layers * std::max(flops / peak, weights / c.memoryBandwidth);
+  // Overlapped, the exchanges and the compute that does not need them take
+  // the longer of the two: the shorter is hidden.
+  if (p.overlap && flops > 0)
+    cost.hiddenSeconds =
+        std::min(exchangeSeconds, cost.computeSeconds * hideable / flops);
   // A pipeline of M microbatches takes M + pp - 1 steps of a stage; the
   // busy time above is M of them.
   cost.bubbleSeconds =

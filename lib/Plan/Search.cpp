@@ -40,7 +40,8 @@ std::vector<PlanCost> mlir::moe::plan::searchPlans(const ModelSummary &model,
                                                    int64_t world,
                                                    const ClusterSpec &cluster,
                                                    const RoutingSkew &skew,
-                                                   bool pipelines) {
+                                                   bool pipelines,
+                                                   bool overlap) {
   std::vector<PlanCost> all;
   for (int64_t pp : divisors(world)) {
     if (model.layers % pp != 0 || (pp > 1 && !pipelines))
@@ -67,6 +68,19 @@ std::vector<PlanCost> mlir::moe::plan::searchPlans(const ModelSummary &model,
             for (int64_t mbs : counts) {
               Candidate c{dp, tp, ep, etp, variant == 1, variant == 2, pp, mbs};
               all.push_back(estimatePlan(model, c, cluster, skew));
+              // Overlapped all-to-all plans, whole and in chunks.
+              bool exchanges = overlap && ep > 1 && variant != 1 &&
+                               !model.capacityFactor;
+              for (int64_t chunks : {1, 2, 4}) {
+                if (!exchanges)
+                  break;
+                Candidate o = c;
+                o.overlap = true;
+                o.chunks = chunks;
+                PlanCost cost = estimatePlan(model, o, cluster, skew);
+                if (cost.feasible)
+                  all.push_back(cost);
+              }
             }
           }
         }
@@ -128,7 +142,8 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
   };
   for (int64_t i = 0; i < std::min<int64_t>(top, feasible); ++i) {
     const PlanCost &p = ranked[i];
-    double a2a = kindSeconds(p, "all_to_all"),
+    // An overlapped plan's all-to-all column is the time not hidden.
+    double a2a = kindSeconds(p, "all_to_all") - p.hiddenSeconds,
            reduce = kindSeconds(p, "all_reduce"),
            gather = kindSeconds(p, "all_gather");
     double other = p.totalSeconds() - p.computeSeconds - a2a - reduce - gather;
@@ -148,7 +163,8 @@ void mlir::moe::plan::printReport(const ModelSummary &model,
       // The term that differs most between the winner and the runner-up.
       llvm::SmallVector<std::pair<std::string, double>> terms = {
           {"compute", next.computeSeconds - win.computeSeconds},
-          {"the pipeline bubble", next.bubbleSeconds - win.bubbleSeconds}};
+          {"the pipeline bubble", next.bubbleSeconds - win.bubbleSeconds},
+          {"overlap", win.hiddenSeconds - next.hiddenSeconds}};
       for (llvm::StringRef kind : {"all_to_all", "all_reduce", "all_gather",
                                    "reduce_scatter", "gather", "send", "recv"})
         terms.push_back(
@@ -219,6 +235,10 @@ void mlir::moe::plan::writeReportJson(const ModelSummary &model,
       if (p.plan.pp > 1) {
         entry["microbatches"] = p.plan.microbatches;
         entry["bubble_seconds"] = p.bubbleSeconds;
+      }
+      if (p.plan.overlap) {
+        entry["overlap_chunks"] = p.plan.chunks;
+        entry["hidden_seconds"] = p.hiddenSeconds;
       }
       entry["compute_seconds"] = p.computeSeconds;
       entry["memory_bytes"] = p.memoryBytes;

@@ -242,6 +242,8 @@ LogicalResult choosePlan(MLIRContext &context, const moe::ModelConfig &config) {
   moe::AutoPlanOptions options{planOption,  clusterOption, ranksOption,
                                skewOption,  planReport,    planTop,
                                microbatches};
+  options.overlap = llvm::is_contained(overlap, "all-to-all");
+  options.chunks = overlapChunks.getNumOccurrences() ? overlapChunks : 0;
   bool report = explainPlan && explainFormat == "text";
   llvm::Expected<moe::plan::Candidate> chosen =
       moe::runPlanner(&context, moe::summarizeModel(config, batch, seqLen),
@@ -255,9 +257,14 @@ LogicalResult choosePlan(MLIRContext &context, const moe::ModelConfig &config) {
                  << (chosen->pp > 1 ? " with --microbatches " +
                                           std::to_string(chosen->microbatches)
                                     : "")
+                 << (chosen->chunks > 1 ? " with --overlap-chunks " +
+                                              std::to_string(chosen->chunks)
+                                        : "")
                  << " for " << clusterOption << " (--explain-plan shows why)\n";
   if (planOption == "auto" && chosen->pp > 1)
     microbatches = chosen->microbatches;
+  if (planOption == "auto" && chosen->overlap)
+    overlapChunks = chosen->chunks;
   planOption = chosen->str();
   return success();
 }

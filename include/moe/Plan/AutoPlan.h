@@ -28,6 +28,8 @@ struct AutoPlanOptions {
   std::string reportPath;
   int64_t top = 10;
   int64_t microbatches = 0; // of a given pipeline plan; 0: the default
+  bool overlap = false;     // moe-compile --overlap=all-to-all
+  int64_t chunks = 0;       // --overlap-chunks; 0: auto chooses (else 1)
 };
 
 /// Runs the planner for `model` (its compiled input included). Returns the

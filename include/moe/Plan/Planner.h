@@ -116,12 +116,16 @@ struct Candidate {
   bool sliceAllReduce = false, dedup = false;
   int64_t pp = 1;
   int64_t microbatches = 1; // of a pipeline (pp > 1)
+  /// moe-compile --overlap=all-to-all (moe-overlap) and --overlap-chunks.
+  bool overlap = false;
+  int64_t chunks = 1;
   int64_t world() const { return dp * tp * pp; }
   PlanDegrees degrees() const { return {dp, tp, ep, etp, pp}; }
   /// "dp=2,tp=2,ep=4[,pp=2][,dispatch=slice_allreduce][,dedup=1]": what
   /// --plan takes (the microbatches are moe-compile's --microbatches).
   std::string str() const;
-  /// str() plus " (M mb)" for a pipeline: the report's name of the plan.
+  /// str() plus " (M mb)" for a pipeline and ", overlapped[, N chunks]":
+  /// the report's name of the plan.
   std::string label() const;
 };
 
@@ -147,6 +151,10 @@ struct PlanCost {
   double memoryBytes = 0; // weights + activations per rank
   /// A pipeline's idle time: (pp - 1) microbatch steps of a stage.
   double bubbleSeconds = 0;
+  /// Communication that runs behind compute (moe-overlap): the time the
+  /// expert all-to-alls and the compute that does not need them take side
+  /// by side is their maximum, not their sum.
+  double hiddenSeconds = 0;
   double totalSeconds() const;
   double communicationSeconds() const;
 };
@@ -159,10 +167,12 @@ PlanCost estimatePlan(const ModelSummary &model, const Candidate &plan,
 /// the infeasible carry their reason. Pipelines (pp > 1, each with every
 /// number of microbatches that divides a rank's sequences, up to 4 * pp; one
 /// for capacity-limited experts) are considered when `pipelines` is set.
+/// With `overlap`, every all-to-all plan is estimated overlapped, with 1, 2
+/// and 4 chunks where they divide a rank's tokens.
 std::vector<PlanCost> searchPlans(const ModelSummary &model, int64_t world,
                                   const ClusterSpec &cluster,
                                   const RoutingSkew &skew,
-                                  bool pipelines = true);
+                                  bool pipelines = true, bool overlap = false);
 
 /// The readable report: the model, the machine, the top `top` plans with
 /// their breakdown, why the winner won, and the pruned plans by reason.
