@@ -592,10 +592,9 @@ Value ModelBuilder::moeBlock(Value x, const std::string &prefix) {
 
 Value ModelBuilder::denseMlp(Value x, const std::string &prefix, int64_t f) {
   int64_t h = config.hiddenSize;
-  Value gate = linear(
-      x, weight(prefix + "gate_proj.weight", {f, h}, 1, "column"));
-  Value up =
-      linear(x, weight(prefix + "up_proj.weight", {f, h}, 1, "column"));
+  Value gate =
+      linear(x, weight(prefix + "gate_proj.weight", {f, h}, 1, "column"));
+  Value up = linear(x, weight(prefix + "up_proj.weight", {f, h}, 1, "column"));
   Value down = weight(prefix + "down_proj.weight", {h, f}, 1, "row");
   auto type = cast<RankedTensorType>(gate.getType());
   AffineMap id = b.getMultiDimIdentityMap(2);
@@ -615,17 +614,15 @@ Value ModelBuilder::denseMlp(Value x, const std::string &prefix, int64_t f) {
 
 Value ModelBuilder::feedForward(Value x, int64_t layer,
                                 const std::string &prefix) {
-  Value normed =
-      rmsNorm(x, weight(prefix + "post_attention_layernorm.weight",
-                        {config.hiddenSize}));
+  Value normed = rmsNorm(x, weight(prefix + "post_attention_layernorm.weight",
+                                   {config.hiddenSize}));
   if (config.arch != ModelArch::ScMoe)
     return add(x, moeBlock(normed, prefix));
   if (layer % 2 == 0) {
     shortcut = normed;
     return add(x, denseMlp(normed, prefix + "mlp.", config.sharedFfn));
   }
-  x = add(x, denseMlp(normed, prefix + "mlp.shared_expert.",
-                      config.sharedFfn));
+  x = add(x, denseMlp(normed, prefix + "mlp.shared_expert.", config.sharedFfn));
   return add(x, moeBlock(shortcut, prefix));
 }
 

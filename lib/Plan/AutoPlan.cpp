@@ -101,7 +101,8 @@ mlir::moe::runPlanner(MLIRContext *ctx, const plan::ModelSummary &model,
             : plan::defaultMicrobatches(model.batch / candidate->dp,
                                         candidate->pp, !model.capacityFactor);
     candidate->overlap = options.overlap && candidate->ep > 1;
-    candidate->chunks = candidate->overlap && options.chunks ? options.chunks : 1;
+    candidate->chunks =
+        candidate->overlap && options.chunks ? options.chunks : 1;
     ranked.push_back(plan::estimatePlan(model, *candidate, *cluster, *skew));
   }
   if (!options.reportPath.empty()) {

@@ -415,7 +415,8 @@ PlanCost Estimator::run() {
     // The dispatch counts travel too (f32), except where the etp group
     // gathers the rows after a dedup.
     if (!(dedup && p.etp > 1))
-      collective("all_to_all", "ep", moeCalls, (p.ep - 1.0) / p.ep * e * kBytes);
+      collective("all_to_all", "ep", moeCalls,
+                 (p.ep - 1.0) / p.ep * e * kBytes);
     if (dedup) {
       collective("all_gather", "tp", moeCalls, routed * h * kBytes);
       if (p.etp > 1) {
@@ -426,12 +427,14 @@ PlanCost Estimator::run() {
     }
   }
   if (p.sliceAllReduce)
-    collective("all_reduce", merged ? "tp" : "ep", moeCalls, local * h * kBytes);
+    collective("all_reduce", merged ? "tp" : "ep", moeCalls,
+               local * h * kBytes);
   if (!dropless) {
     if (p.dp > 1)
       collective("all_gather", "dp", moeCalls, local * h * kBytes);
     if (p.ep > 1)
-      collective("all_gather", "ep", moeCalls, e / p.ep * capacity * h * kBytes);
+      collective("all_gather", "ep", moeCalls,
+                 e / p.ep * capacity * h * kBytes);
   }
   bool etpSumRemoved = merged || (dedup && p.etp > 1);
   if (p.etp > 1 && !etpSumRemoved)

@@ -36,12 +36,9 @@ struct Unit {
 };
 } // namespace
 
-std::vector<PlanCost> mlir::moe::plan::searchPlans(const ModelSummary &model,
-                                                   int64_t world,
-                                                   const ClusterSpec &cluster,
-                                                   const RoutingSkew &skew,
-                                                   bool pipelines,
-                                                   bool overlap) {
+std::vector<PlanCost> mlir::moe::plan::searchPlans(
+    const ModelSummary &model, int64_t world, const ClusterSpec &cluster,
+    const RoutingSkew &skew, bool pipelines, bool overlap) {
   std::vector<PlanCost> all;
   for (int64_t pp : divisors(world)) {
     if (model.layers % pp != 0 || (pp > 1 && !pipelines))
@@ -69,8 +66,8 @@ std::vector<PlanCost> mlir::moe::plan::searchPlans(const ModelSummary &model,
               Candidate c{dp, tp, ep, etp, variant == 1, variant == 2, pp, mbs};
               all.push_back(estimatePlan(model, c, cluster, skew));
               // Overlapped all-to-all plans, whole and in chunks.
-              bool exchanges = overlap && ep > 1 && variant != 1 &&
-                               !model.capacityFactor;
+              bool exchanges =
+                  overlap && ep > 1 && variant != 1 && !model.capacityFactor;
               for (int64_t chunks : {1, 2, 4}) {
                 if (!exchanges)
                   break;

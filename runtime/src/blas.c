@@ -9,10 +9,10 @@
  *===----------------------------------------------------------------------===*/
 
 #include "moert/comm.h"
-#include "moert/trace.h"
 #include "moert/memref.h"
 #include "moert/model.h"
 #include "moert/moert.h"
+#include "moert/trace.h"
 
 #include "blas_layout.h"
 #include "cpu_gemm.h"

@@ -377,7 +377,8 @@ static moert_status_t readWaitSettings(void) {
 }
 
 /* A free slot for a collective of `kind` on `group` that moves `bytes`
- * (< 0: not a transfer of data, so not slowed by MOERT_LINK); the caller starts its MPI request in the slot's `request`. */
+ * (< 0: not a transfer of data, so not slowed by MOERT_LINK); the caller starts
+ * its MPI request in the slot's `request`. */
 static int64_t beginRequest(moert_collective_t kind, int32_t group,
                             long long bytes) {
   for (int i = 0; i < kMaxInflight; ++i) {
@@ -391,10 +392,10 @@ static int64_t beginRequest(moert_collective_t kind, int32_t group,
     slot->started = moert_trace_now();
     slot->doneAt = 0;
     slot->bytes = bytes;
-    slot->earliest = gLinkBytesPerSecond > 0 && bytes >= 0
-                         ? now() + gLinkLatency +
-                               (double)bytes / gLinkBytesPerSecond
-                         : 0;
+    slot->earliest =
+        gLinkBytesPerSecond > 0 && bytes >= 0
+            ? now() + gLinkLatency + (double)bytes / gLinkBytesPerSecond
+            : 0;
     ++gNumInflight;
     return i + 1;
   }
@@ -672,8 +673,8 @@ static int64_t startCollective(moert_collective_t kind,
     rc = MPI_Iallgather(src, n, MPI_FLOAT, dst, n, MPI_FLOAT, comm, request);
     break;
   case MOERT_ALL_TO_ALL:
-    rc = MPI_Ialltoall(src, n / size, MPI_FLOAT, dst, n / size, MPI_FLOAT,
-                       comm, request);
+    rc = MPI_Ialltoall(src, n / size, MPI_FLOAT, dst, n / size, MPI_FLOAT, comm,
+                       request);
     break;
   default:
     rc = MPI_Ireduce_scatter_block(src, dst, m, MPI_FLOAT, MPI_SUM, comm,
@@ -808,13 +809,13 @@ static void pointToPoint(moert_collective_t kind, moert_memref1d_f32_t *buffer,
   int64_t handle = beginRequest(kind, group, n * (long long)sizeof(float));
   MPI_Request *request = &gInflight[handle - 1].request;
   if (sending)
-    check(MPI_Isend(data(buffer), (int)n, MPI_FLOAT, (int)peer, 0, comm,
-                    request),
-          "Isend");
+    check(
+        MPI_Isend(data(buffer), (int)n, MPI_FLOAT, (int)peer, 0, comm, request),
+        "Isend");
   else
-    check(MPI_Irecv(data(buffer), (int)n, MPI_FLOAT, (int)peer, 0, comm,
-                    request),
-          "Irecv");
+    check(
+        MPI_Irecv(data(buffer), (int)n, MPI_FLOAT, (int)peer, 0, comm, request),
+        "Irecv");
   completeRequest(handle, &status, sending ? "Isend" : "Irecv");
   if (sending)
     return;

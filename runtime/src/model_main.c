@@ -11,10 +11,10 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "moert/comm.h"
-#include "moert/trace.h"
 #include "moert/model.h"
 #include "moert/npy.h"
 #include "moert/safetensors.h"
+#include "moert/trace.h"
 
 #include "cpu_gemm.h"
 #include "model_internal.h"

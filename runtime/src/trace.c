@@ -166,8 +166,8 @@ moert_status_t moert_trace_write(const char *path) {
   if (rank == 0) {
     FILE *f = fopen(path, "w");
     if (!f) {
-      status = moert_status_make(MOERT_IO_ERROR, "--trace: cannot write '%s'",
-                                 path);
+      status =
+          moert_status_make(MOERT_IO_ERROR, "--trace: cannot write '%s'", path);
     } else {
       long long asyncId = 0;
       int first = 1;
@@ -177,8 +177,8 @@ moert_status_t moert_trace_write(const char *path) {
                     counts[r] / (long)sizeof(Event), &asyncId, &first);
       fprintf(f, "\n]}\n");
       if (fclose(f))
-        status = moert_status_make(MOERT_IO_ERROR,
-                                   "--trace: cannot write '%s'", path);
+        status = moert_status_make(MOERT_IO_ERROR, "--trace: cannot write '%s'",
+                                   path);
     }
   }
   free(bytes);

@@ -83,10 +83,10 @@ static void asyncChecks(void) {
   moert_memref1d_f32_t ma = vec(a, 8), mb = vec(b, 8), mx = vec(x, 2),
                        my = vec(y, 2);
   long long before = moert_comm_calls(MOERT_ALL_TO_ALL, MOERT_GROUP_EP);
-  int64_t first = _mlir_ciface_moert_start_all_to_all_f32(&ma, &mb,
-                                                          MOERT_GROUP_EP);
-  int64_t second = _mlir_ciface_moert_start_all_reduce_f32(&mx, &my,
-                                                           MOERT_GROUP_TP);
+  int64_t first =
+      _mlir_ciface_moert_start_all_to_all_f32(&ma, &mb, MOERT_GROUP_EP);
+  int64_t second =
+      _mlir_ciface_moert_start_all_reduce_f32(&mx, &my, MOERT_GROUP_TP);
   expect(first > 0 && second > 0 && first != second,
          "started collectives have distinct handles");
   moert_comm_progress();

@@ -1,11 +1,11 @@
 //===- ModelImport.h - Hugging Face-style config -> MLIR --------*- C++ -*-===//
 //
 // Reads a Hugging Face-style `config.json` of an MoE decoder (Mixtral,
-// Qwen2-MoE, or our Switch-style and ScMoE variants) and builds `func.func @forward`:
-// token ids [B, S] and one flat f32 weight buffer in, final-normed hidden
-// states [B, S, H] out. Where each weight lives in that buffer, under its
-// Hugging Face tensor name, is the module's `moe.manifest` string, which the
-// runtime reads to fill the buffer from a safetensors file.
+// Qwen2-MoE, or our Switch-style and ScMoE variants) and builds `func.func
+// @forward`: token ids [B, S] and one flat f32 weight buffer in, final-normed
+// hidden states [B, S, H] out. Where each weight lives in that buffer, under
+// its Hugging Face tensor name, is the module's `moe.manifest` string, which
+// the runtime reads to fill the buffer from a safetensors file.
 //
 //===----------------------------------------------------------------------===//
 

@@ -201,10 +201,10 @@ Value Lowering::collective(OpBuilder &b, OpBuilder &post, Location loc,
   Value outVector = memref::CastOp::create(b, loc, anyVector, out);
   bool async = b.getInsertionPoint() != post.getInsertionPoint();
   Type i64 = b.getI64Type();
-  func::FuncOp fn = callee(
-      async ? ("moert_start_" + name.drop_front(6)).str() : name,
-      FunctionType::get(ctx, {anyVector, anyVector, b.getI32Type()},
-                        async ? TypeRange{i64} : TypeRange{}));
+  func::FuncOp fn =
+      callee(async ? ("moert_start_" + name.drop_front(6)).str() : name,
+             FunctionType::get(ctx, {anyVector, anyVector, b.getI32Type()},
+                               async ? TypeRange{i64} : TypeRange{}));
   auto call = func::CallOp::create(
       b, loc, fn,
       ValueRange{memref::CastOp::create(b, loc, anyVector, in), outVector,
@@ -215,8 +215,8 @@ Value Lowering::collective(OpBuilder &b, OpBuilder &post, Location loc,
     Value inAgain = bufferization::ToBufferOp::create(
         post, loc, MemRefType::get({inSize}, f32), flat, /*read_only=*/true);
     func::FuncOp wait = callee(
-        "moert_wait_f32", FunctionType::get(ctx, {i64, anyVector, anyVector},
-                                            TypeRange{}));
+        "moert_wait_f32",
+        FunctionType::get(ctx, {i64, anyVector, anyVector}, TypeRange{}));
     func::CallOp::create(
         post, loc, wait,
         ValueRange{call.getResult(0),

@@ -19,7 +19,7 @@ extern "C" {
 
 /* What an event is. */
 typedef enum moert_trace_kind {
-  MOERT_TRACE_COMPUTE = 0, /* a matrix product m x n x k */
+  MOERT_TRACE_COMPUTE = 0,    /* a matrix product m x n x k */
   MOERT_TRACE_COLLECTIVE = 1, /* a collective in flight (start to done) */
   MOERT_TRACE_STALL = 2       /* the rank waiting for a collective */
 } moert_trace_kind_t;

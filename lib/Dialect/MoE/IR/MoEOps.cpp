@@ -435,8 +435,7 @@ LogicalResult AsyncStartOp::verify() {
   auto yield = dyn_cast<YieldOp>(body.getTerminator());
   Operation *collective = &body.front();
   if (!yield || body.getOperations().size() != 2 ||
-      !isStartableCollective(collective) ||
-      collective->getNumOperands() != 1 ||
+      !isStartableCollective(collective) || collective->getNumOperands() != 1 ||
       collective->getOperand(0) != body.getArgument(0) ||
       yield.getValue() != collective->getResult(0))
     return emitOpError() << "expects its body to be one shard.all_to_all, "
@@ -448,7 +447,8 @@ LogicalResult AsyncStartOp::verify() {
                          << " but its future holds "
                          << getFuture().getType().getValueType();
   // moe_async_start_c4
-  if (!getFuture().hasOneUse() || !isa<AsyncWaitOp>(*getFuture().user_begin()) ||
+  if (!getFuture().hasOneUse() ||
+      !isa<AsyncWaitOp>(*getFuture().user_begin()) ||
       getFuture().user_begin()->getBlock() != (*this)->getBlock())
     return emitOpError() << "expects its future to have exactly one use, a "
                             "moe.async_wait in the same block";

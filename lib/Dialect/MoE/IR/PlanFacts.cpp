@@ -86,9 +86,8 @@ mlir::moe::checkPlanFitsModel(const PlanModelFacts &m, const PlanDegrees &d,
                            std::make_pair("dedup flags", dedupEntries)})
     if (int64_t moe = m.moeLayers ? m.moeLayers : m.layers;
         moe && size > 1 && static_cast<int64_t>(size) != moe)
-      return llvm::formatv("plan lists {0} {1} but the model has {2} {3}",
-                           size, key, moe,
-                           m.moeLayers ? "MoE layers" : "layers")
+      return llvm::formatv("plan lists {0} {1} but the model has {2} {3}", size,
+                           key, moe, m.moeLayers ? "MoE layers" : "layers")
           .str();
   if (m.experts && m.experts % d.ep != 0)
     return llvm::formatv("plan ep = {0} does not divide the {1} experts of the "

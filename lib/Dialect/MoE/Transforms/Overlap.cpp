@@ -17,13 +17,13 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
-#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/SetVector.h"
-#include "llvm/Support/FormatVariadic.h"
 #include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/FormatVariadic.h"
 
 namespace mlir {
 namespace moe {
@@ -57,8 +57,8 @@ StringRef kindOf(Operation *op) {
 bool isCommunication(Operation *op) {
   return isa<AsyncStartOp, AsyncWaitOp, shard::AllToAllOp, shard::AllReduceOp,
              shard::AllGatherOp, shard::ReduceScatterOp, shard::BroadcastOp,
-             shard::GatherOp, shard::ReduceOp, shard::ScatterOp,
-             shard::SendOp, shard::RecvOp, shard::ShiftOp>(op);
+             shard::GatherOp, shard::ReduceOp, shard::ScatterOp, shard::SendOp,
+             shard::RecvOp, shard::ShiftOp>(op);
 }
 
 /// An op that starts and waits keep their order with: communication, and
@@ -73,8 +73,8 @@ bool isBarrier(Operation *op) {
 bool isCompute(Operation *op) {
   return op
       ->walk([](Operation *nested) {
-        return isa<linalg::LinalgOp, RouterOp, DispatchOp, ExpertsOp,
-                   CombineOp, LayerOp>(nested)
+        return isa<linalg::LinalgOp, RouterOp, DispatchOp, ExpertsOp, CombineOp,
+                   LayerOp>(nested)
                    ? WalkResult::interrupt()
                    : WalkResult::advance();
       })
@@ -150,8 +150,7 @@ void hoistStart(AsyncStartOp start) {
     op->walk([&](Operation *nested) {
       for (Value operand : nested->getOperands()) {
         Operation *def = operand.getDefiningOp();
-        Operation *inBlock =
-            def ? block->findAncestorOpInBlock(*def) : nullptr;
+        Operation *inBlock = def ? block->findAncestorOpInBlock(*def) : nullptr;
         if (inBlock && inBlock != op && !isBarrier(inBlock) &&
             slice.insert(inBlock))
           worklist.push_back(inBlock);
@@ -162,9 +161,8 @@ void hoistStart(AsyncStartOp start) {
   while (!worklist.empty())
     visit(worklist.pop_back_val());
   SmallVector<Operation *> ordered(slice.begin(), slice.end());
-  llvm::sort(ordered, [](Operation *a, Operation *b) {
-    return a->isBeforeInBlock(b);
-  });
+  llvm::sort(ordered,
+             [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
   for (Operation *op : ordered)
     hoistPure(op);
   while (Operation *prev = start->getPrevNode()) {
@@ -331,8 +329,8 @@ FailureOr<Exchange> matchExchange(shard::AllToAllOp there, std::string &why) {
     return failure();
   }
   if (!x.experts.getOutput().hasOneUse() ||
-      !(x.back = dyn_cast<shard::AllToAllOp>(
-            *x.experts.getOutput().user_begin())) ||
+      !(x.back =
+            dyn_cast<shard::AllToAllOp>(*x.experts.getOutput().user_begin())) ||
       x.back.getSplitAxis().getSExtValue() != 1 ||
       x.back.getConcatAxis().getSExtValue() != 0) {
     why = "the experts' output does not go back through one all-to-all";
@@ -433,9 +431,8 @@ struct MoEOverlapPass : public moe::impl::MoEOverlapPassBase<MoEOverlapPass> {
       chosen.insert(kind);
     }
     if (chunks < 1) {
-      getOperation().emitError()
-          << kPass << ": 'chunks' must be >= 1, got "
-          << static_cast<int64_t>(chunks);
+      getOperation().emitError() << kPass << ": 'chunks' must be >= 1, got "
+                                 << static_cast<int64_t>(chunks);
       return signalPassFailure();
     }
     if (chunks > 1) {
@@ -456,9 +453,9 @@ struct MoEOverlapPass : public moe::impl::MoEOverlapPassBase<MoEOverlapPass> {
                     .str();
         if (!why.empty()) {
           if (remarks)
-            op.emitRemark() << kPass << ": the exchange is not split into "
-                            << static_cast<int64_t>(chunks)
-                            << " chunks: " << why;
+            op.emitRemark()
+                << kPass << ": the exchange is not split into "
+                << static_cast<int64_t>(chunks) << " chunks: " << why;
           continue;
         }
         splitExchange(*x, chunks);
@@ -495,8 +492,7 @@ struct MoEOverlapPass : public moe::impl::MoEOverlapPassBase<MoEOverlapPass> {
     });
     for (size_t i : empty) {
       AsyncWaitOp wait = waits[i];
-      for (AsyncWaitOp earlier :
-           llvm::reverse(ArrayRef(waits).take_front(i))) {
+      for (AsyncWaitOp earlier : llvm::reverse(ArrayRef(waits).take_front(i))) {
         if (earlier->getBlock() != wait->getBlock() ||
             !earlier->isBeforeInBlock(wait.getStart()) ||
             4 * bytesOf(earlier) < bytesOf(wait) || gapWork(earlier) == 0)
