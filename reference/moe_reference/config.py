@@ -125,6 +125,16 @@ def _get(cfg, key, kind, default=None, required=True):
     raise AssertionError(kind)
 
 
+def _experts_and_k(cfg, experts_key):
+    """E (under ``experts_key``) and k = num_experts_per_tok, k <= E."""
+    E = _get(cfg, experts_key, "int")
+    k = _get(cfg, "num_experts_per_tok", "int")
+    if k > E:
+        raise ConfigError("'num_experts_per_tok' (%d) exceeds '%s' (%d)"
+                          % (k, experts_key, E))
+    return E, k
+
+
 def parse_config(cfg):
     """Validate a config dict; return a ModelConfig."""
     if not isinstance(cfg, dict):
@@ -182,21 +192,13 @@ def parse_config(cfg):
                               "full causal attention is implemented")
 
     if arch == MIXTRAL:
-        E = _get(cfg, "num_local_experts", "int")
-        k = _get(cfg, "num_experts_per_tok", "int")
-        if k > E:
-            raise ConfigError("'num_experts_per_tok' (%d) exceeds "
-                              "'num_local_experts' (%d)" % (k, E))
+        E, k = _experts_and_k(cfg, "num_local_experts")
         moe = MoESpec(num_experts=E, top_k=k, score="softmax",
                       renormalize=True, activation="silu_glu",
                       intermediate_size=_get(cfg, "intermediate_size", "int"))
         bias = False
     elif arch == QWEN2_MOE:
-        E = _get(cfg, "num_experts", "int")
-        k = _get(cfg, "num_experts_per_tok", "int")
-        if k > E:
-            raise ConfigError("'num_experts_per_tok' (%d) exceeds "
-                              "'num_experts' (%d)" % (k, E))
+        E, k = _experts_and_k(cfg, "num_experts")
         F = _get(cfg, "moe_intermediate_size", "int")
         Fs = _get(cfg, "shared_expert_intermediate_size", "int")
         renorm = _get(cfg, "norm_topk_prob", "bool")
@@ -217,11 +219,7 @@ def parse_config(cfg):
             raise ConfigError("'num_hidden_layers' must be even for %s (its "
                               "layers come in dense/MoE pairs), got %d"
                               % (SCMOE, layers))
-        E = _get(cfg, "num_experts", "int")
-        k = _get(cfg, "num_experts_per_tok", "int")
-        if k > E:
-            raise ConfigError("'num_experts_per_tok' (%d) exceeds "
-                              "'num_experts' (%d)" % (k, E))
+        E, k = _experts_and_k(cfg, "num_experts")
         moe = MoESpec(num_experts=E, top_k=k, score="softmax",
                       renormalize=_get(cfg, "norm_topk_prob", "bool",
                                        default=False, required=False),
