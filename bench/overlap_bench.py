@@ -11,7 +11,9 @@ compute, so each configuration also runs on an emulated link
 earlier than latency + bytes / bandwidth after its start; the rank sleeps).
 Per configuration and link: ms per forward pass (best of --runs runs of
 --iters passes), the speed-up of the overlapped program over the blocking
-one (and over Mixtral top-2), and, from the overlapped run's trace
+one (and over Mixtral top-2), Mixtral's exchanges in 4 chunks
+(--overlap-chunks 4: one chunk travels while the previous one's experts
+compute) against Mixtral blocking, and, from the overlapped run's trace
 (EXE --trace, utils/trace-summary.py), the fraction of communication time
 hidden behind compute. Prints a Markdown table (docs/Performance.md).
 
@@ -89,12 +91,13 @@ def main():
                  "--seed", 1, "-o", weights])
         return cfg, weights
 
-    def compile_exe(name, cfg, ep, overlap):
-        exe = work / ("%s-ep%d-%s" % (name, ep, "ov" if overlap else "bl"))
+    def compile_exe(name, cfg, ep, overlap, chunks=1):
+        exe = work / ("%s-ep%d-%s%d" % (name, ep, "ov" if overlap else "bl",
+                                        chunks))
         cmd = [compiler, cfg, "--plan", "dp=%d,ep=%d" % (ep, ep), "--batch",
                ep, "--seq-len", SEQ, "-o", exe]
         if overlap:
-            cmd.append("--overlap=all-to-all")
+            cmd += ["--overlap=all-to-all", "--overlap-chunks", chunks]
         run(cmd)
         return exe
 
@@ -132,6 +135,8 @@ def main():
             "scmoe-bl": compile_exe("scmoe", cfgs["scmoe"][0], ep, False),
             "scmoe-ov": compile_exe("scmoe", cfgs["scmoe"][0], ep, True),
             "mixtral": compile_exe("mixtral", cfgs["mixtral"][0], ep, False),
+            "mixtral-ov": compile_exe("mixtral", cfgs["mixtral"][0], ep, True,
+                                      chunks=4),
             "qwen-bl": compile_exe("qwen", cfgs["qwen"][0], ep, False),
             "qwen-ov": compile_exe("qwen", cfgs["qwen"][0], ep, True),
         }
@@ -151,17 +156,21 @@ def main():
             rows.append((ep, link, t, hidden))
 
     print("| ep | link | ScMoE blocking | ScMoE overlapped | speed-up | "
-          "hidden | Mixtral top-2 | ScMoE ov. vs top-2 | Qwen2-MoE blocking "
-          "| Qwen2-MoE overlapped | speed-up | hidden |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "hidden | Mixtral top-2 | ScMoE ov. vs top-2 | Mixtral 4 chunks "
+          "| speed-up | hidden | Qwen2-MoE blocking | Qwen2-MoE overlapped "
+          "| speed-up | hidden |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for ep, link, t, hidden in rows:
         print("| %d | %s | %.1f ms | %.1f ms | %.2fx | %.0f%% | %.1f ms | "
-              "%.2fx | %.1f ms | %.1f ms | %.2fx | %.0f%% |" % (
+              "%.2fx | %.1f ms | %.2fx | %.0f%% | %.1f ms | %.1f ms | %.2fx | "
+              "%.0f%% |" % (
                   ep, "none" if link == "none" else
                   "%s Gb/s, %s us" % tuple(link.split(":")),
                   t["scmoe-bl"], t["scmoe-ov"],
                   t["scmoe-bl"] / t["scmoe-ov"], hidden["scmoe-ov"],
                   t["mixtral"], t["mixtral"] / t["scmoe-ov"],
+                  t["mixtral-ov"], t["mixtral"] / t["mixtral-ov"],
+                  hidden["mixtral-ov"],
                   t["qwen-bl"], t["qwen-ov"], t["qwen-bl"] / t["qwen-ov"],
                   hidden["qwen-ov"]))
 

@@ -282,8 +282,9 @@ void balance(AsyncWaitOp wait, AsyncWaitOp donor) {
   Operation *stop = donor.getStart();
   for (Operation *op = donor->getPrevNode(); op && op != stop && taken < want;
        op = op->getPrevNode()) {
+    // Only pure ops move (the scan goes on above a wait that stays).
     if (isBarrier(op))
-      break;
+      continue;
     bool usedAfter = llvm::all_of(op->getUsers(), [&](Operation *user) {
       Operation *top = wait->getBlock()->findAncestorOpInBlock(*user);
       return top && (moving.contains(top) || wait->isBeforeInBlock(top));
