@@ -379,6 +379,13 @@ int main(int argc, char **argv) {
     return 1;
   if (microbatches.getNumOccurrences() && microbatches < 1)
     return fail("--microbatches must be >= 1");
+  for (const std::string &kind : overlap)
+    if (!llvm::is_contained(
+            {"all-to-all", "all-reduce", "all-gather", "reduce-scatter"},
+            kind))
+      return fail("--overlap: unknown collective '" + kind +
+                  "'; expected all-to-all, all-reduce, all-gather or "
+                  "reduce-scatter");
   if (overlapChunks < 1)
     return fail("--overlap-chunks must be >= 1");
   if (overlapChunks > 1 && !llvm::is_contained(overlap, "all-to-all"))
