@@ -22,14 +22,14 @@ mlir::moe::checkPlanForModel(const plan::ModelSummary &model, PlanAttr plan,
                              int64_t requested) {
   PlanDegrees degrees = plan ? plan.getPlanDegrees() : PlanDegrees();
   PlanModelFacts facts = plan::getPlanModelFacts(model);
-  if (std::optional<std::string> why = checkPlanFitsModel(
-          facts, degrees, /*microbatches=*/0,
-          plan ? plan.getDispatch().size() : 1,
-          plan ? plan.getDedup().size() : 1))
+  if (std::optional<std::string> why =
+          checkPlanFitsModel(facts, degrees, /*microbatches=*/0,
+                             plan ? plan.getDispatch().size() : 1,
+                             plan ? plan.getDedup().size() : 1))
     return error(*why);
   if (requested < 0)
-    return error(llvm::formatv("--microbatches must be >= 1, got {0}",
-                               requested));
+    return error(
+        llvm::formatv("--microbatches must be >= 1, got {0}", requested));
   int64_t microbatches =
       requested ? requested
                 : plan::defaultMicrobatches(model.batch / degrees.dp,

@@ -293,8 +293,8 @@ PlanCost Estimator::run() {
   // What the plan attribute and the compiler reject (PlanFacts.h).
   if (p.microbatches < 1)
     return infeasible("every degree must be >= 1");
-  if (std::optional<std::string> why = checkPlanFitsModel(
-          getPlanModelFacts(m), p.degrees(), p.microbatches))
+  if (std::optional<std::string> why =
+          checkPlanFitsModel(getPlanModelFacts(m), p.degrees(), p.microbatches))
     return infeasible(*why);
   if (p.sliceAllReduce && p.dedup)
     return infeasible("slice_allreduce and dedup exclude each other (dedup "

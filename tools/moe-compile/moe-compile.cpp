@@ -381,8 +381,7 @@ int main(int argc, char **argv) {
     return fail("--microbatches must be >= 1");
   for (const std::string &kind : overlap)
     if (!llvm::is_contained(
-            {"all-to-all", "all-reduce", "all-gather", "reduce-scatter"},
-            kind))
+            {"all-to-all", "all-reduce", "all-gather", "reduce-scatter"}, kind))
       return fail("--overlap: unknown collective '" + kind +
                   "'; expected all-to-all, all-reduce, all-gather or "
                   "reduce-scatter");

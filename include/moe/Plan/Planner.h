@@ -81,7 +81,7 @@ struct ModelSummary {
   int64_t moeEvery = 1; // an MoE block every moeEvery layers (ScMoE: 2)
   int64_t denseFfn = 0; // a Megatron SwiGLU MLP in every layer (ScMoE: the
                         // dense layers' MLP and the shared expert), 0: none
-  bool gated = true; // SwiGLU experts (3 matrices) or not (2)
+  bool gated = true;    // SwiGLU experts (3 matrices) or not (2)
   std::optional<double> capacityFactor; // dropless when absent
   int64_t batch = 1, seqLen = 1;        // the compiled input [batch, seq]
   int64_t bytesPerElement = 4;          // the runtime computes in f32

@@ -81,9 +81,9 @@ mlir::moe::checkPlanFitsModel(const PlanModelFacts &m, const PlanDegrees &d,
                          "sequences; moe-compile --batch)",
                          d.dp, m.batch)
         .str();
-  for (auto [key, size] : {std::make_pair("dispatch strategies",
-                                          dispatchEntries),
-                           std::make_pair("dedup flags", dedupEntries)})
+  for (auto [key, size] :
+       {std::make_pair("dispatch strategies", dispatchEntries),
+        std::make_pair("dedup flags", dedupEntries)})
     if (int64_t moe = m.moeLayers ? m.moeLayers : m.layers;
         moe && size > 1 && static_cast<int64_t>(size) != moe)
       return llvm::formatv("plan lists {0} {1} but the model has {2} {3}", size,
