@@ -9,8 +9,7 @@
 
 #define _POSIX_C_SOURCE 200809L
 
-#include "moert/comm.h"
-#include "moert/trace.h"
+#include "comm_internal.h"
 
 #ifdef MOERT_NCCL
 /* libmoert_cuda: compiled code's collectives run on NCCL. */
@@ -18,7 +17,6 @@
 #endif
 
 #include <mpi.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +24,7 @@
 #include <unistd.h>
 
 static int gInitialized; /* MPI_Init called by us */
-/* Wait for collectives by testing and yielding (nanosleep after a few
- * tries) instead of MPICH's busy-polling blocking calls: on by default when
- * this node runs more ranks than it has cores; MOERT_WAIT=spin|yield
- * chooses. */
-static int gYieldWait;
-static int gUsingMpi; /* the group communicators exist */
+static int gUsingMpi;    /* the group communicators exist */
 static int gRank, gSize = 1;
 static int gLocalRank; /* among the ranks on this node */
 static moert_plan_t gPlan = {1, 1, 1, 1, 1};
@@ -40,196 +33,16 @@ static MPI_Comm gComms[MOERT_NUM_GROUPS];
 static long long gCalls[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
 static long long gBytes[MOERT_NUM_COLLECTIVES][MOERT_NUM_GROUPS];
 
-/* MOERT_TIMEOUT: seconds a rank waits for one collective before it aborts
- * the job (0: forever). */
-static double gTimeout = 300;
-/* MOERT_LINK=GBPS[:LATENCY_US]: an emulated link on which a collective
- * completes no earlier than latency + bytes / bandwidth after its start
- * (0: off). */
-static double gLinkBytesPerSecond, gLinkLatency;
-
-/* A collective in flight: its MPI request and what the watchdog names. A
- * handle given to compiled code is the slot's index + 1; 0 is a collective
- * that completed when it started (one member, or NCCL's stream order). */
-typedef struct moert_inflight {
-  MPI_Request request;
-  moert_collective_t kind;
-  int32_t group;
-  int used;
-  double earliest; /* MOERT_LINK: the emulated completion time */
-  /* --trace: when it started and when a test first found it done (0: not
-   * yet); bytes < 0 for the runtime's own barriers and gathers. */
-  double started, doneAt;
-  long long bytes;
-} moert_inflight_t;
-enum { kMaxInflight = 64 };
-static moert_inflight_t gInflight[kMaxInflight];
-static int gNumInflight;
-static moert_status_t readWaitSettings(void);
-
 static const char *kGroupNames[MOERT_NUM_GROUPS] = {"world", "dp",  "tp",
                                                     "ep",    "etp", "pp"};
 static const char *kCollectiveNames[MOERT_NUM_COLLECTIVES] = {
     "all_reduce", "all_gather", "all_to_all", "reduce_scatter",
     "gather",     "send",       "recv",       "broadcast"};
 
-int moert_plan_world_size(const moert_plan_t *plan) {
-  return plan->dp * plan->tp * plan->pp;
+const char *moertCollectiveName(moert_collective_t kind) {
+  return kCollectiveNames[kind];
 }
-
-moert_status_t moert_plan_validate(const moert_plan_t *p) {
-  if (p->dp < 1 || p->tp < 1 || p->ep < 1 || p->etp < 1 || p->pp < 1)
-    return moert_status_make(MOERT_INVALID_ARGUMENT,
-                             "plan degrees must be >= 1 (dp=%d tp=%d ep=%d "
-                             "etp=%d pp=%d)",
-                             p->dp, p->tp, p->ep, p->etp, p->pp);
-  if ((p->dp * p->tp) % p->ep != 0)
-    return moert_status_make(MOERT_INVALID_ARGUMENT,
-                             "plan: ep=%d does not divide dp*tp=%d", p->ep,
-                             p->dp * p->tp);
-  if (p->tp % p->etp != 0)
-    return moert_status_make(MOERT_INVALID_ARGUMENT,
-                             "plan: etp=%d does not divide tp=%d", p->etp,
-                             p->tp);
-  if ((p->dp * p->tp) % (p->ep * p->etp) != 0)
-    return moert_status_make(MOERT_INVALID_ARGUMENT,
-                             "plan: ep*etp=%d does not divide dp*tp=%d",
-                             p->ep * p->etp, p->dp * p->tp);
-  return NULL;
-}
-
-/* Reads the integers after `key` on `line` into `out`; returns how many. */
-static int readInts(const char *line, const char *key, int *out, int n) {
-  const char *p = strstr(line, key);
-  const char *end = strchr(line, '\n');
-  if (!p || (end && p > end))
-    return 0;
-  p += strlen(key);
-  int count = 0;
-  while (count < n) {
-    char *next;
-    long v = strtol(p, &next, 10);
-    if (next == p || (end && next > end))
-      break;
-    out[count++] = (int)v;
-    p = next;
-  }
-  return count;
-}
-
-moert_status_t moert_layout_parse(const char *text, moert_layout_t *layout) {
-  memset(layout, 0, sizeof(*layout));
-  layout->plan = (moert_plan_t){1, 1, 1, 1, 1};
-  layout->world = 1;
-  const char *planLine = NULL;
-  for (const char *line = text; line && *line;) {
-    if (!strncmp(line, "plan ", 5))
-      planLine = line;
-    line = strchr(line, '\n');
-    if (line)
-      ++line;
-  }
-  if (!planLine)
-    return NULL;
-  moert_plan_t *p = &layout->plan;
-  if (sscanf(planLine, "plan %d %d %d %d %d", &p->dp, &p->tp, &p->ep, &p->etp,
-             &p->pp) != 5)
-    return moert_status_make(MOERT_INVALID_ARGUMENT,
-                             "malformed manifest line: %.60s", planLine);
-  moert_status_t status = moert_plan_validate(p);
-  if (status)
-    return status;
-  layout->world = moert_plan_world_size(p);
-  layout->ranks = calloc((size_t)layout->world, sizeof(moert_rank_place_t));
-  char *seen = calloc((size_t)layout->world, 1);
-  if (!layout->ranks || !seen) {
-    free(seen);
-    moert_layout_free(layout);
-    return moert_status_make(MOERT_OUT_OF_MEMORY, "layout of %d ranks",
-                             layout->world);
-  }
-  for (const char *line = text; line && *line;) {
-    if (!strncmp(line, "rank ", 5)) {
-      int r = -1, coords[7], colors[MOERT_NUM_GROUPS];
-      if (sscanf(line, "rank %d", &r) != 1 || r < 0 || r >= layout->world ||
-          seen[r] || readInts(line, " coords ", coords, 7) != 7 ||
-          readInts(line, " colors ", colors, MOERT_NUM_GROUPS) !=
-              MOERT_NUM_GROUPS) {
-        free(seen);
-        moert_layout_free(layout);
-        return moert_status_make(MOERT_INVALID_ARGUMENT,
-                                 "malformed or repeated layout line: %.80s",
-                                 line);
-      }
-      seen[r] = 1;
-      moert_rank_place_t *place = &layout->ranks[r];
-      place->coords =
-          (moert_coords_t){coords[0], coords[1], coords[2], coords[3],
-                           coords[4], coords[5], coords[6]};
-      memcpy(place->colors, colors, sizeof(colors));
-    }
-    line = strchr(line, '\n');
-    if (line)
-      ++line;
-  }
-  for (int r = 0; r < layout->world; ++r)
-    if (!seen[r]) {
-      free(seen);
-      int world = layout->world;
-      moert_layout_free(layout);
-      return moert_status_make(MOERT_INVALID_ARGUMENT,
-                               "the layout of the plan's %d ranks has no line "
-                               "for rank %d",
-                               world, r);
-    }
-  free(seen);
-  return NULL;
-}
-
-moert_status_t moert_layout_read(const char *path, moert_layout_t *layout) {
-  memset(layout, 0, sizeof(*layout));
-  FILE *file = fopen(path, "rb");
-  if (!file)
-    return moert_status_make(MOERT_NOT_FOUND, "cannot open layout '%s'", path);
-  char *text = NULL;
-  size_t length = 0, capacity = 0;
-  for (;;) {
-    if (length + 4096 + 1 > capacity) {
-      capacity = 2 * capacity + 4096 + 1;
-      char *grown = realloc(text, capacity);
-      if (!grown) {
-        free(text);
-        fclose(file);
-        return moert_status_make(MOERT_OUT_OF_MEMORY, "reading '%s'", path);
-      }
-      text = grown;
-    }
-    size_t n = fread(text + length, 1, 4096, file);
-    length += n;
-    if (n < 4096)
-      break;
-  }
-  fclose(file);
-  text[length] = '\0';
-  moert_status_t status = moert_layout_parse(text, layout);
-  free(text);
-  return status;
-}
-
-moert_status_t moert_comm_init_from_file(const char *path, int *argc,
-                                         char ***argv) {
-  moert_layout_t layout;
-  moert_status_t status = moert_layout_read(path, &layout);
-  if (!status)
-    status = moert_comm_init(&layout, argc, argv);
-  moert_layout_free(&layout);
-  return status;
-}
-
-void moert_layout_free(moert_layout_t *layout) {
-  free(layout->ranks);
-  layout->ranks = NULL;
-}
+const char *moertGroupName(int32_t group) { return kGroupNames[group]; }
 
 void moert_comm_abort(const char *message) {
   fprintf(stderr, "error: rank %d: %s\n", gRank, message);
@@ -244,7 +57,7 @@ void moert_comm_abort(const char *message) {
   exit(1);
 }
 
-static void check(int rc, const char *what) {
+void moertCommCheck(int rc, const char *what) {
   if (rc == MPI_SUCCESS)
     return;
   char text[MPI_MAX_ERROR_STRING + 128];
@@ -266,7 +79,7 @@ moert_status_t moert_comm_init(const moert_layout_t *layout, int *argc,
     return moert_status_make(MOERT_INVALID_ARGUMENT,
                              "the layout lists %d ranks for a plan of %d",
                              layout->world, moert_plan_world_size(plan));
-  status = readWaitSettings();
+  status = moertReadWaitSettings();
   if (status)
     return status;
   gPlan = *plan;
@@ -303,8 +116,8 @@ moert_status_t moert_comm_init(const moert_layout_t *layout, int *argc,
   gCoords = place->coords;
   gComms[MOERT_GROUP_WORLD] = MPI_COMM_WORLD;
   for (int g = 1; g < MOERT_NUM_GROUPS; ++g) {
-    check(MPI_Comm_split(MPI_COMM_WORLD, colors[g], gRank, &gComms[g]),
-          "Comm_split");
+    moertCommCheck(MPI_Comm_split(MPI_COMM_WORLD, colors[g], gRank, &gComms[g]),
+                   "Comm_split");
     MPI_Comm_set_errhandler(gComms[g], MPI_ERRORS_RETURN);
   }
   gUsingMpi = 1;
@@ -321,182 +134,16 @@ moert_status_t moert_comm_init(const moert_layout_t *layout, int *argc,
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   const char *wait = getenv("MOERT_WAIT");
   if (wait && !strcmp(wait, "yield"))
-    gYieldWait = 1;
+    moertYieldWait = 1;
   else if (wait && !strcmp(wait, "spin"))
-    gYieldWait = 0;
+    moertYieldWait = 0;
   else if (wait && *wait)
     return moert_status_make(MOERT_INVALID_ARGUMENT,
                              "MOERT_WAIT=%s: expected spin or yield", wait);
   else
-    gYieldWait = cores > 0 && onNode > cores;
+    moertYieldWait = cores > 0 && onNode > cores;
   return NULL;
 }
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void sleepFor(double seconds) {
-  if (seconds <= 0)
-    return;
-  struct timespec pause = {(time_t)seconds,
-                           (long)((seconds - (double)(time_t)seconds) * 1e9)};
-  nanosleep(&pause, NULL);
-}
-
-/* Reads MOERT_TIMEOUT and MOERT_LINK. */
-static moert_status_t readWaitSettings(void) {
-  const char *timeout = getenv("MOERT_TIMEOUT");
-  if (timeout && *timeout) {
-    char *end = NULL;
-    double value = strtod(timeout, &end);
-    if (*end || value < 0)
-      return moert_status_make(MOERT_INVALID_ARGUMENT,
-                               "MOERT_TIMEOUT=%s: expected a number of "
-                               "seconds >= 0 (0: wait forever)",
-                               timeout);
-    gTimeout = value;
-  }
-  const char *link = getenv("MOERT_LINK");
-  if (link && *link) {
-    char *end = NULL;
-    double gbps = strtod(link, &end), latencyUs = 0;
-    if (*end == ':')
-      latencyUs = strtod(end + 1, &end);
-    if (*end || gbps <= 0 || latencyUs < 0)
-      return moert_status_make(MOERT_INVALID_ARGUMENT,
-                               "MOERT_LINK=%s: expected GBPS[:LATENCY_US], "
-                               "e.g. 25:10 for 25 Gb/s and 10 us",
-                               link);
-    gLinkBytesPerSecond = gbps * 1e9 / 8;
-    gLinkLatency = latencyUs * 1e-6;
-  }
-  return NULL;
-}
-
-/* A free slot for a collective of `kind` on `group` that moves `bytes`
- * (< 0: not a transfer of data, so not slowed by MOERT_LINK); the caller starts
- * its MPI request in the slot's `request`. */
-static int64_t beginRequest(moert_collective_t kind, int32_t group,
-                            long long bytes) {
-  for (int i = 0; i < kMaxInflight; ++i) {
-    moert_inflight_t *slot = &gInflight[i];
-    if (slot->used)
-      continue;
-    slot->used = 1;
-    slot->kind = kind;
-    slot->group = group;
-    slot->request = MPI_REQUEST_NULL;
-    slot->started = moert_trace_now();
-    slot->doneAt = 0;
-    slot->bytes = bytes;
-    slot->earliest =
-        gLinkBytesPerSecond > 0 && bytes >= 0
-            ? now() + gLinkLatency + (double)bytes / gLinkBytesPerSecond
-            : 0;
-    ++gNumInflight;
-    return i + 1;
-  }
-  moert_comm_abort("more than 64 collectives in flight");
-  return 0;
-}
-
-static moert_inflight_t *slotOf(int64_t handle) {
-  if (handle < 1 || handle > kMaxInflight || !gInflight[handle - 1].used) {
-    char message[96];
-    snprintf(message, sizeof(message), "wait on an unknown collective %lld",
-             (long long)handle);
-    moert_comm_abort(message);
-  }
-  return &gInflight[handle - 1];
-}
-
-/* Completes the collective of `handle`: tests its request, yielding the core
- * between tests when oversubscribed (MOERT_WAIT), and aborts the job when it
- * takes longer than MOERT_TIMEOUT, naming it. The emulated link
- * (MOERT_LINK) then sleeps until the collective's earliest completion. */
-static void completeRequest(int64_t handle, MPI_Status *status,
-                            const char *what) {
-  if (handle == 0)
-    return;
-  moert_inflight_t *slot = slotOf(handle);
-  double started = 0, entered = moert_trace_now();
-  for (unsigned tries = 0;; ++tries) {
-    int done = 0;
-    check(MPI_Test(&slot->request, &done, status), what);
-    if (done) {
-      if (slot->doneAt == 0)
-        slot->doneAt = moert_trace_now();
-      break;
-    }
-    if (gYieldWait) {
-      if (tries < 1000) {
-        sched_yield();
-      } else {
-        struct timespec pause = {0, 20000}; /* 20 us */
-        nanosleep(&pause, NULL);
-      }
-    }
-    if (gTimeout <= 0 || (tries & 255) != 0)
-      continue;
-    double t = now();
-    if (started == 0)
-      started = t;
-    else if (t - started > gTimeout) {
-      char message[320];
-      int size = 1;
-      if (gUsingMpi)
-        MPI_Comm_size(gComms[slot->group], &size);
-      snprintf(message, sizeof(message),
-               "%s on the %s group (%d ranks) has not completed after %g s "
-               "(MOERT_TIMEOUT): another rank of the group stopped or died",
-               kCollectiveNames[slot->kind], kGroupNames[slot->group], size,
-               gTimeout);
-      moert_comm_abort(message);
-    }
-  }
-  sleepFor(slot->earliest - now());
-  if (moert_trace_enabled() && slot->bytes >= 0) {
-    double left = moert_trace_now();
-    double end = slot->doneAt > slot->earliest ? slot->doneAt : slot->earliest;
-    moert_trace_record(MOERT_TRACE_COLLECTIVE, slot->started,
-                       end < left ? end : left, slot->kind, slot->group,
-                       slot->bytes);
-    moert_trace_record(MOERT_TRACE_STALL, entered, left, slot->kind,
-                       slot->group, slot->bytes);
-  }
-  slot->used = 0;
-  --gNumInflight;
-}
-
-void moert_comm_progress(void) {
-  if (!gNumInflight)
-    return;
-  for (int i = 0; i < kMaxInflight; ++i) {
-    int done = 0;
-    moert_inflight_t *slot = &gInflight[i];
-    if (!slot->used || slot->doneAt != 0 || slot->kind == MOERT_RECV)
-      continue;
-    if (slot->request != MPI_REQUEST_NULL)
-      MPI_Test(&slot->request, &done, MPI_STATUS_IGNORE);
-    else
-      done = 1;
-    if (done)
-      slot->doneAt = moert_trace_now();
-  }
-}
-
-/* Runs a collective the runtime waits for itself: `start` (an MPI_I* call
- * on `request_`) is started and completed (MOERT_WAIT, MOERT_TIMEOUT). */
-#define RUN_COLLECTIVE(kind, group, bytes, start, what)                        \
-  do {                                                                         \
-    int64_t handle_ = beginRequest(kind, group, bytes);                        \
-    MPI_Request *request_ = &gInflight[handle_ - 1].request;                   \
-    check(start, what);                                                        \
-    completeRequest(handle_, MPI_STATUS_IGNORE, what);                         \
-  } while (0)
 
 int moert_comm_rank(void) { return gRank; }
 int moert_comm_local_rank(void) { return gLocalRank; }
@@ -562,6 +209,12 @@ static MPI_Comm groupComm(int32_t group, int *size, int *rank) {
     MPI_Comm_rank(comm, rank);
   }
   return comm;
+}
+
+int moertGroupSize(int32_t group) {
+  int size, rank;
+  groupComm(group, &size, &rank);
+  return size;
 }
 
 int64_t moert_group_rank(int32_t group) {
@@ -662,8 +315,8 @@ static int64_t startCollective(moert_collective_t kind,
   }
   return 0;
 #endif
-  int64_t handle = beginRequest(kind, group, bytes);
-  MPI_Request *request = &gInflight[handle - 1].request;
+  MPI_Request *request;
+  int64_t handle = moertBeginRequest(kind, group, bytes, &request);
   int rc;
   switch (kind) {
   case MOERT_ALL_REDUCE:
@@ -681,14 +334,14 @@ static int64_t startCollective(moert_collective_t kind,
                                    request);
     break;
   }
-  check(rc, kCollectiveNames[kind]);
+  moertCommCheck(rc, kCollectiveNames[kind]);
   return handle;
 }
 
 static void runCollective(moert_collective_t kind, moert_memref1d_f32_t *in,
                           moert_memref1d_f32_t *out, int32_t group) {
-  completeRequest(startCollective(kind, in, out, group), MPI_STATUS_IGNORE,
-                  kCollectiveNames[kind]);
+  moertCompleteRequest(startCollective(kind, in, out, group), MPI_STATUS_IGNORE,
+                       kCollectiveNames[kind]);
 }
 
 void _mlir_ciface_moert_all_reduce_f32(moert_memref1d_f32_t *in,
@@ -743,7 +396,7 @@ void _mlir_ciface_moert_wait_f32(int64_t handle, moert_memref1d_f32_t *in,
                                  moert_memref1d_f32_t *out) {
   (void)in;
   (void)out;
-  completeRequest(handle, MPI_STATUS_IGNORE, "wait");
+  moertCompleteRequest(handle, MPI_STATUS_IGNORE, "wait");
 }
 
 void moert_comm_gather_f32(const float *in, float *out, long n,
@@ -806,17 +459,18 @@ static void pointToPoint(moert_collective_t kind, moert_memref1d_f32_t *buffer,
   return;
 #endif
   MPI_Status status;
-  int64_t handle = beginRequest(kind, group, n * (long long)sizeof(float));
-  MPI_Request *request = &gInflight[handle - 1].request;
+  MPI_Request *request;
+  int64_t handle =
+      moertBeginRequest(kind, group, n * (long long)sizeof(float), &request);
   if (sending)
-    check(
+    moertCommCheck(
         MPI_Isend(data(buffer), (int)n, MPI_FLOAT, (int)peer, 0, comm, request),
         "Isend");
   else
-    check(
+    moertCommCheck(
         MPI_Irecv(data(buffer), (int)n, MPI_FLOAT, (int)peer, 0, comm, request),
         "Irecv");
-  completeRequest(handle, &status, sending ? "Isend" : "Irecv");
+  moertCompleteRequest(handle, &status, sending ? "Isend" : "Irecv");
   if (sending)
     return;
   /* A message of another size is a compiler bug: MPI reports truncation,
