@@ -26,7 +26,9 @@ typedef struct Manifest {
 } Manifest;
 
 /* Rows of the global batch this rank computes: its data-parallel slice. */
-static int64_t localBatch(const Manifest *m) { return m->batch / m->plan.dp; }
+static inline int64_t localBatch(const Manifest *m) {
+  return m->batch / m->plan.dp;
+}
 
 /* The weights: one safetensors file, or the shards of a sharded checkpoint
  * (--weights given once per shard); each tensor must be in exactly one. */
@@ -55,6 +57,11 @@ typedef struct Options {
 int modelError(const char *format, ...) __attribute__((format(printf, 1, 2)));
 /* modelError with the status's message; frees the status. */
 int statusError(moert_status_t status);
+/* Opens the --weights files (weights.c); errors are printed. */
+int openCheckpoint(Checkpoint *c, const char **paths, int count);
+void closeCheckpoint(Checkpoint *c);
+/* Reads every tensor of the manifest into `blob` (weights.c). */
+int loadWeights(const Manifest *m, const Checkpoint *ckpt, float *blob);
 /* lm_head.weight [V, H] (or the tied embedding), malloc'ed; NULL after an
  * error (printed). */
 float *loadHead(const Manifest *m, const Checkpoint *ckpt);
