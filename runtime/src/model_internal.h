@@ -12,6 +12,7 @@
 #include "moert/comm.h"
 #include "moert/model.h"
 #include "moert/safetensors.h"
+#include "moert/trace.h"
 
 #include <stdint.h>
 
@@ -70,8 +71,8 @@ void computeLogits(const Manifest *m, const float *head, const float *hidden,
                    int64_t rows, float *out);
 /* The world rank with these coordinates in the compiled layout. */
 int worldRankAt(const moert_layout_t *layout, int pp, int dp, int tp);
-/* A monotonic clock, in seconds. */
-double now(void);
+/* A monotonic clock, in seconds (the trace's). */
+static inline double now(void) { return moert_trace_now(); }
 /* Frees a prefill's or a decode step's result buffers. */
 void freeStep(moert_step_result_t *r);
 

@@ -279,12 +279,6 @@ static int writeLogits(const Manifest *m, const float *hidden,
   return rc;
 }
 
-double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int parseCount(const char *flag, const char *value, long min,
                       long *out) {
   char *end;

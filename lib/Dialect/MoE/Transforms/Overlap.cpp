@@ -250,8 +250,9 @@ double workOf(Operation *op) {
   return work;
 }
 
-/// The bytes a started collective moves (its input's).
-double bytesOf(AsyncWaitOp wait) {
+/// The size of what a started collective moves (its input's elements: the
+/// balancing compares pairs of one element type).
+double sizeOf(AsyncWaitOp wait) {
   auto type = cast<RankedTensorType>(wait.getStart().getInput().getType());
   return type.hasStaticShape() ? double(type.getNumElements()) : 0;
 }
@@ -272,8 +273,8 @@ double gapWork(AsyncWaitOp wait) {
 /// half its own work stays), as long as every use of what moves lies after
 /// this wait. Both transfers are then hidden in part instead of one fully.
 void balance(AsyncWaitOp wait, AsyncWaitOp donor) {
-  double total = gapWork(donor), bytes = bytesOf(wait),
-         donorBytes = bytesOf(donor);
+  double total = gapWork(donor), bytes = sizeOf(wait),
+         donorBytes = sizeOf(donor);
   if (total == 0 || bytes + donorBytes == 0)
     return;
   double want = total * bytes / (bytes + donorBytes), taken = 0;
@@ -489,14 +490,14 @@ struct MoEOverlapPass : public moe::impl::MoEOverlapPassBase<MoEOverlapPass> {
       if (!hidesCompute(wait))
         empty.push_back(i);
     llvm::stable_sort(empty, [&](size_t a, size_t b) {
-      return bytesOf(waits[a]) > bytesOf(waits[b]);
+      return sizeOf(waits[a]) > sizeOf(waits[b]);
     });
     for (size_t i : empty) {
       AsyncWaitOp wait = waits[i];
       for (AsyncWaitOp earlier : llvm::reverse(ArrayRef(waits).take_front(i))) {
         if (earlier->getBlock() != wait->getBlock() ||
             !earlier->isBeforeInBlock(wait.getStart()) ||
-            4 * bytesOf(earlier) < bytesOf(wait) || gapWork(earlier) == 0)
+            4 * sizeOf(earlier) < sizeOf(wait) || gapWork(earlier) == 0)
           continue;
         balance(wait, earlier);
         break;
