@@ -13,6 +13,11 @@ Per rank (one line each), in milliseconds:
 * stalls        -- time the rank waited for collectives;
 * and the hidden fraction, hidden / communication.
 
+With --layers it then prints, per rank, each decoder layer's total time over
+the run (the "layers" track: the spans between the marks moe-trace-layers
+puts where a layer begins; a layer whose ops a schedule interleaves with
+another's has several spans per pass).
+
 With --check-overlap KIND it also counts, per rank, the matrix products that
 lie entirely inside a span of a KIND collective, and exits 1 unless every
 rank has one. The file must be valid JSON with a process per rank and the
@@ -85,7 +90,7 @@ def load(path):
         if not isinstance(pid, int):
             fail("an event without an integer pid: %r" % (ev,))
         r = ranks.setdefault(pid, {"compute": [], "comm": [], "stall": [],
-                                   "named": False})
+                                   "layer": [], "named": False})
         if ph == "M":
             if ev.get("name") == "process_name":
                 r["named"] = True
@@ -96,6 +101,8 @@ def load(path):
                 r["compute"].append(span)
             elif ev.get("cat") == "wait":
                 r["stall"].append(span)
+            elif ev.get("cat") == "layer":
+                r["layer"].append(span)
         elif ph == "b":
             pending[(pid, ev["id"])] = (ev["ts"], ev.get("name", ""))
         elif ph == "e":
@@ -120,6 +127,8 @@ def main():
     ap.add_argument("--check-overlap", metavar="KIND", default=None,
                     help="fail unless every rank computes inside a KIND "
                          "collective (e.g. all_to_all)")
+    ap.add_argument("--layers", action="store_true",
+                    help="print each decoder layer's total time per rank")
     a = ap.parse_args()
     ranks = load(a.trace)
     if a.ranks and sorted(ranks) != list(range(a.ranks)):
@@ -154,6 +163,18 @@ def main():
     print("all ranks: communication %.3f ms, hidden %.3f ms (%.0f%%)"
           % (totals[0], totals[1],
              100.0 * totals[1] / totals[0] if totals[0] else 0.0))
+    if a.layers:
+        for pid in sorted(ranks):
+            per = {}
+            for b, e, name in ranks[pid]["layer"]:
+                per.setdefault(name, []).append(e - b)
+            if not per:
+                fail("rank %d has no layer spans (a program built without "
+                     "moe-trace-layers?)" % pid)
+            order = sorted(per, key=lambda n: int(n.split(" ")[-1]))
+            print("rank %d layers (ms): %s" % (pid, ", ".join(
+                "%s %.3f" % (n.split(" ")[-1], sum(per[n]) / 1e3)
+                for n in order)))
     if not ok:
         fail("a rank computes nothing inside any %s" % a.check_overlap)
 

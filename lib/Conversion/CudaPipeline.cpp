@@ -120,6 +120,16 @@ mlir::moe::verifyCudaPipelineOptions(const CudaPipelineOptions &options,
             std::to_string(options.blockSize);
     return failure();
   }
+  if (!llvm::is_contained({"f32", "tf32", "bf16", "f16"}, options.gemm)) {
+    error = "unknown gemm mode '" + options.gemm +
+            "'; expected f32, tf32, bf16 or f16";
+    return failure();
+  }
+  if (options.emulateOnHost && options.gemm != "f32") {
+    error = "emulated on the CPU, the products are f32 only (gemm = " +
+            options.gemm + ")";
+    return failure();
+  }
   return success();
 }
 
@@ -164,9 +174,17 @@ struct PipelineCLOptions : public PassPipelineOptions<PipelineCLOptions> {
       llvm::cl::init(false)};
   Option<std::string> gemm{
       *this, "gemm",
-      llvm::cl::desc("moe-compile-pipeline: the CUDA runtime's product mode "
-                     "(f32, tf32, bf16, f16)"),
+      llvm::cl::desc("The CUDA runtime's product mode (f32, tf32, bf16, "
+                     "f16)"),
       llvm::cl::init("f32")};
+  ListOption<std::string> overlap{
+      *this, "overlap",
+      llvm::cl::desc("moe-compile-pipeline: the collectives moe-overlap "
+                     "makes asynchronous")};
+  Option<int64_t> overlapChunks{
+      *this, "overlap-chunks",
+      llvm::cl::desc("moe-compile-pipeline: moe-overlap's chunks"),
+      llvm::cl::init(1)};
 
   moe::CompilePipelineOptions get() const {
     moe::CompilePipelineOptions o;
@@ -177,7 +195,9 @@ struct PipelineCLOptions : public PassPipelineOptions<PipelineCLOptions> {
     o.cudaOptions.toolkit = toolkit;
     o.cudaOptions.blockSize = blockSize;
     o.cudaOptions.emulateOnHost = emulateOnCpu;
-    o.gemm = gemm;
+    o.cudaOptions.gemm = gemm;
+    o.overlap = llvm::to_vector(overlap);
+    o.overlapChunks = overlapChunks;
     return o;
   }
 };
@@ -224,13 +244,30 @@ LogicalResult
 mlir::moe::buildMoECompilePipeline(OpPassManager &pm,
                                    const CompilePipelineOptions &options,
                                    std::string &error) {
-  if (!llvm::is_contained({"f32", "tf32", "bf16", "f16"}, options.gemm)) {
-    error = "unknown gemm mode '" + options.gemm +
-            "'; expected f32, tf32, bf16 or f16";
+  if (failed(verifyCompilePipelineOptions(options, error)))
     return failure();
-  }
-  pm.addPass(createMoEToSpmdPass());
+  buildMoEPartitionPipeline(pm, options);
   return buildMoETargetPipeline(pm, options, error);
+}
+
+LogicalResult
+mlir::moe::verifyCompilePipelineOptions(const CompilePipelineOptions &options,
+                                        std::string &error) {
+  if (options.cuda &&
+      failed(verifyCudaPipelineOptions(options.cudaOptions, error)))
+    return failure();
+  return verifyOverlapOptions(options.overlap, options.overlapChunks, error,
+                              "overlap", "overlap-chunks");
+}
+
+void mlir::moe::buildMoEPartitionPipeline(
+    OpPassManager &pm, const CompilePipelineOptions &options) {
+  MoEToSpmdPassOptions spmd;
+  spmd.overlap = options.overlap;
+  spmd.overlapChunks = options.overlapChunks;
+  // Layer marks for the runtime's --trace (a call per layer: cheap).
+  spmd.traceLayers = true;
+  pm.addPass(createMoEToSpmdPass(spmd));
 }
 
 LogicalResult
@@ -245,7 +282,7 @@ mlir::moe::buildMoETargetPipeline(OpPassManager &pm,
   }
   // The manifest, with the plan's rank layout, into the runtime's global.
   ConvertMoEManifestToLLVMPassOptions manifest;
-  manifest.gemm = options.gemm;
+  manifest.gemm = options.cuda ? options.cudaOptions.gemm : "f32";
   pm.addPass(createConvertMoEManifestToLLVMPass(manifest));
   return success();
 }
@@ -254,8 +291,8 @@ void mlir::moe::registerMoECompilePipeline() {
   registerWithOptions(
       "moe-compile-pipeline",
       "What moe-compile runs on an imported model: moe-to-spmd (the rank's "
-      "program), the target's pipeline (target=cpu|cuda and the CUDA "
-      "options), convert-moe-manifest-to-llvm",
+      "program; overlap, overlap-chunks), the target's pipeline "
+      "(target=cpu|cuda and the CUDA options), convert-moe-manifest-to-llvm",
       [](OpPassManager &pm, const PipelineCLOptions &cl, std::string &error) {
         if (cl.target != "cpu" && cl.target != "cuda") {
           error = "unknown target '" + cl.target + "'; expected cpu or cuda";

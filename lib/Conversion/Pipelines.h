@@ -19,8 +19,8 @@ namespace moe {
 /// parallel partial reductions.
 inline std::string frontPipeline(bool forGpu) {
   return std::string("moe-decompose,") +
-         (forGpu ? "moe-lower-to-linalg{parallel-dispatch=true},"
-                 : "moe-lower-to-linalg,") +
+         (forGpu ? "convert-moe-to-linalg{parallel-dispatch=true},"
+                 : "convert-moe-to-linalg,") +
          "moe-lower-collectives,"
          "canonicalize,cse," +
          (forGpu ? "moe-gpu-split-reductions," : "") +

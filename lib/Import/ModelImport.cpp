@@ -320,17 +320,15 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
     buildFunction(*module, Mode::Prefill);
     buildFunction(*module, Mode::Decode);
   }
-  std::string header = llvm::formatv(
-      "moe-model 1\narch {0}\nbatch {1}\nseq {2}\nhidden {3}\nvocab {4}\n"
-      "tied {5}\n",
-      config.archName, batch * microbatches, promptLen, config.hiddenSize,
-      config.vocabSize, config.tieWordEmbeddings ? 1 : 0);
-  if (maxSeqLen > 0)
-    header += llvm::formatv("max-seq {0}\n", maxSeqLen).str();
   if (microbatches > 1)
     (*module)->setAttr(MoEDialect::getMicrobatchesAttrName(),
                        b.getI64IntegerAttr(microbatches));
-  (*module)->setAttr(kManifestAttrName, b.getStringAttr(header));
+  (*module)->setAttr(
+      kManifestAttrName,
+      ManifestAttr::get(b.getContext(), config.archName, batch * microbatches,
+                        promptLen, config.hiddenSize, config.vocabSize,
+                        config.tieWordEmbeddings, maxSeqLen,
+                        /*microbatches=*/1, /*blob=*/0, ArrayAttr()));
   return module;
 }
 

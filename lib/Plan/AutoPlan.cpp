@@ -61,6 +61,11 @@ llvm::Expected<plan::Candidate>
 mlir::moe::runPlanner(MLIRContext *ctx, const plan::ModelSummary &model,
                       const AutoPlanOptions &options,
                       llvm::raw_ostream *report) {
+  if (options.plan.empty())
+    return error("--cluster needs --plan (auto, or a plan to estimate)");
+  if (options.plan == "auto" && options.microbatches)
+    return error("--microbatches with --plan auto: the planner chooses the "
+                 "microbatches of the pipelines it considers");
   if (options.cluster.empty())
     return error("the planner needs --cluster (a preset: " +
                  llvm::join(plan::getClusterPresetNames(), ", ") +
@@ -125,4 +130,14 @@ mlir::moe::runPlanner(MLIRContext *ctx, const plan::ModelSummary &model,
                                llvm::join(reasons, "; ")));
   }
   return ranked.front().plan;
+}
+
+std::string mlir::moe::describeChoice(const plan::Candidate &chosen,
+                                      StringRef cluster) {
+  std::string text = "--plan auto chose " + chosen.str();
+  if (chosen.pp > 1)
+    text += " with --microbatches " + std::to_string(chosen.microbatches);
+  if (chosen.chunks > 1)
+    text += " with --overlap-chunks " + std::to_string(chosen.chunks);
+  return text + " for " + cluster.str() + " (--explain-plan shows why)";
 }

@@ -3,6 +3,7 @@
 #include "moe/Target/HostCode.h"
 
 #include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/Support/FileUtilities.h"
 #include "mlir/Target/LLVMIR/Export.h"
 
 #include "llvm/IR/LLVMContext.h"
@@ -12,6 +13,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/Program.h"
+#include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Host.h"
@@ -71,8 +73,17 @@ LogicalResult mlir::moe::emitHostCode(ModuleOp module,
       return fail(error, "LLVM optimization failed: " +
                              llvm::toString(std::move(err)));
   }
-  if (options.kind == Kind::LlvmIr) {
+  if (options.kind == Kind::LlvmIr && options.irStream) {
     llvmModule->print(*options.irStream, nullptr);
+    return success();
+  }
+  if (options.kind == Kind::LlvmIr) {
+    std::unique_ptr<llvm::ToolOutputFile> output =
+        openOutputFile(options.outputPath, &error);
+    if (!output)
+      return failure();
+    llvmModule->print(output->os(), nullptr);
+    output->keep();
     return success();
   }
 

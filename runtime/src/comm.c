@@ -285,10 +285,11 @@ static MPI_Comm beginCollective(moert_collective_t kind, int32_t group,
 }
 
 /* Starts a collective of compiled code and returns its handle (0 when it
- * is already complete). */
+ * is already complete; < 0 for NCCL's). */
 static int64_t startCollective(moert_collective_t kind,
                                moert_memref1d_f32_t *in,
-                               moert_memref1d_f32_t *out, int32_t group) {
+                               moert_memref1d_f32_t *out, int32_t group,
+                               int async) {
   int size;
   long long bytes;
   MPI_Comm comm = beginCollective(kind, group, in, out, &size, &bytes);
@@ -297,23 +298,27 @@ static int64_t startCollective(moert_collective_t kind,
   float *src = data(in), *dst = data(out);
   int n = (int)in->sizes[0], m = (int)out->sizes[0];
 #ifdef MOERT_NCCL
-  /* The NCCL backend runs the collective to completion (it waits for its
-   * stream): a start is a blocking collective there. */
+  /* On the communication stream; a started one overlaps the kernels issued
+   * before its wait. */
+  int64_t nccl;
   switch (kind) {
   case MOERT_ALL_REDUCE:
-    moertNcclAllReduce(group, comm, src, dst, (size_t)n);
+    nccl = moertNcclAllReduce(group, comm, src, dst, (size_t)n, async);
     break;
   case MOERT_ALL_GATHER:
-    moertNcclAllGather(group, comm, src, dst, (size_t)n);
+    nccl = moertNcclAllGather(group, comm, src, dst, (size_t)n, async);
     break;
   case MOERT_ALL_TO_ALL:
-    moertNcclAllToAll(group, comm, src, dst, (size_t)(n / size), size);
+    nccl = moertNcclAllToAll(group, comm, src, dst, (size_t)(n / size), size,
+                             async);
     break;
   default:
-    moertNcclReduceScatter(group, comm, src, dst, (size_t)m);
+    nccl = moertNcclReduceScatter(group, comm, src, dst, (size_t)m, async);
     break;
   }
-  return 0;
+  return -nccl;
+#else
+  (void)async;
 #endif
   MPI_Request *request;
   int64_t handle = moertBeginRequest(kind, group, bytes, &request);
@@ -338,10 +343,21 @@ static int64_t startCollective(moert_collective_t kind,
   return handle;
 }
 
+/* Completes the collective of a startCollective handle. */
+static void completeCollective(int64_t handle, const char *what) {
+#ifdef MOERT_NCCL
+  if (handle < 0) {
+    moertNcclWait(-handle);
+    return;
+  }
+#endif
+  moertCompleteRequest(handle, MPI_STATUS_IGNORE, what);
+}
+
 static void runCollective(moert_collective_t kind, moert_memref1d_f32_t *in,
                           moert_memref1d_f32_t *out, int32_t group) {
-  moertCompleteRequest(startCollective(kind, in, out, group), MPI_STATUS_IGNORE,
-                       kCollectiveNames[kind]);
+  completeCollective(startCollective(kind, in, out, group, /*async=*/0),
+                     kCollectiveNames[kind]);
 }
 
 void _mlir_ciface_moert_all_reduce_f32(moert_memref1d_f32_t *in,
@@ -371,32 +387,33 @@ void _mlir_ciface_moert_reduce_scatter_f32(moert_memref1d_f32_t *in,
 int64_t _mlir_ciface_moert_start_all_reduce_f32(moert_memref1d_f32_t *in,
                                                 moert_memref1d_f32_t *out,
                                                 int32_t group) {
-  return startCollective(MOERT_ALL_REDUCE, in, out, group);
+  return startCollective(MOERT_ALL_REDUCE, in, out, group, /*async=*/1);
 }
 
 int64_t _mlir_ciface_moert_start_all_gather_f32(moert_memref1d_f32_t *in,
                                                 moert_memref1d_f32_t *out,
                                                 int32_t group) {
-  return startCollective(MOERT_ALL_GATHER, in, out, group);
+  return startCollective(MOERT_ALL_GATHER, in, out, group, /*async=*/1);
 }
 
 int64_t _mlir_ciface_moert_start_all_to_all_f32(moert_memref1d_f32_t *in,
                                                 moert_memref1d_f32_t *out,
                                                 int32_t group) {
-  return startCollective(MOERT_ALL_TO_ALL, in, out, group);
+  return startCollective(MOERT_ALL_TO_ALL, in, out, group, /*async=*/1);
 }
 
 int64_t _mlir_ciface_moert_start_reduce_scatter_f32(moert_memref1d_f32_t *in,
                                                     moert_memref1d_f32_t *out,
                                                     int32_t group) {
-  return startCollective(MOERT_REDUCE_SCATTER, in, out, group);
+  return startCollective(MOERT_REDUCE_SCATTER, in, out, group,
+                         /*async=*/1);
 }
 
 void _mlir_ciface_moert_wait_f32(int64_t handle, moert_memref1d_f32_t *in,
                                  moert_memref1d_f32_t *out) {
   (void)in;
   (void)out;
-  moertCompleteRequest(handle, MPI_STATUS_IGNORE, "wait");
+  completeCollective(handle, "wait");
 }
 
 void moert_comm_gather_f32(const float *in, float *out, long n,

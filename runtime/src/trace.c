@@ -53,6 +53,19 @@ void moert_trace_start(void) {
   gEnabled = 1;
 }
 
+static int32_t gLayer = -1;
+static double gLayerBegin;
+
+void moert_trace_layer(int32_t layer) {
+  if (!gEnabled)
+    return;
+  double now = moert_trace_now();
+  if (gLayer >= 0)
+    moert_trace_record(MOERT_TRACE_LAYER, gLayerBegin, now, gLayer, 0, 0);
+  gLayer = layer;
+  gLayerBegin = now;
+}
+
 void moert_trace_record(moert_trace_kind_t kind, double begin, double end,
                         long long a, long long b, long long c) {
   if (!gEnabled)
@@ -89,8 +102,10 @@ static void writeEvents(FILE *f, int rank, const Event *events, long n,
           "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":1,"
           "\"args\":{\"name\":\"communication\"}},\n"
           "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":2,"
-          "\"args\":{\"name\":\"wait\"}}",
-          *first ? "" : ",", rank, rank, rank, rank, rank);
+          "\"args\":{\"name\":\"wait\"}},\n"
+          "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":3,"
+          "\"args\":{\"name\":\"layers\"}}",
+          *first ? "" : ",", rank, rank, rank, rank, rank, rank);
   *first = 0;
   for (long i = 0; i < n; ++i) {
     const Event *e = &events[i];
@@ -112,6 +127,11 @@ static void writeEvents(FILE *f, int rank, const Event *events, long n,
               "\"id\":%lld,\"pid\":%d,\"tid\":1,\"ts\":%.3f}",
               coll, group, id, rank, ts, e->c, coll, group, id, rank,
               e->end * 1e6);
+    } else if (e->kind == MOERT_TRACE_LAYER) {
+      fprintf(f,
+              ",\n{\"name\":\"layer %lld\",\"cat\":\"layer\",\"ph\":\"X\","
+              "\"pid\":%d,\"tid\":3,\"ts\":%.3f,\"dur\":%.3f}",
+              e->a, rank, ts, dur);
     } else {
       fprintf(f,
               ",\n{\"name\":\"wait %s %s\",\"cat\":\"wait\",\"ph\":\"X\","

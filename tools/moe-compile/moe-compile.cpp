@@ -1,40 +1,25 @@
 //===- moe-compile.cpp - MoE model -> executable --------------------------===//
 //
-// The driver: a Hugging Face-style config.json (or an .mlir module that
-// carries a moe.manifest) -> the whole model -> moe-compile-pipeline (the
-// rank's program, the target's lowering, the manifest) -> LLVM IR -> object
-// -> an executable linked with the moert runtime. The work is in the
-// libraries; this file reads the command line.
+// The command line of moe-compile: a Hugging Face-style config.json (or an
+// .mlir module that carries a moe.manifest) -> an executable linked with
+// the moert runtime. The options are read and checked here; the work
+// (plan, import, moe-compile-pipeline, host code) is compileModel's
+// (lib/Driver).
 //
 //   moe-compile mixtral.json --target cpu -o mixtral [--batch 1 --seq-len 16]
 //
 //===----------------------------------------------------------------------===//
 
-#include "moe/Conversion/Passes.h"
-#include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
-#include "moe/Import/ModelImport.h"
-#include "moe/Plan/AutoPlan.h"
-#include "moe/Plan/Explain.h"
-#include "moe/Target/HostCode.h"
+#include "moe/Driver/CompileModel.h"
 #include "moe/Transforms/Passes.h"
 
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/IR/Verifier.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/InitAllExtensions.h"
+#include "mlir/IR/AsmState.h"
 #include "mlir/InitAllPasses.h"
-#include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Support/FileUtilities.h"
-#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "llvm/Support/CommandLine.h"
-#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
-#include "llvm/Support/ToolOutputFile.h"
 
 using namespace mlir;
 namespace cl = llvm::cl;
@@ -80,9 +65,9 @@ static auto cudaEmulateOnCpu = option<bool>(
     "--target cuda, for testing without a GPU: build a CPU executable whose "
     "loops have the kernels' structure (collapsed, tiled by the block size, "
     "bounds-guarded), run on the host with the CPU runtime (docs/Cuda.md)");
-enum class Emit { Mlir, PartitionedMlir, LoweredMlir, Ptx, LlvmIr, Obj, Exe };
+using Emit = moe::EmitKind;
 static auto emit = option<Emit>(
-    "emit", "What to produce", cl::init(Emit::Exe),
+    "emit", "What to produce", cl::init(Emit::Executable),
     cl::values(
         clEnumValN(Emit::Mlir, "mlir",
                    "the imported model (moe IR; a config's model is whole, "
@@ -95,8 +80,9 @@ static auto emit = option<Emit>(
                    "the module after the target pipeline"),
         clEnumValN(Emit::Ptx, "ptx", "--target cuda: the PTX of every kernel"),
         clEnumValN(Emit::LlvmIr, "llvm", "optimized LLVM IR"),
-        clEnumValN(Emit::Obj, "obj", "an object file"),
-        clEnumValN(Emit::Exe, "exe", "an executable linked with the runtime")));
+        clEnumValN(Emit::Object, "obj", "an object file"),
+        clEnumValN(Emit::Executable, "exe",
+                   "an executable linked with the runtime")));
 static auto batch = option<int64_t>(
     "batch", "Batch size B of the token ids [B, S] (configs only; default 1)",
     cl::init(1));
@@ -168,39 +154,37 @@ int fail(const llvm::Twine &message) {
   return 1;
 }
 
-/// Writes `print`'s output to -o.
-int writeOutput(function_ref<void(llvm::raw_ostream &)> print) {
-  std::string error;
-  auto output = openOutputFile(outputFilename, &error);
-  if (!output)
-    return fail(error);
-  print(output->os());
-  output->keep();
-  return 0;
-}
-
-/// The command line's CUDA options, checked; failure after an error.
-FailureOr<moe::CompilePipelineOptions> readTargetOptions() {
+/// The command line's pipeline options, checked (verifyCompilePipelineOptions
+/// knows the options; here only what depends on the command line).
+FailureOr<moe::CompilePipelineOptions> readPipelineOptions() {
   moe::CompilePipelineOptions o;
   o.cuda = target == "cuda";
-  if (target != "cpu" && !o.cuda)
-    return fail("unknown --target '" + target + "'; expected 'cpu' or 'cuda'"),
-           failure();
+  moe::CudaPipelineOptions &c = o.cudaOptions;
+  c.emulateOnHost = cudaEmulateOnCpu;
+  c.blockSize = cudaBlockSize;
+  c.chip = cudaChip;
+  c.gemm = cudaGemm;
+  c.toolkit = MOE_CUDA_TOOLKIT_ROOT;
+  c.format = emit == Emit::Ptx     ? "isa"
+             : !cudaFormat.empty() ? std::string(cudaFormat)
+             : c.toolkit.empty()   ? "isa"
+                                   : "fatbin";
+  o.overlap = llvm::to_vector(overlap);
+  o.overlapChunks = overlapChunks;
   bool anyCuda = cudaChip.getNumOccurrences() ||
                  cudaFormat.getNumOccurrences() ||
                  cudaGemm.getNumOccurrences() ||
                  cudaBlockSize.getNumOccurrences() || cudaEmulateOnCpu;
   std::string why =
-      emit == Emit::Ptx && !o.cuda ? "--emit=ptx needs --target cuda"
+      target != "cpu" && !o.cuda
+          ? "unknown --target '" + target + "'; expected 'cpu' or 'cuda'"
+      : emit == Emit::Ptx && !o.cuda ? "--emit=ptx needs --target cuda"
       : !o.cuda && anyCuda
           ? "--cuda-chip, --cuda-format, --cuda-gemm, --cuda-block-size and "
             "--cuda-emulate-on-cpu need --target cuda"
-      : cudaEmulateOnCpu && (cudaGemm != "f32" || emit == Emit::Ptx)
-          ? "--cuda-emulate-on-cpu runs on the CPU runtime: no PTX, and "
-            "products in f32 only"
-      : !llvm::is_contained({"f32", "tf32", "bf16", "f16"}, cudaGemm)
-          ? "unknown --cuda-gemm '" + cudaGemm +
-                "'; expected f32, tf32, bf16 or f16"
+      : emit == Emit::Ptx && cudaEmulateOnCpu
+          ? "--emit=ptx prints the kernels' PTX; --cuda-emulate-on-cpu "
+            "builds none"
       : emit == Emit::Ptx && !cudaFormat.empty() && cudaFormat != "isa"
           ? "--emit=ptx prints the kernels' PTX (--cuda-format isa), not "
             "--cuda-format " +
@@ -208,145 +192,13 @@ FailureOr<moe::CompilePipelineOptions> readTargetOptions() {
           : "";
   if (!why.empty())
     return fail(why), failure();
-  moe::CudaPipelineOptions &c = o.cudaOptions;
-  c.emulateOnHost = cudaEmulateOnCpu;
-  c.blockSize = cudaBlockSize;
-  c.chip = cudaChip;
-  c.toolkit = MOE_CUDA_TOOLKIT_ROOT;
-  c.format = emit == Emit::Ptx     ? "isa"
-             : !cudaFormat.empty() ? std::string(cudaFormat)
-             : c.toolkit.empty()   ? "isa"
-                                   : "fatbin";
-  o.gemm = cudaGemm;
   if (o.cuda && failed(moe::verifyCudaPipelineOptions(c, why)))
     return fail("--target cuda: " + why), failure();
-  if (o.cuda && !cudaEmulateOnCpu && emit == Emit::Exe &&
-      !llvm::sys::fs::exists(MOE_RUNTIME_LIB_DIR "/libmoert_cuda.so"))
-    return fail("this build has no CUDA runtime (libmoert_cuda: the CUDA "
-                "toolkit with cuBLAS and NCCL was not found at configure "
-                "time); --emit=ptx, lowered-mlir, llvm and obj still work"),
-           failure();
+  if (failed(moe::verifyCompilePipelineOptions(o, why)))
+    return fail(why), failure();
   return o;
 }
 
-/// --plan auto, or --plan P with --cluster: the planner's choice (its report
-/// with --explain-plan) becomes --plan (and --microbatches for a pipeline).
-LogicalResult choosePlan(MLIRContext &context, const moe::ModelConfig &config) {
-  if (planOption.empty())
-    return fail("--cluster needs --plan (auto, or a plan to estimate)"),
-           failure();
-  if (planOption == "auto" && microbatches.getNumOccurrences())
-    return fail("--microbatches with --plan auto: the planner chooses the "
-                "microbatches of the pipelines it considers"),
-           failure();
-  moe::AutoPlanOptions options{planOption,  clusterOption, ranksOption,
-                               skewOption,  planReport,    planTop,
-                               microbatches};
-  options.overlap = llvm::is_contained(overlap, "all-to-all");
-  options.chunks = overlapChunks.getNumOccurrences() ? overlapChunks : 0;
-  bool report = explainPlan && explainFormat == "text";
-  llvm::Expected<moe::plan::Candidate> chosen =
-      moe::runPlanner(&context, moe::summarizeModel(config, batch, seqLen),
-                      options, report ? &llvm::outs() : nullptr);
-  if (!chosen)
-    return fail(llvm::toString(chosen.takeError())), failure();
-  if (report)
-    llvm::outs() << "\n";
-  else if (planOption == "auto")
-    llvm::errs() << "moe-compile: --plan auto chose " << chosen->str()
-                 << (chosen->pp > 1 ? " with --microbatches " +
-                                          std::to_string(chosen->microbatches)
-                                    : "")
-                 << (chosen->chunks > 1 ? " with --overlap-chunks " +
-                                              std::to_string(chosen->chunks)
-                                        : "")
-                 << " for " << clusterOption << " (--explain-plan shows why)\n";
-  if (planOption == "auto" && chosen->pp > 1)
-    microbatches = chosen->microbatches;
-  if (planOption == "auto" && chosen->overlap)
-    overlapChunks = chosen->chunks;
-  planOption = chosen->str();
-  return success();
-}
-
-/// The whole model with `plan` attached: a config through the importer (the
-/// plan checked against it first), or the .mlir module in `buffer`. Null
-/// after an error.
-OwningOpRef<ModuleOp> loadModel(MLIRContext &context,
-                                const std::optional<moe::ModelConfig> &config,
-                                std::unique_ptr<llvm::MemoryBuffer> buffer,
-                                moe::PlanAttr plan) {
-  OwningOpRef<ModuleOp> module;
-  if (config) {
-    llvm::Expected<int64_t> mbs = moe::checkPlanForModel(
-        moe::summarizeModel(*config, batch, seqLen), plan, microbatches);
-    if (!mbs)
-      return fail(llvm::toString(mbs.takeError())), nullptr;
-    // The decode step runs the model on one token per sequence.
-    if (maxSeqLen) {
-      llvm::Expected<int64_t> decode = moe::checkPlanForModel(
-          moe::summarizeModel(*config, batch, 1), plan, *mbs);
-      if (!decode)
-        return fail("the decode step ([" + std::to_string(batch) +
-                    ", 1] tokens) cannot take the plan: " +
-                    llvm::toString(decode.takeError())),
-               nullptr;
-    }
-    auto model =
-        moe::importModel(&context, *config, batch, seqLen, *mbs, maxSeqLen);
-    if (!model)
-      return fail(llvm::toString(model.takeError())), nullptr;
-    module = std::move(*model);
-  } else {
-    llvm::SourceMgr sourceMgr;
-    sourceMgr.AddNewSourceBuffer(std::move(buffer), llvm::SMLoc());
-    module = parseSourceFile<ModuleOp>(sourceMgr, &context);
-    if (!module)
-      return nullptr; // the parser printed the diagnostic
-    if (microbatches.getNumOccurrences())
-      return fail("--microbatches applies to model configs (the importer "
-                  "builds the model of one microbatch)"),
-             nullptr;
-    if (maxSeqLen.getNumOccurrences())
-      return fail("--max-seq-len applies to model configs (the importer "
-                  "builds the prefill and decode programs)"),
-             nullptr;
-  }
-  if (plan) {
-    (*module)->setAttr(moe::MoEDialect::getPlanAttrName(), plan);
-    if (failed(mlir::verify(*module)))
-      return fail("--plan \"" + planOption + "\" does not fit '" +
-                  inputFilename + "'"),
-             nullptr;
-  }
-  return module;
-}
-
-/// The lowered module as --emit asks: LLVM IR, an object or an executable.
-int emitHost(ModuleOp module, TimingScope &timing, bool cuda) {
-  moe::HostCodeOptions host;
-  host.optLevel = optLevel;
-  host.outputPath = outputFilename;
-  host.linker = MOE_CLANG_PATH;
-  host.runtimeLibDir = MOE_RUNTIME_LIB_DIR;
-  host.runtimeLib = cuda && !cudaEmulateOnCpu ? "moert_cuda" : "moert";
-  using Kind = moe::HostCodeOptions::Kind;
-  host.kind = emit == Emit::LlvmIr ? Kind::LlvmIr
-              : emit == Emit::Obj  ? Kind::Object
-                                   : Kind::Executable;
-  std::string error;
-  if (emit != Emit::LlvmIr)
-    return failed(moe::emitHostCode(module, host, timing, error)) ? fail(error)
-                                                                  : 0;
-  auto output = openOutputFile(outputFilename, &error);
-  if (!output)
-    return fail(error);
-  host.irStream = &output->os();
-  if (failed(moe::emitHostCode(module, host, timing, error)))
-    return fail(error);
-  output->keep();
-  return 0;
-}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -374,133 +226,36 @@ int main(int argc, char **argv) {
   if (!llvm::is_contained({"text", "json", "manifest"}, explainFormat))
     return fail("unknown --explain-format '" + explainFormat +
                 "'; expected text, json or manifest");
-  FailureOr<moe::CompilePipelineOptions> targetOptions = readTargetOptions();
-  if (failed(targetOptions))
-    return 1;
   if (microbatches.getNumOccurrences() && microbatches < 1)
     return fail("--microbatches must be >= 1");
-  for (const std::string &kind : overlap)
-    if (!llvm::is_contained(
-            {"all-to-all", "all-reduce", "all-gather", "reduce-scatter"}, kind))
-      return fail("--overlap: unknown collective '" + kind +
-                  "'; expected all-to-all, all-reduce, all-gather or "
-                  "reduce-scatter");
-  if (overlapChunks < 1)
-    return fail("--overlap-chunks must be >= 1");
-  if (overlapChunks > 1 && !llvm::is_contained(overlap, "all-to-all"))
-    return fail("--overlap-chunks splits the all-to-alls that --overlap "
-                "overlaps; add --overlap=all-to-all");
-
+  FailureOr<moe::CompilePipelineOptions> pipelineOptions =
+      readPipelineOptions();
+  if (failed(pipelineOptions))
+    return 1;
   DefaultTimingManager tm;
   applyDefaultTimingManagerCLOptions(tm);
   tm.setEnabled(tm.isEnabled() || timing);
   TimingScope rootTiming = tm.getRootScope();
   DialectRegistry registry;
-  registerAllDialects(registry);
-  registerAllExtensions(registry);
-  registerAllToLLVMIRTranslations(registry);
-  registry.insert<moe::MoEDialect>();
-  moe::registerShardingInterfaceExternalModels(registry);
+  moe::registerCompileModelDialects(registry);
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
 
-  // The input: a model config or an .mlir module.
-  bool isConfig = StringRef(inputFilename).ends_with(".json");
-  std::optional<moe::ModelConfig> config;
-  std::string error;
-  std::unique_ptr<llvm::MemoryBuffer> buffer;
-  if (auto read = llvm::MemoryBuffer::getFileOrSTDIN(inputFilename))
-    buffer = std::move(*read);
-  else
-    error = "cannot read '" + inputFilename + "': " + read.getError().message();
-  if (isConfig || planOption == "auto" || !clusterOption.empty()) {
-    if (!isConfig)
-      return fail("the planner (--plan auto, --cluster) reads a model config "
-                  "(config.json); for an .mlir module use moe-opt "
-                  "--moe-plan");
-    if (!buffer)
-      return fail(error);
-    llvm::Expected<moe::ModelConfig> parsed =
-        moe::parseModelConfig(buffer->getBuffer());
-    if (!parsed)
-      return fail(inputFilename + ": " + llvm::toString(parsed.takeError()));
-    config = std::move(*parsed);
-  }
-
-  // The plan: given, or chosen by the planner for --cluster.
-  if ((planOption == "auto" || !clusterOption.empty()) &&
-      failed(choosePlan(context, *config)))
-    return 1;
-  moe::PlanAttr plan;
-  if (!planOption.empty() &&
-      !(plan = moe::PlanAttr::parseOption(&context, planOption, error)))
-    return fail("--plan \"" + planOption + "\": " + error);
-  if (explainPlan) {
-    plan = plan ? plan : moe::PlanAttr::getDegrees(&context, 1, 1, 1, 1, 1);
-    if (explainFormat == "json")
-      moe::writePlanJson(plan, llvm::outs());
-    else if (explainFormat == "manifest")
-      llvm::outs() << moe::getLayoutManifestLines(plan);
-    else
-      moe::explainPlan(plan, llvm::outs());
-    return 0;
-  }
-
-  // The whole model, with its plan.
-  OwningOpRef<ModuleOp> module;
-  {
-    TimingScope importTiming = rootTiming.nest("import");
-    if (!buffer)
-      return fail(error);
-    module = loadModel(context, config, std::move(buffer), plan);
-    if (!module)
-      return 1;
-  }
-  if (emit == Emit::Mlir)
-    return writeOutput([&](llvm::raw_ostream &os) { module->print(os); });
-  if (emit == Emit::Exe &&
-      !(*module)->hasAttr(moe::MoEDialect::getManifestAttrName()))
-    return fail("'" + inputFilename +
-                "' has no moe.manifest attribute: executables are built from "
-                "a model config (config.json), which defines the weights");
-
-  // moe-compile-pipeline: the rank's program, then the target's pipeline.
-  auto runPasses = [&](StringRef stage,
-                       function_ref<LogicalResult(PassManager &)> build) {
-    TimingScope stageTiming = rootTiming.nest(stage);
-    PassManager pm(&context);
-    if (failed(applyPassManagerCLOptions(pm)) || failed(build(pm)))
-      return failure();
-    pm.enableTiming(stageTiming);
-    return pm.run(*module);
-  };
-  if (failed(runPasses("partition", [](PassManager &pm) {
-        moe::MoEToSpmdPassOptions options;
-        options.overlap = llvm::to_vector(overlap);
-        options.overlapChunks = overlapChunks;
-        pm.addPass(moe::createMoEToSpmdPass(options));
-        return success();
-      })))
-    return fail("partitioning '" + inputFilename + "' for the plan failed");
-  if (emit == Emit::PartitionedMlir)
-    return writeOutput([&](llvm::raw_ostream &os) { module->print(os); });
-  if (failed(runPasses("pipeline", [&](PassManager &pm) {
-        return moe::buildMoETargetPipeline(pm, *targetOptions, error);
-      })))
-    return fail("the " + target + " pipeline failed on '" + inputFilename +
-                "'" + (error.empty() ? "" : ": " + error));
-  if (emit == Emit::LoweredMlir)
-    return writeOutput([&](llvm::raw_ostream &os) { module->print(os); });
-  if (emit == Emit::Ptx)
-    return writeOutput([&](llvm::raw_ostream &os) {
-      // Each kernel module's object holds its PTX (format isa).
-      for (auto binary : module->getOps<gpu::BinaryOp>())
-        for (Attribute attr : binary.getObjects())
-          if (auto object = dyn_cast<gpu::ObjectAttr>(attr))
-            os << "// kernel module @" << binary.getSymName() << "\n"
-               << object.getObject().getValue() << "\n";
-    });
-
-  // The host code: LLVM IR, an object, or the executable.
-  return emitHost(*module, rootTiming, targetOptions->cuda);
+  moe::CompileModelOptions o;
+  o.input = inputFilename;
+  o.output = outputFilename;
+  o.emit = emit;
+  o.pipeline = *pipelineOptions;
+  o.batch = batch;
+  o.seqLen = seqLen;
+  o.maxSeqLen = maxSeqLen;
+  o.planner = {planOption, clusterOption, ranksOption, skewOption,
+               planReport, planTop,       microbatches};
+  o.planner.chunks = overlapChunks.getNumOccurrences() ? overlapChunks : 0;
+  o.explainPlan = explainPlan;
+  o.explainFormat = explainFormat;
+  o.host.optLevel = optLevel;
+  o.host.linker = MOE_CLANG_PATH;
+  o.host.runtimeLibDir = MOE_RUNTIME_LIB_DIR;
+  return moe::compileModel(context, std::move(o), rootTiming);
 }

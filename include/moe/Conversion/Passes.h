@@ -29,7 +29,7 @@ namespace moe {
 /// Name of the runtime's GEMM entry point the BLAS lowering calls.
 constexpr llvm::StringLiteral kSgemmFunctionName = "moert_sgemm";
 
-/// Adds the CPU pipeline: moe-decompose, moe-lower-to-linalg, one-shot
+/// Adds the CPU pipeline: moe-decompose, convert-moe-to-linalg, one-shot
 /// bufferization, moe-linalg-to-blas, buffer deallocation, and the lowering
 /// of everything to the LLVM dialect.
 void buildMoECpuPipeline(OpPassManager &pm);
@@ -50,6 +50,10 @@ struct CudaPipelineOptions {
   /// host memory and the CPU runtime. For testing the pipeline without a
   /// GPU (moe-compile --cuda-emulate-on-cpu).
   bool emulateOnHost = false;
+  /// How cuBLAS computes the products of f32 operands: f32, tf32, bf16 or
+  /// f16 (the manifest hands it to the CUDA runtime; f32 only with
+  /// emulateOnHost).
+  std::string gemm = "f32";
 };
 /// The textual pipeline, and the pipeline added to `pm` after checking the
 /// options (an unknown chip or format, a block size outside [1, 1024]: the
@@ -67,15 +71,24 @@ void registerMoECudaPipeline();
 struct CompilePipelineOptions {
   bool cuda = false; // --target cuda (else cpu)
   CudaPipelineOptions cudaOptions;
-  /// The products' compute mode the manifest hands the CUDA runtime.
-  std::string gemm = "f32";
+  /// The collectives moe-overlap makes asynchronous, and its chunks.
+  SmallVector<std::string> overlap;
+  int64_t overlapChunks = 1;
 };
+/// Checks every option (the target's and moe-overlap's); the error names
+/// the bad one.
+LogicalResult
+verifyCompilePipelineOptions(const CompilePipelineOptions &options,
+                             std::string &error);
 /// moe-compile's pipeline from a whole model to the LLVM dialect:
-/// moe-to-spmd (the rank's program), then buildMoETargetPipeline. The error
-/// names a bad option.
+/// buildMoEPartitionPipeline, then buildMoETargetPipeline. The error names a
+/// bad option.
 LogicalResult buildMoECompilePipeline(OpPassManager &pm,
                                       const CompilePipelineOptions &options,
                                       std::string &error);
+/// Its first half: moe-to-spmd (the rank's program, overlapped as asked).
+void buildMoEPartitionPipeline(OpPassManager &pm,
+                               const CompilePipelineOptions &options);
 /// Its second half, on the rank's program: the target's pipeline and
 /// convert-moe-manifest-to-llvm.
 LogicalResult buildMoETargetPipeline(OpPassManager &pm,

@@ -14,7 +14,7 @@ include "mlir/Pass/PassBase.td"
 // moe -> linalg / tensor / scf (tensor level, before bufferization)
 //===----------------------------------------------------------------------===//
 
-def MoELowerToLinalgPass : Pass<"moe-lower-to-linalg"> {
+def ConvertMoEToLinalgPass : Pass<"convert-moe-to-linalg"> {
   let summary = "Lower moe.router, dispatch, experts and combine to linalg, "
                 "tensor and scf";
   let description = [{
@@ -232,9 +232,14 @@ def ConvertMoEManifestToLLVMPass
   let summary = "Put the module's weight manifest and rank layout into the "
                 "LLVM global the runtime reads";
   let description = [{
-    The last step before translation to LLVM IR. The module's `moe.manifest`
-    (the weights the forward function takes, written by the importer) is
-    completed with what the runtime must not derive itself:
+    The last step before translation to LLVM IR. The module's
+    `#moe.manifest` (the model's sizes from the importer, the weight buffer
+    and its `#moe.weight` tensors from `moe-pack-weights`) is written as the
+    text the runtime parses (`runtime/include/moert/model.h`: one item per
+    line, a weight as `tensor`, `tensor-slice tp|etp D`, `tensor-ep` or
+    `tensor-ep-slice etp D` with its offset, count and shape, and `stage S`
+    before it when one stage loads it), with what the runtime must not
+    derive itself in the header:
 
     - the plan's layout, from the module's `#moe.plan` (PlanFacts.h): a
       `plan DP TP EP ETP PP` line and, per rank, its coordinates and the
@@ -246,14 +251,16 @@ def ConvertMoEManifestToLLVMPass
     It becomes the NUL-terminated constant `@moe_model_manifest`, and the
     `moe.manifest` and `moe.plan` module attributes, which have no LLVM
     meaning, are removed. A module without a manifest only loses its
-    `moe.plan`. A manifest that does not start with its version line is an
-    error.
+    `moe.plan`. A module that already defines the global is an error.
 
     Before:
 
     ```mlir
-    module attributes {moe.manifest = "moe-model 1\0Aarch ...\0A...",
-                       moe.plan = #moe.plan<dp = 2>} { ... }
+    module attributes {
+        moe.manifest = #moe.manifest<arch = "X", batch = 2, seq = 8,
+            hidden = 16, vocab = 32, blob = 512, weights = [
+            #moe.weight<"emb", offset = 0, shape = [32, 16]>]>,
+        moe.plan = #moe.plan<dp = 2>} { ... }
     ```
 
     After:
@@ -261,7 +268,8 @@ def ConvertMoEManifestToLLVMPass
     ```mlir
     module {
       llvm.mlir.global external constant @moe_model_manifest(
-          "moe-model 1\0Aplan 2 1 1 1 1\0Arank 0 coords 0 0 0 0 0 0 0 colors 0 0 0 0 0 0\0A...\00")
+          "moe-model 1\0Aplan 2 1 1 1 1\0Arank 0 coords 0 0 0 0 0 0 0 colors 0 0 0 0 0 0\0A...
+           arch X\0Abatch 2\0A...blob 512\0Atensor 0 1 2 32 16 emb\0A\00")
           : !llvm.array<N x i8>
       ...
     }

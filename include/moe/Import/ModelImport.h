@@ -2,10 +2,10 @@
 //
 // Reads a Hugging Face-style `config.json` of an MoE decoder (Mixtral,
 // Qwen2-MoE, or our Switch-style and ScMoE variants) and builds `func.func
-// @forward`: token ids [B, S] and one flat f32 weight buffer in, final-normed
-// hidden states [B, S, H] out. Where each weight lives in that buffer, under
-// its Hugging Face tensor name, is the module's `moe.manifest` string, which
-// the runtime reads to fill the buffer from a safetensors file.
+// @forward`: token ids [B, S] and each weight (an argument named by its
+// Hugging Face tensor name) in, final-normed hidden states [B, S, H] out.
+// The module's `#moe.manifest` holds the model's sizes; moe-pack-weights adds
+// the weight buffer the runtime fills from a safetensors file.
 //
 //===----------------------------------------------------------------------===//
 
@@ -66,8 +66,8 @@ plan::ModelSummary summarizeModel(const ModelConfig &config, int64_t batch,
 /// single-rank semantics and nothing that depends on a plan or a rank:
 /// `forward(ids, weights...)`, each weight an argument named by `moe.weight`
 /// and marked with its `moe.parallel` role, each decoder layer's ops tagged
-/// `moe.decoder_layer`; the module carries the manifest's header
-/// (`moe.manifest`). With `microbatches` > 1 it is the model of one
+/// `moe.decoder_layer`; the module carries the model's sizes
+/// (`#moe.manifest`). With `microbatches` > 1 it is the model of one
 /// microbatch (batch / microbatches sequences) that moe-pipeline runs
 /// `microbatches` times (`moe.microbatches`). With `maxSeqLen` M > 0 it is
 /// the model for generation instead: `prefill` over the prompt and `decode`,
@@ -77,6 +77,21 @@ plan::ModelSummary summarizeModel(const ModelConfig &config, int64_t batch,
 llvm::Expected<OwningOpRef<ModuleOp>>
 importModel(MLIRContext *context, const ModelConfig &config, int64_t batch,
             int64_t seqLen, int64_t microbatches = 1, int64_t maxSeqLen = 0);
+
+/// What moe-compile builds from a config under `plan` (null: one rank):
+/// checks that the plan fits the model (checkPlanForModel; with maxSeqLen,
+/// the decode step's [batch, 1] tokens too), imports it with the
+/// microbatches the check returns (`microbatches` 0: the default) and
+/// attaches the plan (attachPlan). ModelImport.cpp itself knows no plan.
+llvm::Expected<OwningOpRef<ModuleOp>>
+importModelForPlan(MLIRContext *context, const ModelConfig &config,
+                   int64_t batch, int64_t seqLen, int64_t maxSeqLen,
+                   PlanAttr plan, int64_t microbatches);
+
+/// Attaches `plan` to `module` as `moe.plan` and verifies the module (the
+/// dialect checks the plan against the MoE ops: expert counts, per-layer
+/// lists); failure after the verifier's diagnostics.
+LogicalResult attachPlan(ModuleOp module, PlanAttr plan);
 
 /// Name of the module attribute that holds the weight manifest.
 constexpr llvm::StringLiteral kManifestAttrName =

@@ -42,6 +42,11 @@ llvm::Expected<plan::Candidate> runPlanner(MLIRContext *ctx,
                                            const AutoPlanOptions &options,
                                            llvm::raw_ostream *report);
 
+/// What a driver says of the planner's choice: the plan, its microbatches
+/// and chunks, and the cluster it was chosen for.
+std::string describeChoice(const plan::Candidate &chosen,
+                           llvm::StringRef cluster);
+
 /// Checks that `plan` (null: one rank) fits `model` (PlanFacts.h) and
 /// returns the microbatches to compile it with: `requested`, or with 0 the
 /// default (plan::defaultMicrobatches). The error names the reason.

@@ -22,7 +22,8 @@ struct HostCodeOptions {
   enum class Kind { LlvmIr, Object, Executable };
   Kind kind = Kind::Executable;
   unsigned optLevel = 3;
-  /// LlvmIr: where the IR goes; Object, Executable: the file written.
+  /// LlvmIr: where the IR goes (null: the file outputPath, "-" for
+  /// stdout); Object, Executable: the file written.
   llvm::raw_ostream *irStream = nullptr;
   std::string outputPath;
   /// Executable: the linker (clang), the runtime's library directory, and

@@ -1,6 +1,6 @@
 //===- DispatchSlots.h - the dispatch's slot assignment ---------*- C++ -*-===//
 //
-// Internal to moe-lower-to-linalg: which slot of which expert each (token,
+// Internal to convert-moe-to-linalg: which slot of which expert each (token,
 // choice) pair of a moe.dispatch takes, as one sequential loop (CPU) or as
 // data-parallel steps (CUDA, `parallel-dispatch`), and the small builders
 // the lowering shares.

@@ -1,6 +1,6 @@
 //===- MoEToLinalg.cpp - moe ops to linalg, tensor and scf ----------------===//
 //
-// Implements `moe-lower-to-linalg`: the reference semantics of moe.router,
+// Implements `convert-moe-to-linalg`: the reference semantics of moe.router,
 // moe.dispatch, moe.experts and moe.combine (docs/Routing.md) on tensors.
 //
 //===----------------------------------------------------------------------===//
@@ -21,11 +21,11 @@
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/Debug.h"
 
-#define DEBUG_TYPE "moe-lower-to-linalg"
+#define DEBUG_TYPE "convert-moe-to-linalg"
 
 namespace mlir {
 namespace moe {
-#define GEN_PASS_DEF_MOELOWERTOLINALGPASS
+#define GEN_PASS_DEF_CONVERTMOETOLINALGPASS
 #include "moe/Conversion/Passes.h.inc"
 } // namespace moe
 } // namespace mlir
@@ -384,8 +384,8 @@ LogicalResult lowerCombine(RewriterBase &rewriter, CombineOp op) {
   return success();
 }
 
-struct MoELowerToLinalgPass
-    : moe::impl::MoELowerToLinalgPassBase<MoELowerToLinalgPass> {
+struct ConvertMoEToLinalgPass
+    : moe::impl::ConvertMoEToLinalgPassBase<ConvertMoEToLinalgPass> {
   using Base::Base;
 
   void runOnOperation() override {

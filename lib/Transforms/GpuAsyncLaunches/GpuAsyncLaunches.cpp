@@ -28,9 +28,18 @@ using namespace mlir::moe;
 namespace {
 
 constexpr llvm::StringLiteral kSync = "moert_gpu_sync";
-/// Runtime functions that enqueue their work on the runtime's stream, after
-/// the kernels launched before them.
-constexpr llvm::StringLiteral kStreamOrdered[] = {"moert_sgemm"};
+/// Runtime functions that enqueue their work after the kernels launched
+/// before them (on the runtime's stream, or on the communication stream
+/// behind an event recorded on it), or that touch no device data (the
+/// trace's layer marks).
+constexpr llvm::StringLiteral kStreamOrdered[] = {
+    "moert_sgemm",
+    "moert_start_all_reduce_f32",
+    "moert_start_all_gather_f32",
+    "moert_start_all_to_all_f32",
+    "moert_start_reduce_scatter_f32",
+    "moert_wait_f32",
+    "moert_trace_layer"};
 
 bool isStreamOrderedCall(func::CallOp call) {
   return llvm::is_contained(kStreamOrdered, call.getCallee());

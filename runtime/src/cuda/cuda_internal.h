@@ -23,6 +23,16 @@ char *moertCudaLastWork(size_t *capacity);
  * next moert_gpu_sync waits); with MOERT_CUDA_SYNC=1, waits right away. */
 void moertCudaIssued(void);
 CUresult moertCudaStreamQuery(CUstream stream);
+/* The stream collectives run on beside moertCudaStream (created on first
+ * use), and the events that order the two: an event recorded on a stream
+ * after its work so far, a stream made to wait for one, its state
+ * (CUDA_SUCCESS once reached) and its release (the driver keeps it until a
+ * pending wait is done). */
+CUstream moertCudaCommStream(void);
+CUevent moertCudaRecordEvent(CUstream stream);
+void moertCudaStreamAwait(CUstream stream, CUevent event);
+CUresult moertCudaEventQuery(CUevent event);
+void moertCudaEventDestroy(CUevent event);
 /* Aborts every rank: "CUDA: <what> failed: <detail>". */
 void moertCudaFail(const char *what, const char *detail)
     __attribute__((noreturn));

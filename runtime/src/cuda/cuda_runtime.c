@@ -56,6 +56,7 @@
   X(cuEventCreate)                                                             \
   X(cuEventDestroy)                                                            \
   X(cuEventRecord)                                                             \
+  X(cuEventQuery)                                                              \
   X(cuEventSynchronize)                                                        \
   X(cuMemAllocManaged)                                                         \
   X(cuMemGetInfo)                                                              \
@@ -401,6 +402,36 @@ CUstream moertCudaStream(void) {
 
 CUresult moertCudaStreamQuery(CUstream stream) {
   return p_cuStreamQuery(stream);
+}
+
+/* The collectives' stream: non-blocking, so that it runs beside gStream;
+ * events order the two (nccl.c). */
+static CUstream gCommStream;
+
+CUstream moertCudaCommStream(void) {
+  moertCudaInit();
+  if (!gCommStream)
+    moertCudaCheck(p_cuStreamCreate(&gCommStream, CU_STREAM_NON_BLOCKING),
+                   "cuStreamCreate (communication stream)");
+  return gCommStream;
+}
+
+CUevent moertCudaRecordEvent(CUstream stream) {
+  CUevent event;
+  moertCudaCheck(p_cuEventCreate(&event, CU_EVENT_DISABLE_TIMING),
+                 "cuEventCreate");
+  moertCudaCheck(p_cuEventRecord(event, stream), "cuEventRecord");
+  return event;
+}
+
+void moertCudaStreamAwait(CUstream stream, CUevent event) {
+  moertCudaCheck(p_cuStreamWaitEvent(stream, event, 0), "cuStreamWaitEvent");
+}
+
+CUresult moertCudaEventQuery(CUevent event) { return p_cuEventQuery(event); }
+
+void moertCudaEventDestroy(CUevent event) {
+  moertCudaCheck(p_cuEventDestroy(event), "cuEventDestroy");
 }
 
 /* Whether MOERT_CUDA_SYNC asks for a wait after every launch and product

@@ -16,6 +16,7 @@
 
 #include <nccl.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -96,64 +97,108 @@ static ncclComm_t commOf(int group, MPI_Comm mpi) {
   return comm;
 }
 
-/* Waits for the operations queued on the stream, watching the
- * communicator's asynchronous errors and the time. */
-static void finish(ncclComm_t comm, const char *what) {
-  CUstream stream = moertCudaStream();
+/* The collectives in flight on the communication stream: their
+ * communicator (for its errors), the event after them, and their name. */
+enum { kMaxPending = 64 };
+typedef struct {
+  ncclComm_t comm;
+  CUevent done;
+  const char *what;
+} pending_t;
+static pending_t gPending[kMaxPending];
+
+/* The communication stream, made to wait for the work issued so far on the
+ * compute stream: the input's producers, and the last users of a reused
+ * output buffer. */
+static CUstream beginOnCommStream(void) {
+  CUstream stream = moertCudaCommStream();
+  CUevent ready = moertCudaRecordEvent(moertCudaStream());
+  moertCudaStreamAwait(stream, ready);
+  moertCudaEventDestroy(ready);
+  return stream;
+}
+
+/* Waits for `done`, watching the communicator's asynchronous errors and the
+ * time. */
+static void awaitEvent(ncclComm_t comm, CUevent done, const char *what) {
   double start = now(), limit = timeoutSeconds();
   for (;;) {
-    CUresult done = moertCudaStreamQuery(stream);
-    if (done == CUDA_SUCCESS)
+    CUresult state = moertCudaEventQuery(done);
+    if (state == CUDA_SUCCESS)
       return;
-    if (done != CUDA_ERROR_NOT_READY)
-      moertCudaCheck(done, what);
-    ncclResult_t state = ncclSuccess;
-    ncclCommGetAsyncError(comm, &state);
-    if (state != ncclSuccess && state != ncclInProgress)
-      fail(comm, state, what);
+    if (state != CUDA_ERROR_NOT_READY)
+      moertCudaCheck(state, what);
+    ncclResult_t async = ncclSuccess;
+    ncclCommGetAsyncError(comm, &async);
+    if (async != ncclSuccess && async != ncclInProgress)
+      fail(comm, async, what);
     if (now() - start > limit)
       timedOut(comm, what, limit);
     sched_yield();
   }
 }
 
-/* Settles an operation just queued on the stream, then waits for it. */
-static void complete(ncclComm_t comm, ncclResult_t result, const char *what) {
+/* Ends a collective just queued (`result`) on the communication stream:
+ * with `async`, returns the handle moertNcclWait takes; else waits for it
+ * and returns 0. */
+static int64_t endOnCommStream(ncclComm_t comm, ncclResult_t result,
+                               const char *what, int async) {
   settle(comm, result, what);
-  finish(comm, what);
+  CUevent done = moertCudaRecordEvent(moertCudaCommStream());
+  if (async)
+    for (int slot = 0; slot < kMaxPending; ++slot)
+      if (!gPending[slot].done) {
+        gPending[slot] = (pending_t){comm, done, what};
+        return slot + 1;
+      }
+  /* Not asynchronous, or as many in flight as compiled code ever starts:
+   * completes now. */
+  awaitEvent(comm, done, what);
+  moertCudaEventDestroy(done);
+  return 0;
 }
 
-void moertNcclAllReduce(int group, MPI_Comm mpi, const float *in, float *out,
-                        size_t count) {
-  ncclComm_t comm = commOf(group, mpi);
-  complete(comm,
-           ncclAllReduce(in, out, count, ncclFloat, ncclSum, comm,
-                         moertCudaStream()),
-           "ncclAllReduce");
+void moertNcclWait(int64_t handle) {
+  if (handle < 1 || handle > kMaxPending || !gPending[handle - 1].done)
+    moertCudaFail("moert_wait", "no NCCL collective has this handle");
+  pending_t *p = &gPending[handle - 1];
+  awaitEvent(p->comm, p->done, p->what);
+  moertCudaEventDestroy(p->done);
+  p->done = NULL;
 }
 
-void moertNcclAllGather(int group, MPI_Comm mpi, const float *in, float *out,
-                        size_t count) {
+int64_t moertNcclAllReduce(int group, MPI_Comm mpi, const float *in, float *out,
+                           size_t count, int async) {
   ncclComm_t comm = commOf(group, mpi);
-  complete(comm,
-           ncclAllGather(in, out, count, ncclFloat, comm, moertCudaStream()),
-           "ncclAllGather");
+  CUstream stream = beginOnCommStream();
+  return endOnCommStream(
+      comm, ncclAllReduce(in, out, count, ncclFloat, ncclSum, comm, stream),
+      "ncclAllReduce", async);
 }
 
-void moertNcclReduceScatter(int group, MPI_Comm mpi, const float *in,
-                            float *out, size_t count) {
+int64_t moertNcclAllGather(int group, MPI_Comm mpi, const float *in, float *out,
+                           size_t count, int async) {
   ncclComm_t comm = commOf(group, mpi);
-  complete(comm,
-           ncclReduceScatter(in, out, count, ncclFloat, ncclSum, comm,
-                             moertCudaStream()),
-           "ncclReduceScatter");
+  CUstream stream = beginOnCommStream();
+  return endOnCommStream(comm,
+                         ncclAllGather(in, out, count, ncclFloat, comm, stream),
+                         "ncclAllGather", async);
+}
+
+int64_t moertNcclReduceScatter(int group, MPI_Comm mpi, const float *in,
+                               float *out, size_t count, int async) {
+  ncclComm_t comm = commOf(group, mpi);
+  CUstream stream = beginOnCommStream();
+  return endOnCommStream(
+      comm, ncclReduceScatter(in, out, count, ncclFloat, ncclSum, comm, stream),
+      "ncclReduceScatter", async);
 }
 
 /* NCCL has no all-to-all: one send and one receive per peer, grouped. */
-void moertNcclAllToAll(int group, MPI_Comm mpi, const float *in, float *out,
-                       size_t chunk, int size) {
+int64_t moertNcclAllToAll(int group, MPI_Comm mpi, const float *in, float *out,
+                          size_t chunk, int size, int async) {
   ncclComm_t comm = commOf(group, mpi);
-  CUstream stream = moertCudaStream();
+  CUstream stream = beginOnCommStream();
   settle(comm, ncclGroupStart(), "ncclGroupStart");
   for (int peer = 0; peer < size; ++peer) {
     settle(comm,
@@ -165,19 +210,20 @@ void moertNcclAllToAll(int group, MPI_Comm mpi, const float *in, float *out,
                     stream),
            "ncclRecv (all_to_all)");
   }
-  complete(comm, ncclGroupEnd(), "all_to_all (ncclGroupEnd)");
+  return endOnCommStream(comm, ncclGroupEnd(), "all_to_all (ncclGroupEnd)",
+                         async);
 }
 
 void moertNcclPointToPoint(int sending, int group, MPI_Comm mpi, float *buffer,
                            size_t count, int peer) {
   ncclComm_t comm = commOf(group, mpi);
+  CUstream stream = beginOnCommStream();
   const char *what = sending ? "ncclSend" : "ncclRecv";
-  complete(
-      comm,
-      sending
-          ? ncclSend(buffer, count, ncclFloat, peer, comm, moertCudaStream())
-          : ncclRecv(buffer, count, ncclFloat, peer, comm, moertCudaStream()),
-      what);
+  endOnCommStream(comm,
+                  sending
+                      ? ncclSend(buffer, count, ncclFloat, peer, comm, stream)
+                      : ncclRecv(buffer, count, ncclFloat, peer, comm, stream),
+                  what, /*async=*/0);
 }
 
 void moertNcclFinalize(void) {

@@ -1,4 +1,4 @@
-// Runs moe.dispatch with both slot assignments of moe-lower-to-linalg (the
+// Runs moe.dispatch with both slot assignments of convert-moe-to-linalg (the
 // sequential loop and the parallel chunked scan that the CUDA target uses)
 // and checks that they agree exactly. 40 tokens x 2 choices = 80 pairs span
 // two chunks of the scan (20 tokens: one chunk, its special case); ids 3
@@ -10,8 +10,8 @@
 // DEFINE:   finalize-memref-to-llvm,convert-arith-to-llvm, \
 // DEFINE:   convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm, \
 // DEFINE:   reconcile-unrealized-casts
-// RUN: moe-opt %s --pass-pipeline="builtin.module(moe-lower-to-linalg,%{lower})" > %t.seq.mlir
-// RUN: moe-opt %s --pass-pipeline="builtin.module(moe-lower-to-linalg{parallel-dispatch=true},%{lower})" > %t.par.mlir
+// RUN: moe-opt %s --pass-pipeline="builtin.module(convert-moe-to-linalg,%{lower})" > %t.seq.mlir
+// RUN: moe-opt %s --pass-pipeline="builtin.module(convert-moe-to-linalg{parallel-dispatch=true},%{lower})" > %t.par.mlir
 // RUN: mlir-runner %t.seq.mlir -e main -entry-point-result=void \
 // RUN:   -shared-libs=%mlir_lib_dir/libmlir_c_runner_utils.so \
 // RUN:   -shared-libs=%mlir_lib_dir/libmlir_runner_utils.so > %t.seq.txt

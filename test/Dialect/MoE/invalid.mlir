@@ -864,9 +864,75 @@ module attributes {moe.exact_product = 1} {}
 
 // -----
 
-// moe_manifest_not_a_string
-// expected-error @+1 {{'moe.manifest' must be a string, got 3 : i64}}
+// moe_manifest_not_a_manifest
+// expected-error @+1 {{'moe.manifest' must be a #moe.manifest, got 3 : i64}}
 module attributes {moe.manifest = 3} {}
+
+// -----
+
+// moe_manifest_nonpositive_size
+// expected-error @+1 {{manifest: hidden = 0 is not positive}}
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 0, vocab = 8>} {}
+
+// -----
+
+// moe_manifest_max_seq_not_past_seq
+// expected-error @+1 {{manifest: max_seq = 4 must be 0 (no generation) or greater than seq = 4}}
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8, max_seq = 4>} {}
+
+// -----
+
+// moe_manifest_weight_not_a_weight
+// expected-error @+1 {{manifest: "w" in weights is not a #moe.weight}}
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8, blob = 4, weights = ["w"]>} {}
+
+// -----
+
+// moe_manifest_weight_past_blob
+// expected-error @+1 {{manifest: weight 'w.{}' ends at element 18, past the blob of 16}}
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8, blob = 16, weights = [#moe.weight<"w.{}", offset = 2, shape = [2, 4], count = 2>]>} {}
+
+// -----
+
+// moe_weight_negative_offset
+// expected-error @+1 {{weight 'w': offset -1 is negative}}
+module attributes {w = #moe.weight<"w", offset = -1, shape = [4]>} {}
+
+// -----
+
+// moe_weight_zero_count
+// expected-error @+1 {{weight 'w': count 0 is not positive}}
+module attributes {w = #moe.weight<"w", offset = 0, shape = [4], count = 0>} {}
+
+// -----
+
+// moe_weight_bad_shape
+// expected-error @+1 {{weight 'w': shape [4, 0] is not a non-empty list of positive sizes}}
+module attributes {w = #moe.weight<"w", offset = 0, shape = [4, 0]>} {}
+
+// -----
+
+// moe_weight_slice_without_dim
+// expected-error @+1 {{weight 'w': split = tp needs dim}}
+module attributes {w = #moe.weight<"w", offset = 0, shape = [4], split = tp>} {}
+
+// -----
+
+// moe_weight_dim_without_slice
+// expected-error @+1 {{weight 'w': split = experts takes no dim}}
+module attributes {w = #moe.weight<"w", offset = 0, shape = [4], split = experts, dim = 0>} {}
+
+// -----
+
+// moe_weight_dim_out_of_range
+// expected-error @+1 {{weight 'w': dim 1 is not a dimension of shape [4]}}
+module attributes {w = #moe.weight<"w", offset = 0, shape = [4], split = etp, dim = 1>} {}
+
+// -----
+
+// moe_weight_negative_stage
+// expected-error @+1 {{weight 'w': stage -2 is negative}}
+module attributes {w = #moe.weight<"w", offset = 0, shape = [4], stage = -2>} {}
 
 // -----
 

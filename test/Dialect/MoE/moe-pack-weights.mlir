@@ -3,22 +3,22 @@
 // Each weight argument becomes a view of the one buffer (the last
 // argument); the manifest lists it with the slice its sharding says the
 // rank loads: whole, a tp block, its ep experts, an etp block of each.
-// CHECK-LABEL: module attributes {moe.manifest = "moe-model 1\0Aarch X\0Ablob 848\0A
-// CHECK-SAME: tensor 0 1 2 8 16 emb\0A
-// CHECK-SAME: tensor-slice tp 0 128 1 2 4 16 q\0A
-// CHECK-SAME: tensor-slice tp 1 192 1 2 16 4 o\0A
-// CHECK-SAME: tensor-ep 256 2 2 8 16 experts.{}.up\0A
-// CHECK-SAME: tensor-ep-slice etp 1 512 2 2 16 4 experts.{}.down\0A
-// CHECK-SAME: tensor-slice etp 0 640 1 2 4 16 shared.up\0A
-// CHECK-SAME: tensor-slice etp 0 704 4 2 2 16 all.{}.gate\0A
-// CHECK-SAME: tensor 832 1 1 16 norm\0A"
+// CHECK-LABEL: module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8, blob = 848, weights = [
+// CHECK-SAME: #moe.weight<"emb", offset = 0, shape = [8, 16]>,
+// CHECK-SAME: #moe.weight<"q", offset = 128, shape = [4, 16], split = tp, dim = 0>,
+// CHECK-SAME: #moe.weight<"o", offset = 192, shape = [16, 4], split = tp, dim = 1>,
+// CHECK-SAME: #moe.weight<"experts.{}.up", offset = 256, shape = [8, 16], count = 2, split = experts>,
+// CHECK-SAME: #moe.weight<"experts.{}.down", offset = 512, shape = [16, 4], count = 2, split = experts_etp, dim = 1>,
+// CHECK-SAME: #moe.weight<"shared.up", offset = 640, shape = [4, 16], split = etp, dim = 0>,
+// CHECK-SAME: #moe.weight<"all.{}.gate", offset = 704, shape = [2, 16], count = 4, split = etp, dim = 0>,
+// CHECK-SAME: #moe.weight<"norm", offset = 832, shape = [16]>]>}
 // CHECK: func.func @forward(%[[IDS:[^:]*]]: tensor<1x4xi64>, %[[BLOB:[^:]*]]: tensor<848xf32>) -> tensor<8x16xf32>
 // CHECK: %[[E:.*]] = tensor.extract_slice %[[BLOB]][0] [128] [1] : tensor<848xf32> to tensor<128xf32>
 // CHECK: tensor.expand_shape %[[E]] {{\[\[}}0, 1]] output_shape [8, 16] : tensor<128xf32> into tensor<8x16xf32>
 // CHECK: tensor.extract_slice %[[BLOB]][832] [16] [1] : tensor<848xf32> to tensor<16xf32>
 // CHECK-NOT: moe.weight
 // CHECK-NOT: moe.sharding
-module attributes {moe.manifest = "moe-model 1\0Aarch X\0A"} {
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8>} {
   shard.grid @moe_dense(shape = 1x1x2)
   shard.grid @moe_experts(shape = 1x1x2x2)
   func.func @forward(%ids: tensor<1x4xi64> {moe.sharding = {grid = @moe_dense, split_axes = [array<i16: 1>]}},
@@ -55,7 +55,7 @@ module {
 
 // -----
 
-module attributes {moe.manifest = "moe-model 1\0A"} {
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8>} {
   shard.grid @moe_dense(shape = 1x2x1)
   // expected-error @+1 {{'func.func' op weight 'w' is split so that no rank can load its part: dimension 0 over axis 1 of @moe_dense}}
   func.func @f(%w: tensor<4xf32> {moe.weight = "w", moe.sharding = {grid = @moe_dense, split_axes = [array<i16: 1>]}}) {
@@ -65,7 +65,7 @@ module attributes {moe.manifest = "moe-model 1\0A"} {
 
 // -----
 
-module attributes {moe.manifest = "moe-model 1\0A"} {
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8>} {
   // expected-error @+1 {{'func.func' op weight 'w' has type 'tensor<4xf16>'; the runtime loads static f32 tensors}}
   func.func @f(%w: tensor<4xf16> {moe.weight = "w"}) {
     return
@@ -74,7 +74,7 @@ module attributes {moe.manifest = "moe-model 1\0A"} {
 
 // -----
 
-module attributes {moe.manifest = "moe-model 1\0A"} {
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8>} {
   // expected-error @+1 {{'func.func' op weight 'w' is split so that no rank can load its part: malformed moe.sharding}}
   func.func @f(%w: tensor<4xf32> {moe.weight = "w", moe.sharding = "tp"}) {
     return
@@ -83,7 +83,7 @@ module attributes {moe.manifest = "moe-model 1\0A"} {
 
 // -----
 
-module attributes {moe.manifest = "moe-model 1\0A"} {
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8>} {
   shard.grid @moe_experts(shape = 1x1x1x2)
   // expected-error @+1 {{'func.func' op weight 'e.{}' is split so that no rank can load its part: dimension 0 over axis 3 of @moe_experts}}
   func.func @f(%w: tensor<2x4xf32> {moe.weight = "e.{}", moe.sharding = {grid = @moe_experts, split_axes = [array<i16: 3>]}}) {
@@ -95,10 +95,10 @@ module attributes {moe.manifest = "moe-model 1\0A"} {
 
 // The functions of one model (prefill and decode) share the buffer: the
 // manifest lists the weights once; each function reads its views of it.
-// CHECK-LABEL: module attributes {moe.manifest = "moe-model 1\0Ablob 40\0Atensor 0 1 2 2 16 emb\0Atensor 32 1 1 8 norm\0A"}
+// CHECK-LABEL: module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8, blob = 40, weights = [#moe.weight<"emb", offset = 0, shape = [2, 16]>, #moe.weight<"norm", offset = 32, shape = [8]>]>}
 // CHECK: func.func @prefill(%{{[^:]*}}: tensor<2x4xi64>, %{{[^:]*}}: tensor<40xf32>)
 // CHECK: func.func @decode(%{{[^:]*}}: tensor<2x1xi64>, %{{[^:]*}}: tensor<2xi64>, %{{[^:]*}}: tensor<40xf32>)
-module attributes {moe.manifest = "moe-model 1\0A"} {
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8>} {
   func.func @prefill(%ids: tensor<2x4xi64>, %emb: tensor<2x16xf32> {moe.weight = "emb"},
                      %norm: tensor<8xf32> {moe.weight = "norm"}) -> tensor<8xf32> {
     return %norm : tensor<8xf32>
@@ -113,7 +113,7 @@ module attributes {moe.manifest = "moe-model 1\0A"} {
 // -----
 
 // Functions that read different weights cannot share one buffer.
-module attributes {moe.manifest = "moe-model 1\0A"} {
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8>} {
   func.func @prefill(%emb: tensor<2x16xf32> {moe.weight = "emb"}) {
     return
   }

@@ -3,13 +3,13 @@
 // A whole model under a plan of two ranks: sharded, partitioned (the
 // layer's all-to-all form), and its weights packed, each rank listing its
 // own experts.
-// CHECK-LABEL: module attributes {moe.manifest = "moe-model 1\0Ablob 2112\0Atensor 0 1 2 4 16 router\0Atensor-ep 64 2 2 32 16 up.{}\0Atensor-ep 1088 2 2 16 32 down.{}\0A", moe.plan = #moe.plan<dp = 2, ep = 2>}
+// CHECK-LABEL: module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8, blob = 2112, weights = [#moe.weight<"router", offset = 0, shape = [4, 16]>, #moe.weight<"up.{}", offset = 64, shape = [32, 16], count = 2, split = experts>, #moe.weight<"down.{}", offset = 1088, shape = [16, 32], count = 2, split = experts>]>, moe.plan = #moe.plan<dp = 2, ep = 2>}
 // CHECK: shard.grid @moe_dense(shape = 1x2x1)
 // CHECK: func.func @forward(%{{[^:]*}}: tensor<4x16xf32>, %{{[^:]*}}: tensor<2112xf32>) -> tensor<4x16xf32>
 // CHECK: moe.dispatch
 // CHECK: shard.all_to_all
 // CHECK-NOT: shard.shard
-module attributes {moe.manifest = "moe-model 1\0A", moe.plan = #moe.plan<dp = 2, ep = 2>} {
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8>, moe.plan = #moe.plan<dp = 2, ep = 2>} {
   func.func @forward(%x: tensor<8x16xf32> {moe.parallel = "batch"},
                      %r: tensor<4x16xf32> {moe.weight = "router"},
                      %up: tensor<4x32x16xf32> {moe.weight = "up.{}"},
@@ -23,10 +23,10 @@ module attributes {moe.manifest = "moe-model 1\0A", moe.plan = #moe.plan<dp = 2,
 // -----
 
 // Without a plan the model is only packed.
-// CHECK-LABEL: module attributes {moe.manifest = "moe-model 1\0Ablob 64\0Atensor 0 1 2 4 16 router\0A"}
+// CHECK-LABEL: module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8, blob = 64, weights = [#moe.weight<"router", offset = 0, shape = [4, 16]>]>}
 // CHECK-NOT: shard.
 // CHECK: func.func @forward(%{{[^:]*}}: tensor<8x16xf32>, %{{[^:]*}}: tensor<64xf32>)
-module attributes {moe.manifest = "moe-model 1\0A"} {
+module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1, seq = 4, hidden = 16, vocab = 8>} {
   func.func @forward(%x: tensor<8x16xf32> {moe.parallel = "batch"},
                      %r: tensor<4x16xf32> {moe.weight = "router"}) -> tensor<8x16xf32> {
     return %x : tensor<8x16xf32>

@@ -270,15 +270,102 @@ DispatchStrategy PlanAttr::getDispatchForLayer(unsigned layer) const {
 }
 
 //===----------------------------------------------------------------------===//
+// WeightAttr, ManifestAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult WeightAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                 StringRef name, int64_t offset,
+                                 ArrayRef<int64_t> shape, int64_t count,
+                                 WeightSplit split, std::optional<int64_t> dim,
+                                 std::optional<int64_t> stage) {
+  auto fail = [&]() { return emitError() << "weight '" << name << "': "; };
+  if (offset < 0)
+    return fail() << "offset " << offset << " is negative";
+  if (count < 1)
+    return fail() << "count " << count << " is not positive";
+  if (shape.empty() || llvm::any_of(shape, [](int64_t d) { return d < 1; }))
+    return fail() << "shape [" << shape
+                  << "] is not a non-empty list of positive sizes";
+  bool sliced = split == WeightSplit::tp || split == WeightSplit::etp ||
+                split == WeightSplit::experts_etp;
+  if (sliced != dim.has_value())
+    return fail() << "split = " << stringifyWeightSplit(split)
+                  << (sliced ? " needs" : " takes no") << " dim";
+  if (dim && (*dim < 0 || *dim >= static_cast<int64_t>(shape.size())))
+    return fail() << "dim " << *dim << " is not a dimension of shape [" << shape
+                  << "]";
+  if (stage && *stage < 0)
+    return fail() << "stage " << *stage << " is negative";
+  return success();
+}
+
+LogicalResult ManifestAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                   StringRef arch, int64_t batch, int64_t seq,
+                                   int64_t hidden, int64_t vocab, bool tied,
+                                   int64_t maxSeq, int64_t microbatches,
+                                   int64_t blob, ArrayAttr weights) {
+  for (auto [key, value] : {std::pair<StringRef, int64_t>{"batch", batch},
+                            {"seq", seq},
+                            {"hidden", hidden},
+                            {"vocab", vocab},
+                            {"microbatches", microbatches}})
+    if (value < 1)
+      return emitError() << "manifest: " << key << " = " << value
+                         << " is not positive";
+  if (maxSeq != 0 && maxSeq <= seq)
+    return emitError() << "manifest: max_seq = " << maxSeq
+                       << " must be 0 (no generation) or greater than seq = "
+                       << seq;
+  if (blob < 0)
+    return emitError() << "manifest: blob = " << blob << " is negative";
+  if (!weights)
+    return success();
+  for (Attribute entry : weights) {
+    auto weight = dyn_cast<WeightAttr>(entry);
+    if (!weight)
+      return emitError() << "manifest: " << entry
+                         << " in weights is not a #moe.weight";
+    int64_t elements = weight.getCount();
+    for (int64_t d : weight.getShape())
+      elements *= d;
+    if (weight.getOffset() + elements > blob)
+      return emitError() << "manifest: weight '" << weight.getName()
+                         << "' ends at element "
+                         << weight.getOffset() + elements
+                         << ", past the blob of " << blob;
+  }
+  return success();
+}
+
+SmallVector<WeightAttr> ManifestAttr::getWeightList() const {
+  if (!getWeights())
+    return {};
+  return llvm::to_vector(getWeights().getAsRange<WeightAttr>());
+}
+
+ManifestAttr ManifestAttr::withMicrobatches(int64_t microbatches) const {
+  return get(getContext(), getArch(), getBatch(), getSeq(), getHidden(),
+             getVocab(), getTied(), getMaxSeq(), microbatches, getBlob(),
+             getWeights());
+}
+
+ManifestAttr ManifestAttr::withWeights(int64_t blob, ArrayAttr weights) const {
+  return get(getContext(), getArch(), getBatch(), getSeq(), getHidden(),
+             getVocab(), getTied(), getMaxSeq(), getMicrobatches(), blob,
+             weights);
+}
+
+//===----------------------------------------------------------------------===//
 // Discardable attributes
 //===----------------------------------------------------------------------===//
 
 LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
                                                    NamedAttribute attr) {
   if (attr.getName() == getManifestAttrName()) {
-    if (!isa<StringAttr>(attr.getValue()))
-      return op->emitError() << "'" << getManifestAttrName()
-                             << "' must be a string, got " << attr.getValue();
+    if (!isa<ManifestAttr>(attr.getValue()))
+      return op->emitError()
+             << "'" << getManifestAttrName()
+             << "' must be a #moe.manifest, got " << attr.getValue();
     return success();
   }
   if (attr.getName() == getLayerIndexAttrName() ||

@@ -417,26 +417,46 @@ void splitExchange(Exchange x, int64_t n) {
   x.there.erase();
 }
 
+} // namespace
+
+LogicalResult mlir::moe::verifyOverlapOptions(ArrayRef<std::string> collectives,
+                                              int64_t chunks,
+                                              std::string &error,
+                                              StringRef collectivesName,
+                                              StringRef chunksName) {
+  for (const std::string &kind : collectives)
+    if (!llvm::is_contained(kKinds, kind)) {
+      error = llvm::formatv("unknown collective '{0}' in '{1}'; expected "
+                            "all-to-all, all-reduce, all-gather or "
+                            "reduce-scatter",
+                            kind, collectivesName);
+      return failure();
+    }
+  if (chunks < 1) {
+    error = llvm::formatv("'{0}' must be >= 1, got {1}", chunksName, chunks);
+    return failure();
+  }
+  if (chunks > 1 && !llvm::is_contained(collectives, "all-to-all")) {
+    error = llvm::formatv("'{0}' splits the all-to-alls that '{1}' "
+                          "overlaps; add all-to-all to '{1}'",
+                          chunksName, collectivesName);
+    return failure();
+  }
+  return success();
+}
+
+namespace {
+
 struct MoEOverlapPass : public moe::impl::MoEOverlapPassBase<MoEOverlapPass> {
   using Base::Base;
 
   void runOnOperation() override {
-    llvm::SmallDenseSet<StringRef> chosen;
-    for (const std::string &kind : collectives) {
-      if (!llvm::is_contained(kKinds, kind)) {
-        getOperation().emitError()
-            << kPass << ": unknown collective '" << kind
-            << "' in 'collectives'; expected all-to-all, all-reduce, "
-               "all-gather or reduce-scatter";
-        return signalPassFailure();
-      }
-      chosen.insert(kind);
-    }
-    if (chunks < 1) {
-      getOperation().emitError() << kPass << ": 'chunks' must be >= 1, got "
-                                 << static_cast<int64_t>(chunks);
+    std::string error;
+    if (failed(verifyOverlapOptions(collectives, chunks, error))) {
+      getOperation().emitError() << kPass << ": " << error;
       return signalPassFailure();
     }
+    llvm::SmallDenseSet<StringRef> chosen(llvm::from_range, collectives);
     if (chunks > 1) {
       SmallVector<shard::AllToAllOp> exchanges;
       getOperation().walk([&](shard::AllToAllOp op) {

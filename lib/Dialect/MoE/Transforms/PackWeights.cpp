@@ -27,14 +27,16 @@ using namespace mlir::moe;
 
 namespace {
 
-/// The manifest kind of a weight of rank `rank` (stacked: dim 0 is the
-/// expert) split as `sharding`; an error at `func` naming `name` otherwise.
-FailureOr<std::string> manifestKind(func::FuncOp func, StringRef name,
-                                    Attribute attr, bool stacked) {
+/// Which part of a weight (stacked: dim 0 is the expert) a rank loads when
+/// it is split as `sharding`, and the sliced dimension of one tensor; an
+/// error at `func` naming `name` otherwise.
+FailureOr<std::pair<WeightSplit, std::optional<int64_t>>>
+loadedPart(func::FuncOp func, StringRef name, Attribute attr, bool stacked) {
+  using Part = std::pair<WeightSplit, std::optional<int64_t>>;
   if (!attr)
-    return std::string("tensor");
+    return Part{WeightSplit::whole, std::nullopt};
   FailureOr<ArgSharding> s = readShardingAttr(attr);
-  auto unloadable = [&](const Twine &why) -> FailureOr<std::string> {
+  auto unloadable = [&](const Twine &why) -> FailureOr<Part> {
     return func.emitOpError() << "weight '" << name << "' is split so that no "
                               << "rank can load its part: " << why;
   };
@@ -42,7 +44,7 @@ FailureOr<std::string> manifestKind(func::FuncOp func, StringRef name,
     return unloadable("malformed moe.sharding");
   bool experts = false;
   std::optional<int64_t> sliceDim;
-  StringRef group;
+  WeightSplit group = WeightSplit::whole;
   for (auto [dim, axes] : llvm::enumerate(s->splitAxes)) {
     if (axes.empty())
       continue;
@@ -54,33 +56,35 @@ FailureOr<std::string> manifestKind(func::FuncOp func, StringRef name,
     } else if (s->grid == kExpertGridName && axis == kEtpAxis && !sliceDim &&
                !(stacked && dim == 0)) {
       sliceDim = stacked ? dim - 1 : dim;
-      group = "etp";
+      group = WeightSplit::etp;
     } else if (s->grid == kDenseGridName && axis == kTpAxis && !sliceDim &&
                !stacked) {
       sliceDim = dim;
-      group = "tp";
+      group = WeightSplit::tp;
     } else {
       return unloadable(llvm::formatv("dimension {0} over axis {1} of @{2}",
                                       dim, axis, s->grid)
                             .str());
     }
   }
-  if (experts && sliceDim)
-    return llvm::formatv("tensor-ep-slice etp {0}", *sliceDim).str();
   if (experts)
-    return std::string("tensor-ep");
-  if (sliceDim)
-    return llvm::formatv("tensor-slice {0} {1}", group, *sliceDim).str();
-  return std::string("tensor");
+    return Part{sliceDim ? WeightSplit::experts_etp : WeightSplit::experts,
+                sliceDim};
+  return Part{group, sliceDim};
 }
 
 struct MoEPackWeightsPass
     : public moe::impl::MoEPackWeightsPassBase<MoEPackWeightsPass> {
   void runOnOperation() override;
-  LogicalResult pack(func::FuncOp func, std::string &lines);
+  /// Packs `func`'s weight arguments into one buffer argument; `weights`
+  /// gets their #moe.weight entries, `size` the buffer's elements.
+  LogicalResult pack(func::FuncOp func, SmallVectorImpl<Attribute> &weights,
+                     int64_t &size);
 };
 
-LogicalResult MoEPackWeightsPass::pack(func::FuncOp func, std::string &lines) {
+LogicalResult MoEPackWeightsPass::pack(func::FuncOp func,
+                                       SmallVectorImpl<Attribute> &weights,
+                                       int64_t &size) {
   OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
   Block &entry = func.getBody().front();
   Type f32 = b.getF32Type();
@@ -106,22 +110,20 @@ LogicalResult MoEPackWeightsPass::pack(func::FuncOp func, std::string &lines) {
              << "weight '" << name.getValue() << "' has type " << arg.getType()
              << "; the runtime loads static f32 tensors";
     bool stacked = name.getValue().contains("{}");
-    FailureOr<std::string> kind =
-        manifestKind(func, name.getValue(),
-                     func.getArgAttr(i, kArgShardingAttrName), stacked);
-    if (failed(kind))
+    auto part = loadedPart(func, name.getValue(),
+                           func.getArgAttr(i, kArgShardingAttrName), stacked);
+    if (failed(part))
       return failure();
     ArrayRef<int64_t> shape = type.getShape();
     int64_t count = stacked ? shape.front() : 1;
     ArrayRef<int64_t> each = stacked ? shape.drop_front() : shape;
     // A weight only one pipeline stage needs is loaded by that stage only.
-    if (auto stage = func.getArgAttrOfType<IntegerAttr>(i, kStageAttrName))
-      lines += llvm::formatv("stage {0} ", stage.getInt());
-    lines +=
-        llvm::formatv("{0} {1} {2} {3}", *kind, offset, count, each.size());
-    for (int64_t d : each)
-      lines += " " + std::to_string(d);
-    lines += " " + name.getValue().str() + "\n";
+    std::optional<int64_t> stage;
+    if (auto attr = func.getArgAttrOfType<IntegerAttr>(i, kStageAttrName))
+      stage = attr.getInt();
+    weights.push_back(WeightAttr::get(&getContext(), name.getValue(), offset,
+                                      each, count, part->first, part->second,
+                                      stage));
 
     int64_t elements = type.getNumElements();
     auto flat = RankedTensorType::get({elements}, f32);
@@ -158,7 +160,7 @@ LogicalResult MoEPackWeightsPass::pack(func::FuncOp func, std::string &lines) {
                                     : ArrayRef<NamedAttribute>()))
       if (attr.getName().getValue().starts_with("moe."))
         func.removeArgAttr(i, attr.getName());
-  lines = llvm::formatv("blob {0}\n", offset).str() + lines;
+  size = offset;
   return success();
 }
 
@@ -166,7 +168,7 @@ void MoEPackWeightsPass::runOnOperation() {
   ModuleOp module = getOperation();
   // The functions of one model (prefill and decode) read the same weights
   // from one buffer: each lists them, and the lists must agree.
-  std::optional<std::string> packed;
+  std::optional<ArrayAttr> packed;
   func::FuncOp first;
   for (auto func : module.getOps<func::FuncOp>()) {
     if (func.isExternal() ||
@@ -175,18 +177,20 @@ void MoEPackWeightsPass::runOnOperation() {
         }))
       continue;
     auto manifest =
-        module->getAttrOfType<StringAttr>(MoEDialect::getManifestAttrName());
+        module->getAttrOfType<ManifestAttr>(MoEDialect::getManifestAttrName());
     if (!manifest) {
       func.emitOpError() << "has weight arguments but its module has no '"
                          << MoEDialect::getManifestAttrName()
                          << "' to list them in";
       return signalPassFailure();
     }
-    std::string lines;
-    if (failed(pack(func, lines)))
+    SmallVector<Attribute> weights;
+    int64_t size = 0;
+    if (failed(pack(func, weights, size)))
       return signalPassFailure();
+    ArrayAttr list = ArrayAttr::get(&getContext(), weights);
     if (packed) {
-      if (lines != *packed) {
+      if (list != *packed) {
         func.emitOpError()
             << "reads other weights, or the same in another layout, than @"
             << first.getSymName()
@@ -195,11 +199,10 @@ void MoEPackWeightsPass::runOnOperation() {
       }
       continue;
     }
-    packed = lines;
+    packed = list;
     first = func;
-    module->setAttr(
-        MoEDialect::getManifestAttrName(),
-        StringAttr::get(&getContext(), manifest.getValue().str() + lines));
+    module->setAttr(MoEDialect::getManifestAttrName(),
+                    manifest.withWeights(size, list));
   }
 }
 

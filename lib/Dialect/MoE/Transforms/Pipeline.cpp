@@ -598,14 +598,10 @@ struct MoEPipelinePass
     }
     // For reading the program (--print-manifest); the runtime does not need
     // it.
-    if (auto manifest = module->getAttrOfType<StringAttr>(
+    if (auto manifest = module->getAttrOfType<ManifestAttr>(
             MoEDialect::getManifestAttrName()))
-      module->setAttr(
-          MoEDialect::getManifestAttrName(),
-          StringAttr::get(
-              &getContext(),
-              manifest.getValue().str() +
-                  llvm::formatv("microbatches {0}\n", microbatches).str()));
+      module->setAttr(MoEDialect::getManifestAttrName(),
+                      manifest.withMicrobatches(microbatches));
     for (auto func : module.getOps<func::FuncOp>()) {
       bool tagged = false;
       func.walk([&](Operation *op) {

@@ -79,6 +79,8 @@ struct MoEToSpmdPass : public moe::impl::MoEToSpmdPassBase<MoEToSpmdPass> {
       options.remarks = false;
       pm.addPass(createMoEOverlapPass(options));
     }
+    if (traceLayers)
+      pm.addPass(createMoETraceLayersPass());
     if (failed(runPipeline(pm, module)))
       return signalPassFailure();
     // The decoder layer tags served moe-pipeline; the rank's program does

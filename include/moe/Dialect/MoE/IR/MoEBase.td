@@ -43,8 +43,8 @@ def MoE_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getPlanAttrName() {
       return ::llvm::StringLiteral("moe.plan");
     }
-    /// Name of the discardable string attribute that carries the weight
-    /// manifest of an imported model (runtime/include/moert/model.h).
+    /// Name of the discardable attribute that carries the #moe.manifest of
+    /// an imported model.
     static constexpr ::llvm::StringLiteral getManifestAttrName() {
       return ::llvm::StringLiteral("moe.manifest");
     }
@@ -120,6 +120,18 @@ def MoE_DispatchStrategy : I32EnumAttr<"DispatchStrategy",
 def MoE_DispatchStrategyAttr
     : EnumAttr<MoE_Dialect, MoE_DispatchStrategy, "dispatch_strategy"> {
   let assemblyFormat = "$value";
+}
+
+def MoE_WeightSplit : I32EnumAttr<"WeightSplit",
+    "which part of a weight a rank loads", [
+      I32EnumAttrCase<"whole", 0>,
+      I32EnumAttrCase<"tp", 1>,
+      I32EnumAttrCase<"etp", 2>,
+      I32EnumAttrCase<"experts", 3>,
+      I32EnumAttrCase<"experts_etp", 4>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
 }
 
 //===----------------------------------------------------------------------===//
@@ -219,6 +231,130 @@ def MoE_PlanAttr : MoE_Attr<"Plan", "plan"> {
     /// null and sets `error` to the reason.
     static PlanAttr parseOption(::mlir::MLIRContext *ctx,
                                 ::llvm::StringRef text, std::string &error);
+  }];
+}
+
+
+// A list of sizes written in brackets, `[32, 64]` (a plain ArrayRefParameter
+// has no delimiters, which struct() cannot tell from its own commas).
+def MoE_BracketedSizes : ArrayRefParameter<"int64_t", "sizes"> {
+  let parser = [{ [&]() -> ::mlir::FailureOr<::llvm::SmallVector<int64_t>> {
+    ::llvm::SmallVector<int64_t> sizes;
+    if ($_parser.parseCommaSeparatedList(
+            ::mlir::AsmParser::Delimiter::Square,
+            [&] { return $_parser.parseInteger(sizes.emplace_back()); }))
+      return ::mlir::failure();
+    return sizes;
+  }() }];
+  let printer = [{
+    $_printer << '[';
+    ::llvm::interleaveComma($_self, $_printer);
+    $_printer << ']';
+  }];
+}
+
+def MoE_WeightAttr : MoE_Attr<"Weight", "weight"> {
+  let summary = "one checkpoint tensor a rank loads into its weight buffer";
+  let description = [{
+    An entry of a `#moe.manifest`: the checkpoint tensor `name` goes to the
+    rank's weight buffer (a flat array of f32) at element `offset`, with
+    this rank's `shape`. A name with `{}` stands for `count` tensors, the
+    `{}` replaced by the expert index, stored one after the other
+    (`moe-pack-weights` stacks an expert weight so). A name may also hold a
+    pipeline's `{stage*K+J}` hole, which the runtime fills with its stage.
+
+    `split` says which part of the checkpoint tensor the rank loads:
+    - `whole`: all of it (the default);
+    - `tp`, `etp`: block `r` of dimension `dim` (of each of the `count`
+      tensors), `r` the rank's position in its tensor or expert-tensor
+      parallel group; `shape` is the block's;
+    - `experts`: the experts `ep_rank * count ..`, each whole;
+    - `experts_etp`: both.
+    With `stage`, only the ranks of that pipeline stage load it.
+
+    **Constraints:** `offset >= 0`; `count >= 1`; a non-empty `shape` of
+    positive sizes; `dim` given exactly for `tp`, `etp` and `experts_etp`,
+    and a dimension of `shape`; `stage >= 0`.
+
+    Example:
+
+    ```mlir
+    #moe.weight<"model.layers.0.block_sparse_moe.experts.{}.w1.weight",
+                offset = 8192, shape = [32, 64], count = 2,
+                split = experts_etp, dim = 0>
+    ```
+  }];
+  let parameters = (ins
+    StringRefParameter<"checkpoint tensor name">:$name,
+    "int64_t":$offset,
+    MoE_BracketedSizes:$shape,
+    DefaultValuedParameter<"int64_t", "1", "tensors stored from offset">:$count,
+    DefaultValuedParameter<"::mlir::moe::WeightSplit",
+                           "::mlir::moe::WeightSplit::whole",
+                           "the part a rank loads">:$split,
+    OptionalParameter<"std::optional<int64_t>", "the sliced dimension">:$dim,
+    OptionalParameter<"std::optional<int64_t>", "the only pipeline stage that loads it">:$stage
+  );
+  let assemblyFormat = [{
+    `<` $name `,` struct($offset, $shape, $count, $split, $dim, $stage) `>`
+  }];
+  let genVerifyDecl = 1;
+}
+
+def MoE_ManifestAttr : MoE_Attr<"Manifest", "manifest"> {
+  let summary = "what a compiled model's runtime needs to know of it";
+  let description = [{
+    Attached to an imported model's module as `moe.manifest`: the model's
+    architecture and sizes (from the importer), the pipeline's microbatches
+    (`moe-pipeline`), and the rank's weight buffer: its size in f32
+    elements (`blob`) and the `#moe.weight` tensors that fill it
+    (`moe-pack-weights`, derived from the partitioned function's argument
+    types and shardings). `convert-moe-manifest-to-llvm` writes it, with
+    the plan's rank layout, as the text the runtime reads
+    (`runtime/include/moert/model.h`).
+
+    `batch` is the global batch (each rank computes `batch / dp`
+    sequences), `seq` the prompt length, `max_seq` the key/value cache
+    length of a generation build (0: a forward build), `tied` whether the
+    logits reuse the embedding.
+
+    **Constraints:** `batch`, `seq`, `hidden` and `vocab` are >= 1,
+    `max_seq` is 0 or > `seq`, `microbatches >= 1`, `blob >= 0`; every
+    entry of `weights` is a `#moe.weight` that fits in the blob.
+
+    Example:
+
+    ```mlir
+    module attributes {moe.manifest = #moe.manifest<
+        arch = "MixtralForCausalLM", batch = 2, seq = 8, hidden = 64,
+        vocab = 128, blob = 8256,
+        weights = [#moe.weight<"model.embed_tokens.weight", offset = 0,
+                               shape = [128, 64]>,
+                   #moe.weight<"model.norm.weight", offset = 8192,
+                               shape = [64]>]>} {}
+    ```
+  }];
+  let parameters = (ins
+    StringRefParameter<"Hugging Face architecture name">:$arch,
+    "int64_t":$batch,
+    "int64_t":$seq,
+    "int64_t":$hidden,
+    "int64_t":$vocab,
+    DefaultValuedParameter<"bool", "false", "logits reuse the embedding">:$tied,
+    DefaultValuedParameter<"int64_t", "0", "key/value cache length">:$max_seq,
+    DefaultValuedParameter<"int64_t", "1", "pipeline microbatches">:$microbatches,
+    DefaultValuedParameter<"int64_t", "0", "weight buffer elements">:$blob,
+    DefaultValuedParameter<"::mlir::ArrayAttr", "::mlir::ArrayAttr()",
+                           "the #moe.weight entries">:$weights
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The #moe.weight entries.
+    ::llvm::SmallVector<WeightAttr> getWeightList() const;
+    /// This manifest with other fields replaced.
+    ManifestAttr withMicrobatches(int64_t microbatches) const;
+    ManifestAttr withWeights(int64_t blob, ::mlir::ArrayAttr weights) const;
   }];
 }
 

@@ -26,6 +26,16 @@ namespace moe {
 /// partition rules (moe.layer); moe-partition requests it itself.
 void registerShardingInterfaceExternalModels(DialectRegistry &registry);
 
+/// Checks moe-overlap's options: `collectives` names only all-to-all,
+/// all-reduce, all-gather and reduce-scatter; chunks >= 1, and > 1 only with
+/// all-to-all. The error names the option as the caller calls it (moe-overlap:
+/// collectives, chunks; moe-to-spmd and moe-compile: overlap,
+/// overlap-chunks).
+LogicalResult verifyOverlapOptions(ArrayRef<std::string> collectives,
+                                   int64_t chunks, std::string &error,
+                                   StringRef collectivesName = "collectives",
+                                   StringRef chunksName = "chunks");
+
 /// Registers `moe-example-pipeline`: moe-decompose, then canonicalize, to
 /// read what a module's moe.layer ops stand for.
 void registerMoEPipelines();

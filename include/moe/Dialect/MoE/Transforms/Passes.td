@@ -179,7 +179,8 @@ def MoEToSpmdPass : Pass<"moe-to-spmd", "ModuleOp"> {
     4. `moe-pack-weights`: the weight arguments into the runtime's buffer
        and manifest (a no-op without weight arguments);
     5. with `overlap` non-empty, `moe-overlap{collectives=...
-       chunks=overlap-chunks}` on the rank's program, without remarks.
+       chunks=overlap-chunks}` on the rank's program, without remarks;
+    6. with `trace-layers`, `moe-trace-layers`.
 
     The `moe.decoder_layer` tags are removed at the end (moe-pipeline
     consumed them). So `moe-opt --moe-to-spmd` on `moe-compile --emit=mlir` output gives the
@@ -195,7 +196,10 @@ def MoEToSpmdPass : Pass<"moe-to-spmd", "ModuleOp"> {
                "The collectives moe-overlap makes asynchronous (default: "
                "none)">,
     Option<"overlapChunks", "overlap-chunks", "int64_t", /*default=*/"1",
-           "moe-overlap's chunks">
+           "moe-overlap's chunks">,
+    Option<"traceLayers", "trace-layers", "bool", /*default=*/"false",
+           "Run moe-trace-layers last (the runtime's --trace then shows "
+           "each layer)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -365,17 +369,18 @@ def MoEPackWeightsPass : Pass<"moe-pack-weights", "ModuleOp"> {
     rank's type and, when it is split, a `moe.sharding` attribute saying how
     its part was cut. This pass replaces the weight arguments of every
     function by views of one flat f32 buffer appended as the last argument
-    (the executable's ABI: `forward(ids, blob)`), and appends to the
-    module's `moe.manifest` the buffer's size and one line per weight that
-    tells the runtime what to read into it, derived from the sharding:
+    (the executable's ABI: `forward(ids, blob)`), and records in the
+    module's `#moe.manifest` the buffer's size (`blob`) and one `#moe.weight`
+    per weight that tells the runtime what to read into it: its offset, this
+    rank's shape, and the part it loads, derived from the sharding:
 
-    | `moe.sharding` of the argument | manifest line |
+    | `moe.sharding` of the argument | `#moe.weight` |
     |---|---|
-    | none (replicated) | `tensor` |
-    | `@moe_dense`, dim d over tp (axis 2) | `tensor-slice tp d` |
-    | `@moe_experts`, experts (dim 0) over ep (axis 2) | `tensor-ep` |
-    | `@moe_experts`, dim d over etp (axis 3) | `tensor-slice etp d'` |
-    | both | `tensor-ep-slice etp d'` |
+    | none (replicated) | `split = whole` (not printed) |
+    | `@moe_dense`, dim d over tp (axis 2) | `split = tp, dim = d` |
+    | `@moe_experts`, experts (dim 0) over ep (axis 2) | `split = experts` |
+    | `@moe_experts`, dim d over etp (axis 3) | `split = etp, dim = d'` |
+    | both | `split = experts_etp, dim = d'` |
 
     (d' is the dimension inside one expert for stacked arguments.) Any other
     split is an error naming the argument: no rank could load it. A module
@@ -387,7 +392,8 @@ def MoEPackWeightsPass : Pass<"moe-pack-weights", "ModuleOp"> {
     Before:
 
     ```mlir
-    module attributes {moe.manifest = "moe-model 1\0Aarch X\0A"} {
+    module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1,
+                         seq = 4, hidden = 64, vocab = 128>} {
       func.func @forward(%ids: tensor<1x4xi64>,
           %e: tensor<128x64xf32> {moe.weight = "model.embed_tokens.weight"},
           %q: tensor<32x64xf32> {moe.weight = "model.layers.0.self_attn.q_proj.weight",
@@ -398,9 +404,11 @@ def MoEPackWeightsPass : Pass<"moe-pack-weights", "ModuleOp"> {
     After:
 
     ```mlir
-    module attributes {moe.manifest = "moe-model 1\0Aarch X\0Ablob 10240\0A
-        tensor 0 1 2 128 64 model.embed_tokens.weight\0A
-        tensor-slice tp 0 8192 1 2 32 64 model.layers.0.self_attn.q_proj.weight\0A"} {
+    module attributes {moe.manifest = #moe.manifest<arch = "X", batch = 1,
+        seq = 4, hidden = 64, vocab = 128, blob = 10240, weights = [
+        #moe.weight<"model.embed_tokens.weight", offset = 0, shape = [128, 64]>,
+        #moe.weight<"model.layers.0.self_attn.q_proj.weight", offset = 8192,
+                    shape = [32, 64], split = tp, dim = 0>]>} {
       func.func @forward(%ids: tensor<1x4xi64>, %blob: tensor<10240xf32>) ... {
         %0 = tensor.extract_slice %blob[0] [8192] [1] ...
         %e = tensor.expand_shape %0 [[0, 1]] output_shape [128, 64] ...
@@ -539,6 +547,51 @@ def MoESliceAllReducePass : Pass<"moe-slice-allreduce", "ModuleOp"> {
 //===----------------------------------------------------------------------===//
 // Scheduling (on the per-rank program)
 //===----------------------------------------------------------------------===//
+
+def MoETraceLayersPass : Pass<"moe-trace-layers", "ModuleOp"> {
+  let summary = "Mark where each decoder layer begins, for the runtime's "
+                "trace";
+  let description = [{
+    Each op of a whole model's decoder layer carries `moe.decoder_layer`
+    (the importer's tag; the partitioning passes keep it). This pass walks
+    every block of a function and of its `scf` ops in program order and,
+    wherever the tag changes, inserts a call `moert_trace_layer(L)` (L: the
+    new layer, an `i32`). Untagged ops (constants, what `moe-overlap`
+    built) belong to the layer running, except those after the block's last
+    tagged op (the final norm, the terminator): a mark -1 before them leaves
+    the layers. With `EXE --trace FILE` the runtime records the time
+    between two marks as a span "layer L" on a "layers" track; without it
+    the call returns at once. The marks follow program order, not the
+    layers' data: after `moe-overlap`, a dispatch hoisted into the previous
+    layer counts there. The call is declared
+    `func.func private @moert_trace_layer(i32)`; a module with no tagged op
+    is unchanged. A declaration of that name with another type is an error.
+
+    `moe-to-spmd{trace-layers=true}` runs it last, before it drops the tags;
+    `moe-compile` always asks for it.
+
+    Before:
+
+    ```mlir
+    %a = linalg.matmul {moe.decoder_layer = 0 : i64} ...
+    %b = linalg.matmul {moe.decoder_layer = 1 : i64} ...
+    return %b
+    ```
+
+    After:
+
+    ```mlir
+    func.call @moert_trace_layer(%c0_i32) : (i32) -> ()
+    %a = linalg.matmul {moe.decoder_layer = 0 : i64} ...
+    func.call @moert_trace_layer(%c1_i32) : (i32) -> ()
+    %b = linalg.matmul {moe.decoder_layer = 1 : i64} ...
+    func.call @moert_trace_layer(%c-1_i32) : (i32) -> ()
+    return %b
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect"];
+}
 
 def MoEOverlapPass : Pass<"moe-overlap", "ModuleOp"> {
   let summary = "Overlap collectives with the compute that does not need "

@@ -1,5 +1,5 @@
-// RUN: moe-opt %s --moe-lower-to-linalg --split-input-file --verify-diagnostics | FileCheck %s
-// RUN: moe-opt %s --moe-lower-to-linalg=parallel-dispatch=true --split-input-file --verify-diagnostics | FileCheck %s --check-prefix=PAR
+// RUN: moe-opt %s --convert-moe-to-linalg --split-input-file --verify-diagnostics | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-linalg=parallel-dispatch=true --split-input-file --verify-diagnostics | FileCheck %s --check-prefix=PAR
 
 // Router: x · Wᵀ, softmax, the rank of every expert, the selection of ids and
 // weights by rank, and the renormalization.
