@@ -19,6 +19,32 @@ from moe_reference.cli import (ArgumentParser, UserError, load_npy,  # noqa: E40
 PROG = "hf_generate.py"
 
 
+def legacy_window(config, path):
+    """Sliding windows in the current definition (a query at i attends to
+    the keys i - window < j <= i; Qwen2-MoE windows only with
+    use_sliding_window, from layer max_window_layers on). transformers
+    without masking_utils (4.40) builds its eager mask from
+    ``sliding_window`` with one key more (i - window <= j), and for
+    Qwen2-MoE on every layer whatever use_sliding_window says: give it the
+    window that admits the same keys, or say why none does."""
+    import importlib.util
+    if importlib.util.find_spec("transformers.masking_utils") is not None:
+        return
+    from moe_reference.config import load_config
+    ours = load_config(path)
+    if ours.sliding_window is None:
+        config.sliding_window = None
+        return
+    if ours.window_layers_from > 0:
+        raise UserError("%s: this transformers windows every layer; only "
+                        "max_window_layers = 0 compares (got %d)"
+                        % (path, ours.window_layers_from))
+    if ours.sliding_window < 2:
+        raise UserError("%s: this transformers admits sliding_window + 1 "
+                        "keys and cannot express a window of 1" % path)
+    config.sliding_window = ours.sliding_window - 1
+
+
 def main():
     ap = ArgumentParser(
         prog=PROG,
@@ -60,6 +86,7 @@ def main():
                         "(mixtral, qwen2_moe)" % (args.config, kind))
     config = transformers.AutoConfig.for_model(**raw)
     config._attn_implementation = "eager"
+    legacy_window(config, args.config)
     torch.manual_seed(0)
     model = classes[kind](config).eval().to(torch.float32)
     tensors = safetensors_np.load(args.weights)

@@ -111,7 +111,7 @@ Value ModelBuilder::rope(Value x) {
       ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}});
 }
 
-Value ModelBuilder::attention(Value q, Value k, Value v) {
+Value ModelBuilder::attention(Value q, Value k, Value v, int64_t window) {
   int64_t nh = config.numHeads, nkv = config.numKvHeads, d = config.headDim;
   int64_t group = nh / nkv;
   Type f = b.getF32Type();
@@ -138,7 +138,8 @@ Value ModelBuilder::attention(Value q, Value k, Value v) {
        AffineMap::get(5, 0, {bb, j, h.floorDiv(group), dd}, ctx),
        AffineMap::get(5, 0, {bb, h, i, j}, ctx)},
       headIterators);
-  // Scale, then mask the future (j > i) with -inf.
+  // Scale, then mask the future (j > i) and, with a sliding window, the
+  // past beyond it (j + window <= i) with -inf.
   double scale = 1.0 / std::sqrt(static_cast<double>(d));
   Value masked = buildMap(
       b, loc, ValueRange{scores}, [&](OpBuilder &nb, Location l, ValueRange a) {
@@ -146,6 +147,14 @@ Value ModelBuilder::attention(Value q, Value k, Value v) {
         Value jj = linalg::IndexOp::create(nb, l, 3);
         Value future =
             arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ugt, jj, ii);
+        if (window > 0) {
+          Value reach = arith::AddIOp::create(
+              nb, l, jj, arith::ConstantIndexOp::create(nb, l, window));
+          future = arith::OrIOp::create(
+              nb, l, future,
+              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ule, reach,
+                                    ii));
+        }
         Value scaled =
             arith::MulFOp::create(nb, l, a[0], buildConstant(nb, l, f, scale));
         Value negInf = arith::ConstantOp::create(
@@ -200,6 +209,7 @@ Value ModelBuilder::stackLayer(Value stack, Value x, int64_t layer) {
 }
 
 Value ModelBuilder::decodeAttention(Value q, Value k, Value v, int64_t layer) {
+  int64_t window = config.windowOf(layer);
   int64_t nh = config.numHeads, nkv = config.numKvHeads, d = config.headDim;
   int64_t group = nh / nkv;
   Type f = b.getF32Type();
@@ -250,6 +260,17 @@ Value ModelBuilder::decodeAttention(Value q, Value k, Value v, int64_t layer) {
             nb, l, nb.getI64Type(), linalg::IndexOp::create(nb, l, 3));
         Value unwritten =
             arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sge, jj, a[1]);
+        // A sliding window keeps the keys pos - window < j (the token's own
+        // position is the window's last).
+        if (window > 0) {
+          Value reach = arith::AddIOp::create(
+              nb, l, jj,
+              arith::ConstantOp::create(nb, l, nb.getI64IntegerAttr(window)));
+          unwritten = arith::OrIOp::create(
+              nb, l, unwritten,
+              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sle, reach,
+                                    a[1]));
+        }
         return arith::SelectOp::create(nb, l, unwritten, negInf,
                                        scaled(nb, l, a[0]))
             .getResult();

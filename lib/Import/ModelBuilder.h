@@ -55,7 +55,7 @@ private:
   /// Rotary embedding of x [T, heads * head_dim] (any number of heads), at
   /// each token's position in its sequence (decode: `positions`).
   Value rope(Value x);
-  Value attention(Value q, Value k, Value v);
+  Value attention(Value q, Value k, Value v, int64_t window);
   /// Decode attention of one token per sequence (q, k, v [B, heads * d])
   /// over the cached keys and values of `layer` and its own.
   Value decodeAttention(Value q, Value k, Value v, int64_t layer);

@@ -74,6 +74,33 @@ llvm::Error readBool(const Object &obj, llvm::StringRef key, bool &out,
   return llvm::Error::success();
 }
 
+/// Sliding-window attention as current Hugging Face defines it: Mixtral's
+/// attention (also ours, Switch and ScMoE) windows every layer when
+/// `sliding_window` is set; Qwen2-MoE only with `use_sliding_window`, and
+/// only its layers from `max_window_layers` on (defaults 4096 and 28).
+llvm::Error readSlidingWindow(const Object &obj, ModelConfig &config) {
+  if (config.arch != ModelArch::Qwen2Moe)
+    return readPositive(obj, "sliding_window", config.slidingWindow, 0);
+  bool use = false;
+  if (llvm::Error err = readBool(obj, "use_sliding_window", use, false))
+    return err;
+  if (!use)
+    return llvm::Error::success();
+  if (llvm::Error err =
+          readPositive(obj, "sliding_window", config.slidingWindow, 4096))
+    return err;
+  config.firstWindowLayer = 28;
+  if (const llvm::json::Value *v = obj.get("max_window_layers");
+      v && v->kind() != llvm::json::Value::Null) {
+    std::optional<int64_t> first = v->getAsInteger();
+    if (!first || *first < 0)
+      return configError("'max_window_layers' must be an integer >= 0, got " +
+                         llvm::formatv("{0}", *v).str());
+    config.firstWindowLayer = *first;
+  }
+  return llvm::Error::success();
+}
+
 /// Keys whose non-default values change the math in ways not implemented.
 llvm::Error rejectUnsupported(const Object &obj, const ModelConfig &config) {
   if (const llvm::json::Value *v = obj.get("rope_scaling");
@@ -227,6 +254,7 @@ llvm::Expected<ModelConfig> mlir::moe::parseModelConfig(llvm::StringRef json) {
         "'num_experts_per_tok' = {0} exceeds the number of experts ({1})",
         config.topK, config.numExperts));
   READ(readBool(*obj, "tie_word_embeddings", config.tieWordEmbeddings, false));
+  READ(readSlidingWindow(*obj, config));
   READ(rejectUnsupported(*obj, config));
 #undef READ
   return config;

@@ -305,8 +305,9 @@ Value ModelBuilder::decoderLayer(Value x, int64_t layer) {
     kStack = stackLayer(kStack, split(k), layer);
     vStack = stackLayer(vStack, split(v), layer);
   }
-  Value attended = mode == Mode::Decode ? decodeAttention(q, k, v, layer)
-                                        : attention(q, k, v);
+  Value attended = mode == Mode::Decode
+                       ? decodeAttention(q, k, v, layer)
+                       : attention(q, k, v, config.windowOf(layer));
   x = add(x, linear(attended, oW));
   return feedForward(x, layer, p);
 }

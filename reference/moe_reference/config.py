@@ -75,8 +75,17 @@ class ModelConfig:
     attention_bias: bool        # q/k/v biases (Qwen2-MoE); o_proj never has one
     moe: MoESpec
     tie_word_embeddings: bool = False
+    # A query attends to the sliding_window keys ending at its own position
+    # (None: every earlier key), in the layers from window_layers_from on.
     sliding_window: Optional[int] = None
+    window_layers_from: int = 0
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def window(self, layer):
+        """The sliding window of decoder layer ``layer`` (None: none)."""
+        if layer >= self.window_layers_from:
+            return self.sliding_window
+        return None
 
     @property
     def q_size(self):
@@ -182,14 +191,25 @@ def parse_config(cfg):
     theta = _get(cfg, "rope_theta", "float")
     tie = _get(cfg, "tie_word_embeddings", "bool", default=False,
                required=False)
-    sliding = None
-    if arch in (MIXTRAL, SCMOE):
-        sliding = _get(cfg, "sliding_window", "int", required=False)
-    elif arch == QWEN2_MOE:
+    # Sliding-window attention as current Hugging Face defines it: Mixtral's
+    # attention windows every layer when `sliding_window` is set; Qwen2-MoE
+    # only with `use_sliding_window`, and only the layers from
+    # `max_window_layers` on (its defaults: 4096 and 28).
+    sliding, window_from = None, 0
+    if arch == QWEN2_MOE:
         if _get(cfg, "use_sliding_window", "bool", default=False,
                 required=False):
-            raise ConfigError("unsupported 'use_sliding_window' true: only "
-                              "full causal attention is implemented")
+            sliding = _get(cfg, "sliding_window", "int", default=4096,
+                           required=False)
+            window_from = cfg.get("max_window_layers", 28)
+            if window_from is None:
+                window_from = 28
+            if (isinstance(window_from, bool)
+                    or not isinstance(window_from, int) or window_from < 0):
+                raise ConfigError("'max_window_layers' must be an integer "
+                                  ">= 0, got %r" % (window_from,))
+    else:
+        sliding = _get(cfg, "sliding_window", "int", required=False)
 
     if arch == MIXTRAL:
         E, k = _experts_and_k(cfg, "num_local_experts")
@@ -248,7 +268,8 @@ def parse_config(cfg):
                        num_key_value_heads=kv_heads, head_dim=head_dim,
                        rms_norm_eps=eps, rope_theta=theta, attention_bias=bias,
                        moe=moe, tie_word_embeddings=tie,
-                       sliding_window=sliding, raw=dict(cfg))
+                       sliding_window=sliding, window_layers_from=window_from,
+                       raw=dict(cfg))
 
 
 def load_config(path):

@@ -74,8 +74,9 @@ def apply_rope(x, cos, sin):
     return x * cos + rotate_half(x) * sin
 
 
-def attention(cfg, x, w, cos, sin):
-    """Causal GQA self-attention of x : [B, S, H].
+def attention(cfg, x, w, cos, sin, window=None):
+    """Causal GQA self-attention of x : [B, S, H]; with ``window``, query i
+    attends to keys i - window < j <= i only (sliding-window attention).
 
     ``w`` maps 'q_proj.weight', 'k_proj.weight', 'v_proj.weight',
     'o_proj.weight' (and 'q_proj.bias', 'k_proj.bias', 'v_proj.bias' when the
@@ -98,6 +99,8 @@ def attention(cfg, x, w, cos, sin):
         v = v[:, :, None].expand(B, nkv, rep, S, d).reshape(B, nh, S, d)
     scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(d)
     causal = torch.ones(S, S, dtype=torch.bool).triu(1)
+    if window is not None:
+        causal |= torch.ones(S, S, dtype=torch.bool).tril(-window)
     scores = scores.masked_fill(causal, float("-inf"))
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
     out = torch.matmul(probs, v).transpose(1, 2).reshape(B, S, nh * d)
@@ -286,10 +289,6 @@ class MoEModel:
             raise ValueError("input ids must lie in [0, %d), found %d..%d"
                              % (cfg.vocab_size, int(ids.min()),
                                 int(ids.max())))
-        if cfg.sliding_window is not None and S > cfg.sliding_window:
-            raise ValueError("sequence length %d exceeds sliding_window %d "
-                             "(sliding-window attention is not implemented)"
-                             % (S, cfg.sliding_window))
         if return_logits and self.lm_head is None:
             raise ValueError("logits requested but the weights have no "
                              "lm_head.weight (and tie_word_embeddings is "
@@ -300,7 +299,7 @@ class MoEModel:
         shortcut = None
         for i, L in enumerate(self.layers):
             h = rms_norm(x, L["input_layernorm"], cfg.rms_norm_eps)
-            x = x + attention(cfg, h, L["attn"], cos, sin)
+            x = x + attention(cfg, h, L["attn"], cos, sin, cfg.window(i))
             h = rms_norm(x, L["post_attention_layernorm"], cfg.rms_norm_eps)
             x, shortcut = feed_forward(cfg, i, L["moe"], x, h, shortcut)
         x = rms_norm(x, self.norm, cfg.rms_norm_eps)
@@ -313,7 +312,7 @@ class MoEModel:
 # Greedy generation with a key/value cache (docs/Generation.md)
 # --------------------------------------------------------------------------
 
-def _step_attention(cfg, x, w, cache_k, cache_v, pos):
+def _step_attention(cfg, x, w, cache_k, cache_v, pos, window=None):
     """One token per sequence, x : [B, H] at positions pos : [B]; appends its
     keys and values to cache_k/cache_v [B, nkv, M, d] at pos and attends to
     positions 0..pos of its own sequence."""
@@ -335,6 +334,8 @@ def _step_attention(cfg, x, w, cache_k, cache_v, pos):
     values = cache_v.repeat_interleave(rep, dim=1)
     scores = torch.matmul(q, keys.transpose(2, 3)) / math.sqrt(d)
     future = torch.arange(M)[None, :] > pos[:, None]        # [B, M]
+    if window is not None:
+        future |= torch.arange(M)[None, :] <= pos[:, None] - window
     scores = scores.masked_fill(future[:, None, None, :], float("-inf"))
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
     out = torch.matmul(probs, values).reshape(B, nh * d)
@@ -375,7 +376,7 @@ def _generate_batch(model, ids, lengths, n, eos):
         cv = torch.zeros(B, nkv, M, d)
         ck[:, :, :S], cv[:, :, :S] = k, v
         caches.append((ck, cv))
-        x = x + attention(cfg, h, L["attn"], cos, sin)
+        x = x + attention(cfg, h, L["attn"], cos, sin, cfg.window(i))
         h = rms_norm(x, L["post_attention_layernorm"], cfg.rms_norm_eps)
         x, shortcut = feed_forward(cfg, i, L["moe"], x, h, shortcut)
     x = rms_norm(x, model.norm, cfg.rms_norm_eps)
@@ -394,7 +395,8 @@ def _generate_batch(model, ids, lengths, n, eos):
             shortcut = None
             for i, (L, (ck, cv)) in enumerate(zip(model.layers, caches)):
                 h = rms_norm(x, L["input_layernorm"], cfg.rms_norm_eps)
-                x = x + _step_attention(cfg, h, L["attn"], ck, cv, pos)
+                x = x + _step_attention(cfg, h, L["attn"], ck, cv, pos,
+                                        cfg.window(i))
                 h = rms_norm(x, L["post_attention_layernorm"],
                              cfg.rms_norm_eps)
                 x, shortcut = feed_forward(cfg, i, L["moe"], x, h, shortcut)

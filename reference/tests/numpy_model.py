@@ -46,8 +46,9 @@ def rope_vec(v, pos, theta):
     return out
 
 
-def attention(cfg, x, w):
-    """x [B, S, H] float64; w: q_proj.weight ... (names relative to self_attn)."""
+def attention(cfg, x, w, window=None):
+    """x [B, S, H] float64; w: q_proj.weight ... (names relative to
+    self_attn); with ``window``, query i sees keys i - window < j <= i."""
     B, S, _ = x.shape
     nh, nkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
     rep = nh // nkv
@@ -68,14 +69,15 @@ def attention(cfg, x, w):
             ks = [rope_vec(k[b, j, g * d:(g + 1) * d], j, cfg.rope_theta)
                   for j in range(S)]
             for i in range(S):
+                first = 0 if window is None else max(0, i - window + 1)
                 sc = [float(np.dot(qs[i], ks[j])) / math.sqrt(d)
-                      for j in range(i + 1)]
+                      for j in range(first, i + 1)]
                 m = max(sc)
                 p = [math.exp(s - m) for s in sc]
                 z = sum(p)
                 acc = np.zeros(d)
-                for j in range(i + 1):
-                    acc += (p[j] / z) * v[b, j, g * d:(g + 1) * d]
+                for j in range(first, i + 1):
+                    acc += (p[j - first] / z) * v[b, j, g * d:(g + 1) * d]
                 out[b, i, h * d:(h + 1) * d] = acc
     return out @ w["o_proj.weight"].T
 
@@ -173,7 +175,7 @@ def forward(cfg, tensors, ids, logits=False):
                   if n.startswith(p + "self_attn.")}
         moe_w = {n[len(mp):]: a for n, a in t.items() if n.startswith(mp)}
         h = rmsnorm(x, t[p + "input_layernorm.weight"], cfg.rms_norm_eps)
-        x = x + attention(cfg, h, attn_w)
+        x = x + attention(cfg, h, attn_w, cfg.window(i))
         h = rmsnorm(x, t[p + "post_attention_layernorm.weight"],
                     cfg.rms_norm_eps)
         if cfg.architecture != SCMOE:

@@ -65,9 +65,12 @@ def check_attention():
         ("head_dim 32 != H/nh, MQA", cfg_of("mixtral-tiny", head_dim=32,
                                             num_key_value_heads=1,
                                             rope_theta=10000.0)),
+        ("mixtral sliding_window 3", cfg_of("mixtral-tiny",
+                                            sliding_window=3)),
     ]
     rng = np.random.Generator(np.random.PCG64(11))
     for label, cfg in cases:
+        window = cfg.window(0)
         w = random_weights(cfg, 3)
         p = "model.layers.0.self_attn."
         aw = {n[len(p):]: a for n, a in w.items() if n.startswith(p)}
@@ -76,9 +79,10 @@ def check_attention():
         cos, sin = models.rope_cos_sin(S, cfg.head_dim, cfg.rope_theta)
         got = models.attention(cfg, torch.from_numpy(x),
                                {n: torch.from_numpy(a) for n, a in aw.items()},
-                               cos, sin).numpy()
+                               cos, sin, window).numpy()
         want = ref.attention(cfg, x.astype(np.float64),
-                             {n: a.astype(np.float64) for n, a in aw.items()})
+                             {n: a.astype(np.float64) for n, a in aw.items()},
+                             window)
         e = rel_err(got, want)
         check(e < TOL, "%s: attention rel err %.3e" % (label, e))
         # causality: changing the last token changes no earlier output
@@ -86,10 +90,24 @@ def check_attention():
         x2[:, -1] += 1.0
         got2 = models.attention(cfg, torch.from_numpy(x2),
                                 {n: torch.from_numpy(a)
-                                 for n, a in aw.items()}, cos, sin).numpy()
+                                 for n, a in aw.items()}, cos, sin,
+                                window).numpy()
         check(np.array_equal(got2[:, :-1], got[:, :-1]), "%s: not causal"
               % label)
         check(not np.array_equal(got2[:, -1], got[:, -1]), label)
+        if window is not None:
+            # the window: changing the first token changes only the outputs
+            # of the queries it reaches (i < window)
+            x3 = x.copy()
+            x3[:, 0] += 1.0
+            got3 = models.attention(cfg, torch.from_numpy(x3),
+                                    {n: torch.from_numpy(a)
+                                     for n, a in aw.items()}, cos, sin,
+                                    window).numpy()
+            check(np.array_equal(got3[:, window:], got[:, window:]),
+                  "%s: sees past its window" % label)
+            check(not np.array_equal(got3[:, window - 1], got[:, window - 1]),
+                  "%s: misses its window's first key" % label)
         print("PASS attention %s (rel err %.1e)" % (label, e))
 
     # RoPE alone, against the explicit pairwise rotation.

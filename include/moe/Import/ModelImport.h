@@ -52,6 +52,14 @@ struct ModelConfig {
   bool tieWordEmbeddings = false; // logits use embed_tokens as lm_head
   Activation activation = Activation::silu_glu;
   std::optional<double> capacityFactor; // Switch; dropless when absent
+  /// Sliding-window attention (current Hugging Face semantics): a query at
+  /// position i attends to the keys i - slidingWindow < j <= i (0: to every
+  /// j <= i), in the layers from firstWindowLayer on.
+  int64_t slidingWindow = 0;
+  int64_t firstWindowLayer = 0;
+  int64_t windowOf(int64_t layer) const {
+    return layer >= firstWindowLayer ? slidingWindow : 0;
+  }
 };
 
 /// Parses and validates a config; the error names the offending field.
