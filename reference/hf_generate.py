@@ -35,10 +35,9 @@ def legacy_window(config, path):
     if ours.sliding_window is None:
         config.sliding_window = None
         return
-    if ours.window_layers_from > 0:
+    if not all(ours.windowed_layers):
         raise UserError("%s: this transformers windows every layer; only "
-                        "max_window_layers = 0 compares (got %d)"
-                        % (path, ours.window_layers_from))
+                        "configs that window them all compare" % path)
     if ours.sliding_window < 2:
         raise UserError("%s: this transformers admits sliding_window + 1 "
                         "keys and cannot express a window of 1" % path)

@@ -77,26 +77,62 @@ llvm::Error readBool(const Object &obj, llvm::StringRef key, bool &out,
 /// Sliding-window attention as current Hugging Face defines it: Mixtral's
 /// attention (also ours, Switch and ScMoE) windows every layer when
 /// `sliding_window` is set; Qwen2-MoE only with `use_sliding_window`, and
-/// only its layers from `max_window_layers` on (defaults 4096 and 28).
+/// only its layers from `max_window_layers` on (defaults 4096 and 28). A
+/// `layer_types` list (what current transformers saves) names each layer's
+/// kind instead: "sliding_attention" or "full_attention".
 llvm::Error readSlidingWindow(const Object &obj, ModelConfig &config) {
-  if (config.arch != ModelArch::Qwen2Moe)
-    return readPositive(obj, "sliding_window", config.slidingWindow, 0);
-  bool use = false;
-  if (llvm::Error err = readBool(obj, "use_sliding_window", use, false))
-    return err;
-  if (!use)
+  int64_t first = 0;
+  if (config.arch != ModelArch::Qwen2Moe) {
+    if (llvm::Error err =
+            readPositive(obj, "sliding_window", config.slidingWindow, 0))
+      return err;
+  } else {
+    bool use = false;
+    if (llvm::Error err = readBool(obj, "use_sliding_window", use, false))
+      return err;
+    if (use) {
+      if (llvm::Error err =
+              readPositive(obj, "sliding_window", config.slidingWindow, 4096))
+        return err;
+      first = 28;
+      if (const llvm::json::Value *v = obj.get("max_window_layers");
+          v && v->kind() != llvm::json::Value::Null) {
+        std::optional<int64_t> given = v->getAsInteger();
+        if (!given || *given < 0)
+          return configError(
+              "'max_window_layers' must be an integer >= 0, got " +
+              llvm::formatv("{0}", *v).str());
+        first = *given;
+      }
+    }
+  }
+  config.slidingLayers.assign(config.numLayers, false);
+  for (int64_t l = first; l < config.numLayers; ++l)
+    config.slidingLayers[l] = config.slidingWindow > 0;
+  const llvm::json::Value *types = obj.get("layer_types");
+  if (!types || types->kind() == llvm::json::Value::Null)
     return llvm::Error::success();
-  if (llvm::Error err =
-          readPositive(obj, "sliding_window", config.slidingWindow, 4096))
-    return err;
-  config.firstWindowLayer = 28;
-  if (const llvm::json::Value *v = obj.get("max_window_layers");
-      v && v->kind() != llvm::json::Value::Null) {
-    std::optional<int64_t> first = v->getAsInteger();
-    if (!first || *first < 0)
-      return configError("'max_window_layers' must be an integer >= 0, got " +
-                         llvm::formatv("{0}", *v).str());
-    config.firstWindowLayer = *first;
+  const llvm::json::Array *list = types->getAsArray();
+  if (!list || static_cast<int64_t>(list->size()) != config.numLayers)
+    return configError(llvm::formatv(
+        "'layer_types' must be a list of {0} layer kinds (one per layer), "
+        "got {1}",
+        config.numLayers, *types));
+  for (auto [l, kind] : llvm::enumerate(*list)) {
+    std::optional<llvm::StringRef> name = kind.getAsString();
+    if (!name || (*name != "sliding_attention" && *name != "full_attention"))
+      return configError(llvm::formatv(
+          "'layer_types'[{0}] must be \"sliding_attention\" or "
+          "\"full_attention\", got {1}",
+          l, kind));
+    config.slidingLayers[l] = *name == "sliding_attention";
+    if (config.slidingLayers[l] && config.slidingWindow == 0)
+      return configError(llvm::formatv(
+          "'layer_types'[{0}] is \"sliding_attention\" but the config has "
+          "no sliding window ('sliding_window'{1})",
+          l,
+          config.arch == ModelArch::Qwen2Moe ? " with 'use_sliding_window'"
+                                             : ""));
   }
   return llvm::Error::success();
 }

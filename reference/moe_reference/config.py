@@ -76,14 +76,14 @@ class ModelConfig:
     moe: MoESpec
     tie_word_embeddings: bool = False
     # A query attends to the sliding_window keys ending at its own position
-    # (None: every earlier key), in the layers from window_layers_from on.
+    # (None: every earlier key), in the layers windowed_layers marks.
     sliding_window: Optional[int] = None
-    window_layers_from: int = 0
+    windowed_layers: tuple = ()
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def window(self, layer):
         """The sliding window of decoder layer ``layer`` (None: none)."""
-        if layer >= self.window_layers_from:
+        if layer < len(self.windowed_layers) and self.windowed_layers[layer]:
             return self.sliding_window
         return None
 
@@ -194,7 +194,8 @@ def parse_config(cfg):
     # Sliding-window attention as current Hugging Face defines it: Mixtral's
     # attention windows every layer when `sliding_window` is set; Qwen2-MoE
     # only with `use_sliding_window`, and only the layers from
-    # `max_window_layers` on (its defaults: 4096 and 28).
+    # `max_window_layers` on (its defaults: 4096 and 28). A `layer_types`
+    # list (what current transformers saves) names each layer's kind.
     sliding, window_from = None, 0
     if arch == QWEN2_MOE:
         if _get(cfg, "use_sliding_window", "bool", default=False,
@@ -210,6 +211,22 @@ def parse_config(cfg):
                                   ">= 0, got %r" % (window_from,))
     else:
         sliding = _get(cfg, "sliding_window", "int", required=False)
+    windowed = [sliding is not None and i >= window_from
+                for i in range(layers)]
+    types = cfg.get("layer_types")
+    if types is not None:
+        if not isinstance(types, list) or len(types) != layers:
+            raise ConfigError("'layer_types' must be a list of %d layer kinds "
+                              "(one per layer), got %r" % (layers, types))
+        for i, kind in enumerate(types):
+            if kind not in ("sliding_attention", "full_attention"):
+                raise ConfigError("'layer_types'[%d] must be "
+                                  "'sliding_attention' or 'full_attention', "
+                                  "got %r" % (i, kind))
+            if kind == "sliding_attention" and sliding is None:
+                raise ConfigError("'layer_types'[%d] is 'sliding_attention' "
+                                  "but the config has no sliding window" % i)
+        windowed = [kind == "sliding_attention" for kind in types]
 
     if arch == MIXTRAL:
         E, k = _experts_and_k(cfg, "num_local_experts")
@@ -268,8 +285,8 @@ def parse_config(cfg):
                        num_key_value_heads=kv_heads, head_dim=head_dim,
                        rms_norm_eps=eps, rope_theta=theta, attention_bias=bias,
                        moe=moe, tie_word_embeddings=tie,
-                       sliding_window=sliding, window_layers_from=window_from,
-                       raw=dict(cfg))
+                       sliding_window=sliding,
+                       windowed_layers=tuple(windowed), raw=dict(cfg))
 
 
 def load_config(path):

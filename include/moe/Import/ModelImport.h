@@ -22,6 +22,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mlir {
 namespace moe {
@@ -54,11 +55,14 @@ struct ModelConfig {
   std::optional<double> capacityFactor; // Switch; dropless when absent
   /// Sliding-window attention (current Hugging Face semantics): a query at
   /// position i attends to the keys i - slidingWindow < j <= i (0: to every
-  /// j <= i), in the layers from firstWindowLayer on.
+  /// j <= i), in the layers slidingLayers marks.
   int64_t slidingWindow = 0;
-  int64_t firstWindowLayer = 0;
+  std::vector<bool> slidingLayers;
   int64_t windowOf(int64_t layer) const {
-    return layer >= firstWindowLayer ? slidingWindow : 0;
+    return layer < static_cast<int64_t>(slidingLayers.size()) &&
+                   slidingLayers[layer]
+               ? slidingWindow
+               : 0;
   }
 };
 
