@@ -204,7 +204,17 @@ llvm::Expected<ModelConfig> mlir::moe::parseModelConfig(llvm::StringRef json) {
   READ(readPositive(*obj, "num_key_value_heads", config.numKvHeads,
                     config.numHeads));
   READ(readPositiveNumber(*obj, "rms_norm_eps", config.rmsNormEps));
-  READ(readPositiveNumber(*obj, "rope_theta", config.ropeTheta));
+  // transformers 5 keeps RoPE's settings in `rope_parameters`.
+  if (const Object *rope = obj->getObject("rope_parameters")) {
+    if (const llvm::json::Value *type = rope->get("rope_type");
+        type && type->getAsString() != llvm::StringRef("default"))
+      return configError("'rope_parameters' with rope_type " +
+                         llvm::formatv("{0}", *type).str() +
+                         " is not supported; only \"default\" (plain RoPE)");
+    READ(readPositiveNumber(*rope, "rope_theta", config.ropeTheta));
+  } else {
+    READ(readPositiveNumber(*obj, "rope_theta", config.ropeTheta));
+  }
   if (obj->get("head_dim") &&
       obj->get("head_dim")->kind() != llvm::json::Value::Null) {
     READ(readPositive(*obj, "head_dim", config.headDim));

@@ -188,7 +188,18 @@ def parse_config(cfg):
         raise ConfigError("'num_key_value_heads' (%d) must divide "
                           "'num_attention_heads' (%d)" % (kv_heads, heads))
     eps = _get(cfg, "rms_norm_eps", "float")
-    theta = _get(cfg, "rope_theta", "float")
+    rope = cfg.get("rope_parameters")  # transformers 5's RoPE settings
+    if rope is not None:
+        if not isinstance(rope, dict):
+            raise ConfigError("'rope_parameters' must be an object, got %r"
+                              % (rope,))
+        if rope.get("rope_type", "default") != "default":
+            raise ConfigError("unsupported 'rope_parameters' rope_type %r: "
+                              "only 'default' (plain RoPE) is implemented"
+                              % (rope["rope_type"],))
+        theta = _get(rope, "rope_theta", "float")
+    else:
+        theta = _get(cfg, "rope_theta", "float")
     tie = _get(cfg, "tie_word_embeddings", "bool", default=False,
                required=False)
     # Sliding-window attention as current Hugging Face defines it: Mixtral's
