@@ -29,17 +29,16 @@ namespace {
 
 constexpr llvm::StringLiteral kSync = "moert_gpu_sync";
 /// Runtime functions that enqueue their work after the kernels launched
-/// before them (on the runtime's stream, or on the communication stream
-/// behind an event recorded on it), or that touch no device data (the
-/// trace's layer marks).
+/// before them: on the runtime's stream, or on the communication stream
+/// behind an event recorded on it (a started collective).
 constexpr llvm::StringLiteral kStreamOrdered[] = {
-    "moert_sgemm",
-    "moert_start_all_reduce_f32",
-    "moert_start_all_gather_f32",
-    "moert_start_all_to_all_f32",
-    "moert_start_reduce_scatter_f32",
-    "moert_wait_f32",
-    "moert_trace_layer"};
+    "moert_sgemm", "moert_start_all_reduce_f32", "moert_start_all_gather_f32",
+    "moert_start_all_to_all_f32", "moert_start_reduce_scatter_f32"};
+/// Runtime functions that read no device data and leave no work behind: a
+/// started collective's wait (it waits for the collective itself) and the
+/// trace's layer marks.
+constexpr llvm::StringLiteral kNoDeviceData[] = {"moert_wait_f32",
+                                                 "moert_trace_layer"};
 
 bool isStreamOrderedCall(func::CallOp call) {
   return llvm::is_contained(kStreamOrdered, call.getCallee());
@@ -48,7 +47,8 @@ bool isStreamOrderedCall(func::CallOp call) {
 /// Whether the host needs the device's results before `op` runs.
 bool needsDeviceResults(Operation *op) {
   if (auto call = dyn_cast<func::CallOp>(op))
-    return call.getCallee() != kSync && !isStreamOrderedCall(call);
+    return call.getCallee() != kSync && !isStreamOrderedCall(call) &&
+           !llvm::is_contained(kNoDeviceData, call.getCallee());
   if (isa<func::ReturnOp>(op))
     return true;
   if (isa<gpu::GPUDialect>(op->getDialect()))
