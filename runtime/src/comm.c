@@ -93,9 +93,24 @@ moert_status_t moert_comm_init(const moert_layout_t *layout, int *argc,
   int already = 0;
   MPI_Initialized(&already);
   if (!already) {
-    if (MPI_Init(argc, argv) != MPI_SUCCESS)
+    /* A progress thread calls MPI beside the rank's own calls. */
+    int provided = MPI_THREAD_SINGLE;
+    int required = moertProgress == MOERT_PROGRESS_THREAD ? MPI_THREAD_MULTIPLE
+                                                          : MPI_THREAD_SINGLE;
+    if (MPI_Init_thread(argc, argv, required, &provided) != MPI_SUCCESS)
       return moert_status_make(MOERT_UNAVAILABLE, "MPI_Init failed");
     gInitialized = 1;
+    if (provided < required)
+      return moert_status_make(MOERT_UNAVAILABLE,
+                               "MOERT_PROGRESS=thread needs an MPI with "
+                               "MPI_THREAD_MULTIPLE");
+  } else if (moertProgress == MOERT_PROGRESS_THREAD) {
+    int provided = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&provided);
+    if (provided < MPI_THREAD_MULTIPLE)
+      return moert_status_make(MOERT_UNAVAILABLE,
+                               "MOERT_PROGRESS=thread needs MPI initialized "
+                               "with MPI_THREAD_MULTIPLE");
   }
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &gRank);
@@ -142,7 +157,7 @@ moert_status_t moert_comm_init(const moert_layout_t *layout, int *argc,
                              "MOERT_WAIT=%s: expected spin or yield", wait);
   else
     moertYieldWait = cores > 0 && onNode > cores;
-  return NULL;
+  return moertStartProgressThread();
 }
 
 int moert_comm_rank(void) { return gRank; }
@@ -151,6 +166,7 @@ int moert_comm_size(void) { return gSize; }
 moert_coords_t moert_comm_coords(void) { return gCoords; }
 
 void moert_comm_finalize(void) {
+  moertStopProgressThread();
 #ifdef MOERT_NCCL
   if (gUsingMpi)
     moertNcclFinalize();

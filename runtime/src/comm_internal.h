@@ -23,8 +23,20 @@ int moertGroupSize(int32_t group);
 /* Aborts every rank with the MPI error text unless `rc` is MPI_SUCCESS. */
 void moertCommCheck(int rc, const char *what);
 
-/* Reads MOERT_TIMEOUT and MOERT_LINK. */
+/* How collectives in flight advance (MOERT_PROGRESS). */
+typedef enum moert_progress {
+  MOERT_PROGRESS_CALLS, /* tested at each matrix product (the default) */
+  MOERT_PROGRESS_THREAD,
+  MOERT_PROGRESS_NONE
+} moert_progress_t;
+extern moert_progress_t moertProgress;
+
+/* Reads MOERT_TIMEOUT, MOERT_LINK and MOERT_PROGRESS. */
 moert_status_t moertReadWaitSettings(void);
+/* With MOERT_PROGRESS=thread (MPI initialized with MPI_THREAD_MULTIPLE):
+ * starts and stops the progress thread. */
+moert_status_t moertStartProgressThread(void);
+void moertStopProgressThread(void);
 /* A free slot for a collective of `kind` on `group` that moves `bytes`
  * (< 0: not a transfer of data, so neither slowed by MOERT_LINK nor
  * traced); the caller starts its MPI request in `*request`. Returns the

@@ -14,9 +14,12 @@
 #include "comm_internal.h"
 #include "moert/trace.h"
 
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 int moertYieldWait;
@@ -28,6 +31,16 @@ static double gTimeout = 300;
  * completes no earlier than latency + bytes / bandwidth after its start
  * (0: off). */
 static double gLinkBytesPerSecond, gLinkLatency;
+
+/* MOERT_PROGRESS: how collectives in flight advance while the rank
+ * computes (docs/Parallelism.md, "Progress"): `calls` (the default) tests
+ * them at the start of each matrix product (moert_comm_progress); `thread`
+ * runs a thread that enters MPI's progress engine every 50 us
+ * (MPI_THREAD_MULTIPLE); `none` leaves them to the waits. */
+moert_progress_t moertProgress = MOERT_PROGRESS_CALLS;
+static pthread_t gProgressThread;
+static atomic_int gProgressStop;
+static int gProgressRunning;
 
 /* A collective in flight: its MPI request and what the watchdog names. A
  * handle given to compiled code is the slot's index + 1; 0 is a collective
@@ -55,8 +68,22 @@ static void sleepFor(double seconds) {
   nanosleep(&pause, NULL);
 }
 
-/* Reads MOERT_TIMEOUT and MOERT_LINK. */
+/* Reads MOERT_TIMEOUT, MOERT_LINK and MOERT_PROGRESS. */
 moert_status_t moertReadWaitSettings(void) {
+  const char *progress = getenv("MOERT_PROGRESS");
+  if (progress && *progress) {
+    if (!strcmp(progress, "calls"))
+      moertProgress = MOERT_PROGRESS_CALLS;
+    else if (!strcmp(progress, "thread"))
+      moertProgress = MOERT_PROGRESS_THREAD;
+    else if (!strcmp(progress, "none"))
+      moertProgress = MOERT_PROGRESS_NONE;
+    else
+      return moert_status_make(MOERT_INVALID_ARGUMENT,
+                               "MOERT_PROGRESS=%s: expected calls, thread "
+                               "or none",
+                               progress);
+  }
   const char *timeout = getenv("MOERT_TIMEOUT");
   if (timeout && *timeout) {
     char *end = NULL;
@@ -175,8 +202,44 @@ void moertCompleteRequest(int64_t handle, MPI_Status *status,
   --gNumInflight;
 }
 
+/* The progress thread: an MPI call that enters the progress engine (a
+ * probe that matches nothing the runtime sends) every 50 us, so that
+ * transfers advance while the rank computes; the requests stay the main
+ * thread's. */
+static void *progressLoop(void *unused) {
+  (void)unused;
+  struct timespec pause = {0, 50000};
+  while (!atomic_load(&gProgressStop)) {
+    int flag = 0;
+    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag,
+               MPI_STATUS_IGNORE);
+    nanosleep(&pause, NULL);
+  }
+  return NULL;
+}
+
+moert_status_t moertStartProgressThread(void) {
+  if (moertProgress != MOERT_PROGRESS_THREAD || gProgressRunning)
+    return NULL;
+  atomic_store(&gProgressStop, 0);
+  if (pthread_create(&gProgressThread, NULL, progressLoop, NULL) != 0)
+    return moert_status_make(MOERT_UNAVAILABLE,
+                             "MOERT_PROGRESS=thread: cannot start the "
+                             "progress thread");
+  gProgressRunning = 1;
+  return NULL;
+}
+
+void moertStopProgressThread(void) {
+  if (!gProgressRunning)
+    return;
+  atomic_store(&gProgressStop, 1);
+  pthread_join(gProgressThread, NULL);
+  gProgressRunning = 0;
+}
+
 void moert_comm_progress(void) {
-  if (!gNumInflight)
+  if (!gNumInflight || moertProgress != MOERT_PROGRESS_CALLS)
     return;
   for (int i = 0; i < kMaxInflight; ++i) {
     int done = 0;
