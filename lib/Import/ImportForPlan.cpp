@@ -33,6 +33,21 @@ mlir::moe::importModelForPlan(MLIRContext *context, const ModelConfig &config,
                                      ", 1] tokens) cannot take the plan: " +
                                      llvm::toString(decode.takeError()));
   }
+  // moe-pipeline runs one program per stage, the first stage's layers: a
+  // layer must have the sliding window of the layer it stands for there.
+  if (plan && plan.getPp() > 1 && config.numLayers % plan.getPp() == 0) {
+    int64_t perStage = config.numLayers / plan.getPp();
+    for (int64_t l = perStage; l < config.numLayers; ++l)
+      if (config.windowOf(l) != config.windowOf(l % perStage))
+        return llvm::createStringError(
+            "pp = " + std::to_string(plan.getPp()) +
+            " runs one program on every stage, but layer " + std::to_string(l) +
+            " has a sliding window of " + std::to_string(config.windowOf(l)) +
+            " and layer " + std::to_string(l % perStage) +
+            " of the first stage " +
+            std::to_string(config.windowOf(l % perStage)) +
+            " (0: none); use a pp whose stages have the same windows");
+  }
   auto module = importModel(context, config, batch, seqLen, *chosen, maxSeqLen);
   if (!module)
     return module.takeError();

@@ -294,6 +294,11 @@ static MPI_Comm beginCollective(moert_collective_t kind, int32_t group,
   *bytes = sent * (long long)sizeof(float);
   count(kind, group, *bytes);
   if (comm == MPI_COMM_NULL || s == 1) {
+#ifdef MOERT_NCCL
+    /* A started collective is not preceded by a wait for the kernels
+     * (moe-gpu-async-launches): they may still write `in`. */
+    moert_gpu_sync();
+#endif
     memmove(data(out), data(in), (size_t)(m < n ? m : n) * sizeof(float));
     return MPI_COMM_NULL;
   }

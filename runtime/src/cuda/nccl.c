@@ -227,6 +227,12 @@ void moertNcclPointToPoint(int sending, int group, MPI_Comm mpi, float *buffer,
 }
 
 void moertNcclFinalize(void) {
+  /* Collectives started and never waited for (an aborted run). */
+  for (int slot = 0; slot < kMaxPending; ++slot)
+    if (gPending[slot].done) {
+      moertCudaEventDestroy(gPending[slot].done);
+      gPending[slot].done = NULL;
+    }
   /* A non-blocking communicator finishes its pending work first
    * (ncclCommFinalize, which may be in progress), then is destroyed. */
   for (int g = 0; g < MOERT_NUM_GROUPS; ++g) {

@@ -40,6 +40,8 @@ void moertNcclWait(int64_t handle);
 /* ncclSend of `buffer` (sending) or ncclRecv into it. */
 void moertNcclPointToPoint(int sending, int group, MPI_Comm mpi, float *buffer,
                            size_t count, int peer);
+/* Waits for the work issued on the compute stream (cuda_runtime.c). */
+void moert_gpu_sync(void);
 /* Destroys the communicators (before the MPI ones go). */
 void moertNcclFinalize(void);
 

@@ -60,6 +60,34 @@ func.func @loop(%t: tensor<4xf32>) -> tensor<4xf32> {
 
 // -----
 
+// A loop inside a layer: its body leaves the layers before its yield, so the
+// layer's op after the loop marks the layer again.
+// CHECK-LABEL: func.func @loop_in_layer
+// CHECK:      arith.constant 0 : i32
+// CHECK-NEXT: call @moert_trace_layer
+// CHECK-NEXT: arith.addf
+// CHECK-NEXT: scf.for
+// CHECK:      arith.constant -1 : i32
+// CHECK-NEXT: call @moert_trace_layer
+// CHECK-NEXT: scf.yield
+// CHECK:      arith.constant 0 : i32
+// CHECK-NEXT: call @moert_trace_layer
+// CHECK-NEXT: arith.mulf
+func.func @loop_in_layer(%x: f32) -> f32 {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %a = arith.addf %x, %x {moe.decoder_layer = 0 : i64} : f32
+  %r = scf.for %i = %c0 to %c2 step %c1 iter_args(%acc = %a) -> f32 {
+    %s = arith.addf %acc, %acc {moe.decoder_layer = 0 : i64} : f32
+    scf.yield %s : f32
+  }
+  %m = arith.mulf %r, %r {moe.decoder_layer = 0 : i64} : f32
+  return %m : f32
+}
+
+// -----
+
 // Without tagged ops nothing changes (no declaration either).
 // CHECK-LABEL: func.func @untagged
 // CHECK-NOT: moert_trace_layer

@@ -11,6 +11,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 
 namespace mlir {
@@ -63,13 +64,26 @@ struct MoETraceLayersPass
     // a linalg op or an async_start) on its own: a mark where the layer
     // changes, and one that leaves the layers before the terminator of a
     // block that entered one.
+    auto controlFlow = [](Operation *op) {
+      return isa<scf::ForOp, scf::IfOp, scf::WhileOp, scf::ExecuteRegionOp,
+                 scf::IndexSwitchOp>(op);
+    };
     SmallVector<Block *> blocks;
     module.walk([&](Block *block) {
-      Operation *parent = block->getParentOp();
-      if (isa<func::FuncOp>(parent) ||
-          parent->getName().getDialectNamespace() == "scf")
+      if (isa<func::FuncOp>(block->getParentOp()) ||
+          controlFlow(block->getParentOp()))
         blocks.push_back(block);
     });
+    // A loop or branch whose blocks get marks leaves the layers when it ends
+    // (its blocks end with -1): the op after it marks its layer again.
+    auto marksInside = [&](Operation &op) {
+      return controlFlow(&op) && op.walk([&](Operation *nested) {
+                                     return nested != &op &&
+                                                    layerOf(nested) >= 0
+                                                ? WalkResult::interrupt()
+                                                : WalkResult::advance();
+                                   }).wasInterrupted();
+    };
     for (Block *block : blocks) {
       // Ops without a tag (constants, what moe-overlap built, the final
       // norm) belong to the layer running; those after the block's last
@@ -85,13 +99,16 @@ struct MoETraceLayersPass
       for (Operation &op : llvm::make_early_inc_range(*block)) {
         int64_t layer = after ? -1 : layerOf(&op);
         after |= &op == lastTagged;
-        if (isa<arith::ConstantOp>(op) || (layer < 0 && !after) ||
-            layer == current)
-          continue;
-        b.setInsertionPoint(&op);
-        Value index = arith::ConstantIntOp::create(b, op.getLoc(), layer, 32);
-        func::CallOp::create(b, op.getLoc(), mark, ValueRange{index});
-        current = layer;
+        bool leaves = marksInside(op);
+        if (!isa<arith::ConstantOp>(op) && (layer >= 0 || after) &&
+            layer != current) {
+          b.setInsertionPoint(&op);
+          Value index = arith::ConstantIntOp::create(b, op.getLoc(), layer, 32);
+          func::CallOp::create(b, op.getLoc(), mark, ValueRange{index});
+          current = layer;
+        }
+        if (leaves)
+          current = -1;
       }
     }
   }
