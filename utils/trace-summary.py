@@ -14,8 +14,9 @@ Per rank (one line each), in milliseconds:
 * and the hidden fraction, hidden / communication.
 
 With --layers it then prints, per rank, each decoder layer's total time over
-the run (the "layers" track: the spans between the marks moe-trace-layers
-puts where a layer begins; a layer whose ops a schedule interleaves with
+the run, and the attention's and feed-forward blocks' totals over all layers
+(the "layers" track: the spans between the marks moe-trace-layers puts where
+a layer or its part begins; a layer whose ops a schedule interleaves with
 another's has several spans per pass).
 
 With --check-overlap KIND it also counts, per rank, the matrix products that
@@ -165,16 +166,22 @@ def main():
              100.0 * totals[1] / totals[0] if totals[0] else 0.0))
     if a.layers:
         for pid in sorted(ranks):
-            per = {}
+            per, parts = {}, {}
             for b, e, name in ranks[pid]["layer"]:
-                per.setdefault(name, []).append(e - b)
+                words = name.split(" ")  # "layer L [attention|feed-forward]"
+                layer = int(words[1])
+                per[layer] = per.get(layer, 0.0) + e - b
+                if len(words) > 2:
+                    parts[words[2]] = parts.get(words[2], 0.0) + e - b
             if not per:
                 fail("rank %d has no layer spans (a program built without "
                      "moe-trace-layers?)" % pid)
-            order = sorted(per, key=lambda n: int(n.split(" ")[-1]))
-            print("rank %d layers (ms): %s" % (pid, ", ".join(
-                "%s %.3f" % (n.split(" ")[-1], sum(per[n]) / 1e3)
-                for n in order)))
+            print("rank %d layers (ms): %s%s" % (
+                pid, ", ".join("%d %.3f" % (n, per[n] / 1e3)
+                               for n in sorted(per)),
+                "".join("; %s %.3f" % (p, parts[p] / 1e3)
+                        for p in ("attention", "feed-forward")
+                        if p in parts)))
     if not ok:
         fail("a rank computes nothing inside any %s" % a.check_overlap)
 

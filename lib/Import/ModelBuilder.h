@@ -71,8 +71,10 @@ private:
   /// The second half of decoder layer `layer`, on x after attention.
   Value feedForward(Value x, int64_t layer, const std::string &prefix);
   Value embed(Value ids);
-  /// Decoder layer `layer` on x.
+  /// Decoder layer `layer` on x; attentionEnd is then its attention's last
+  /// op (the feed-forward block follows).
   Value decoderLayer(Value x, int64_t layer);
+  Operation *attentionEnd = nullptr;
 
   MLIRContext *ctx;
   OpBuilder b;

@@ -309,6 +309,7 @@ Value ModelBuilder::decoderLayer(Value x, int64_t layer) {
                        ? decodeAttention(q, k, v, layer)
                        : attention(q, k, v, config.windowOf(layer));
   x = add(x, linear(attended, oW));
+  attentionEnd = &b.getInsertionBlock()->back();
   return feedForward(x, layer, p);
 }
 
@@ -374,12 +375,17 @@ void ModelBuilder::buildFunction(ModuleOp module, Mode mode) {
     Operation *before = &entry->back();
     x = decoderLayer(x, layer);
     // The layer's ops carry its index (moe-pipeline places layers on
-    // pipeline stages by it). The moe.layer ops are numbered in program
-    // order (moe-partition and the plan's per-layer lists count them, the
-    // same in prefill and decode; ScMoE's dense layers have none).
+    // pipeline stages by it) and their part of it (the trace's spans). The
+    // moe.layer ops are numbered in program order (moe-partition and the
+    // plan's per-layer lists count them, the same in prefill and decode;
+    // ScMoE's dense layers have none).
+    int64_t group = 0;
     for (Operation *op = before->getNextNode(); op; op = op->getNextNode()) {
       op->setAttr(MoEDialect::getDecoderLayerAttrName(),
                   b.getI64IntegerAttr(layer));
+      op->setAttr(MoEDialect::getOpGroupAttrName(), b.getI64IntegerAttr(group));
+      if (op == attentionEnd)
+        group = 1;
       if (isa<LayerOp>(op))
         op->setAttr(MoEDialect::getLayerIndexAttrName(),
                     b.getI64IntegerAttr(moeLayers++));

@@ -53,16 +53,17 @@ void moert_trace_start(void) {
   gEnabled = 1;
 }
 
-static int32_t gLayer = -1;
+static int32_t gLayer = -1, gGroup = -1;
 static double gLayerBegin;
 
-void moert_trace_layer(int32_t layer) {
+void moert_trace_layer(int32_t layer, int32_t group) {
   if (!gEnabled)
     return;
   double now = moert_trace_now();
   if (gLayer >= 0)
-    moert_trace_record(MOERT_TRACE_LAYER, gLayerBegin, now, gLayer, 0, 0);
+    moert_trace_record(MOERT_TRACE_LAYER, gLayerBegin, now, gLayer, gGroup, 0);
   gLayer = layer;
+  gGroup = group;
   gLayerBegin = now;
 }
 
@@ -128,10 +129,14 @@ static void writeEvents(FILE *f, int rank, const Event *events, long n,
               coll, group, id, rank, ts, e->c, coll, group, id, rank,
               e->end * 1e6);
     } else if (e->kind == MOERT_TRACE_LAYER) {
+      const char *part = e->b == 0   ? " attention"
+                         : e->b == 1 ? " feed-forward"
+                                     : "";
       fprintf(f,
-              ",\n{\"name\":\"layer %lld\",\"cat\":\"layer\",\"ph\":\"X\","
-              "\"pid\":%d,\"tid\":3,\"ts\":%.3f,\"dur\":%.3f}",
-              e->a, rank, ts, dur);
+              ",\n{\"name\":\"layer %lld%s\",\"cat\":\"layer\","
+              "\"ph\":\"X\",\"pid\":%d,\"tid\":3,\"ts\":%.3f,"
+              "\"dur\":%.3f}",
+              e->a, part, rank, ts, dur);
     } else {
       fprintf(f,
               ",\n{\"name\":\"wait %s %s\",\"cat\":\"wait\",\"ph\":\"X\","

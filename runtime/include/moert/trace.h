@@ -22,7 +22,7 @@ typedef enum moert_trace_kind {
   MOERT_TRACE_COMPUTE = 0,    /* a matrix product m x n x k */
   MOERT_TRACE_COLLECTIVE = 1, /* a collective in flight (start to done) */
   MOERT_TRACE_STALL = 2,      /* the rank waiting for a collective */
-  MOERT_TRACE_LAYER = 3       /* decoder layer `a`, mark to mark */
+  MOERT_TRACE_LAYER = 3 /* decoder layer `a`, op group `b`, mark to mark */
 } moert_trace_kind_t;
 
 /* Starts recording on every rank (after moert_comm_init; a barrier makes
@@ -37,11 +37,11 @@ MOERT_API double moert_trace_now(void);
 MOERT_API void moert_trace_record(moert_trace_kind_t kind, double begin,
                                   double end, long long a, long long b,
                                   long long c);
-/* Called by compiled code where decoder layer `layer` begins (-1: where
- * the ops leave the layers; moe-trace-layers): ends the open layer span and
- * opens the next. On the CUDA target it marks when the host issues the
- * layer's work. */
-MOERT_API void moert_trace_layer(int32_t layer);
+/* Called by compiled code where decoder layer `layer` or its op group
+ * `group` (0: attention, 1: feed-forward, -1: none) begins (layer -1: where
+ * the ops leave the layers; moe-trace-layers): ends the open span and opens
+ * the next. On the CUDA target it marks when the host issues the work. */
+MOERT_API void moert_trace_layer(int32_t layer, int32_t group);
 /* Gathers every rank's events to rank 0, which writes them to `path` as
  * Chrome trace-event JSON. Collective: every rank calls it. */
 MOERT_API moert_status_t moert_trace_write(const char *path);

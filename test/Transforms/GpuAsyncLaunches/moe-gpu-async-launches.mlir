@@ -277,14 +277,14 @@ module attributes {gpu.container_module} {
       gpu.return
     }
   }
-  func.func private @moert_trace_layer(i32)
+  func.func private @moert_trace_layer(i32, i32)
   func.func private @moert_start_all_to_all_f32(memref<16xf32>, memref<16xf32>, i32) -> i64
   func.func private @moert_wait_f32(i64, memref<16xf32>, memref<16xf32>)
   func.func @collectives(%m: memref<16xf32>, %out: memref<16xf32>, %layer: i32) -> f32 {
     %c1 = arith.constant 1 : index
     %c0 = arith.constant 0 : index
     gpu.launch_func @kernels::@fill blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%m : memref<16xf32>)
-    call @moert_trace_layer(%layer) : (i32) -> ()
+    call @moert_trace_layer(%layer, %layer) : (i32, i32) -> ()
     %h = call @moert_start_all_to_all_f32(%m, %out, %layer) : (memref<16xf32>, memref<16xf32>, i32) -> i64
     call @moert_wait_f32(%h, %m, %out) : (i64, memref<16xf32>, memref<16xf32>) -> ()
     %v = memref.load %out[%c0] : memref<16xf32>

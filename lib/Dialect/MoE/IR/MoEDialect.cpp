@@ -370,6 +370,7 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
   }
   if (attr.getName() == getLayerIndexAttrName() ||
       attr.getName() == getDecoderLayerAttrName() ||
+      attr.getName() == getOpGroupAttrName() ||
       attr.getName() == getMicrobatchesAttrName()) {
     auto index = dyn_cast<IntegerAttr>(attr.getValue());
     if (!index || index.getInt() < 0)

@@ -328,6 +328,8 @@ LogicalResult FunctionPartitioner::run() {
     Operation *previous = op->getPrevNode();
     auto decoderLayer =
         op->getAttrOfType<IntegerAttr>(MoEDialect::getDecoderLayerAttrName());
+    auto opGroup =
+        op->getAttrOfType<IntegerAttr>(MoEDialect::getOpGroupAttrName());
     LogicalResult result = success();
     if (isa<shard::ShardingOp>(op)) {
       continue; // kept in place; erased with its users below
@@ -359,8 +361,11 @@ LogicalResult FunctionPartitioner::run() {
     if (decoderLayer)
       for (Operation *built = previous ? previous->getNextNode()
                                        : &entry.front();
-           built && built != op; built = built->getNextNode())
+           built && built != op; built = built->getNextNode()) {
         built->setAttr(MoEDialect::getDecoderLayerAttrName(), decoderLayer);
+        if (opGroup)
+          built->setAttr(MoEDialect::getOpGroupAttrName(), opGroup);
+      }
   }
   for (Operation *op : llvm::reverse(globalOps)) {
     op->dropAllUses();

@@ -87,6 +87,7 @@ struct MoEToSpmdPass : public moe::impl::MoEToSpmdPassBase<MoEToSpmdPass> {
     // not need them.
     module.walk([](Operation *op) {
       op->removeAttr(MoEDialect::getDecoderLayerAttrName());
+      op->removeAttr(MoEDialect::getOpGroupAttrName());
     });
   }
 };

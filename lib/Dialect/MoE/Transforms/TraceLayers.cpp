@@ -1,8 +1,9 @@
 //===- TraceLayers.cpp - decoder layer marks for the runtime's trace ------===//
 //
-// Implements `moe-trace-layers`: a call to moert_trace_layer(L) wherever the
-// `moe.decoder_layer` tag changes in program order (untagged ops belong to
-// the layer running), so that `EXE --trace` shows each layer's spans.
+// Implements `moe-trace-layers`: a call to moert_trace_layer(L, G) wherever
+// the `moe.decoder_layer` tag or its `moe.op_group` changes in program order
+// (untagged ops belong to the span running), so that `EXE --trace` shows
+// each layer's attention and feed-forward spans.
 //
 //===----------------------------------------------------------------------===//
 
@@ -35,6 +36,12 @@ int64_t layerOf(Operation *op) {
   return tag ? tag.getInt() : -1;
 }
 
+/// The part of its layer `op` belongs to (moe.op_group), or -1.
+int64_t groupOf(Operation *op) {
+  auto tag = op->getAttrOfType<IntegerAttr>(MoEDialect::getOpGroupAttrName());
+  return tag && layerOf(op) >= 0 ? tag.getInt() : -1;
+}
+
 struct MoETraceLayersPass
     : public moe::impl::MoETraceLayersPassBase<MoETraceLayersPass> {
   void runOnOperation() override {
@@ -47,7 +54,7 @@ struct MoETraceLayersPass
     if (!tagged)
       return;
     OpBuilder b(&getContext());
-    auto type = b.getFunctionType({b.getI32Type()}, {});
+    auto type = b.getFunctionType({b.getI32Type(), b.getI32Type()}, {});
     auto mark = module.lookupSymbol<func::FuncOp>(kMarkName);
     if (mark && mark.getFunctionType() != type) {
       mark.emitOpError() << "has type " << mark.getFunctionType()
@@ -94,21 +101,26 @@ struct MoETraceLayersPass
           lastTagged = &op;
       if (!lastTagged)
         continue;
-      int64_t current = -1;
+      std::pair<int64_t, int64_t> current = {-1, -1};
       bool after = false;
       for (Operation &op : llvm::make_early_inc_range(*block)) {
-        int64_t layer = after ? -1 : layerOf(&op);
+        std::pair<int64_t, int64_t> span = {-1, -1};
+        if (!after)
+          span = {layerOf(&op), groupOf(&op)};
         after |= &op == lastTagged;
         bool leaves = marksInside(op);
-        if (!isa<arith::ConstantOp>(op) && (layer >= 0 || after) &&
-            layer != current) {
+        if (!isa<arith::ConstantOp>(op) && (span.first >= 0 || after) &&
+            span != current) {
           b.setInsertionPoint(&op);
-          Value index = arith::ConstantIntOp::create(b, op.getLoc(), layer, 32);
-          func::CallOp::create(b, op.getLoc(), mark, ValueRange{index});
-          current = layer;
+          Value layer =
+              arith::ConstantIntOp::create(b, op.getLoc(), span.first, 32);
+          Value group =
+              arith::ConstantIntOp::create(b, op.getLoc(), span.second, 32);
+          func::CallOp::create(b, op.getLoc(), mark, ValueRange{layer, group});
+          current = span;
         }
         if (leaves)
-          current = -1;
+          current = {-1, -1};
       }
     }
   }

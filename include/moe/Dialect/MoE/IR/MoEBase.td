@@ -59,6 +59,12 @@ def MoE_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getDecoderLayerAttrName() {
       return ::llvm::StringLiteral("moe.decoder_layer");
     }
+    /// Beside moe.decoder_layer: which part of the layer an op belongs to,
+    /// 0 for its attention (with the input norm), 1 for its feed-forward
+    /// block (with the post-attention norm); moe-trace-layers marks both.
+    static constexpr ::llvm::StringLiteral getOpGroupAttrName() {
+      return ::llvm::StringLiteral("moe.op_group");
+    }
     /// On a whole model built for one microbatch of a pipeline: how many
     /// microbatches the compiled program runs (moe-pipeline's loop).
     static constexpr ::llvm::StringLiteral getMicrobatchesAttrName() {

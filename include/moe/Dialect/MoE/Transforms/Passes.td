@@ -549,23 +549,27 @@ def MoESliceAllReducePass : Pass<"moe-slice-allreduce", "ModuleOp"> {
 //===----------------------------------------------------------------------===//
 
 def MoETraceLayersPass : Pass<"moe-trace-layers", "ModuleOp"> {
-  let summary = "Mark where each decoder layer begins, for the runtime's "
-                "trace";
+  let summary = "Mark where each decoder layer and its attention and "
+                "feed-forward blocks begin, for the runtime's trace";
   let description = [{
     Each op of a whole model's decoder layer carries `moe.decoder_layer`
-    (the importer's tag; the partitioning passes keep it). This pass walks
-    every block of a function and of its `scf` ops in program order and,
-    wherever the tag changes, inserts a call `moert_trace_layer(L)` (L: the
-    new layer, an `i32`). Untagged ops (constants, what `moe-overlap`
-    built) belong to the layer running, except those after the block's last
-    tagged op (the final norm, the terminator): a mark -1 before them leaves
-    the layers. With `EXE --trace FILE` the runtime records the time
+    and `moe.op_group` (0: the attention, 1: the feed-forward block; the
+    importer's tags, which the partitioning passes keep). This pass walks
+    every block of a function and of its `scf.for/if/while/execute_region/
+    index_switch` ops in program order and, wherever the pair changes,
+    inserts a call `moert_trace_layer(L, G)` (two `i32`; G is -1 for an op
+    without a group). Untagged ops (constants, what `moe-overlap` built)
+    belong to the span running, except those after the block's last tagged
+    op (the final norm, the terminator): a mark (-1, -1) before them leaves
+    the layers. A loop or branch whose blocks get marks leaves the layers
+    when it ends, so the op after it marks its span again. With `EXE --trace FILE` the runtime records the time
     between two marks as a span "layer L" on a "layers" track; without it
     the call returns at once. The marks follow program order, not the
     layers' data: after `moe-overlap`, a dispatch hoisted into the previous
     layer counts there. The call is declared
-    `func.func private @moert_trace_layer(i32)`; a module with no tagged op
-    is unchanged. A declaration of that name with another type is an error.
+    `func.func private @moert_trace_layer(i32, i32)`; a module with no tagged
+    op is unchanged. A declaration of that name with another type is an
+    error.
 
     `moe-to-spmd{trace-layers=true}` runs it last, before it drops the tags;
     `moe-compile` always asks for it.
@@ -573,19 +577,19 @@ def MoETraceLayersPass : Pass<"moe-trace-layers", "ModuleOp"> {
     Before:
 
     ```mlir
-    %a = linalg.matmul {moe.decoder_layer = 0 : i64} ...
-    %b = linalg.matmul {moe.decoder_layer = 1 : i64} ...
+    %a = linalg.matmul {moe.decoder_layer = 0 : i64, moe.op_group = 0 : i64} ...
+    %b = linalg.matmul {moe.decoder_layer = 0 : i64, moe.op_group = 1 : i64} ...
     return %b
     ```
 
     After:
 
     ```mlir
-    func.call @moert_trace_layer(%c0_i32) : (i32) -> ()
-    %a = linalg.matmul {moe.decoder_layer = 0 : i64} ...
-    func.call @moert_trace_layer(%c1_i32) : (i32) -> ()
-    %b = linalg.matmul {moe.decoder_layer = 1 : i64} ...
-    func.call @moert_trace_layer(%c-1_i32) : (i32) -> ()
+    func.call @moert_trace_layer(%c0_i32, %c0_i32) : (i32, i32) -> ()
+    %a = linalg.matmul {moe.decoder_layer = 0 : i64, moe.op_group = 0 : i64} ...
+    func.call @moert_trace_layer(%c0_i32, %c1_i32) : (i32, i32) -> ()
+    %b = linalg.matmul {moe.decoder_layer = 0 : i64, moe.op_group = 1 : i64} ...
+    func.call @moert_trace_layer(%c-1_i32, %c-1_i32) : (i32, i32) -> ()
     return %b
     ```
   }];
