@@ -120,17 +120,22 @@ mlir::moe::verifyCudaPipelineOptions(const CudaPipelineOptions &options,
             std::to_string(options.blockSize);
     return failure();
   }
-  if (!llvm::is_contained({"f32", "tf32", "bf16", "f16"}, options.gemm)) {
-    error = "unknown gemm mode '" + options.gemm +
-            "'; expected f32, tf32, bf16 or f16";
+  if (failed(verifyGemmMode(options.gemm, error)))
     return failure();
-  }
   if (options.emulateOnHost && options.gemm != "f32") {
     error = "emulated on the CPU, the products are f32 only (gemm = " +
             options.gemm + ")";
     return failure();
   }
   return success();
+}
+
+LogicalResult mlir::moe::verifyGemmMode(StringRef gemm, std::string &error) {
+  if (llvm::is_contained({"f32", "tf32", "bf16", "f16"}, gemm))
+    return success();
+  error = ("unknown gemm mode '" + gemm + "'; expected f32, tf32, bf16 or f16")
+              .str();
+  return failure();
 }
 
 LogicalResult mlir::moe::buildMoECudaPipeline(

@@ -111,6 +111,21 @@ Value ModelBuilder::rope(Value x) {
       ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}});
 }
 
+/// `masked`, or'ed with whether key position `key` lies before the sliding
+/// window of query position `query` (key + window <= query); `masked` as
+/// it is without a window. `key` and `query` are both index or both i64.
+static Value orBeforeWindow(OpBuilder &b, Location l, Value masked, Value key,
+                            Value query, int64_t window) {
+  if (window <= 0)
+    return masked;
+  Value reach = arith::AddIOp::create(
+      b, l, key,
+      arith::ConstantOp::create(b, l, b.getIntegerAttr(key.getType(), window)));
+  return arith::OrIOp::create(
+      b, l, masked,
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::sle, reach, query));
+}
+
 Value ModelBuilder::attention(Value q, Value k, Value v, int64_t window) {
   int64_t nh = config.numHeads, nkv = config.numKvHeads, d = config.headDim;
   int64_t group = nh / nkv;
@@ -145,16 +160,10 @@ Value ModelBuilder::attention(Value q, Value k, Value v, int64_t window) {
       b, loc, ValueRange{scores}, [&](OpBuilder &nb, Location l, ValueRange a) {
         Value ii = linalg::IndexOp::create(nb, l, 2);
         Value jj = linalg::IndexOp::create(nb, l, 3);
-        Value future =
-            arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ugt, jj, ii);
-        if (window > 0) {
-          Value reach = arith::AddIOp::create(
-              nb, l, jj, arith::ConstantIndexOp::create(nb, l, window));
-          future = arith::OrIOp::create(
-              nb, l, future,
-              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ule, reach,
-                                    ii));
-        }
+        Value future = orBeforeWindow(
+            nb, l,
+            arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ugt, jj, ii), jj,
+            ii, window);
         Value scaled =
             arith::MulFOp::create(nb, l, a[0], buildConstant(nb, l, f, scale));
         Value negInf = arith::ConstantOp::create(
@@ -258,19 +267,12 @@ Value ModelBuilder::decodeAttention(Value q, Value k, Value v, int64_t layer) {
       [&](OpBuilder &nb, Location l, ValueRange a) {
         Value jj = arith::IndexCastOp::create(
             nb, l, nb.getI64Type(), linalg::IndexOp::create(nb, l, 3));
-        Value unwritten =
-            arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sge, jj, a[1]);
         // A sliding window keeps the keys pos - window < j (the token's own
         // position is the window's last).
-        if (window > 0) {
-          Value reach = arith::AddIOp::create(
-              nb, l, jj,
-              arith::ConstantOp::create(nb, l, nb.getI64IntegerAttr(window)));
-          unwritten = arith::OrIOp::create(
-              nb, l, unwritten,
-              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sle, reach,
-                                    a[1]));
-        }
+        Value unwritten = orBeforeWindow(
+            nb, l,
+            arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sge, jj, a[1]),
+            jj, a[1], window);
         return arith::SelectOp::create(nb, l, unwritten, negInf,
                                        scaled(nb, l, a[0]))
             .getResult();

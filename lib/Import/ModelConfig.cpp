@@ -121,10 +121,10 @@ llvm::Error readSlidingWindow(const Object &obj, ModelConfig &config) {
   for (auto [l, kind] : llvm::enumerate(*list)) {
     std::optional<llvm::StringRef> name = kind.getAsString();
     if (!name || (*name != "sliding_attention" && *name != "full_attention"))
-      return configError(llvm::formatv(
-          "'layer_types'[{0}] must be \"sliding_attention\" or "
-          "\"full_attention\", got {1}",
-          l, kind));
+      return configError(
+          llvm::formatv("'layer_types'[{0}] must be \"sliding_attention\" or "
+                        "\"full_attention\", got {1}",
+                        l, kind));
     config.slidingLayers[l] = *name == "sliding_attention";
     if (config.slidingLayers[l] && config.slidingWindow == 0)
       return configError(llvm::formatv(

@@ -92,26 +92,21 @@ moert_status_t moert_comm_init(const moert_layout_t *layout, int *argc,
     return NULL;
   int already = 0;
   MPI_Initialized(&already);
+  /* A progress thread calls MPI beside the rank's own calls. */
+  int required = moertProgress == MOERT_PROGRESS_THREAD ? MPI_THREAD_MULTIPLE
+                                                        : MPI_THREAD_SINGLE;
+  int provided = MPI_THREAD_SINGLE;
   if (!already) {
-    /* A progress thread calls MPI beside the rank's own calls. */
-    int provided = MPI_THREAD_SINGLE;
-    int required = moertProgress == MOERT_PROGRESS_THREAD ? MPI_THREAD_MULTIPLE
-                                                          : MPI_THREAD_SINGLE;
     if (MPI_Init_thread(argc, argv, required, &provided) != MPI_SUCCESS)
       return moert_status_make(MOERT_UNAVAILABLE, "MPI_Init failed");
     gInitialized = 1;
-    if (provided < required)
-      return moert_status_make(MOERT_UNAVAILABLE,
-                               "MOERT_PROGRESS=thread needs an MPI with "
-                               "MPI_THREAD_MULTIPLE");
-  } else if (moertProgress == MOERT_PROGRESS_THREAD) {
-    int provided = MPI_THREAD_SINGLE;
+  } else {
     MPI_Query_thread(&provided);
-    if (provided < MPI_THREAD_MULTIPLE)
-      return moert_status_make(MOERT_UNAVAILABLE,
-                               "MOERT_PROGRESS=thread needs MPI initialized "
-                               "with MPI_THREAD_MULTIPLE");
   }
+  if (provided < required)
+    return moert_status_make(MOERT_UNAVAILABLE,
+                             "MOERT_PROGRESS=thread needs MPI with "
+                             "MPI_THREAD_MULTIPLE");
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &gRank);
   MPI_Comm_size(MPI_COMM_WORLD, &gSize);

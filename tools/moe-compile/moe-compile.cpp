@@ -154,8 +154,8 @@ int fail(const llvm::Twine &message) {
   return 1;
 }
 
-/// The command line's pipeline options, checked (verifyCompilePipelineOptions
-/// knows the options; here only what depends on the command line).
+/// The command line's pipeline options, checked: what depends on the command
+/// line here, the options themselves by the pipelines' own checks.
 FailureOr<moe::CompilePipelineOptions> readPipelineOptions() {
   moe::CompilePipelineOptions o;
   o.cuda = target == "cuda";
@@ -194,7 +194,8 @@ FailureOr<moe::CompilePipelineOptions> readPipelineOptions() {
     return fail(why), failure();
   if (o.cuda && failed(moe::verifyCudaPipelineOptions(c, why)))
     return fail("--target cuda: " + why), failure();
-  if (failed(moe::verifyCompilePipelineOptions(o, why)))
+  if (failed(moe::verifyOverlapOptions(o.overlap, o.overlapChunks, why,
+                                       "overlap", "overlap-chunks")))
     return fail(why), failure();
   return o;
 }

@@ -55,6 +55,9 @@ struct CudaPipelineOptions {
   /// emulateOnHost).
   std::string gemm = "f32";
 };
+/// Checks a products' compute mode (CudaPipelineOptions::gemm, the
+/// manifest's `gemm`): f32, tf32, bf16 or f16.
+LogicalResult verifyGemmMode(llvm::StringRef gemm, std::string &error);
 /// The textual pipeline, and the pipeline added to `pm` after checking the
 /// options (an unknown chip or format, a block size outside [1, 1024]: the
 /// error names it).

@@ -88,9 +88,9 @@ struct ConvertMoEManifestToLLVMPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (!llvm::is_contained({"f32", "tf32", "bf16", "f16"}, gemm)) {
-      module.emitError() << "convert-moe-manifest-to-llvm: unknown gemm mode '"
-                         << gemm << "'; expected f32, tf32, bf16 or f16";
+    std::string error;
+    if (failed(verifyGemmMode(gemm, error))) {
+      module.emitError() << "convert-moe-manifest-to-llvm: " << error;
       return signalPassFailure();
     }
     auto plan = module->getAttrOfType<PlanAttr>(MoEDialect::getPlanAttrName());

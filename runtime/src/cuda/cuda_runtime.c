@@ -392,12 +392,16 @@ MOERT_API void *mgpuModuleGetFunction(void *module, const char *name) {
 
 /* One stream for all device work (kernels, cuBLAS, NCCL), in issue order:
  * every `mgpuStreamCreate` (a `gpu.wait async` token) returns it. */
-CUstream moertCudaStream(void) {
+/* `*stream`, created with `flags` on first use. */
+static CUstream lazyStream(CUstream *stream, unsigned flags, const char *what) {
   moertCudaInit();
-  if (!gStream)
-    moertCudaCheck(p_cuStreamCreate(&gStream, CU_STREAM_DEFAULT),
-                   "cuStreamCreate");
-  return gStream;
+  if (!*stream)
+    moertCudaCheck(p_cuStreamCreate(stream, flags), what);
+  return *stream;
+}
+
+CUstream moertCudaStream(void) {
+  return lazyStream(&gStream, CU_STREAM_DEFAULT, "cuStreamCreate");
 }
 
 CUresult moertCudaStreamQuery(CUstream stream) {
@@ -409,11 +413,8 @@ CUresult moertCudaStreamQuery(CUstream stream) {
 static CUstream gCommStream;
 
 CUstream moertCudaCommStream(void) {
-  moertCudaInit();
-  if (!gCommStream)
-    moertCudaCheck(p_cuStreamCreate(&gCommStream, CU_STREAM_NON_BLOCKING),
-                   "cuStreamCreate (communication stream)");
-  return gCommStream;
+  return lazyStream(&gCommStream, CU_STREAM_NON_BLOCKING,
+                    "cuStreamCreate (communication stream)");
 }
 
 CUevent moertCudaRecordEvent(CUstream stream) {
